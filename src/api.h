@@ -1,0 +1,15 @@
+/* Endpoint handlers, one file per endpoint family; the route table names them. */
+#ifndef API_H
+#define API_H
+
+struct req;
+
+void api_ping(struct req *r);
+void api_v2_ping(struct req *r);
+void api_base62tobase16(struct req *r);
+void api_base16tobase62(struct req *r);
+void api_v2_base62tobase16(struct req *r);
+void api_v2_base16tobase62(struct req *r);
+void api_endpointsenabled(struct req *r);
+
+#endif

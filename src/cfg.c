@@ -1,0 +1,681 @@
+/* Configuration. The key table below is the only list of keys butlerd knows: loading,
+ * defaults, type checks, bounds and the restart-needed check all walk it. The file is
+ * parsed into a fresh struct cfg; the caller swaps it in only if cfg_load() succeeds. */
+#include "cfg.h"
+#include "butlerd.h"
+#include "log.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum ktype { KT_BOOL, KT_INT, KT_STR, KT_STRLIST, KT_TUPLES };
+
+#define K_RESTART 1u /* not applied on reload: needs a restart */
+
+struct key {
+    const char *path;
+    enum ktype type;
+    size_t off;
+    long long def;        /* bool/int default */
+    const char *defstr;   /* string default */
+    long long min, max;   /* int bounds */
+    unsigned flags;
+    const char *members;  /* KT_TUPLES: comma-separated member names, at most 3 */
+};
+
+#define O(f) offsetof(struct cfg, f)
+#define B(p, f, d) {p, KT_BOOL, O(f), d, NULL, 0, 0, 0, NULL}
+#define BR(p, f, d) {p, KT_BOOL, O(f), d, NULL, 0, 0, K_RESTART, NULL}
+#define I(p, f, d, lo, hi) {p, KT_INT, O(f), d, NULL, lo, hi, 0, NULL}
+#define IR(p, f, d, lo, hi) {p, KT_INT, O(f), d, NULL, lo, hi, K_RESTART, NULL}
+#define S(p, f, d) {p, KT_STR, O(f), 0, d, 0, 0, 0, NULL}
+#define SR(p, f, d) {p, KT_STR, O(f), 0, d, 0, 0, K_RESTART, NULL}
+#define L(p, f) {p, KT_STRLIST, O(f), 0, NULL, 0, 0, 0, NULL}
+#define T(p, f, m) {p, KT_TUPLES, O(f), 0, NULL, 0, 0, 0, m}
+
+#define EP "Butler.restServerEndpointsEnable."
+#define NR "Butler.restServerEndpointsConfig.newRelic."
+#define MQ "Butler.mqttConfig."
+#define UDP "Butler.udpServerConfig."
+
+static const struct key keys[] = {
+    S("Butler.logLevel", logLevel, "info"),
+    B("Butler.restServerConfig.enable", rest.enable, 0),
+    SR("Butler.restServerConfig.serverHost", rest.serverHost, "127.0.0.1"),
+    IR("Butler.restServerConfig.serverPort", rest.serverPort, 8080, 1, 65535),
+    I("Butler.restServerConfig.backgroundServerPort", rest.backgroundServerPort, 0, 0, 65535),
+    BR("Butler.restServerConfig.tls.enable", rest.tlsEnable, 0),
+    SR("Butler.restServerConfig.tls.cert", rest.tlsCert, ""),
+    SR("Butler.restServerConfig.tls.key", rest.tlsKey, ""),
+    SR("Butler.restServerConfig.tls.ca", rest.tlsCa, ""),
+
+    B(EP "apiListEnabledEndpoints", ep.apiListEnabledEndpoints, 0),
+    B(EP "activeUserCount", ep.activeUserCount, 0),
+    B(EP "activeUsers", ep.activeUsers, 0),
+    B(EP "base62ToBase16", ep.base62ToBase16, 0),
+    B(EP "base16ToBase62", ep.base16ToBase62, 0),
+    B(EP "butlerping", ep.butlerping, 0),
+    B(EP "createDir", ep.createDir, 0),
+    B(EP "createDirQVD", ep.createDirQVD, 0),
+    B(EP "fileDelete", ep.fileDelete, 0),
+    B(EP "fileMove", ep.fileMove, 0),
+    B(EP "fileCopy", ep.fileCopy, 0),
+    B(EP "keyValueStore", ep.keyValueStore, 0),
+    B(EP "mqttPublishMessage", ep.mqttPublishMessage, 0),
+    B(EP "senseAppReload", ep.senseAppReload, 0),
+    B(EP "senseAppDump", ep.senseAppDump, 0),
+    B(EP "senseListApps", ep.senseListApps, 0),
+    B(EP "senseStartTask", ep.senseStartTask, 0),
+    B(EP "slackPostMessage", ep.slackPostMessage, 0),
+    B(EP "newRelic.postNewRelicMetric", ep.nrMetric, 0),
+    B(EP "newRelic.postNewRelicEvent", ep.nrEvent, 0),
+    B(EP "scheduler.createNewSchedule", ep.schedCreate, 0),
+    B(EP "scheduler.getSchedule", ep.schedGet, 0),
+    B(EP "scheduler.getScheduleStatusAll", ep.schedStatusAll, 0),
+    B(EP "scheduler.updateSchedule", ep.schedUpdate, 0),
+    B(EP "scheduler.deleteSchedule", ep.schedDelete, 0),
+    B(EP "scheduler.startSchedule", ep.schedStart, 0),
+    B(EP "scheduler.stopSchedule", ep.schedStop, 0),
+
+    L(NR "postNewRelicEvent.destinationAccount", nrEvent.destinationAccount),
+    S(NR "postNewRelicEvent.url", nrEvent.url, "https://insights-collector.eu01.nr-data.net/"),
+    T(NR "postNewRelicEvent.header", nrEvent.header, "name,value"),
+    T(NR "postNewRelicEvent.attribute.static", nrEvent.attributes, "name,value"),
+    L(NR "postNewRelicMetric.destinationAccount", nrMetric.destinationAccount),
+    S(NR "postNewRelicMetric.url", nrMetric.url,
+      "https://insights-collector.eu01.nr-data.net/metric/v1"),
+    T(NR "postNewRelicMetric.header", nrMetric.header, "name,value"),
+    T(NR "postNewRelicMetric.attribute.static", nrMetric.attributes, "name,value"),
+    T("Butler.thirdPartyToolsCredentials.newRelic", nrCredentials,
+      "accountName,insertApiKey,accountId"),
+
+    B("Butler.startTaskFilter.enable", startTaskFilter.enable, 0),
+    L("Butler.startTaskFilter.allowTask.taskId", startTaskFilter.taskId),
+    L("Butler.startTaskFilter.allowTask.tag", startTaskFilter.tag),
+    T("Butler.startTaskFilter.allowTask.customProperty", startTaskFilter.customProperty,
+      "name,value"),
+    T("Butler.fileCopyApprovedDirectories", fileCopyDirs, "fromDirectory,toDirectory"),
+    T("Butler.fileMoveApprovedDirectories", fileMoveDirs, "fromDirectory,toDirectory"),
+    L("Butler.fileDeleteApprovedDirectories", fileDeleteDirs),
+    S("Butler.configDirectories.qvdPath", qvdPath, ""),
+    B("Butler.keyValueStore.enable", kvs.enable, 0),
+    I("Butler.keyValueStore.maxKeysPerNamespace", kvs.maxKeysPerNamespace, 1000, 1, INT_MAX),
+    B("Butler.scheduler.enable", scheduler.enable, 0),
+    S("Butler.scheduler.configfile", scheduler.configfile, "schedule.json"),
+
+    B(MQ "enable", mqtt.enable, 0),
+    S(MQ "brokerHost", mqtt.brokerHost, ""),
+    I(MQ "brokerPort", mqtt.brokerPort, 1883, 1, 65535),
+    B(MQ "azureEventGrid.enable", mqtt.azureEnable, 0),
+    S(MQ "azureEventGrid.clientId", mqtt.azureClientId, ""),
+    S(MQ "azureEventGrid.clientCertFile", mqtt.azureCertFile, ""),
+    S(MQ "azureEventGrid.clientKeyFile", mqtt.azureKeyFile, ""),
+    B(MQ "taskFailureSendFull", mqtt.taskFailureSendFull, 1),
+    B(MQ "taskAbortedSendFull", mqtt.taskAbortedSendFull, 1),
+    S(MQ "subscriptionRootTopic", mqtt.subscriptionRootTopic, "qliksense/#"),
+    S(MQ "taskStartTopic", mqtt.taskStartTopic, "qliksense/start_task"),
+    S(MQ "taskFailureTopic", mqtt.taskFailureTopic, "qliksense/task_failure"),
+    S(MQ "taskFailureFullTopic", mqtt.taskFailureFullTopic, "qliksense/task_failure_full"),
+    S(MQ "taskFailureServerStatusTopic", mqtt.taskFailureServerStatusTopic,
+      "qliksense/butler/task_failure_server"),
+    S(MQ "taskAbortedTopic", mqtt.taskAbortedTopic, "qliksense/task_aborted"),
+    S(MQ "taskAbortedFullTopic", mqtt.taskAbortedFullTopic, "qliksense/task_aborted_full"),
+    S(MQ "sessionStartTopic", mqtt.sessionStartTopic, "qliksense/session/start"),
+    S(MQ "sessionStopTopic", mqtt.sessionStopTopic, "qliksense/session/stop"),
+    S(MQ "connectionOpenTopic", mqtt.connectionOpenTopic, "qliksense/connection/open"),
+    S(MQ "connectionCloseTopic", mqtt.connectionCloseTopic, "qliksense/connection/close"),
+    S(MQ "sessionServerStatusTopic", mqtt.sessionServerStatusTopic,
+      "qliksense/butler/session_server"),
+    S(MQ "activeUserCountTopic", mqtt.activeUserCountTopic, "qliksense/users/active/count"),
+    S(MQ "activeUsersTopic", mqtt.activeUsersTopic, "qliksense/users/active/usernames"),
+
+    B(UDP "enable", udp.enable, 0),
+    S(UDP "serverHost", udp.serverHost, "127.0.0.1"),
+    I(UDP "portTaskFailure", udp.portTaskFailure, 9998, 1, 65535),
+    I(UDP "portSessionConnectionEvents", udp.portSessionConnectionEvents, 0, 0, 65535),
+    I(UDP "maxMessageSize", udp.maxMessageSize, 65507, 1, 65535),
+    B(UDP "enableSourceValidation", udp.enableSourceValidation, 0),
+    L(UDP "allowedSources", udp.allowedSources),
+    I(UDP "messageQueue.maxConcurrent", udp.mqMaxConcurrent, 10, 1, 100000),
+    I(UDP "messageQueue.maxSize", udp.mqMaxSize, 200, 1, 10000000),
+    I(UDP "messageQueue.backpressureThreshold", udp.mqBackpressure, 80, 1, 100),
+    B(UDP "rateLimit.enable", udp.rateEnable, 0),
+    I(UDP "rateLimit.maxMessagesPerMinute", udp.rateMaxPerMinute, 600, 1, INT_MAX),
+    B(UDP "deduplication.enable", udp.dedupEnable, 1),
+    I(UDP "deduplication.ttlMinutes", udp.dedupTtlMinutes, 10, 1, 525600),
+
+    S("Butler.slackNotification.restMessage.webhookURL", slackWebhookURL, ""),
+    S("Butler.cert.clientCert", clientCert, ""),
+    S("Butler.cert.clientCertKey", clientCertKey, ""),
+    S("Butler.cert.clientCertCA", clientCertCA, ""),
+    S("Butler.configEngine.host", engine.host, ""),
+    I("Butler.configEngine.port", engine.port, 4747, 1, 65535),
+    B("Butler.configEngine.useSSL", engine.useSSL, 1),
+    T("Butler.configEngine.headers.static", engine.headers, "name,value"),
+    B("Butler.configEngine.rejectUnauthorized", engine.rejectUnauthorized, 0),
+    S("Butler.configEngine.engineVersion", engine.engineVersion, ""),
+    S("Butler.configQRS.authentication", qrs.authentication, "certificates"),
+    S("Butler.configQRS.host", qrs.host, ""),
+    I("Butler.configQRS.port", qrs.port, 4242, 1, 65535),
+    B("Butler.configQRS.useSSL", qrs.useSSL, 1),
+    T("Butler.configQRS.headers.static", qrs.headers, "name,value"),
+    B("Butler.configQRS.rejectUnauthorized", qrs.rejectUnauthorized, 0),
+
+    I("butlerd.workers", workers, 0, 0, 256),
+    SR("butlerd.workingDirectory", workingDirectory, ""),
+    SR("butlerd.pidfile", pidfile, ""),
+    SR("butlerd.user", user, ""),
+    SR("butlerd.group", group, ""),
+    I("butlerd.shutdownTimeout", shutdownTimeout, 10, 1, 3600),
+    S("butlerd.logging.destination", log.destination, "stderr"),
+    S("butlerd.logging.level", log.level, ""),
+    S("butlerd.logging.syslogFacility", log.syslogFacility, "daemon"),
+    S("butlerd.logging.ident", log.ident, "butlerd"),
+    S("butlerd.logging.file", log.file, ""),
+    I("butlerd.http.maxBodyBytes", http.maxBodyBytes, 1048576, 1, 1 << 30),
+    I("butlerd.http.maxHeaderBytes", http.maxHeaderBytes, 16384, 1024, 1 << 20),
+    I("butlerd.http.keepAliveTimeout", http.keepAliveTimeout, 72, 1, 86400),
+    I("butlerd.http.requestTimeout", http.requestTimeout, 30, 1, 3600),
+    I("butlerd.http.maxConnections", http.maxConnections, 1024, 1, 1000000),
+    B("butlerd.rateLimit.enable", rateLimit.enable, 0),
+    I("butlerd.rateLimit.maxRequests", rateLimit.maxRequests, 100, 1, INT_MAX),
+    I("butlerd.rateLimit.windowSeconds", rateLimit.windowSeconds, 60, 1, 86400),
+    IR("butlerd.rateLimit.maxClients", rateLimit.maxClients, 10000, 1, 10000000),
+    SR("butlerd.shm.name", shm.name, "/butlerd"),
+    IR("butlerd.shm.kvMaxNamespaces", shm.kvMaxNamespaces, 1000, 1, 10000000),
+    IR("butlerd.shm.kvMaxKeys", shm.kvMaxKeys, 10000, 1, 100000000),
+    IR("butlerd.shm.kvMaxKeyBytes", shm.kvMaxKeyBytes, 256, 1, 65536),
+    IR("butlerd.shm.kvMaxValueBytes", shm.kvMaxValueBytes, 4096, 1, 16777216),
+    IR("butlerd.shm.maxActiveUsers", shm.maxActiveUsers, 10000, 1, 10000000),
+    S("butlerd.kvPersistence.file", kvPersistence.file, LOCALSTATEDIR "/lib/butlerd/kv.snapshot"),
+    I("butlerd.kvPersistence.intervalSeconds", kvPersistence.intervalSeconds, 60, 0, 86400 * 7),
+    I("butlerd.activeUsers.maxIdleSeconds", activeUsersMaxIdleSeconds, 0, 0, INT_MAX),
+    S("butlerd.mqtt.clientId", bmqtt.clientId, ""),
+    S("butlerd.mqtt.username", bmqtt.username, ""),
+    S("butlerd.mqtt.password", bmqtt.password, ""),
+    I("butlerd.mqtt.keepAliveSeconds", bmqtt.keepAliveSeconds, 60, 5, 65535),
+    I("butlerd.mqtt.defaultQos", bmqtt.defaultQos, 0, 0, 2),
+    I("butlerd.mqtt.publishTimeoutMs", bmqtt.publishTimeoutMs, 5000, 1, 600000),
+    B("butlerd.mqtt.tls.enable", bmqtt.tlsEnable, 0),
+    S("butlerd.mqtt.tls.caFile", bmqtt.tlsCaFile, ""),
+    S("butlerd.mqtt.tls.certFile", bmqtt.tlsCertFile, ""),
+    S("butlerd.mqtt.tls.keyFile", bmqtt.tlsKeyFile, ""),
+    B("butlerd.mqtt.tls.verifyPeer", bmqtt.tlsVerifyPeer, 1),
+    B("butlerd.v2Api.enable", v2Enable, 1),
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+#define FIELD(c, k, T) ((T *)((char *)(c) + (k)->off))
+
+/* ------------------------------------------------------------------ lists */
+
+void strlist_add(struct strlist *l, char *s)
+{
+    l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    l->v[l->n++] = s;
+}
+
+void strlist_free(struct strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static void tuplelist_free(struct tuplelist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        for (int j = 0; j < 3; j++)
+            free(l->v[i].m[j]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+void cfg_free(struct cfg *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        switch (k->type) {
+        case KT_STR:
+            free(*FIELD(c, k, char *));
+            break;
+        case KT_STRLIST:
+            strlist_free(FIELD(c, k, struct strlist));
+            break;
+        case KT_TUPLES:
+            tuplelist_free(FIELD(c, k, struct tuplelist));
+            break;
+        default:
+            break;
+        }
+    }
+    strlist_free(&c->ep_enabled);
+    free(c->lines);
+    free(c->file);
+    free(c);
+}
+
+void cfg_msgs_free(struct cfg_msgs *m)
+{
+    strlist_free(&m->errors);
+    strlist_free(&m->warnings);
+    strlist_free(&m->infos);
+}
+
+/* ---------------------------------------------------------------- loading */
+
+struct loader {
+    struct cfg *c;
+    struct cfg_msgs *msgs;
+    const char *file;
+};
+
+static void msg(struct strlist *to, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void msg(struct strlist *to, const char *file, int line, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (line > 0)
+        strlist_add(to, xasprintf("%s:%d: %s", file, line, text));
+    else
+        strlist_add(to, xasprintf("%s: %s", file, text));
+}
+
+static const char *file_of(struct loader *ld, const config_setting_t *s)
+{
+    const char *f = config_setting_source_file(s);
+    return f ? f : ld->file;
+}
+
+static int find_key(const char *path)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].path, path) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* True if PATH names a group that holds known keys. */
+static int is_group_path(const char *path)
+{
+    size_t n = strlen(path);
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strncmp(keys[i].path, path, n) == 0 && keys[i].path[n] == '.')
+            return 1;
+    return 0;
+}
+
+static const char *type_name(enum ktype t)
+{
+    switch (t) {
+    case KT_BOOL: return "a boolean (true or false)";
+    case KT_INT: return "an integer";
+    case KT_STR: return "a string";
+    case KT_STRLIST: return "an array or list of strings";
+    case KT_TUPLES: return "a list of groups";
+    }
+    return "?";
+}
+
+static int is_int(const config_setting_t *s)
+{
+    int t = config_setting_type(s);
+    return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
+}
+
+/* Scalar member of a tuple group: strings as they are, integers as decimal text. */
+static char *scalar_text(const config_setting_t *s)
+{
+    if (config_setting_type(s) == CONFIG_TYPE_STRING)
+        return xstrdup(config_setting_get_string(s));
+    if (is_int(s))
+        return xasprintf("%lld", config_setting_get_int64(s));
+    return NULL;
+}
+
+static void load_key(struct loader *ld, int ki, const config_setting_t *s, const char *path)
+{
+    const struct key *k = &keys[ki];
+    struct cfg *c = ld->c;
+    const char *f = file_of(ld, s);
+    int line = (int)config_setting_source_line(s);
+    int t = config_setting_type(s);
+    c->lines[ki] = line;
+
+    switch (k->type) {
+    case KT_BOOL:
+        if (t != CONFIG_TYPE_BOOL)
+            goto badtype;
+        *FIELD(c, k, bool) = config_setting_get_bool(s);
+        return;
+    case KT_INT: {
+        if (!is_int(s))
+            goto badtype;
+        long long v = config_setting_get_int64(s);
+        if (v < k->min || v > k->max) {
+            msg(&ld->msgs->errors, f, line, "%s = %lld is out of range (%lld to %lld)", path, v,
+                k->min, k->max);
+            return;
+        }
+        *FIELD(c, k, int) = (int)v;
+        return;
+    }
+    case KT_STR:
+        if (t != CONFIG_TYPE_STRING)
+            goto badtype;
+        free(*FIELD(c, k, char *));
+        *FIELD(c, k, char *) = xstrdup(config_setting_get_string(s));
+        return;
+    case KT_STRLIST: {
+        if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST)
+            goto badtype;
+        struct strlist *l = FIELD(c, k, struct strlist);
+        for (int i = 0; i < config_setting_length(s); i++) {
+            const config_setting_t *e = config_setting_get_elem(s, i);
+            if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+                msg(&ld->msgs->errors, f, (int)config_setting_source_line(e),
+                    "%s[%d] must be a string", path, i);
+                continue;
+            }
+            strlist_add(l, xstrdup(config_setting_get_string(e)));
+        }
+        return;
+    }
+    case KT_TUPLES: {
+        if (t != CONFIG_TYPE_LIST && !(t == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0))
+            goto badtype;
+        struct tuplelist *l = FIELD(c, k, struct tuplelist);
+        char names[64];
+        for (int i = 0; i < config_setting_length(s); i++) {
+            const config_setting_t *e = config_setting_get_elem(s, i);
+            int eline = (int)config_setting_source_line(e);
+            if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+                msg(&ld->msgs->errors, f, eline, "%s[%d] must be a group { %s }", path, i,
+                    k->members);
+                continue;
+            }
+            struct tuple tp = {{NULL, NULL, NULL}};
+            int ok = 1, m = 0;
+            snprintf(names, sizeof names, "%s", k->members);
+            for (char *save, *mn = strtok_r(names, ",", &save); mn;
+                 mn = strtok_r(NULL, ",", &save), m++) {
+                const config_setting_t *ms = config_setting_get_member(e, mn);
+                char *v = ms ? scalar_text(ms) : NULL;
+                if (!v) {
+                    msg(&ld->msgs->errors, f, ms ? (int)config_setting_source_line(ms) : eline,
+                        ms ? "%s[%d].%s must be a string" : "%s[%d] lacks member %s", path, i,
+                        mn);
+                    ok = 0;
+                }
+                tp.m[m] = v;
+            }
+            if (!ok) {
+                for (int j = 0; j < 3; j++)
+                    free(tp.m[j]);
+                continue;
+            }
+            l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+            l->v[l->n++] = tp;
+        }
+        return;
+    }
+    }
+badtype:
+    msg(&ld->msgs->errors, f, line, "%s must be %s", path, type_name(k->type));
+}
+
+static void walk(struct loader *ld, const config_setting_t *grp, const char *prefix)
+{
+    for (int i = 0; i < config_setting_length(grp); i++) {
+        const config_setting_t *s = config_setting_get_elem(grp, i);
+        const char *name = config_setting_name(s);
+        char path[512];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", name ? name : "?");
+        const char *f = file_of(ld, s);
+        int line = (int)config_setting_source_line(s);
+
+        int ki = find_key(path);
+        if (ki >= 0) {
+            load_key(ld, ki, s, path);
+        } else if (is_group_path(path)) {
+            if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+                msg(&ld->msgs->errors, f, line, "%s must be a group { ... }", path);
+            else
+                walk(ld, s, path);
+        } else if (strncmp(path, "Butler.", 7) == 0) {
+            /* Butler keys for features butlerd lacks: a converted file must load. */
+            msg(&ld->msgs->infos, f, line, "%s is not used by butlerd, ignored", path);
+        } else if (*prefix == '\0') {
+            msg(&ld->msgs->errors, f, line,
+                "unknown top-level setting %s (only Butler and butlerd are allowed)", path);
+        } else {
+            msg(&ld->msgs->errors, f, line, "unknown key %s", path);
+        }
+    }
+}
+
+/* Names of true flags under restServerEndpointsEnable, depth-first in file order. */
+static void collect_enabled(const config_setting_t *grp, struct strlist *out)
+{
+    for (int i = 0; i < config_setting_length(grp); i++) {
+        const config_setting_t *s = config_setting_get_elem(grp, i);
+        if (config_setting_type(s) == CONFIG_TYPE_GROUP)
+            collect_enabled(s, out);
+        else if (config_setting_type(s) == CONFIG_TYPE_BOOL && config_setting_get_bool(s))
+            strlist_add(out, xstrdup(config_setting_name(s)));
+    }
+}
+
+static void set_defaults(struct cfg *c)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        switch (k->type) {
+        case KT_BOOL: *FIELD(c, k, bool) = k->def != 0; break;
+        case KT_INT: *FIELD(c, k, int) = (int)k->def; break;
+        case KT_STR: *FIELD(c, k, char *) = xstrdup(k->defstr); break;
+        default: break;
+        }
+    }
+}
+
+/* ------------------------------------------------------------- semantics */
+
+static int line_of(const struct cfg *c, const char *path)
+{
+    int ki = find_key(path);
+    return ki >= 0 ? c->lines[ki] : 0;
+}
+
+static int strict_task_id(const char *s)
+{
+    static const char pat[] = "xxxxxxxx-xxxx-5xxx-8xxx-xxxxxxxxxxxx";
+    if (strlen(s) != sizeof pat - 1)
+        return 0;
+    for (size_t i = 0; pat[i]; i++) {
+        char ch = (char)tolower((unsigned char)s[i]);
+        if (pat[i] == '-') {
+            if (ch != '-')
+                return 0;
+        } else if (!isxdigit((unsigned char)ch)) {
+            return 0;
+        } else if (pat[i] == '5' && !(ch >= '0' && ch <= '5')) {
+            return 0;
+        } else if (pat[i] == '8' && !strchr("89ab", ch)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void check_readable(struct loader *ld, const char *key, const char *val, int fatal)
+{
+    const struct cfg *c = ld->c;
+    if (*val && access(val, R_OK) == 0)
+        return;
+    msg(fatal ? &ld->msgs->errors : &ld->msgs->warnings, c->file, line_of(c, key),
+        *val ? "%s: cannot read %s" : "%s is empty%s", key, val);
+}
+
+static void validate(struct loader *ld)
+{
+    struct cfg *c = ld->c;
+    struct cfg_msgs *m = ld->msgs;
+    enum log_level lv;
+    int fac;
+
+    if (log_level_parse(c->logLevel, &lv) < 0)
+        msg(&m->errors, c->file, line_of(c, "Butler.logLevel"),
+            "Butler.logLevel \"%s\" is not one of error, warn, info, verbose, debug, silly",
+            c->logLevel);
+    if (*c->log.level && log_level_parse(c->log.level, &lv) < 0)
+        msg(&m->errors, c->file, line_of(c, "butlerd.logging.level"),
+            "butlerd.logging.level \"%s\" is not one of error, warn, info, verbose, debug, silly",
+            c->log.level);
+    if (strcmp(c->log.destination, "stderr") && strcmp(c->log.destination, "syslog") &&
+        strcmp(c->log.destination, "file"))
+        msg(&m->errors, c->file, line_of(c, "butlerd.logging.destination"),
+            "butlerd.logging.destination \"%s\" is not one of stderr, syslog, file",
+            c->log.destination);
+    if (!strcmp(c->log.destination, "file") && !*c->log.file)
+        msg(&m->errors, c->file, line_of(c, "butlerd.logging.destination"),
+            "butlerd.logging.destination is \"file\" but butlerd.logging.file is empty");
+    if (log_facility_parse(c->log.syslogFacility, &fac) < 0)
+        msg(&m->errors, c->file, line_of(c, "butlerd.logging.syslogFacility"),
+            "butlerd.logging.syslogFacility \"%s\" is not one of daemon, local0 ... local7",
+            c->log.syslogFacility);
+    if (strcmp(c->qrs.authentication, "certificates"))
+        msg(&m->errors, c->file, line_of(c, "Butler.configQRS.authentication"),
+            "Butler.configQRS.authentication \"%s\" is not supported (only \"certificates\")",
+            c->qrs.authentication);
+    if (c->rest.enable && !*c->rest.serverHost)
+        msg(&m->errors, c->file, line_of(c, "Butler.restServerConfig.serverHost"),
+            "Butler.restServerConfig.serverHost is empty");
+    if (c->rest.enable && c->rest.tlsEnable) {
+        check_readable(ld, "Butler.restServerConfig.tls.cert", c->rest.tlsCert, 1);
+        check_readable(ld, "Butler.restServerConfig.tls.key", c->rest.tlsKey, 1);
+        if (*c->rest.tlsCa)
+            check_readable(ld, "Butler.restServerConfig.tls.ca", c->rest.tlsCa, 1);
+    }
+    if (c->mqtt.enable && !*c->mqtt.brokerHost)
+        msg(&m->errors, c->file, line_of(c, "Butler.mqttConfig.enable"),
+            "Butler.mqttConfig.enable is true but Butler.mqttConfig.brokerHost is empty");
+    if (c->mqtt.enable && c->mqtt.azureEnable) {
+        check_readable(ld, "Butler.mqttConfig.azureEventGrid.clientCertFile",
+                       c->mqtt.azureCertFile, 1);
+        check_readable(ld, "Butler.mqttConfig.azureEventGrid.clientKeyFile",
+                       c->mqtt.azureKeyFile, 1);
+    }
+    if (c->shm.name[0] != '/' || strchr(c->shm.name + 1, '/') || strlen(c->shm.name) > 200)
+        msg(&m->errors, c->file, line_of(c, "butlerd.shm.name"),
+            "butlerd.shm.name \"%s\" must start with / and contain no other /", c->shm.name);
+
+    /* Warnings: butlerd starts anyway. */
+    for (size_t i = 0; i < c->startTaskFilter.taskId.n; i++)
+        if (!strict_task_id(c->startTaskFilter.taskId.v[i]))
+            msg(&m->warnings, c->file, line_of(c, "Butler.startTaskFilter.allowTask.taskId"),
+                "Butler.startTaskFilter.allowTask.taskId entry \"%s\" is not a valid task ID",
+                c->startTaskFilter.taskId.v[i]);
+    if (c->ep.createDirQVD && !*c->qvdPath)
+        msg(&m->warnings, c->file, line_of(c, EP "createDirQVD"),
+            "createDirQVD is enabled but Butler.configDirectories.qvdPath is empty");
+    if (c->ep.slackPostMessage && !*c->slackWebhookURL)
+        msg(&m->warnings, c->file, line_of(c, EP "slackPostMessage"),
+            "slackPostMessage is enabled but "
+            "Butler.slackNotification.restMessage.webhookURL is empty");
+    if (c->udp.enable && c->udp.enableSourceValidation && c->udp.allowedSources.n == 0)
+        msg(&m->warnings, c->file, line_of(c, UDP "enableSourceValidation"),
+            "enableSourceValidation is on but allowedSources is empty: validation is off");
+    if (c->ep.senseStartTask || c->ep.senseListApps || c->ep.senseAppDump ||
+        c->ep.senseAppReload) {
+        if (!*c->qrs.host)
+            msg(&m->warnings, c->file, line_of(c, "Butler.configQRS.host"),
+                "an endpoint that needs Qlik Sense is enabled but Butler.configQRS.host is "
+                "empty");
+        check_readable(ld, "Butler.cert.clientCert", c->clientCert, 0);
+        check_readable(ld, "Butler.cert.clientCertKey", c->clientCertKey, 0);
+    }
+}
+
+struct cfg *cfg_load(const char *file, struct cfg_msgs *msgs)
+{
+    config_t lc;
+    config_init(&lc);
+    struct cfg *c = xcalloc(1, sizeof *c);
+    c->file = xstrdup(file);
+    c->lines = xcalloc(NKEYS, sizeof *c->lines);
+    set_defaults(c);
+    size_t errs_before = msgs->errors.n;
+
+    if (access(file, R_OK) < 0) {
+        msg(&msgs->errors, file, 0, "cannot read configuration file: %s", strerror(errno));
+        goto fail;
+    }
+    if (!config_read_file(&lc, file)) {
+        const char *ef = config_error_file(&lc);
+        msg(&msgs->errors, ef ? ef : file, config_error_line(&lc), "%s", config_error_text(&lc));
+        goto fail;
+    }
+
+    struct loader ld = {c, msgs, file};
+    walk(&ld, config_root_setting(&lc), "");
+    const config_setting_t *ep = config_lookup(&lc, "Butler.restServerEndpointsEnable");
+    if (ep && config_setting_type(ep) == CONFIG_TYPE_GROUP)
+        collect_enabled(ep, &c->ep_enabled);
+    if (msgs->errors.n == errs_before)
+        validate(&ld);
+    if (msgs->errors.n != errs_before)
+        goto fail;
+    config_destroy(&lc);
+    return c;
+fail:
+    config_destroy(&lc);
+    cfg_free(c);
+    return NULL;
+}
+
+void cfg_keep_restart_keys(const struct cfg *a, struct cfg *b, struct strlist *out)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        if (!(k->flags & K_RESTART))
+            continue;
+        int same = 1;
+        switch (k->type) {
+        case KT_BOOL:
+            same = *FIELD(a, k, bool) == *FIELD(b, k, bool);
+            *FIELD(b, k, bool) = *FIELD(a, k, bool);
+            break;
+        case KT_INT:
+            same = *FIELD(a, k, int) == *FIELD(b, k, int);
+            *FIELD(b, k, int) = *FIELD(a, k, int);
+            break;
+        case KT_STR:
+            same = !strcmp(*FIELD(a, k, char *), *FIELD(b, k, char *));
+            free(*FIELD(b, k, char *));
+            *FIELD(b, k, char *) = xstrdup(*FIELD(a, k, char *));
+            break;
+        default:
+            break;
+        }
+        if (!same)
+            strlist_add(out, xstrdup(k->path));
+    }
+}

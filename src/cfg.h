@@ -1,0 +1,170 @@
+/* Configuration: the one table of keys (path, type, default, bounds, reloadable),
+ * loading a libconfig file into a fresh struct cfg, and validating all of it. */
+#ifndef CFG_H
+#define CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct strlist {
+    size_t n;
+    char **v;
+};
+
+/* A list of groups with up to three string members, e.g. {name, value}. */
+struct tuple {
+    char *m[3];
+};
+struct tuplelist {
+    size_t n;
+    struct tuple *v;
+};
+
+struct cfg_endpoints {
+    bool apiListEnabledEndpoints, activeUserCount, activeUsers, base62ToBase16, base16ToBase62,
+        butlerping, createDir, createDirQVD, fileDelete, fileMove, fileCopy, keyValueStore,
+        mqttPublishMessage, senseAppReload, senseAppDump, senseListApps, senseStartTask,
+        slackPostMessage;
+    bool nrMetric, nrEvent;
+    bool schedCreate, schedGet, schedStatusAll, schedUpdate, schedDelete, schedStart, schedStop;
+};
+
+struct cfg_newrelic_ep {
+    struct strlist destinationAccount;
+    char *url;
+    struct tuplelist header, attributes;
+};
+
+struct cfg {
+    char *file; /* path the configuration was read from */
+
+    /* ---- Butler ---- */
+    char *logLevel;
+    struct {
+        bool enable;
+        char *serverHost;
+        int serverPort, backgroundServerPort;
+        bool tlsEnable;
+        char *tlsCert, *tlsKey, *tlsCa;
+    } rest;
+    struct cfg_endpoints ep;
+    struct strlist ep_enabled; /* names of true flags, depth-first in file order */
+    struct cfg_newrelic_ep nrEvent, nrMetric;
+    struct tuplelist nrCredentials;
+    struct {
+        bool enable;
+        struct strlist taskId, tag;
+        struct tuplelist customProperty;
+    } startTaskFilter;
+    struct tuplelist fileCopyDirs, fileMoveDirs;
+    struct strlist fileDeleteDirs;
+    char *qvdPath;
+    struct {
+        bool enable;
+        int maxKeysPerNamespace;
+    } kvs;
+    struct {
+        bool enable;
+        char *configfile;
+    } scheduler;
+    struct {
+        bool enable;
+        char *brokerHost;
+        int brokerPort;
+        bool azureEnable;
+        char *azureClientId, *azureCertFile, *azureKeyFile;
+        bool taskFailureSendFull, taskAbortedSendFull;
+        char *subscriptionRootTopic, *taskStartTopic, *taskFailureTopic, *taskFailureFullTopic,
+            *taskFailureServerStatusTopic, *taskAbortedTopic, *taskAbortedFullTopic,
+            *sessionStartTopic, *sessionStopTopic, *connectionOpenTopic, *connectionCloseTopic,
+            *sessionServerStatusTopic, *activeUserCountTopic, *activeUsersTopic;
+    } mqtt;
+    struct {
+        bool enable;
+        char *serverHost;
+        int portTaskFailure, portSessionConnectionEvents, maxMessageSize;
+        bool enableSourceValidation;
+        struct strlist allowedSources;
+        int mqMaxConcurrent, mqMaxSize, mqBackpressure;
+        bool rateEnable;
+        int rateMaxPerMinute;
+        bool dedupEnable;
+        int dedupTtlMinutes;
+    } udp;
+    char *slackWebhookURL;
+    char *clientCert, *clientCertKey, *clientCertCA;
+    struct {
+        char *host;
+        int port;
+        bool useSSL, rejectUnauthorized;
+        struct tuplelist headers;
+        char *engineVersion;
+    } engine;
+    struct {
+        char *authentication, *host;
+        int port;
+        bool useSSL, rejectUnauthorized;
+        struct tuplelist headers;
+    } qrs;
+
+    /* ---- butlerd ---- */
+    int workers;
+    char *workingDirectory, *pidfile, *user, *group;
+    int shutdownTimeout;
+    struct {
+        char *destination, *level, *syslogFacility, *ident, *file;
+    } log;
+    struct {
+        int maxBodyBytes, maxHeaderBytes, keepAliveTimeout, requestTimeout, maxConnections;
+    } http;
+    struct {
+        bool enable;
+        int maxRequests, windowSeconds, maxClients;
+    } rateLimit;
+    struct {
+        char *name;
+        int kvMaxNamespaces, kvMaxKeys, kvMaxKeyBytes, kvMaxValueBytes, maxActiveUsers;
+    } shm;
+    struct {
+        char *file;
+        int intervalSeconds;
+    } kvPersistence;
+    int activeUsersMaxIdleSeconds;
+    struct {
+        char *clientId, *username, *password;
+        int keepAliveSeconds, defaultQos, publishTimeoutMs;
+        bool tlsEnable, tlsVerifyPeer;
+        char *tlsCaFile, *tlsCertFile, *tlsKeyFile;
+    } bmqtt;
+    bool v2Enable;
+
+    /* Source line of each table key (0 = not in the file), indexed like the table. */
+    int *lines;
+};
+
+/* Messages collected while loading: errors make the file unusable, notes are
+ * warnings and info lines; all are "file:line: text". */
+struct cfg_msgs {
+    struct strlist errors, warnings, infos;
+};
+
+/* Loads and validates FILE. Returns a new cfg, or NULL if there was any error;
+ * every error, warning and info line is appended to MSGS either way. */
+struct cfg *cfg_load(const char *file, struct cfg_msgs *msgs);
+void cfg_free(struct cfg *c);
+void cfg_msgs_free(struct cfg_msgs *m);
+
+/* Keys that need a restart keep OLD's value in NEU; those that differed are
+ * appended to OUT so the caller can warn about them. */
+void cfg_keep_restart_keys(const struct cfg *old, struct cfg *neu, struct strlist *out);
+
+void strlist_add(struct strlist *l, char *s); /* takes ownership of s */
+void strlist_free(struct strlist *l);
+
+/* Access to a bool field by offset, used by the route table's enable flags. */
+static inline bool cfg_flag(const struct cfg *c, size_t off)
+{
+    return *(const bool *)((const char *)c + off);
+}
+
+#endif

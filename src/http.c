@@ -1,0 +1,377 @@
+/* The HTTP layer on libmicrohttpd. A request goes through three callbacks: the head
+ * (route, override, Expect, size and media type decided here), zero or more body
+ * chunks, and the final call where the handler runs. Replies are queued only on the
+ * final call unless the head alone decides the answer and a body is still unread:
+ * queuing earlier makes MHD close the connection, which is then what we want. */
+#include "http.h"
+#include "butlerd.h"
+#include "cfg.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define JSON_TYPE "application/json; charset=utf-8"
+#define TEXT_TYPE "text/plain; charset=utf-8"
+
+static const struct cfg *cfg;
+static volatile int draining;
+static int inflight;
+static char keepalive_hdr[32];
+
+int http_inflight(void) { return __atomic_load_n(&inflight, __ATOMIC_RELAXED); }
+
+static const char *reason(unsigned status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 507: return "Insufficient Storage";
+    }
+    return MHD_get_reason_phrase_for(status);
+}
+
+/* ------------------------------------------------------------------ replies */
+
+static void send_reply(struct req *r, unsigned status, const char *ctype, const char *body,
+                       size_t len)
+{
+    if (r->stage == 2)
+        return; /* a handler replied twice: keep the first */
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp) {
+        log_errorx("cannot create response");
+        return;
+    }
+    if (ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (r->close || draining) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    } else {
+        MHD_set_response_options(resp, MHD_RF_SEND_KEEP_ALIVE_HEADER, MHD_RO_END);
+        MHD_add_response_header(resp, "Keep-Alive", keepalive_hdr);
+    }
+    if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
+        log_errorx("cannot queue %u response for %s", status, r->target);
+    MHD_destroy_response(resp);
+    r->stage = 2;
+}
+
+void http_reply_json(struct req *r, unsigned status, json_object *o)
+{
+    size_t len;
+    const char *s = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    send_reply(r, status, JSON_TYPE, s, len);
+    json_object_put(o);
+}
+
+void http_reply_text(struct req *r, unsigned status, const char *text)
+{
+    send_reply(r, status, TEXT_TYPE, text, strlen(text));
+}
+
+void http_reply_error(struct req *r, unsigned status, const char *code, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "statusCode", json_object_new_int((int)status));
+    if (code)
+        json_object_object_add(o, "code", json_object_new_string(code));
+    json_object_object_add(o, "error", json_object_new_string(reason(status)));
+    json_object_object_add(o, "message", json_object_new_string(msg));
+    http_reply_json(r, status, o);
+}
+
+static void reply_status(struct req *r, unsigned status)
+{
+    switch (status) {
+    case 404:
+        http_reply_error(r, 404, NULL, "Route %s:%s not found", r->method, r->target);
+        break;
+    case 413:
+        http_reply_error(r, 413, "FST_ERR_CTP_BODY_TOO_LARGE", "Request body is too large");
+        break;
+    case 415:
+        http_reply_error(r, 415, "FST_ERR_CTP_INVALID_MEDIA_TYPE", "Unsupported Media Type");
+        break;
+    case 417:
+        http_reply_error(r, 417, NULL, "Expectation Failed");
+        break;
+    case 400:
+        http_reply_error(r, 400, "FST_ERR_CTP_INVALID_JSON_BODY",
+                         "Body is not valid JSON but content-type is set to 'application/json'");
+        break;
+    default:
+        http_reply_error(r, status, NULL, "%s", reason(status));
+    }
+}
+
+json_object *http_query(struct req *r, const struct sch_prop *props)
+{
+    if (!r->query) {
+        const char *q = r->target + r->pathlen;
+        size_t qlen = strlen(q);
+        r->query = qs_parse(qlen ? q + 1 : q, qlen ? qlen - 1 : 0);
+    }
+    char *err = NULL;
+    if (sch_check(r->query, "querystring", props, &err) < 0) {
+        http_reply_error(r, 400, "FST_ERR_VALIDATION", "%s", err);
+        free(err);
+        return NULL;
+    }
+    return r->query;
+}
+
+/* ----------------------------------------------------------------- requests */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct req *r = xcalloc(1, sizeof *r);
+    r->conn = conn;
+    r->cfg = cfg;
+    r->target = xstrdup(uri);
+    r->pathlen = strcspn(uri, "?");
+    r->started_ms = now_ms();
+    __atomic_add_fetch(&inflight, 1, __ATOMIC_RELAXED);
+    return r;
+}
+
+static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
+                    enum MHD_RequestTerminationCode toe)
+{
+    struct req *r = *con_cls;
+    if (!r)
+        return;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && toe != MHD_REQUEST_TERMINATED_CLIENT_ABORT)
+        log_debug("request %s ended early (%d)", r->target, (int)toe);
+    json_object_put(r->body);
+    json_object_put(r->query);
+    buf_free(&r->raw);
+    free(r->target);
+    free(r);
+    *con_cls = NULL;
+    __atomic_sub_fetch(&inflight, 1, __ATOMIC_RELAXED);
+}
+
+static void effective_method(struct req *r, const char *method)
+{
+    const char *ovr = NULL;
+    if (!strcmp(method, "POST"))
+        ovr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-HTTP-Method-Override");
+    if (!ovr) {
+        snprintf(r->method, sizeof r->method, "%s", method);
+        return;
+    }
+    while (isspace((unsigned char)*ovr))
+        ovr++;
+    size_t n = strlen(ovr);
+    while (n && isspace((unsigned char)ovr[n - 1]))
+        n--;
+    if (n >= sizeof r->method)
+        n = sizeof r->method - 1;
+    for (size_t i = 0; i < n; i++)
+        r->method[i] = (char)toupper((unsigned char)ovr[i]);
+    r->method[n] = '\0';
+}
+
+static int media_ok(const char *ctype)
+{
+    if (!ctype)
+        return 0;
+    while (isspace((unsigned char)*ctype))
+        ctype++;
+    size_t n = strcspn(ctype, "; \t");
+    return (n == 16 && !strncasecmp(ctype, "application/json", 16)) ||
+           (n == 10 && !strncasecmp(ctype, "text/plain", 10));
+}
+
+/* Decides what can be decided from the request head. Returns MHD_YES normally; a
+ * reply queued here (body unread) makes MHD close the connection afterwards. */
+static enum MHD_Result on_head(struct req *r, const char *method, const char *version)
+{
+    struct MHD_Connection *c = r->conn;
+    effective_method(r, method);
+    const char *rm = !strcmp(r->method, "HEAD") ? "GET" : r->method;
+    const struct route *rt = router_match(rm, r->target, r->pathlen, &r->params);
+    if (rt && router_enabled(rt, cfg))
+        r->route = rt;
+
+    const char *conn_hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Connection");
+    if (conn_hdr && strcasestr(conn_hdr, "close"))
+        r->close = 1;
+    if (!strcmp(version, MHD_HTTP_VERSION_1_0) && !(conn_hdr && strcasestr(conn_hdr, "keep-alive")))
+        r->close = 1;
+
+    const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
+    unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
+    int has_body = clen > 0 || (te && strcasestr(te, "chunked"));
+    int bodyless = !strcmp(rm, "GET");
+    unsigned status = 0;
+
+    if (expect && strcasecmp(expect, "100-continue") != 0)
+        status = 417;
+    else if (!r->route)
+        status = 404;
+    else if (clen > (unsigned long long)cfg->http.maxBodyBytes)
+        status = 413;
+    else if (has_body && !bodyless &&
+             !media_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type")))
+        status = 415;
+
+    r->keep_body = has_body && !bodyless && !status;
+    r->discard = !r->keep_body;
+    if (!status)
+        return MHD_YES;
+    /* Answer at once when a body is announced that we will not read and either the
+     * client waits for 100-continue or the body is larger than we accept. */
+    if (has_body && (expect || status == 413 || status == 417)) {
+        r->close = 1;
+        reply_status(r, status);
+        return MHD_YES;
+    }
+    r->pending = (int)status;
+    return MHD_YES;
+}
+
+static void run_handler(struct req *r)
+{
+    if (r->keep_body && r->raw.len > 0) {
+        const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+        while (isspace((unsigned char)*ctype))
+            ctype++;
+        if (!strncasecmp(ctype, "text/plain", 10)) {
+            r->body = json_object_new_string_len(r->raw.p, (int)r->raw.len);
+        } else {
+            json_tokener *tok = json_tokener_new_ex(64);
+            json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+            r->body = json_tokener_parse_ex(tok, r->raw.p, (int)r->raw.len);
+            size_t used = json_tokener_get_parse_end(tok);
+            int bad = !r->body || json_tokener_get_error(tok) != json_tokener_success;
+            for (size_t i = used; !bad && i < r->raw.len; i++)
+                if (!strchr(" \t\r\n", r->raw.p[i]))
+                    bad = 1;
+            json_tokener_free(tok);
+            if (bad) {
+                reply_status(r, 400);
+                return;
+            }
+        }
+    }
+    r->route->fn(r);
+    if (r->stage != 2) {
+        log_errorx("handler for %s %s sent no reply", r->method, r->route->pattern);
+        http_reply_error(r, 500, NULL, "Internal Server Error");
+    }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct req *r = *con_cls;
+    if (!r)
+        return MHD_NO;
+    if (r->stage == 0) {
+        r->stage = 1;
+        return on_head(r, method, version);
+    }
+    if (*upload_data_size) {
+        if (!r->discard && r->stage == 1) {
+            if (r->raw.len + *upload_data_size > (size_t)cfg->http.maxBodyBytes) {
+                r->discard = 1;
+                r->pending = 413;
+                r->close = 1;
+                buf_free(&r->raw);
+            } else {
+                buf_append(&r->raw, upload_data, *upload_data_size);
+            }
+        }
+        *upload_data_size = 0;
+        /* A client trickling a body we already refused is cut off at the deadline. */
+        if (r->discard && now_ms() - r->started_ms > (int64_t)cfg->http.requestTimeout * 1000)
+            return MHD_NO;
+        return MHD_YES;
+    }
+    if (r->stage == 2)
+        return MHD_YES;
+    if (r->pending)
+        reply_status(r, (unsigned)r->pending);
+    else
+        run_handler(r);
+    return MHD_YES;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[1024];
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    log_verbose("libmicrohttpd: %s", line);
+}
+
+struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tls_cert,
+                              const char *tls_key)
+{
+    cfg = c;
+    snprintf(keepalive_hdr, sizeof keepalive_hdr, "timeout=%d", c->http.keepAliveTimeout);
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     MHD_USE_TURBO;
+    if (tls_cert)
+        flags |= MHD_USE_TLS;
+    /* The connection pool holds the request head and the I/O buffers. */
+    size_t pool = (size_t)c->http.maxHeaderBytes + 16384;
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)tls_key},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->http.keepAliveTimeout,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->http.maxConnections,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_ARRAY, tls_cert ? tls_opts : tls_opts + 3, MHD_OPTION_END);
+}
+
+void http_drain(struct MHD_Daemon *d)
+{
+    draining = 1;
+    MHD_socket fd = MHD_quiesce_daemon(d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd); /* our copy only: the master keeps the socket for the next generation */
+}
+
+unsigned http_connections(struct MHD_Daemon *d)
+{
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return i ? i->num_connections : 0;
+}

@@ -1,0 +1,55 @@
+/* The HTTP layer: libmicrohttpd glue, Butler's conventions (method override,
+ * 100-continue, HEAD, body limits, error bodies) and the reply helpers handlers use. */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include "params.h"
+#include "router.h"
+#include "util.h"
+
+#include <json-c/json.h>
+#include <stdint.h>
+
+struct cfg;
+struct MHD_Connection;
+struct MHD_Daemon;
+
+struct req {
+    struct MHD_Connection *conn;
+    const struct cfg *cfg;
+    char *target;         /* raw request target, path plus query, as received */
+    size_t pathlen;       /* length of the path part of target */
+    char method[16];      /* effective method (after X-HTTP-Method-Override) */
+    const struct route *route;
+    struct route_params params;
+    json_object *body;    /* parsed request body, NULL if none */
+    json_object *query;   /* validated query string, once asked for */
+    struct buf raw;       /* body bytes while they arrive */
+    int64_t started_ms;
+    int stage;            /* 0 new, 1 head seen, 2 replied */
+    int pending;          /* error status decided from the head, sent after the body */
+    int discard;          /* drop body bytes as they arrive */
+    int keep_body;        /* the route takes a body (POST/PUT/DELETE) */
+    int close;            /* close the connection after the reply */
+    int http10_keepalive; /* HTTP/1.0 client asked for keep-alive */
+};
+
+/* Starts libmicrohttpd on LISTEN_FD with one internal epoll thread. */
+struct MHD_Daemon *http_start(const struct cfg *cfg, int listen_fd, const char *tls_cert,
+                              const char *tls_key);
+/* Stops accepting; afterwards every reply closes its connection. */
+void http_drain(struct MHD_Daemon *d);
+/* Requests received but not yet completed. */
+int http_inflight(void);
+unsigned http_connections(struct MHD_Daemon *d);
+
+/* Reply helpers for handlers. Each sends exactly one response. */
+void http_reply_json(struct req *r, unsigned status, json_object *o); /* takes o */
+void http_reply_text(struct req *r, unsigned status, const char *text);
+void http_reply_error(struct req *r, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Validated query string, or NULL after a 400 reply has been sent. */
+json_object *http_query(struct req *r, const struct sch_prop *props);
+
+#endif

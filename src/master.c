@@ -1,0 +1,419 @@
+/* The master process: signals, configuration reloads, the listen socket, the pid
+ * file and the main loop. It never serves HTTP; signal handlers only set flags and
+ * poke the self-pipe, and all work happens in the loop. */
+#include "master.h"
+#include "butlerd.h"
+#include "cfg.h"
+#include "log.h"
+#include "master_spawn.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t sig_hup, sig_term, sig_usr1, sig_chld;
+static int selfpipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    switch (sig) {
+    case SIGHUP: sig_hup = 1; break;
+    case SIGTERM:
+    case SIGINT: sig_term = 1; break;
+    case SIGUSR1: sig_usr1 = 1; break;
+    case SIGCHLD: sig_chld = 1; break;
+    }
+    ssize_t w = write(selfpipe[1], "", 1);
+    (void)w;
+    errno = saved;
+}
+
+static int setup_signals(void)
+{
+    if (pipe2(selfpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        log_error("pipe2");
+        return -1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGCHLD};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    return 0;
+}
+
+int master_apply_logging(const struct cfg *c, int foreground)
+{
+    enum log_level lv = LOG_LV_INFO;
+    int fac = 0;
+    log_level_parse(*c->log.level ? c->log.level : c->logLevel, &lv);
+    log_facility_parse(c->log.syslogFacility, &fac);
+    enum log_dest d = LOG_DEST_STDERR;
+    if (!strcmp(c->log.destination, "file"))
+        d = LOG_DEST_FILE;
+    else if (!foreground || !strcmp(c->log.destination, "syslog"))
+        d = LOG_DEST_SYSLOG;
+    if (foreground && d == LOG_DEST_SYSLOG && strcmp(c->log.destination, "syslog"))
+        d = LOG_DEST_STDERR;
+    if (log_configure(d, lv, c->log.file, c->log.ident, fac) < 0) {
+        log_error("cannot open log file %s", c->log.file);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- listen socket */
+
+static char listen_desc[300];
+
+static int open_listener(const struct cfg *c)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->rest.serverPort);
+    int rc = getaddrinfo(c->rest.serverHost, port, &hints, &res);
+    if (rc != 0) {
+        log_errorx("cannot resolve Butler.restServerConfig.serverHost %s: %s", c->rest.serverHost,
+                   gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK, res->ai_protocol);
+    if (fd < 0) {
+        log_error("socket");
+        freeaddrinfo(res);
+        return -1;
+    }
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (res->ai_family == AF_INET6) /* "::" also takes IPv4 */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    int fam = res->ai_family;
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+        log_error("cannot listen on %s port %d", c->rest.serverHost, c->rest.serverPort);
+        close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    snprintf(listen_desc, sizeof listen_desc, fam == AF_INET6 ? "[%s]:%d" : "%s:%d",
+             c->rest.serverHost, c->rest.serverPort);
+    return fd;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        log_error("cannot open %s", path);
+        return NULL;
+    }
+    struct buf b = {0};
+    char tmp[4096];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+        buf_append(&b, tmp, n);
+    fclose(f);
+    if (!b.p)
+        buf_append(&b, "", 0);
+    return b.p;
+}
+
+/* ------------------------------------------------------------------ pid file */
+
+static int pid_fd = -1;
+static char *pid_path;
+
+static int pidfile_create(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        log_error("cannot open pid file %s", path);
+        return -1;
+    }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_SETLK, &fl) < 0) {
+        log_errorx("pid file %s is locked: another butlerd is running", path);
+        close(fd);
+        return -1;
+    }
+    char s[32];
+    int n = snprintf(s, sizeof s, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, s, (size_t)n, 0) != n) {
+        log_error("cannot write pid file %s", path);
+        close(fd);
+        return -1;
+    }
+    pid_fd = fd;
+    pid_path = xstrdup(path);
+    return 0;
+}
+
+static void pidfile_remove(void)
+{
+    if (pid_fd < 0)
+        return;
+    if (unlink(pid_path) < 0 && errno != ENOENT)
+        log_warn("cannot remove pid file %s", pid_path);
+    close(pid_fd);
+    pid_fd = -1;
+}
+
+static int drop_privileges(const struct cfg *c)
+{
+    if (geteuid() != 0 || (!*c->user && !*c->group))
+        return 0;
+    gid_t gid = getegid();
+    uid_t uid = geteuid();
+    const char *uname = NULL;
+    if (*c->user) {
+        struct passwd *pw = getpwnam(c->user);
+        if (!pw) {
+            log_errorx("butlerd.user %s does not exist", c->user);
+            return -1;
+        }
+        uid = pw->pw_uid;
+        gid = pw->pw_gid;
+        uname = pw->pw_name;
+    }
+    if (*c->group) {
+        struct group *gr = getgrnam(c->group);
+        if (!gr) {
+            log_errorx("butlerd.group %s does not exist", c->group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if ((uname ? initgroups(uname, gid) : setgroups(0, NULL)) < 0 || setgid(gid) < 0) {
+        log_error("cannot switch to group %ld", (long)gid);
+        return -1;
+    }
+    if (*c->user && setuid(uid) < 0) {
+        log_error("cannot switch to user %s", c->user);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- loop */
+
+struct master {
+    struct cfg *cfg;
+    const struct master_opts *o;
+    struct pool_env env;
+    int child_close[3];
+    unsigned gen;
+    int announced;
+    int reloading; /* a new generation is starting; older ones drain when it is ready */
+};
+
+static void notify(const struct master *m, char c)
+{
+    if (m->o->notify_fd >= 0) {
+        ssize_t w = write(m->o->notify_fd, &c, 1);
+        (void)w;
+        close(m->o->notify_fd);
+        ((struct master_opts *)m->o)->notify_fd = -1;
+    }
+}
+
+static void print_msgs(const struct strlist *l, void (*fn)(const char *, ...))
+{
+    for (size_t i = 0; i < l->n; i++)
+        fn("%s", l->v[i]);
+}
+
+static void reload(struct master *m)
+{
+    struct cfg_msgs msgs;
+    memset(&msgs, 0, sizeof msgs);
+    struct cfg *neu = cfg_load(m->o->conf_path, &msgs);
+    if (!neu) {
+        print_msgs(&msgs.errors, log_errorx);
+        log_errorx("configuration reload failed, keeping the old configuration");
+        cfg_msgs_free(&msgs);
+        return;
+    }
+    print_msgs(&msgs.warnings, log_warnx);
+    print_msgs(&msgs.infos, log_info);
+    cfg_msgs_free(&msgs);
+    struct strlist changed = {0};
+    cfg_keep_restart_keys(m->cfg, neu, &changed);
+    for (size_t i = 0; i < changed.n; i++)
+        log_warnx("%s changed: restart butlerd to apply it", changed.v[i]);
+    strlist_free(&changed);
+    master_apply_logging(neu, m->o->foreground);
+    cfg_free(m->cfg);
+    m->cfg = neu;
+    m->env.cfg = neu;
+    m->gen++;
+    log_info("configuration reloaded (gen %u)", m->gen);
+    if (m->env.listen_fd >= 0) {
+        m->reloading = 1;
+        pool_start_gen(&m->env, m->gen);
+    }
+}
+
+int master_run(struct cfg *cfg, const struct master_opts *o)
+{
+    struct master m;
+    memset(&m, 0, sizeof m);
+    m.cfg = cfg;
+    m.o = o;
+    m.gen = 1;
+    int rc = EXIT_FATAL;
+    char *tls_cert = NULL, *tls_key = NULL;
+
+    log_info("butlerd %s starting, configuration %s", BUTLERD_VERSION, o->conf_path);
+    if (setup_signals() < 0)
+        goto out;
+    m.env.listen_fd = -1;
+    if (cfg->rest.enable) {
+        m.env.listen_fd = open_listener(cfg);
+        if (m.env.listen_fd < 0)
+            goto out;
+        if (cfg->rest.tlsEnable) {
+            tls_cert = read_file(cfg->rest.tlsCert);
+            tls_key = read_file(cfg->rest.tlsKey);
+            if (!tls_cert || !tls_key)
+                goto out;
+            if (*cfg->rest.tlsCa) { /* the chain is sent after the server certificate */
+                char *ca = read_file(cfg->rest.tlsCa);
+                if (!ca)
+                    goto out;
+                char *both = xasprintf("%s\n%s", tls_cert, ca);
+                free(tls_cert);
+                free(ca);
+                tls_cert = both;
+            }
+        }
+    }
+    if (*cfg->pidfile && pidfile_create(cfg->pidfile) < 0)
+        goto out;
+    if (drop_privileges(cfg) < 0)
+        goto out;
+
+    m.child_close[0] = selfpipe[0];
+    m.child_close[1] = selfpipe[1];
+    m.child_close[2] = -1;
+    m.env.cfg = cfg;
+    m.env.tls_cert = tls_cert;
+    m.env.tls_key = tls_key;
+    m.env.close_in_child = m.child_close;
+    if (m.env.listen_fd >= 0) {
+        pool_start_gen(&m.env, m.gen);
+    } else {
+        log_info("ready: REST server disabled (Butler.restServerConfig.enable is false)");
+        m.announced = 1;
+        notify(&m, '0');
+    }
+
+    int stopping = 0;
+    int64_t stop_deadline = 0;
+    for (;;) {
+        struct pollfd p[1 + 1024];
+        p[0].fd = selfpipe[0];
+        p[0].events = POLLIN;
+        p[0].revents = 0;
+        int n = pool_pollfds(p + 1, 1024);
+        int timeout = pool_timers(&m.env);
+        if (stopping) {
+            int64_t left = stop_deadline - now_ms();
+            if (timeout < 0 || left < timeout)
+                timeout = left > 0 ? (int)left : 0;
+        }
+        if (poll(p, (nfds_t)n + 1, timeout) < 0 && errno != EINTR) {
+            log_error("poll");
+            break;
+        }
+        if (p[0].revents) {
+            char b[64];
+            while (read(selfpipe[0], b, sizeof b) > 0) {
+            }
+        }
+        if (pool_ctl_event(p + 1, n, m.gen) && !stopping) {
+            if (!m.announced) {
+                log_info("butlerd %s ready: listening on %s (%d workers, gen %u)",
+                         BUTLERD_VERSION, listen_desc, pool_count_gen(m.gen), m.gen);
+                m.announced = 1;
+                notify(&m, '0');
+            } else if (m.reloading) {
+                m.reloading = 0;
+                int old = pool_drain_older(m.gen, m.cfg->shutdownTimeout);
+                log_info("gen %u ready, draining %d older workers", m.gen, old);
+            }
+        }
+        if (sig_chld) {
+            sig_chld = 0;
+            pool_reap(&m.env, stopping);
+            if (!stopping && pool_gen_dead(m.gen)) {
+                log_errorx("no worker of gen %u can start, shutting down", m.gen);
+                notify(&m, '1');
+                sig_term = 1;
+            }
+        }
+        if (sig_usr1) {
+            sig_usr1 = 0;
+            if (log_reopen() < 0)
+                log_warn("cannot reopen the log file");
+            else
+                log_info("log file reopened");
+            pool_signal_all(SIGUSR1);
+        }
+        if (sig_hup && !stopping) {
+            sig_hup = 0;
+            log_info("SIGHUP received, reloading %s", o->conf_path);
+            reload(&m);
+        }
+        if (sig_term && !stopping) {
+            stopping = 1;
+            log_info("shutting down");
+            if (m.env.listen_fd >= 0) { /* refuse new connections from now on */
+                close(m.env.listen_fd);
+                m.env.listen_fd = -1;
+            }
+            pool_stop_all(m.cfg->shutdownTimeout);
+            stop_deadline = now_ms() + (int64_t)m.cfg->shutdownTimeout * 1000 + 3000;
+        }
+        if (stopping && pool_count() == 0) {
+            rc = m.announced ? EXIT_OK : EXIT_FATAL;
+            break;
+        }
+        if (stopping && now_ms() >= stop_deadline) {
+            log_warnx("workers still running after the shutdown deadline, killing them");
+            pool_kill_all();
+            stop_deadline = now_ms() + 1000;
+        }
+    }
+out:
+    notify(&m, rc == EXIT_OK ? '0' : '1');
+    if (m.env.listen_fd >= 0)
+        close(m.env.listen_fd);
+    pidfile_remove();
+    free(tls_cert);
+    free(tls_key);
+    cfg_free(m.cfg);
+    log_info("exiting");
+    return rc;
+}

@@ -1,0 +1,42 @@
+/* The worker pool: spawning, reaping, respawn with backoff, generations, draining. */
+#ifndef MASTER_SPAWN_H
+#define MASTER_SPAWN_H
+
+#include <poll.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct cfg;
+
+struct pool_env {
+    const struct cfg *cfg;       /* current configuration, for new workers */
+    int listen_fd;
+    const char *tls_cert, *tls_key;
+    const int *close_in_child;   /* master-only fds, -1 terminated */
+};
+
+/* Starts generation GEN with cfg->workers (or one per CPU) workers. */
+void pool_start_gen(const struct pool_env *env, unsigned gen);
+/* Reaps exited children, logs each exit and schedules respawns. */
+void pool_reap(const struct pool_env *env, int shutting_down);
+/* Runs due respawns and drain deadlines; returns ms until the next timer (or -1). */
+int pool_timers(const struct pool_env *env);
+/* Fills pollfds for worker control sockets; returns how many. */
+int pool_pollfds(struct pollfd *p, int max);
+/* Handles readiness on worker control sockets. Returns 1 once every worker of the
+ * newest generation is ready (the caller then drains older generations). */
+int pool_ctl_event(struct pollfd *p, int n, unsigned gen);
+/* Sends SIGTERM to every worker older than GEN; returns how many. */
+int pool_drain_older(unsigned gen, int timeout_s);
+/* Sends SIGTERM to all workers (shutdown). */
+void pool_stop_all(int timeout_s);
+void pool_kill_all(void);
+/* Forwards SIG to every worker (log reopening). */
+void pool_signal_all(int sig);
+int pool_count(void);
+int pool_count_gen(unsigned gen);
+/* True if every slot of GEN failed with the do-not-respawn code. */
+int pool_gen_dead(unsigned gen);
+int pool_size_for(const struct cfg *cfg);
+
+#endif

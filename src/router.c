@@ -1,0 +1,93 @@
+/* The route table. Routing uses the raw path, before percent-decoding: /v4 paths
+ * match exactly and case-sensitively, /v2 paths case-insensitively. */
+#include "router.h"
+#include "api.h"
+#include "cfg.h"
+
+#include <string.h>
+#include <strings.h>
+
+#define F(x) offsetof(struct cfg, ep.x)
+
+static const struct route routes[] = {
+    {"GET", "/v4/configfile/endpointsenabled", api_endpointsenabled, F(apiListEnabledEndpoints), 0},
+    {"GET", "/v4/butlerping", api_ping, F(butlerping), 0},
+    {"GET", "/v4/base62tobase16", api_base62tobase16, F(base62ToBase16), 0},
+    {"GET", "/v4/base16tobase62", api_base16tobase62, F(base16ToBase62), 0},
+    {"GET", "/v2/base16ToBase62", api_v2_base16tobase62, F(base16ToBase62), R_V2},
+    {"GET", "/v2/base62ToBase16", api_v2_base62tobase16, F(base62ToBase16), R_V2},
+    {"GET", "/v2/butlerPing", api_v2_ping, F(butlerping), R_V2},
+};
+
+/* Matches one route; returns a score (higher = more static segments earlier) or -1. */
+static long match(const struct route *rt, const char *path, size_t len,
+                  struct route_params *pp)
+{
+    const char *pat = rt->pattern;
+    const char *p = path, *end = path + len;
+    int ci = (rt->opts & R_V2) != 0;
+    long score = 0;
+    int seg = 0;
+    pp->n = 0;
+
+    while (*pat) {
+        if (*pat != '/' || p >= end || *p != '/')
+            return -1;
+        pat++;
+        p++;
+        const char *pe = strchr(pat, '/');
+        size_t plen = pe ? (size_t)(pe - pat) : strlen(pat);
+        const char *se = memchr(p, '/', (size_t)(end - p));
+        size_t slen = se ? (size_t)(se - p) : (size_t)(end - p);
+
+        if (*pat == ':') {
+            if (pp->n >= ROUTE_MAX_PARAMS)
+                return -1;
+            pp->v[pp->n].p = p;
+            pp->v[pp->n].len = slen;
+            pp->n++;
+        } else {
+            if (plen != slen ||
+                (ci ? strncasecmp(pat, p, plen) : strncmp(pat, p, plen)) != 0)
+                return -1;
+            if (seg < 30)
+                score |= 1L << (30 - seg);
+        }
+        pat += plen;
+        p += slen;
+        seg++;
+    }
+    return p == end ? score : -1;
+}
+
+const struct route *router_match(const char *method, const char *path, size_t pathlen,
+                                 struct route_params *params)
+{
+    const struct route *best = NULL;
+    long best_score = -1;
+    struct route_params tmp;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const struct route *rt = &routes[i];
+        if (strcmp(rt->method, method) != 0)
+            continue;
+        long s = match(rt, path, pathlen, &tmp);
+        if (s > best_score) {
+            best_score = s;
+            best = rt;
+            if (params)
+                *params = tmp;
+        }
+    }
+    return best;
+}
+
+int router_enabled(const struct route *rt, const struct cfg *cfg)
+{
+    if (!cfg->rest.enable || !cfg_flag(cfg, rt->flag))
+        return 0;
+    if ((rt->opts & R_V2) && !cfg->v2Enable)
+        return 0;
+    if ((rt->opts & R_SCHED) && !cfg->scheduler.enable)
+        return 0;
+    return 1;
+}

@@ -1,0 +1,38 @@
+/* The route table: method + path pattern -> handler + enable flag, in one place. */
+#ifndef ROUTER_H
+#define ROUTER_H
+
+#include <stddef.h>
+
+struct req;
+struct cfg;
+typedef void (*api_handler)(struct req *r);
+
+#define R_V2 1u    /* legacy /v2 route: case-insensitive, needs butlerd.v2Api.enable */
+#define R_SCHED 2u /* scheduler route: needs Butler.scheduler.enable */
+
+struct route {
+    const char *method;
+    const char *pattern; /* segments; ":name" is a parameter */
+    api_handler fn;
+    size_t flag; /* offsetof(struct cfg, ep.<flag>) */
+    unsigned opts;
+};
+
+#define ROUTE_MAX_PARAMS 4
+struct route_params {
+    int n;
+    struct {
+        const char *p; /* points into the raw path, not decoded */
+        size_t len;
+    } v[ROUTE_MAX_PARAMS];
+};
+
+/* Finds the route for METHOD and the raw PATH (no query), ignoring enable flags.
+ * A static segment wins over a parameter at the same position. */
+const struct route *router_match(const char *method, const char *path, size_t pathlen,
+                                 struct route_params *params);
+/* True if the route's enable flags are on in CFG. */
+int router_enabled(const struct route *rt, const struct cfg *cfg);
+
+#endif

@@ -1,0 +1,28 @@
+/* Small helpers used everywhere: checked allocation, strings, time. */
+#ifndef UTIL_H
+#define UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Monotonic clock in milliseconds. */
+int64_t now_ms(void);
+
+/* Growable byte buffer; always NUL-terminated. */
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+void buf_append(struct buf *b, const void *data, size_t n);
+void buf_free(struct buf *b);
+
+int set_nonblock(int fd);
+int set_cloexec(int fd);
+
+#endif
