@@ -443,7 +443,7 @@ run_wrk "$tmp/warm.nginx" "$url_n" "$WARMUP"
 check_alive nginx "$nginx_pid" "$tmp/nginx-error.log"
 
 info "measuring: $ROUNDS x ${DURATION} s per server, alternating; wrk -t $THREADS -c $CONNECTIONS"
-declare -A best_rps=([butlerd]=0 [nginx]=0) best_line=() runs=() errs=([butlerd]=0 [nginx]=0)
+declare -A best_rps=([butlerd]=0 [nginx]=0) best_line=() runs=() all_rps=() errs=([butlerd]=0 [nginx]=0)
 for ((round = 1; round <= ROUNDS; round++)); do
     for name in butlerd nginx; do
         if [[ $name == butlerd ]]; then
@@ -466,6 +466,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
             sed -n '/Socket errors\|Non-2xx/p' "$out" | sed 's/^/      wrk: /'
         fi
         runs[$name]+="${runs[$name]:+ / }$(printf '%.0f' "$rps")"
+        all_rps[$name]+=" $rps"
         if awk -v a="$rps" -v b="${best_rps[$name]}" 'BEGIN { exit !(a > b) }'; then
             best_rps[$name]=$rps
             best_line[$name]=$line
@@ -484,17 +485,33 @@ echo "$WORKERS workers each; best of $ROUNDS runs (the latency columns belong to
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 echo "host: $(nproc) CPUs${cpu_model:+ ($cpu_model)}, wrk on the same host"
 echo
-printf '%-26s %14s %14s\n' "" butlerd nginx
-printf '%-26s %14.1f %14.1f\n' "requests/s (best)" "$b_rps" "$n_rps"
-printf '%-26s %14s %14s\n' "requests/s (all runs)" "${runs[butlerd]}" "${runs[nginx]}"
-printf '%-26s %14.3f %14.3f\n' "latency avg (ms)" "$b_lat" "$n_lat"
-printf '%-26s %14.3f %14.3f\n' "latency p99 (ms)" "$b_p99" "$n_p99"
-printf '%-26s %14d %14d\n' "non-2xx/3xx (best run)" "$b_non2xx" "$n_non2xx"
-printf '%-26s %14d %14d\n' "socket errors (best run)" "$b_sock" "$n_sock"
-printf '%-26s %14d %14d\n' "errors (all runs)" "${errs[butlerd]}" "${errs[nginx]}"
+# Column width: 14, or wider when the list of all runs needs it.
+cw=14
+for name in butlerd nginx; do
+    ((${#runs[$name]} < cw)) || cw=$((${#runs[$name]} + 1))
+done
+row() {
+    printf '%-26s %*s %*s\n' "$1" "$cw" "$2" "$cw" "$3"
+}
+row "" butlerd nginx
+row "requests/s (best)" "$(printf '%.1f' "$b_rps")" "$(printf '%.1f' "$n_rps")"
+row "requests/s (all runs)" "${runs[butlerd]}" "${runs[nginx]}"
+row "latency avg (ms)" "$b_lat" "$n_lat"
+row "latency p99 (ms)" "$b_p99" "$n_p99"
+row "non-2xx/3xx (best run)" "$b_non2xx" "$n_non2xx"
+row "socket errors (best run)" "$b_sock" "$n_sock"
+row "errors (all runs)" "${errs[butlerd]}" "${errs[nginx]}"
 echo
 
 for name in butlerd nginx; do
+    # (max - min) / max over the measured runs, in per cent.
+    spread=$(awk -v l="${all_rps[$name]}" 'BEGIN {
+        n = split(l, v, " "); lo = hi = v[1]
+        for (i = 2; i <= n; i++) { if (v[i] < lo) lo = v[i]; if (v[i] > hi) hi = v[i] }
+        printf "%.0f", (hi > 0 ? 100 * (hi - lo) / hi : 0) }')
+    if ((spread > 10)); then
+        warn "the $name runs differ by $spread% (${runs[$name]} req/s): something else was using the CPUs; the ratio is unreliable, rerun on a quiet machine"
+    fi
     if ((errs[$name] > 0)); then
         warn "$name had ${errs[$name]} non-2xx responses or socket errors across the measured runs; its numbers are suspect"
     fi

@@ -11,5 +11,12 @@ void api_base16tobase62(struct req *r);
 void api_v2_base62tobase16(struct req *r);
 void api_v2_base16tobase62(struct req *r);
 void api_endpointsenabled(struct req *r);
+void api_kv_namespaces(struct req *r);
+void api_kv_get(struct req *r);
+void api_kv_exists(struct req *r);
+void api_kv_post(struct req *r);
+void api_kv_del(struct req *r);
+void api_kv_del_ns(struct req *r);
+void api_kv_keylist(struct req *r);
 
 #endif

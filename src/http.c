@@ -85,6 +85,11 @@ void http_reply_json(struct req *r, unsigned status, json_object *o)
     json_object_put(o);
 }
 
+void http_reply_empty(struct req *r, unsigned status)
+{
+    send_reply(r, status, NULL, "", 0);
+}
+
 void http_reply_text(struct req *r, unsigned status, const char *text)
 {
     send_reply(r, status, TEXT_TYPE, text, strlen(text));
@@ -128,6 +133,33 @@ static void reply_status(struct req *r, unsigned status)
     default:
         http_reply_error(r, status, NULL, "%s", reason(status));
     }
+}
+
+char *http_param(struct req *r, int i, size_t *len)
+{
+    char *v = i < r->params.n ? pct_decode_path(r->params.v[i].p, r->params.v[i].len) : NULL;
+    if (!v) {
+        http_reply_error(r, 400, "FST_ERR_BAD_URL", "'%.*s' is not a valid url component",
+                         (int)r->pathlen, r->target);
+        return NULL;
+    }
+    *len = strlen(v);
+    return v;
+}
+
+json_object *http_body(struct req *r, const struct sch_prop *props)
+{
+    char *err = NULL;
+    if (!r->body || !json_object_is_type(r->body, json_type_object)) {
+        http_reply_error(r, 400, "FST_ERR_VALIDATION", "body must be object");
+        return NULL;
+    }
+    if (sch_check(r->body, "body", props, &err) < 0) {
+        http_reply_error(r, 400, "FST_ERR_VALIDATION", "%s", err);
+        free(err);
+        return NULL;
+    }
+    return r->body;
 }
 
 json_object *http_query(struct req *r, const struct sch_prop *props)

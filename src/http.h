@@ -49,6 +49,13 @@ void http_reply_text(struct req *r, unsigned status, const char *text);
 void http_reply_error(struct req *r, unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+void http_reply_empty(struct req *r, unsigned status); /* 204: no body, no type */
+
+/* Path parameter I, percent-decoded (malloc'd, length in *LEN), or NULL after a
+ * 400 FST_ERR_BAD_URL reply has been sent. */
+char *http_param(struct req *r, int i, size_t *len);
+/* Validated JSON object body, or NULL after a 400 reply has been sent. */
+json_object *http_body(struct req *r, const struct sch_prop *props);
 /* Validated query string, or NULL after a 400 reply has been sent. */
 json_object *http_query(struct req *r, const struct sch_prop *props);
 

@@ -4,6 +4,8 @@
 #include "master.h"
 #include "butlerd.h"
 #include "cfg.h"
+#include "kv.h"
+#include "shm.h"
 #include "log.h"
 #include "master_spawn.h"
 #include "util.h"
@@ -226,7 +228,46 @@ struct master {
     unsigned gen;
     int announced;
     int reloading; /* a new generation is starting; older ones drain when it is ready */
+    int64_t next_sweep, next_snapshot;
+    int have_shm;
+    uint64_t saved_mutations;
 };
+
+/* Writes the key-value snapshot if persistence is on and anything changed. */
+static int snapshot(struct master *m, int force)
+{
+    const char *file = m->cfg->kvPersistence.file;
+    uint64_t mut = kv_mutations();
+    if (!*file || (!force && mut == m->saved_mutations))
+        return 0;
+    if (kv_snapshot_save(file) < 0)
+        return -1;
+    m->saved_mutations = mut;
+    log_debug("key-value snapshot written to %s", file);
+    return 0;
+}
+
+/* The master's timers: TTL sweep every second, snapshot every intervalSeconds.
+ * Returns ms until the next one. */
+static int run_timers(struct master *m)
+{
+    int64_t now = now_ms();
+    if (now >= m->next_sweep) {
+        unsigned n = kv_sweep();
+        if (n)
+            log_debug("expired %u keys", n);
+        m->next_sweep = now + 1000;
+    }
+    int iv = m->cfg->kvPersistence.intervalSeconds;
+    if (iv > 0 && now >= m->next_snapshot) {
+        snapshot(m, 0);
+        m->next_snapshot = now + (int64_t)iv * 1000;
+    }
+    int64_t next = m->next_sweep;
+    if (iv > 0 && m->next_snapshot < next)
+        next = m->next_snapshot;
+    return next > now ? (int)(next - now) : 0;
+}
 
 static void notify(const struct master *m, char c)
 {
@@ -264,6 +305,7 @@ static void reload(struct master *m)
         log_warnx("%s changed: restart butlerd to apply it", changed.v[i]);
     strlist_free(&changed);
     master_apply_logging(neu, m->o->foreground);
+    kv_set_limits(neu->kvs.maxKeysPerNamespace);
     cfg_free(m->cfg);
     m->cfg = neu;
     m->env.cfg = neu;
@@ -311,6 +353,19 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
     }
     if (*cfg->pidfile && pidfile_create(cfg->pidfile) < 0)
         goto out;
+    int attached = shm_open_region(cfg);
+    if (attached < 0)
+        goto out;
+    kv_set_limits(cfg->kvs.maxKeysPerNamespace);
+    if (!attached && *cfg->kvPersistence.file) {
+        long n = kv_snapshot_load(cfg->kvPersistence.file);
+        if (n >= 0)
+            log_info("loaded %ld keys from %s", n, cfg->kvPersistence.file);
+    }
+    m.saved_mutations = attached ? 0 : kv_mutations();
+    m.next_sweep = now_ms() + 1000;
+    m.next_snapshot = now_ms() + (int64_t)cfg->kvPersistence.intervalSeconds * 1000;
+    m.have_shm = 1;
     if (drop_privileges(cfg) < 0)
         goto out;
 
@@ -338,6 +393,9 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
         p[0].revents = 0;
         int n = pool_pollfds(p + 1, 1024);
         int timeout = pool_timers(&m.env);
+        int t2 = run_timers(&m);
+        if (timeout < 0 || t2 < timeout)
+            timeout = t2;
         if (stopping) {
             int64_t left = stop_deadline - now_ms();
             if (timeout < 0 || left < timeout)
@@ -407,6 +465,16 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
         }
     }
 out:
+    if (m.have_shm) {
+        /* Workers are gone: the snapshot sees every acknowledged write. The segment
+         * is removed only after an orderly stop; after a crash it is re-attached. */
+        if (rc == EXIT_OK) {
+            if (snapshot(&m, 1) == 0)
+                shm_unlink_region();
+            else
+                log_warnx("keeping shared memory %s: the next start re-attaches it", shm.name);
+        }
+    }
     notify(&m, rc == EXIT_OK ? '0' : '1');
     if (m.env.listen_fd >= 0)
         close(m.env.listen_fd);

@@ -304,6 +304,67 @@ def test_chunked_body_over_limit(small_daemon):
         assert c.closed(3.0), "connection not closed after chunked 413"
 
 
+# ------------------------------------------- other HTTP-layer errors (1.8)
+
+@pytest.fixture(scope="module")
+def limits_daemon(tmp_path_factory):
+    d = harness.Daemon(tmp_path_factory.mktemp("limits"),
+                       {"butlerd": {"http": {"maxHeaderBytes": 2048, "requestTimeout": 2}}})
+    d.start()
+    yield d
+    d.stop()
+    print(d.log_tail(200))
+
+
+HEADERS_TOO_LARGE = json_error(431, "Request Header Fields Too Large",
+                               "Request Header Fields Too Large")
+CLIENT_ERROR = json_error(400, "Bad Request", "Client Error")
+REQUEST_TIMEOUT = json_error(408, "Request Timeout", "Request Timeout")
+
+
+def test_header_too_large_431(limits_daemon):
+    ping = limits_daemon.get("/v4/butlerping")
+    with limits_daemon.raw() as c:
+        c.send(head_lines("GET", "/v4/butlerping", [("X-Small", "a" * 1000)]))
+        check(c.read_response(), 200, ping.body)
+    with limits_daemon.raw() as c:
+        c.send(head_lines("GET", "/v4/butlerping", [("X-Big", "a" * 3000)]))
+        check(c.read_response(timeout=5), 431, HEADERS_TOO_LARGE)
+        assert c.closed(3.0), "connection not closed after 431"
+
+
+def test_header_too_large_default_limit(shared_daemon):
+    with shared_daemon.raw() as c:
+        c.send(head_lines("GET", "/v4/butlerping", [("X-Big", "a" * 20000)]))
+        check(c.read_response(timeout=5), 431, HEADERS_TOO_LARGE)
+        assert c.closed(3.0), "connection not closed after 431"
+
+
+@pytest.mark.parametrize("partial", [
+    b"GET /v4/butlerping HTTP/1.1\r\nHost: x\r\n",                         # head never ends
+    b"GET /v4/butlerping HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",  # short body
+])
+def test_request_timeout_408(limits_daemon, partial):
+    with limits_daemon.raw() as c:
+        c.send(partial)
+        r = c.read_response(timeout=8)   # requestTimeout is 2 s
+        check(r, 408, REQUEST_TIMEOUT)
+        assert c.closed(3.0), "connection not closed after 408"
+
+
+@pytest.mark.parametrize("data", [
+    b"GARBAGE\r\n\r\n",
+    b"GET /v4/butlerping HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"zz\r\nhello\r\n0\r\n\r\n",
+    b"GET /v4/butlerping HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n",
+])
+def test_unparseable_http_400(shared_daemon, data):
+    with shared_daemon.raw() as c:
+        c.send(data)
+        check(c.read_response(timeout=5), 400, CLIENT_ERROR)
+        assert c.closed(3.0), "connection not closed after 400 Client Error"
+
+
 # ------------------------------------------------------------- queries
 
 @pytest.mark.parametrize("target,status,body", [

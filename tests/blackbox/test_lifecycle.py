@@ -162,10 +162,13 @@ def test_reload_applies_endpoint_flags(daemon, butlerd_version):
     r = daemon.get("/v4/configfile/endpointsenabled")
     assert r.body == b'["apiListEnabledEndpoints","base16ToBase62"]', r
     # and back again
+    old = set(daemon.worker_pids())
     daemon.write_config(daemon.config())
     mark = daemon.mark()
     daemon.signal(signal.SIGHUP)
     daemon.wait_log(harness.GEN_READY, 15, start=mark)
+    # old workers may still answer while they drain; wait until they are gone
+    daemon.wait_workers(2, timeout=15, exclude=old)
     r = daemon.get("/v4/butlerping")
     assert r.status == 200 and json.loads(r.body)["butlerVersion"] == butlerd_version, r
 
@@ -213,12 +216,14 @@ def test_reload_after_failed_reload(daemon):
     bad = daemon.config().replace("workers = 2;", 'workers = "two";')
     line = next(i for i, l in enumerate(bad.splitlines(), 1) if "workers" in l)
     bad_reload(daemon, bad, line, "workers")
+    old = set(daemon.worker_pids())
     daemon.write_config(daemon.config({"Butler": {"restServerEndpointsEnable": {
         "butlerping": False}}}))
     mark = daemon.mark()
     daemon.signal(signal.SIGHUP)
     daemon.wait_log("configuration reloaded", 10, start=mark)
     daemon.wait_log(harness.GEN_READY, 15, start=mark)
+    daemon.wait_workers(2, timeout=15, exclude=old)
     r = daemon.get("/v4/butlerping")
     assert r.status == 404, r
 
@@ -285,6 +290,23 @@ def test_sigterm_clean_exit(daemon):
 
 def test_sigint_clean_exit(daemon):
     check_clean_exit(daemon, signal.SIGINT)
+
+
+def test_sigterm_lets_request_in_flight_finish(daemon):
+    """A request whose head has arrived but whose body is still coming is
+    finished after SIGTERM, then the daemon exits 0."""
+    ping = daemon.get("/v4/butlerping").body
+    with daemon.raw() as c:
+        c.send(b"GET /v4/butlerping HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+        time.sleep(0.3)
+        mark = daemon.mark()
+        daemon.signal(signal.SIGTERM)
+        daemon.wait_log("shutting down", 5, start=mark)
+        time.sleep(0.3)
+        c.send(b"67890")
+        r = c.read_response(timeout=5)
+        assert r.status == 200 and r.body == ping, r
+    assert daemon.wait_exit(15) == 0, daemon.log_tail()
 
 
 def test_sigterm_stops_accepting(daemon):

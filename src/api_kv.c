@@ -1,0 +1,211 @@
+/* The key-value store endpoints (spec 2.6): parse and validate, call kv.c, render. */
+#include "api.h"
+#include "cfg.h"
+#include "http.h"
+#include "kv.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct sch_prop key_query[] = {{"key", SCH_STRING, 1, 0, NULL},
+                                            {NULL, 0, 0, 0, NULL}};
+
+static json_object *str(const char *s, size_t n)
+{
+    return json_object_new_string_len(s, (int)n);
+}
+
+/* Answers the errors every KV operation shares; returns 1 if it replied. */
+static int kv_error(struct req *r, int rc, const char *ns, size_t nslen, const char *key,
+                    size_t klen)
+{
+    const struct cfg *c = r->cfg;
+    switch (rc) {
+    case KV_OK:
+        return 0;
+    case KV_NO_NS:
+        http_reply_error(r, 400, NULL, "Namespace not found: %.*s", (int)nslen, ns);
+        break;
+    case KV_NO_KEY:
+        http_reply_error(r, 400, NULL, "Key '%.*s' not found in namespace: %.*s", (int)klen, key,
+                         (int)nslen, ns);
+        break;
+    case KV_FULL_NS:
+        http_reply_error(r, 507, NULL, "Namespace %.*s is full (max %d keys)", (int)nslen, ns,
+                         c->kvs.maxKeysPerNamespace);
+        break;
+    case KV_FULL_KEYS:
+        http_reply_error(r, 507, NULL, "Key-value store is full (max %d keys)", c->shm.kvMaxKeys);
+        break;
+    case KV_FULL_NSTAB:
+        http_reply_error(r, 507, NULL, "Key-value store is full (max %d namespaces)",
+                         c->shm.kvMaxNamespaces);
+        break;
+    default:
+        http_reply_error(r, 500, NULL, "Key-value store error");
+    }
+    return 1;
+}
+
+static json_object *entry(const char *ns, size_t nslen, const char *key, size_t klen,
+                          const struct kv_value *v)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "namespace", str(ns, nslen));
+    json_object_object_add(o, "key", str(key, klen));
+    json_object_object_add(o, "value", str(v->value, v->len));
+    if (v->ttl_left >= 0)
+        json_object_object_add(o, "ttl", json_object_new_int64(v->ttl_left > 0 ? v->ttl_left : 1));
+    return o;
+}
+
+void api_kv_namespaces(struct req *r)
+{
+    struct kv_list l;
+    kv_namespaces(&l);
+    json_object *a = json_object_new_array();
+    for (size_t i = 0; i < l.n; i++)
+        json_object_array_add(a, str(l.s[i], l.len[i]));
+    kv_list_free(&l);
+    http_reply_json(r, 200, a);
+}
+
+static void get_or_exists(struct req *r, int exists)
+{
+    size_t nslen;
+    char *ns = http_param(r, 0, &nslen);
+    if (!ns)
+        return;
+    json_object *q = http_query(r, key_query);
+    if (q) {
+        json_object *k = json_object_object_get(q, "key");
+        const char *key = json_object_get_string(k);
+        size_t klen = (size_t)json_object_get_string_len(k);
+        struct kv_value v;
+        int rc = kv_get(ns, nslen, key, klen, &v);
+        if (exists && rc == KV_NO_KEY) {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "keyExists", json_object_new_boolean(0));
+            json_object_object_add(o, "keyValue", json_object_new_object());
+            http_reply_json(r, 200, o);
+        } else if (!kv_error(r, rc, ns, nslen, key, klen)) {
+            json_object *e = entry(ns, nslen, key, klen, &v);
+            free(v.value);
+            if (exists) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "keyExists", json_object_new_boolean(1));
+                json_object_object_add(o, "keyValue", e);
+                e = o;
+            }
+            http_reply_json(r, 200, e);
+        }
+    }
+    free(ns);
+}
+
+void api_kv_get(struct req *r) { get_or_exists(r, 0); }
+void api_kv_exists(struct req *r) { get_or_exists(r, 1); }
+
+void api_kv_post(struct req *r)
+{
+    static const struct sch_prop props[] = {{"key", SCH_STRING, 0, 0, NULL},
+                                            {"value", SCH_STRING, 0, 0, NULL},
+                                            {"ttl", SCH_NUMBER, 0, 0, NULL},
+                                            {NULL, 0, 0, 0, NULL}};
+    const struct cfg *c = r->cfg;
+    size_t nslen;
+    char *ns = http_param(r, 0, &nslen);
+    if (!ns)
+        return;
+    json_object *b = http_body(r, props), *k, *v, *t;
+    if (!b)
+        goto out;
+    int has_k = json_object_object_get_ex(b, "key", &k);
+    int has_v = json_object_object_get_ex(b, "value", &v);
+    size_t klen = has_k ? (size_t)json_object_get_string_len(k) : 0;
+    if (!klen || !has_v || !nslen) {
+        http_reply_error(r, 400, NULL, "Required parameter is missing");
+        goto out;
+    }
+    size_t vlen = (size_t)json_object_get_string_len(v);
+    if (nslen > (size_t)c->shm.kvMaxKeyBytes) {
+        http_reply_error(r, 400, NULL, "Namespace too long (max %d bytes)", c->shm.kvMaxKeyBytes);
+        goto out;
+    }
+    if (klen > (size_t)c->shm.kvMaxKeyBytes) {
+        http_reply_error(r, 400, NULL, "Key too long (max %d bytes)", c->shm.kvMaxKeyBytes);
+        goto out;
+    }
+    if (vlen > (size_t)c->shm.kvMaxValueBytes) {
+        http_reply_error(r, 413, NULL, "Value too large (max %d bytes)", c->shm.kvMaxValueBytes);
+        goto out;
+    }
+    int64_t ttl = 0;
+    if (json_object_object_get_ex(b, "ttl", &t)) {
+        double d = trunc(json_object_get_double(t));
+        ttl = d > 9e15 ? (int64_t)9e15 : d < -9e15 ? (int64_t)-9e15 : (int64_t)d;
+    }
+    const char *key = json_object_get_string(k);
+    int rc = kv_put(ns, nslen, key, klen, json_object_get_string(v), vlen, ttl);
+    if (!kv_error(r, rc, ns, nslen, key, klen)) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "namespace", str(ns, nslen));
+        json_object_object_add(o, "key", json_object_get(k));
+        json_object_object_add(o, "value", json_object_get(v));
+        json_object_object_add(o, "ttl", json_object_new_int64(ttl));
+        http_reply_json(r, 201, o);
+    }
+out:
+    free(ns);
+}
+
+void api_kv_del(struct req *r)
+{
+    size_t nslen, klen;
+    char *ns = http_param(r, 0, &nslen), *key = NULL;
+    if (!ns)
+        return;
+    key = http_param(r, 1, &klen);
+    if (key) {
+        if (!klen)
+            http_reply_error(r, 400, NULL, "Required parameter is missing");
+        else if (!kv_error(r, kv_del(ns, nslen, key, klen), ns, nslen, key, klen))
+            http_reply_empty(r, 204);
+    }
+    free(ns);
+    free(key);
+}
+
+void api_kv_del_ns(struct req *r)
+{
+    size_t nslen;
+    char *ns = http_param(r, 0, &nslen);
+    if (!ns)
+        return;
+    if (!kv_error(r, kv_del_ns(ns, nslen), ns, nslen, NULL, 0))
+        http_reply_empty(r, 204);
+    free(ns);
+}
+
+void api_kv_keylist(struct req *r)
+{
+    size_t nslen;
+    char *ns = http_param(r, 0, &nslen);
+    if (!ns)
+        return;
+    struct kv_list l;
+    if (!kv_error(r, kv_keys(ns, nslen, &l), ns, nslen, NULL, 0)) {
+        json_object *o = json_object_new_object(), *a = json_object_new_array();
+        json_object_object_add(o, "namespace", str(ns, nslen));
+        for (size_t i = 0; i < l.n; i++) {
+            json_object *e = json_object_new_object();
+            json_object_object_add(e, "key", str(l.s[i], l.len[i]));
+            json_object_array_add(a, e);
+        }
+        json_object_object_add(o, "keys", a);
+        kv_list_free(&l);
+        http_reply_json(r, 200, o);
+    }
+    free(ns);
+}

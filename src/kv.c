@@ -1,0 +1,815 @@
+/* The key-value store on shared memory.
+ *
+ * Keys live in the striped table under a composite key: the 8-byte id of their
+ * namespace followed by the key name. Namespaces live in a small table with its own
+ * robust mutex, taken before any stripe lock by every operation that changes counts
+ * (writes, deletes, the sweep), so per-namespace and total key counts stay exact.
+ * If a process dies holding the namespace lock, the repair recounts every stripe
+ * and drops keys whose namespace no longer exists (an interrupted namespace delete).
+ * Nothing allocates, logs or makes a system call while a lock is held: buffers are
+ * sized from the geometry beforehand. */
+#include "kv.h"
+#include "log.h"
+#include "shm.h"
+#include "shm_table.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ALIGN64(x) (((x) + 63) & ~(uint64_t)63)
+
+static int max_per_ns = 1000;
+
+void kv_set_limits(int n) { max_per_ns = n; }
+
+int64_t kv_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct kv_nstable *nst(void) { return shm_ptr(shm.hdr->kv_ns_off); }
+static struct shm_table *tbl(void) { return shm_ptr(shm.hdr->kv_table_off); }
+
+static struct kv_ns *rec(struct kv_nstable *n, uint32_t i)
+{
+    return (struct kv_ns *)((unsigned char *)n + ALIGN64(sizeof *n) + (uint64_t)i * n->rec_size);
+}
+
+size_t kv_ns_bytes(const struct shm_geometry *g)
+{
+    return ALIGN64(sizeof(struct kv_nstable)) +
+           (size_t)g->kv_max_ns * ALIGN64(sizeof(struct kv_ns) + g->kv_key_bytes);
+}
+
+void kv_init_region(uint64_t ns_off, const struct shm_geometry *g)
+{
+    struct kv_nstable *n = shm_ptr(ns_off);
+    shm_mutex_init(&n->lock);
+    n->max_ns = g->kv_max_ns;
+    n->rec_size = (uint32_t)ALIGN64(sizeof(struct kv_ns) + g->kv_key_bytes);
+    n->next_id = 1;
+}
+
+static uint64_t next_seq(void)
+{
+    return __atomic_add_fetch(&shm.hdr->seq, 1, __ATOMIC_RELAXED);
+}
+
+static void changed(void)
+{
+    __atomic_add_fetch(&shm.hdr->mutations, 1, __ATOMIC_RELAXED);
+}
+
+uint64_t kv_mutations(void)
+{
+    return __atomic_load_n(&shm.hdr->mutations, __ATOMIC_RELAXED);
+}
+
+static int find_ns(struct kv_nstable *n, const char *name, size_t len)
+{
+    for (uint32_t i = 0; i < n->max_ns; i++) {
+        struct kv_ns *r = rec(n, i);
+        if (r->used && r->name_len == len && memcmp(r->name, name, len) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+static struct kv_ns *find_ns_id(struct kv_nstable *n, uint64_t id)
+{
+    for (uint32_t i = 0; i < n->max_ns; i++) {
+        struct kv_ns *r = rec(n, i);
+        if (r->used && r->id == id)
+            return r;
+    }
+    return NULL;
+}
+
+static uint64_t slot_ns_id(const struct shm_slot *sl)
+{
+    uint64_t id;
+    memcpy(&id, sl->data, sizeof id);
+    return id;
+}
+
+/* ------------------------------------------------------ namespace-lock repair */
+
+struct recount {
+    struct kv_nstable *n;
+    uint32_t total;
+};
+
+static int recount_cb(struct shm_slot *sl, void *arg)
+{
+    struct recount *rc = arg;
+    struct kv_ns *r = sl->klen >= 8 ? find_ns_id(rc->n, slot_ns_id(sl)) : NULL;
+    if (!r)
+        return 1; /* orphan of an interrupted namespace delete */
+    r->count++;
+    rc->total++;
+    return 0;
+}
+
+static int ns_repair(void *arg)
+{
+    struct kv_nstable *n = arg;
+    struct shm_table *t = tbl();
+    int rebuilt = 0;
+    for (uint32_t i = 0; i < n->max_ns; i++) {
+        struct kv_ns *r = rec(n, i);
+        if (r->used > 1 || r->name_len > t->key_max - 8) {
+            r->used = 0;
+            rebuilt = 1;
+        }
+        r->count = 0;
+    }
+    struct recount rc = {n, 0};
+    for (uint32_t s = 0; s < t->nstripes; s++) {
+        shm_table_lock(t, s);
+        shm_table_visit(t, s, recount_cb, &rc);
+        shm_table_unlock(t, s);
+    }
+    n->total = rc.total;
+    n->op = 0;
+    return rebuilt;
+}
+
+static struct kv_nstable *lock_ns(void)
+{
+    struct kv_nstable *n = nst();
+    shm_lock(&n->lock, ns_repair, n);
+    return n;
+}
+
+static void unlock_ns(struct kv_nstable *n)
+{
+    shm_unlock(&n->lock);
+    shm_log_repairs();
+}
+
+/* --------------------------------------------------------------- reclaiming */
+
+struct sweep {
+    struct kv_nstable *n;
+    int64_t now;
+    unsigned removed;
+};
+
+static int expired_cb(struct shm_slot *sl, void *arg)
+{
+    struct sweep *sw = arg;
+    if (!sl->expires || sl->expires > sw->now)
+        return 0;
+    struct kv_ns *r = find_ns_id(sw->n, slot_ns_id(sl));
+    if (r && r->count)
+        r->count--;
+    if (sw->n->total)
+        sw->n->total--;
+    sw->removed++;
+    return 1;
+}
+
+/* With the namespace lock held. */
+static unsigned reclaim_locked(struct kv_nstable *n, int64_t now)
+{
+    struct shm_table *t = tbl();
+    struct sweep sw = {n, now, 0};
+    for (uint32_t s = 0; s < t->nstripes; s++) {
+        if (!shm_table_stripe(t, s)->ttl_count)
+            continue;
+        shm_table_lock(t, s);
+        shm_table_visit(t, s, expired_cb, &sw);
+        shm_table_unlock(t, s);
+    }
+    if (sw.removed)
+        changed();
+    return sw.removed;
+}
+
+unsigned kv_sweep(void)
+{
+    int64_t now = kv_now_ms();
+    struct kv_nstable *n = lock_ns();
+    unsigned r = reclaim_locked(n, now);
+    unlock_ns(n);
+    return r;
+}
+
+/* --------------------------------------------------------------- operations */
+
+static char *compose(uint64_t id, const char *key, size_t klen, size_t *len)
+{
+    char *k = xmalloc(8 + klen);
+    memcpy(k, &id, 8);
+    memcpy(k + 8, key, klen);
+    *len = 8 + klen;
+    return k;
+}
+
+static int expired(const struct shm_slot *sl, int64_t now)
+{
+    return sl->expires && sl->expires <= now;
+}
+
+static int count_used(struct kv_nstable *n)
+{
+    uint32_t c = 0;
+    for (uint32_t i = 0; i < n->max_ns; i++)
+        c += rec(n, i)->used != 0;
+    return (int)c;
+}
+
+/* Creates or overwrites KEY in NS with an absolute expiry (0 = none). KEY NULL only
+ * makes sure the namespace exists. */
+static int put_abs(const char *ns, size_t nslen, const char *key, size_t klen, const char *val,
+                   size_t vlen, int64_t expires)
+{
+    struct shm_table *t = tbl();
+    int64_t now = kv_now_ms();
+    size_t cklen = 0;
+    char *ck = NULL;
+    int rc = KV_OK;
+    struct kv_nstable *n = lock_ns();
+    int i = find_ns(n, ns, nslen);
+    int created_ns = 0;
+    if (i < 0) {
+        if (count_used(n) >= (int)n->max_ns) {
+            rc = KV_FULL_NSTAB;
+            goto out;
+        }
+        if (key && n->total >= shm.hdr->geo.kv_max_keys && !reclaim_locked(n, now)) {
+            rc = KV_FULL_KEYS;
+            goto out;
+        }
+        for (i = 0; i < (int)n->max_ns && rec(n, (uint32_t)i)->used; i++) {
+        }
+        struct kv_ns *r = rec(n, (uint32_t)i);
+        r->id = n->next_id++;
+        r->seq = next_seq();
+        r->count = 0;
+        r->name_len = (uint32_t)nslen;
+        memcpy(r->name, ns, nslen);
+        SHM_STEP(31);
+        __atomic_store_n(&r->used, 1, __ATOMIC_RELEASE);
+        created_ns = 1;
+        changed();
+    }
+    if (!key)
+        goto out;
+    struct kv_ns *r = rec(n, (uint32_t)i);
+    ck = compose(r->id, key, klen, &cklen);
+    uint32_t h = shm_hash(ck, cklen, shm.hdr->hash_seed);
+    uint32_t s = shm_table_stripe_of(t, h);
+    for (int attempt = 0;; attempt++) {
+        shm_table_lock(t, s);
+        struct shm_slot *sl = shm_table_find(t, s, h, ck, (uint32_t)cklen);
+        if (sl) {
+            /* An expired key written again counts as new: it moves to the end. */
+            int keep = !expired(sl, now);
+            shm_table_put(t, s, h, ck, (uint32_t)cklen, val, (uint32_t)vlen, expires,
+                          next_seq(), keep);
+            shm_table_unlock(t, s);
+            break;
+        }
+        int full = r->count >= (uint32_t)max_per_ns ? KV_FULL_NS
+                   : n->total >= shm.hdr->geo.kv_max_keys || shm_table_room(t, s) < 2
+                       ? KV_FULL_KEYS
+                       : KV_OK;
+        if (full == KV_OK) {
+            shm_table_put(t, s, h, ck, (uint32_t)cklen, val, (uint32_t)vlen, expires,
+                          next_seq(), 0);
+            SHM_STEP(32);
+            r->count++;
+            n->total++;
+            shm_table_unlock(t, s);
+            break;
+        }
+        shm_table_unlock(t, s);
+        /* Expired keys never count towards a limit: reclaim them, then try once more. */
+        if (attempt > 0 || !reclaim_locked(n, now)) {
+            rc = full;
+            if (created_ns) /* a failed write changes nothing */
+                __atomic_store_n(&r->used, 0, __ATOMIC_RELEASE);
+            goto out;
+        }
+    }
+    changed();
+out:
+    unlock_ns(n);
+    free(ck);
+    return rc;
+}
+
+int kv_put(const char *ns, size_t nslen, const char *key, size_t klen, const char *val,
+           size_t vlen, int64_t ttl_ms)
+{
+    return put_abs(ns, nslen, key, klen, val, vlen, ttl_ms > 0 ? kv_now_ms() + ttl_ms : 0);
+}
+
+/* Looks up NS's id; returns 0 if absent. */
+static uint64_t ns_id(const char *ns, size_t nslen)
+{
+    struct kv_nstable *n = lock_ns();
+    int i = find_ns(n, ns, nslen);
+    uint64_t id = i < 0 ? 0 : rec(n, (uint32_t)i)->id;
+    unlock_ns(n);
+    return id;
+}
+
+int kv_ns_exists(const char *ns, size_t nslen) { return ns_id(ns, nslen) != 0; }
+
+int kv_get(const char *ns, size_t nslen, const char *key, size_t klen, struct kv_value *out)
+{
+    struct shm_table *t = tbl();
+    uint64_t id = ns_id(ns, nslen);
+    if (!id)
+        return KV_NO_NS;
+    size_t cklen;
+    char *ck = compose(id, key, klen, &cklen);
+    char *buf = xmalloc(t->value_max + 1);
+    int64_t now = kv_now_ms();
+    uint32_t h = shm_hash(ck, cklen, shm.hdr->hash_seed);
+    uint32_t s = shm_table_stripe_of(t, h);
+    int rc = KV_NO_KEY;
+    shm_table_lock(t, s);
+    struct shm_slot *sl = shm_table_find(t, s, h, ck, (uint32_t)cklen);
+    if (sl && !expired(sl, now)) {
+        memcpy(buf, sl->data + sl->klen, sl->vlen);
+        buf[sl->vlen] = '\0';
+        out->len = sl->vlen;
+        out->ttl_left = sl->expires ? sl->expires - now : -1;
+        rc = KV_OK;
+    }
+    shm_table_unlock(t, s);
+    shm_log_repairs();
+    free(ck);
+    if (rc == KV_OK)
+        out->value = buf;
+    else
+        free(buf);
+    return rc;
+}
+
+int kv_del(const char *ns, size_t nslen, const char *key, size_t klen)
+{
+    struct shm_table *t = tbl();
+    int64_t now = kv_now_ms();
+    int rc = KV_NO_KEY;
+    char *ck = NULL;
+    struct kv_nstable *n = lock_ns();
+    int i = find_ns(n, ns, nslen);
+    if (i < 0) {
+        rc = KV_NO_NS;
+        goto out;
+    }
+    struct kv_ns *r = rec(n, (uint32_t)i);
+    size_t cklen;
+    ck = compose(r->id, key, klen, &cklen);
+    uint32_t h = shm_hash(ck, cklen, shm.hdr->hash_seed);
+    uint32_t s = shm_table_stripe_of(t, h);
+    shm_table_lock(t, s);
+    struct shm_slot *sl = shm_table_find(t, s, h, ck, (uint32_t)cklen);
+    if (sl) {
+        /* An expired key is removed too, but reported as not found. */
+        rc = expired(sl, now) ? KV_NO_KEY : KV_OK;
+        shm_table_del(t, s, h, ck, (uint32_t)cklen);
+        SHM_STEP(33);
+        r->count--;
+        n->total--;
+    }
+    shm_table_unlock(t, s);
+    if (sl)
+        changed();
+out:
+    unlock_ns(n);
+    free(ck);
+    return rc;
+}
+
+struct del_ns {
+    uint64_t id;
+    uint32_t removed;
+};
+
+static int del_ns_cb(struct shm_slot *sl, void *arg)
+{
+    struct del_ns *d = arg;
+    if (slot_ns_id(sl) != d->id)
+        return 0;
+    d->removed++;
+    return 1;
+}
+
+int kv_del_ns(const char *ns, size_t nslen)
+{
+    struct shm_table *t = tbl();
+    struct kv_nstable *n = lock_ns();
+    int i = find_ns(n, ns, nslen);
+    if (i < 0) {
+        unlock_ns(n);
+        return KV_NO_NS;
+    }
+    struct kv_ns *r = rec(n, (uint32_t)i);
+    struct del_ns d = {r->id, 0};
+    n->op = 1;
+    __atomic_store_n(&r->used, 0, __ATOMIC_RELEASE);
+    SHM_STEP(34);
+    for (uint32_t s = 0; s < t->nstripes; s++) {
+        shm_table_lock(t, s);
+        shm_table_visit(t, s, del_ns_cb, &d);
+        shm_table_unlock(t, s);
+    }
+    n->total -= d.removed;
+    n->op = 0;
+    changed();
+    unlock_ns(n);
+    return KV_OK;
+}
+
+/* -------------------------------------------------------------------- lists */
+
+void kv_list_free(struct kv_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->s[i]);
+    free(l->s);
+    free(l->len);
+    memset(l, 0, sizeof *l);
+}
+
+struct item {
+    uint64_t seq;
+    uint64_t id;
+    int64_t expires;
+    char *key;
+    size_t klen;
+    char *val;
+    size_t vlen;
+};
+
+static int by_seq(const void *a, const void *b)
+{
+    const struct item *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Copies the live namespaces (id, seq, name) in creation order. */
+static size_t ns_snapshot(struct item **out)
+{
+    struct kv_nstable *n = nst();
+    uint32_t max = n->max_ns, keymax = tbl()->key_max - 8;
+    struct item *it = xcalloc(max ? max : 1, sizeof *it);
+    char *names = xmalloc((size_t)max * keymax + 1);
+    size_t cnt = 0;
+    n = lock_ns();
+    for (uint32_t i = 0; i < n->max_ns; i++) {
+        struct kv_ns *r = rec(n, i);
+        if (!r->used)
+            continue;
+        it[cnt].seq = r->seq;
+        it[cnt].id = r->id;
+        it[cnt].key = names + (size_t)i * keymax;
+        it[cnt].klen = r->name_len;
+        memcpy(it[cnt].key, r->name, r->name_len);
+        cnt++;
+    }
+    unlock_ns(n);
+    for (size_t i = 0; i < cnt; i++) { /* own copies, so the caller can free each */
+        char *k = xmalloc(it[i].klen + 1);
+        memcpy(k, it[i].key, it[i].klen);
+        k[it[i].klen] = '\0';
+        it[i].key = k;
+    }
+    free(names);
+    qsort(it, cnt, sizeof *it, by_seq);
+    *out = it;
+    return cnt;
+}
+
+int kv_namespaces(struct kv_list *out)
+{
+    struct item *it;
+    size_t n = ns_snapshot(&it);
+    out->n = n;
+    out->s = xcalloc(n + 1, sizeof *out->s);
+    out->len = xcalloc(n + 1, sizeof *out->len);
+    for (size_t i = 0; i < n; i++) {
+        out->s[i] = it[i].key;
+        out->len[i] = it[i].klen;
+    }
+    free(it);
+    return KV_OK;
+}
+
+struct collect {
+    const struct shm_table *t;
+    uint64_t id;
+    int with_values;
+    int64_t now;
+    unsigned char *buf;
+    size_t got;
+};
+
+static int collect_cb(struct shm_slot *sl, void *arg)
+{
+    struct collect *c = arg;
+    if (expired(sl, c->now) || (c->id && slot_ns_id(sl) != c->id))
+        return 0;
+    size_t sz = sizeof *sl + sl->klen + (c->with_values ? sl->vlen : 0);
+    memcpy(c->buf + c->got * c->t->slot_size, sl, sz);
+    c->got++;
+    return 0;
+}
+
+/* Collects the live keys of namespace ID (all namespaces if ID is 0), with values if
+ * WITH_VALUES, stripe by stripe through a buffer filled under the stripe lock. */
+static size_t collect(uint64_t id, int with_values, struct item **out)
+{
+    struct shm_table *t = tbl();
+    size_t cap = 64, n = 0;
+    struct item *items = xmalloc(cap * sizeof *items);
+    struct collect c = {t, id, with_values, kv_now_ms(),
+                        xmalloc((size_t)t->slots_per_stripe * t->slot_size), 0};
+    for (uint32_t s = 0; s < t->nstripes; s++) {
+        c.got = 0;
+        shm_table_lock(t, s);
+        shm_table_visit(t, s, collect_cb, &c);
+        shm_table_unlock(t, s);
+        for (size_t g = 0; g < c.got; g++) {
+            struct shm_slot *sl = (struct shm_slot *)(c.buf + g * t->slot_size);
+            if (n == cap)
+                items = xrealloc(items, (cap *= 2) * sizeof *items);
+            struct item *it = &items[n++];
+            it->seq = sl->seq;
+            it->id = slot_ns_id(sl);
+            it->expires = sl->expires;
+            it->klen = sl->klen - 8;
+            it->key = xmalloc(it->klen + 1);
+            memcpy(it->key, sl->data + 8, it->klen);
+            it->key[it->klen] = '\0';
+            it->val = NULL;
+            it->vlen = 0;
+            if (with_values) {
+                it->vlen = sl->vlen;
+                it->val = xmalloc(sl->vlen + 1);
+                memcpy(it->val, sl->data + sl->klen, sl->vlen);
+                it->val[sl->vlen] = '\0';
+            }
+        }
+    }
+    shm_log_repairs();
+    free(c.buf);
+    qsort(items, n, sizeof *items, by_seq);
+    *out = items;
+    return n;
+}
+
+int kv_keys(const char *ns, size_t nslen, struct kv_list *out)
+{
+    uint64_t id = ns_id(ns, nslen);
+    if (!id)
+        return KV_NO_NS;
+    struct item *it;
+    size_t n = collect(id, 0, &it);
+    out->n = n;
+    out->s = xcalloc(n + 1, sizeof *out->s);
+    out->len = xcalloc(n + 1, sizeof *out->len);
+    for (size_t i = 0; i < n; i++) {
+        out->s[i] = it[i].key;
+        out->len[i] = it[i].klen;
+    }
+    free(it);
+    return KV_OK;
+}
+
+/* ----------------------------------------------------------------- snapshot */
+
+int kv_snapshot_save(const char *path)
+{
+    struct item *nss, *keys;
+    size_t nns = ns_snapshot(&nss);
+    size_t nkeys = collect(0, 1, &keys);
+    json_object *root = json_object_new_object();
+    json_object_object_add(root, "format", json_object_new_string("butlerd-kv"));
+    json_object_object_add(root, "version", json_object_new_int(1));
+    char ts[64];
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             now.tv_nsec / 1000000);
+    json_object_object_add(root, "savedAt", json_object_new_string(ts));
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < nns; i++) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "namespace",
+                               json_object_new_string_len(nss[i].key, (int)nss[i].klen));
+        json_object *ka = json_object_new_array();
+        for (size_t k = 0; k < nkeys; k++) {
+            if (keys[k].id != nss[i].id)
+                continue;
+            json_object *e = json_object_new_object();
+            json_object_object_add(e, "key",
+                                   json_object_new_string_len(keys[k].key, (int)keys[k].klen));
+            json_object_object_add(e, "value",
+                                   json_object_new_string_len(keys[k].val, (int)keys[k].vlen));
+            json_object_object_add(e, "expiresAt", keys[k].expires
+                                                       ? json_object_new_int64(keys[k].expires)
+                                                       : NULL);
+            json_object_array_add(ka, e);
+        }
+        json_object_object_add(o, "keys", ka);
+        json_object_array_add(arr, o);
+    }
+    json_object_object_add(root, "namespaces", arr);
+    for (size_t i = 0; i < nns; i++)
+        free(nss[i].key);
+    free(nss);
+    for (size_t k = 0; k < nkeys; k++) {
+        free(keys[k].key);
+        free(keys[k].val);
+    }
+    free(keys);
+
+    size_t len;
+    const char *text = json_object_to_json_string_length(
+        root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+    int rc = -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        log_error("cannot create snapshot %s", tmp);
+        goto done;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, text + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            log_error("cannot write snapshot %s", tmp);
+            close(fd);
+            unlink(tmp);
+            goto done;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) < 0 || close(fd) < 0) {
+        log_error("cannot flush snapshot %s", tmp);
+        unlink(tmp);
+        goto done;
+    }
+    if (rename(tmp, path) < 0) {
+        log_error("cannot rename %s to %s", tmp, path);
+        unlink(tmp);
+        goto done;
+    }
+    /* The rename itself must reach the disk: sync the directory too. */
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    free(dir);
+    rc = 0;
+done:
+    free(tmp);
+    json_object_put(root);
+    return rc;
+}
+
+static void quarantine(const char *path, const char *why)
+{
+    char *bad = xasprintf("%s.bad", path);
+    if (rename(path, bad) < 0)
+        log_error("snapshot %s is unusable (%s) and cannot be renamed to %s", path, why, bad);
+    else
+        log_errorx("snapshot %s is unusable (%s); renamed to %s, starting with an empty store",
+                   path, why, bad);
+    free(bad);
+}
+
+long kv_snapshot_load(const char *path)
+{
+    if (access(path, F_OK) < 0)
+        return 0;
+    json_object *root = json_object_from_file(path);
+    json_object *v, *arr;
+    if (!root || !json_object_object_get_ex(root, "format", &v) ||
+        strcmp(json_object_get_string(v), "butlerd-kv") != 0 ||
+        !json_object_object_get_ex(root, "version", &v) || json_object_get_int(v) != 1 ||
+        !json_object_object_get_ex(root, "namespaces", &arr) ||
+        !json_object_is_type(arr, json_type_array)) {
+        json_object_put(root);
+        quarantine(path, root ? "not a butlerd-kv version 1 file" : "not valid JSON");
+        return -1;
+    }
+    int64_t now = kv_now_ms();
+    long loaded = 0, dropped = 0;
+    size_t keymax = tbl()->key_max - 8, valmax = tbl()->value_max;
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        json_object *o = json_object_array_get_idx(arr, i), *nsv, *keys;
+        if (!json_object_object_get_ex(o, "namespace", &nsv) ||
+            !json_object_is_type(nsv, json_type_string) ||
+            !json_object_object_get_ex(o, "keys", &keys) ||
+            !json_object_is_type(keys, json_type_array)) {
+            dropped++;
+            continue;
+        }
+        const char *ns = json_object_get_string(nsv);
+        size_t nslen = (size_t)json_object_get_string_len(nsv);
+        if (nslen == 0 || nslen > keymax || put_abs(ns, nslen, NULL, 0, NULL, 0, 0) != KV_OK) {
+            dropped += 1 + (long)json_object_array_length(keys);
+            continue;
+        }
+        for (size_t k = 0; k < json_object_array_length(keys); k++) {
+            json_object *e = json_object_array_get_idx(keys, k), *kv, *vv, *xv = NULL;
+            if (!json_object_object_get_ex(e, "key", &kv) ||
+                !json_object_object_get_ex(e, "value", &vv) ||
+                !json_object_is_type(kv, json_type_string) ||
+                !json_object_is_type(vv, json_type_string)) {
+                dropped++;
+                continue;
+            }
+            json_object_object_get_ex(e, "expiresAt", &xv);
+            int64_t exp = xv ? json_object_get_int64(xv) : 0;
+            if (exp && exp <= now)
+                continue; /* expired while we were down */
+            size_t klen = (size_t)json_object_get_string_len(kv);
+            size_t vlen = (size_t)json_object_get_string_len(vv);
+            if (klen == 0 || klen > keymax || vlen > valmax ||
+                put_abs(ns, nslen, json_object_get_string(kv), klen, json_object_get_string(vv),
+                        vlen, exp) != KV_OK) {
+                dropped++;
+                continue;
+            }
+            loaded++;
+        }
+    }
+    json_object_put(root);
+    if (dropped)
+        log_warnx("snapshot %s: %ld entries dropped (malformed or over the current limits)",
+                  path, dropped);
+    return loaded;
+}
+
+struct check {
+    struct kv_nstable *n;
+    uint32_t *counts; /* per namespace record */
+    uint32_t total;
+    int bad;
+};
+
+static int check_cb(struct shm_slot *sl, void *arg)
+{
+    struct check *c = arg;
+    struct kv_ns *r = find_ns_id(c->n, slot_ns_id(sl));
+    if (!r)
+        c->bad++;
+    else
+        c->counts[((unsigned char *)r - (unsigned char *)rec(c->n, 0)) / c->n->rec_size]++;
+    c->total++;
+    return 0;
+}
+
+int kv_check(void)
+{
+    struct shm_table *t = tbl();
+    struct check c = {nst(), xcalloc(nst()->max_ns, sizeof(uint32_t)), 0, 0};
+    struct kv_nstable *n = lock_ns();
+    for (uint32_t s = 0; s < t->nstripes; s++) {
+        shm_table_lock(t, s);
+        if (shm_table_check(t, s) != 0)
+            c.bad++;
+        shm_table_visit(t, s, check_cb, &c);
+        shm_table_unlock(t, s);
+    }
+    uint32_t sum = 0;
+    for (uint32_t i = 0; i < n->max_ns; i++)
+        if (rec(n, i)->used) {
+            sum += rec(n, i)->count;
+            if (rec(n, i)->count != c.counts[i])
+                c.bad++;
+        }
+    if (sum != n->total || c.total != n->total || n->op)
+        c.bad++;
+    unlock_ns(n);
+    free(c.counts);
+    return c.bad ? -1 : 0;
+}

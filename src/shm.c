@@ -1,0 +1,167 @@
+/* The shared-memory region. Layout: header, namespace table, key table; every
+ * reference inside is an offset from the base. A segment that survives a master
+ * crash is re-attached only if its header (magic, format, size, geometry) matches
+ * what this configuration would build; otherwise it is replaced. */
+#include "shm.h"
+#include "cfg.h"
+#include "kv.h"
+#include "log.h"
+#include "shm_table.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ALIGN64(x) (((x) + 63) & ~(uint64_t)63)
+
+struct shm_region shm;
+
+static uint32_t pow2_at_least(uint64_t n)
+{
+    uint32_t p = 1;
+    while (p < n && p < (1u << 30))
+        p <<= 1;
+    return p;
+}
+
+void shm_geometry_from_cfg(const struct cfg *c, struct shm_geometry *g)
+{
+    memset(g, 0, sizeof *g);
+    g->kv_max_keys = (uint32_t)c->shm.kvMaxKeys;
+    g->kv_key_bytes = (uint32_t)c->shm.kvMaxKeyBytes;
+    g->kv_value_bytes = (uint32_t)c->shm.kvMaxValueBytes;
+    g->kv_max_ns = (uint32_t)c->shm.kvMaxNamespaces;
+    g->users_max = (uint32_t)c->shm.maxActiveUsers;
+    uint32_t stripes = pow2_at_least(g->kv_max_keys / 32 + 1);
+    if (stripes > 1024)
+        stripes = 1024;
+    g->kv_stripes = stripes;
+    /* Keys spread unevenly: leave four standard deviations of slack per stripe, plus
+     * the spare slot a replacement needs. Unused slots cost address space only. */
+    uint32_t per = (g->kv_max_keys + stripes - 1) / stripes;
+    g->kv_slots_per_stripe = per + (uint32_t)(4 * sqrt((double)per)) + 9;
+    g->kv_buckets_per_stripe = pow2_at_least(g->kv_slots_per_stripe);
+}
+
+struct layout {
+    uint64_t ns_off, table_off, total;
+};
+
+static void layout_for(const struct shm_geometry *g, struct layout *l)
+{
+    l->ns_off = ALIGN64(sizeof(struct shm_header));
+    l->table_off = ALIGN64(l->ns_off + kv_ns_bytes(g));
+    l->total = ALIGN64(l->table_off + shm_table_bytes(g->kv_stripes, g->kv_slots_per_stripe,
+                                                      g->kv_buckets_per_stripe,
+                                                      8 + g->kv_key_bytes, g->kv_value_bytes));
+}
+
+static int map(int fd, size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        log_error("mmap(%s, %zu bytes) failed", shm.name, size);
+        return -1;
+    }
+    shm.base = p;
+    shm.size = size;
+    shm.hdr = p;
+    return 0;
+}
+
+static int try_attach(const struct shm_geometry *g, const struct layout *l)
+{
+    int fd = shm_open(shm.name, O_RDWR, 0600);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            log_warn("shm_open(%s) failed", shm.name);
+        return 0;
+    }
+    struct stat st;
+    int ok = 0;
+    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == l->total && map(fd, l->total) == 0) {
+        const struct shm_header *h = shm.hdr;
+        ok = !memcmp(h->magic, SHM_MAGIC, sizeof SHM_MAGIC) && h->format == SHM_FORMAT &&
+             h->header_size == sizeof *h && h->total_size == l->total &&
+             !memcmp(&h->geo, g, sizeof *g) && h->kv_ns_off == l->ns_off &&
+             h->kv_table_off == l->table_off && h->ready == 1;
+        if (!ok) {
+            munmap(shm.base, shm.size);
+            shm.base = NULL;
+        }
+    }
+    close(fd);
+    if (!ok) {
+        log_warnx("shared memory %s does not match this configuration (other geometry or "
+                  "format); replacing it",
+                  shm.name);
+        shm_unlink(shm.name);
+    }
+    return ok;
+}
+
+int shm_open_region(const struct cfg *c)
+{
+    struct shm_geometry g;
+    struct layout l;
+    shm_geometry_from_cfg(c, &g);
+    layout_for(&g, &l);
+    snprintf(shm.name, sizeof shm.name, "%s.%d", c->shm.name, c->rest.serverPort);
+
+    if (try_attach(&g, &l)) {
+        log_info("re-attached shared memory %s (%llu keys)", shm.name,
+                 (unsigned long long)((struct kv_nstable *)shm_ptr(l.ns_off))->total);
+        return 1;
+    }
+    int fd = shm_open(shm.name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        log_error("shm_open(%s) failed", shm.name);
+        return -1;
+    }
+    if (ftruncate(fd, (off_t)l.total) < 0) {
+        log_error("ftruncate(%s, %llu) failed", shm.name, (unsigned long long)l.total);
+        close(fd);
+        shm_unlink(shm.name);
+        return -1;
+    }
+    int rc = map(fd, l.total);
+    close(fd);
+    if (rc < 0) {
+        shm_unlink(shm.name);
+        return -1;
+    }
+    struct shm_header *h = shm.hdr;
+    memcpy(h->magic, SHM_MAGIC, sizeof SHM_MAGIC);
+    h->format = SHM_FORMAT;
+    h->header_size = sizeof *h;
+    h->total_size = l.total;
+    h->geo = g;
+    h->kv_ns_off = l.ns_off;
+    h->kv_table_off = l.table_off;
+    if (getrandom(&h->hash_seed, sizeof h->hash_seed, 0) != sizeof h->hash_seed)
+        h->hash_seed = (uint64_t)now_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
+    kv_init_region(l.ns_off, &g);
+    if (shm_table_init(shm_ptr(l.table_off), l.table_off, g.kv_stripes, g.kv_slots_per_stripe,
+                       g.kv_buckets_per_stripe, 8 + g.kv_key_bytes, g.kv_value_bytes) < 0) {
+        log_errorx("cannot initialise robust mutexes in %s", shm.name);
+        shm_unlink(shm.name);
+        return -1;
+    }
+    __atomic_store_n(&h->ready, 1, __ATOMIC_RELEASE);
+    log_info("created shared memory %s (%.1f MB address space, %u keys, %u stripes)", shm.name,
+             (double)l.total / 1048576.0, g.kv_max_keys, g.kv_stripes);
+    return 0;
+}
+
+void shm_unlink_region(void)
+{
+    if (shm.name[0] && shm_unlink(shm.name) < 0 && errno != ENOENT)
+        log_warn("shm_unlink(%s) failed", shm.name);
+}
