@@ -510,7 +510,7 @@ for name in butlerd nginx; do
         for (i = 2; i <= n; i++) { if (v[i] < lo) lo = v[i]; if (v[i] > hi) hi = v[i] }
         printf "%.0f", (hi > 0 ? 100 * (hi - lo) / hi : 0) }')
     if ((spread > 10)); then
-        warn "the $name runs differ by $spread% (${runs[$name]} req/s): something else was using the CPUs; the ratio is unreliable, rerun on a quiet machine"
+        warn "the $name runs differ by $spread% (${runs[$name]} req/s): either something else was using the CPUs or $name's throughput is unsteady; the ratio is uncertain, rerun on a quiet machine or with more rounds (-r 5)"
     fi
     if ((errs[$name] > 0)); then
         warn "$name had ${errs[$name]} non-2xx responses or socket errors across the measured runs; its numbers are suspect"

@@ -1,0 +1,575 @@
+"""Key-value store persistence (spec 4.7, issue 3): snapshot at orderly
+shutdown and every intervalSeconds, load at startup (expired entries dropped,
+limits applied, a corrupt file renamed to <file>.bad), and survival of a
+worker crash and of a master crash (the shared-memory segment is
+re-attached by the next start with the same port and shm.name).
+
+Every daemon gets its own shared-memory name (/butlerd-t<random hex>); the
+daemon creates /dev/shm/<name>.<port>, which is removed after each test."""
+
+import glob
+import json
+import os
+import re
+import secrets
+import signal
+import stat
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+import harness
+from harness import JSON_CT, wait_until
+
+# ------------------------------------------------------------------ helpers
+
+
+def jdump(obj):
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def q(s):
+    return urllib.parse.quote(s, safe="")
+
+
+def entry(ns, key, value, ttl=None):
+    d = {"namespace": ns, "key": key, "value": value}
+    if ttl is not None:
+        d["ttl"] = ttl
+    return jdump(d)
+
+
+def key_not_found(ns, key):
+    return jdump({"statusCode": 400, "error": "Bad Request",
+                  "message": "Key '%s' not found in namespace: %s" % (key, ns)})
+
+
+def keylist_body(ns, keys):
+    return jdump({"namespace": ns, "keys": [{"key": k} for k in keys]})
+
+
+def check(r, status, body):
+    assert r.status == status, r
+    assert r.body == body, "\n got: %r\nwant: %r" % (r.body, body)
+    assert r.header("Content-Type") == JSON_CT, r
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+SAVED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def kv_overrides(file="", interval=60, per_ns=1000, namespaces=1000, keys=10000,
+                 key_bytes=256, value_bytes=4096):
+    return {
+        "Butler": {
+            "restServerEndpointsEnable": {"keyValueStore": True},
+            "keyValueStore": {"maxKeysPerNamespace": per_ns},
+        },
+        "butlerd": {
+            "shm": {"kvMaxNamespaces": namespaces, "kvMaxKeys": keys,
+                    "kvMaxKeyBytes": key_bytes, "kvMaxValueBytes": value_bytes},
+            "kvPersistence": {"file": file, "intervalSeconds": interval},
+        },
+    }
+
+
+class KvDaemon(harness.Daemon):
+    """harness.Daemon with the key-value store enabled, a private random
+    shared-memory name and a restart that keeps port and shm.name."""
+
+    def __init__(self, tmpdir, overrides, workers=2):
+        super().__init__(tmpdir, overrides, "", workers)
+        self.shm = "/butlerd-t" + secrets.token_hex(8)
+
+    def shm_paths(self):
+        return glob.glob("/dev/shm" + self.shm + ".*")
+
+    def cleanup_shm(self):
+        for p in self.shm_paths():
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+
+    def restart(self, attempts=10):
+        """Start again with the same config, port and shm.name (the
+        previous master must have exited)."""
+        assert not self.running(), "restart() while the master still runs"
+        # close the old master's log pipe etc. (leftover workers of ours
+        # would be killed here, but callers wait for them to exit first)
+        harness.Daemon.stop(self)
+        for i in range(attempts):
+            self.write_config(self.config())
+            try:
+                self._spawn()
+                return self
+            except harness.DaemonError:
+                log = self.log().lower()
+                harness.Daemon.stop(self)
+                if ("bind" in log or "in use" in log) and i < attempts - 1:
+                    time.sleep(0.5)
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def kill_master(self):
+        """SIGKILL the master; wait until it and its workers are gone."""
+        pids = self.worker_pids()
+        self.seen_pids.update(pids)
+        os.kill(self.pid, signal.SIGKILL)
+        self.proc.wait(5)
+        gone = wait_until(lambda: not any(harness.alive(p) for p in pids), 5.0, 0.02)
+        assert gone, "workers %s still alive 5 s after the master was SIGKILLed" % (
+            [p for p in pids if harness.alive(p)])
+
+    def term(self):
+        """SIGTERM; wait for exit status 0."""
+        self.signal(signal.SIGTERM)
+        rc = self.wait_exit(15)
+        assert rc == 0, "exit status %r\n%s" % (rc, self.log_tail())
+        self.eof.wait(5)
+
+    # ---- requests
+    def post(self, ns, body, headers=None):
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        return self.request("POST", "/v4/keyvalues/" + q(ns), h, jdump(body))
+
+    def put_ok(self, ns, key, value, ttl=None):
+        body = {"key": key, "value": value}
+        if ttl is not None:
+            body["ttl"] = ttl
+        check(self.post(ns, body), 201, entry(ns, key, value, 0 if ttl is None else ttl))
+
+    def kv_get(self, ns, key):
+        return self.get("/v4/keyvalues/%s?key=%s" % (q(ns), q(key)))
+
+    def keylist(self, ns):
+        return self.get("/v4/keylist/" + q(ns))
+
+    def namespaces(self):
+        r = self.get("/v4/keyvaluesnamespaces")
+        assert r.status == 200, r
+        return json.loads(r.body)
+
+
+@pytest.fixture
+def kvd(tmp_path):
+    """Factory: kvd(workers=2, file=, interval=, limits...) -> running KvDaemon.
+    file=True means <tmp>/state/kv.snapshot."""
+    started = []
+
+    def make(workers=2, start=True, **kw):
+        d = KvDaemon(tmp_path / ("d%d" % len(started)), None, workers)
+        os.makedirs(d.tmpdir, exist_ok=True)
+        if kw.get("file") is True:
+            state = os.path.join(d.tmpdir, "state")
+            os.makedirs(state, exist_ok=True)
+            kw["file"] = os.path.join(state, "kv.snapshot")
+        d.overrides = kv_overrides(**kw)
+        d.snapshot_file = kw.get("file", "")
+        started.append(d)
+        return d.start() if start else d
+
+    yield make
+    for d in started:
+        try:
+            d.stop()
+        finally:
+            d.cleanup_shm()
+        print(d.log_tail(200))
+
+
+def read_snapshot(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    return json.loads(data.decode("utf-8"))
+
+
+def check_snapshot_file(path):
+    """Mode 0600, JSON in the spec 4.7 format; returns the parsed object."""
+    st = os.stat(path)
+    assert stat.S_ISREG(st.st_mode), path
+    assert stat.S_IMODE(st.st_mode) == 0o600, "snapshot mode %o, want 600" % stat.S_IMODE(
+        st.st_mode)
+    snap = read_snapshot(path)
+    assert list(snap.keys()) == ["format", "version", "savedAt", "namespaces"], snap
+    assert snap["format"] == "butlerd-kv" and snap["version"] == 1, snap
+    assert isinstance(snap["savedAt"], str) and SAVED_AT.match(snap["savedAt"]), snap
+    assert isinstance(snap["namespaces"], list)
+    for ns in snap["namespaces"]:
+        assert list(ns.keys()) == ["namespace", "keys"], ns
+        for k in ns["keys"]:
+            assert list(k.keys()) == ["key", "value", "expiresAt"], k
+            assert k["expiresAt"] is None or isinstance(k["expiresAt"], int), k
+    return snap
+
+
+def snapshot_map(snap):
+    """{namespace: [(key, value, expiresAt), ...]} in file order."""
+    return {ns["namespace"]: [(k["key"], k["value"], k["expiresAt"]) for k in ns["keys"]]
+            for ns in snap["namespaces"]}
+
+
+DATA = [
+    ("ns1", "k1", "v1"),
+    ("ns1", "k2", ""),
+    ("Sales ETL step 2", "Last extract timestamp", "2020-09-29 17:14:56"),
+    ("日本語 ✓", "a:b/c d", "välue ✓ \"q\" \\ /"),
+    ("ns1", "k0", "x" * 4000),
+    ("a/b", "c:d", "e"),
+]
+
+
+def fill(d):
+    for ns, k, v in DATA:
+        d.put_ok(ns, k, v)
+    d.put_ok("ttl", "long", "lived", ttl=600000)
+
+
+def check_data(d, ttl_key=True):
+    """DATA (and the long-ttl key) are all there, in order, from many
+    fresh connections."""
+    assert d.namespaces() == ["ns1", "Sales ETL step 2", "日本語 ✓", "a/b", "ttl"]
+    check(d.keylist("ns1"), 200, keylist_body("ns1", ["k1", "k2", "k0"]))
+    for _ in range(3):
+        for ns, k, v in DATA:
+            check(d.kv_get(ns, k), 200, entry(ns, k, v))
+    if ttl_key:
+        r = d.kv_get("ttl", "long")
+        assert r.status == 200, r
+        t = json.loads(r.body).get("ttl")
+        assert isinstance(t, int) and 0 < t <= 600000, r
+        check(r, 200, entry("ttl", "long", "lived", t))
+
+
+# ---------------------------------------------------- orderly shutdown (SIGTERM)
+
+def test_sigterm_writes_snapshot_and_restart_restores(kvd):
+    d = kvd(file=True, interval=0)
+    fill(d)
+    before = now_ms()
+    d.term()
+    state = os.path.dirname(d.snapshot_file)
+    # only the snapshot is left in its directory (the temporary file was renamed)
+    assert os.listdir(state) == ["kv.snapshot"], os.listdir(state)
+    snap = check_snapshot_file(d.snapshot_file)
+    m = snapshot_map(snap)
+    assert [ns["namespace"] for ns in snap["namespaces"]] == \
+        ["ns1", "Sales ETL step 2", "日本語 ✓", "a/b", "ttl"], snap
+    assert [(k, v) for k, v, _ in m["ns1"]] == [("k1", "v1"), ("k2", ""), ("k0", "x" * 4000)]
+    assert all(e is None for _, _, e in m["ns1"]), m["ns1"]
+    assert m["日本語 ✓"] == [("a:b/c d", "välue ✓ \"q\" \\ /", None)]
+    (k, v, exp), = m["ttl"]
+    assert (k, v) == ("long", "lived") and isinstance(exp, int)
+    assert before + 590000 <= exp <= now_ms() + 600000, exp
+    # raw UTF-8 or \u escapes are both fine as long as it is JSON; check parse only
+    d.restart()
+    check_data(d)
+    # the restarted daemon keeps working and saves again at the next stop
+    d.put_ok("ns1", "k3", "v3")
+    d.term()
+    m = snapshot_map(check_snapshot_file(d.snapshot_file))
+    assert [k for k, _, _ in m["ns1"]] == ["k1", "k2", "k0", "k3"]
+
+
+def test_snapshot_alone_restores_into_new_segment(kvd):
+    """The snapshot is enough: a daemon with another port and another
+    shm.name (a fresh segment) loads it."""
+    d = kvd(file=True, interval=0)
+    fill(d)
+    d.term()
+    d2 = kvd(file=d.snapshot_file, interval=0, start=False)
+    assert d2.shm != d.shm
+    d2.start()
+    check_data(d2)
+
+
+def test_empty_store_snapshot(kvd):
+    d = kvd(file=True, interval=0)
+    d.put_ok("gone", "k", "v")
+    check(d.request("DELETE", "/v4/keyvalues/gone"), 204, b"") if False else None
+    r = d.request("DELETE", "/v4/keyvalues/gone")
+    assert r.status == 204, r
+    d.term()
+    snap = check_snapshot_file(d.snapshot_file)
+    assert snap["namespaces"] == [], snap
+    d.restart()
+    assert d.namespaces() == []
+
+
+def test_empty_namespace_survives_restart(kvd):
+    d = kvd(file=True, interval=0)
+    d.put_ok("empty", "k", "v")
+    d.put_ok("full", "k", "v")
+    assert d.request("DELETE", "/v4/keyvalues/empty/k").status == 204
+    d.term()
+    m = snapshot_map(check_snapshot_file(d.snapshot_file))
+    assert m == {"empty": [], "full": [("k", "v", None)]}, m
+    d.restart()
+    assert d.namespaces() == ["empty", "full"]
+    check(d.keylist("empty"), 200, keylist_body("empty", []))
+
+
+def test_expired_key_not_restored(kvd):
+    d = kvd(file=True, interval=0)
+    d.put_ok("ns", "keep", "v")
+    d.put_ok("ns", "short", "v", ttl=1500)
+    d.put_ok("ns", "after", "v")
+    d.term()
+    m = snapshot_map(check_snapshot_file(d.snapshot_file))
+    if "short" in [k for k, _, _ in m["ns"]]:
+        exp = [e for k, _, e in m["ns"] if k == "short"][0]
+        assert isinstance(exp, int) and exp <= now_ms() + 1500, exp
+        assert wait_until(lambda: now_ms() > exp + 100, 5.0, 0.05)
+    else:
+        # already dropped at save time (allowed only once expired)
+        raise AssertionError("key 'short' missing from the snapshot before it expired: %r" % m)
+    d.restart()
+    check(d.kv_get("ns", "short"), 400, key_not_found("ns", "short"))
+    check(d.keylist("ns"), 200, keylist_body("ns", ["keep", "after"]))
+    check(d.get("/v4/keyvalues/ns/keyexists?key=short"), 200, b'{"keyExists":false,"keyValue":{}}')
+    d.term()
+    m = snapshot_map(check_snapshot_file(d.snapshot_file))
+    assert [k for k, _, _ in m["ns"]] == ["keep", "after"], m
+
+
+# ------------------------------------------------------------ crashes
+
+def test_worker_sigkill_keeps_data(kvd):
+    d = kvd(file="", workers=2)
+    fill(d)
+    pids = d.wait_workers(2)
+    for victim in pids:
+        mark = d.mark()
+        os.kill(victim, signal.SIGKILL)
+        d.wait_log(harness.WORKER_STARTED, 10, start=mark)
+        d.wait_workers(2, timeout=10, exclude=[victim])
+        check_data(d)
+    d.put_ok("ns1", "k9", "after crash")
+    check(d.keylist("ns1"), 200, keylist_body("ns1", ["k1", "k2", "k0", "k9"]))
+
+
+def test_worker_sigkill_under_write_load_loses_no_acknowledged_write(kvd):
+    d = kvd(file="", workers=2)
+    acked = {}
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def writer(t):
+        i = 0
+        while not stop.is_set() and i < 5000:
+            key, value = "t%d-%d" % (t, i), "v%d" % i
+            try:
+                r = d.post("load", {"key": key, "value": value})
+            except Exception:  # noqa: BLE001 - the killed worker drops its connection
+                r = None
+            if r is not None and r.status == 201:
+                with lock:
+                    acked[key] = value
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(3)]
+    for th in threads:
+        th.start()
+    try:
+        time.sleep(0.5)
+        pids = d.wait_workers(2)
+        mark = d.mark()
+        os.kill(pids[0], signal.SIGKILL)
+        d.wait_log(harness.WORKER_STARTED, 10, start=mark)
+        d.wait_workers(2, timeout=10, exclude=[pids[0]])
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(30)
+    assert not any(th.is_alive() for th in threads)
+    with lock:
+        expected = dict(acked)
+    assert len(expected) > 50, len(expected)
+    r = d.keylist("load")
+    assert r.status == 200, r
+    present = {k["key"] for k in json.loads(r.body)["keys"]}
+    missing = [k for k in expected if k not in present]
+    assert not missing, "acknowledged keys lost: %r" % missing[:20]
+    for key in list(expected)[::25]:
+        check(d.kv_get("load", key), 200, entry("load", key, expected[key]))
+
+
+@pytest.mark.parametrize("persist", ["memory", "snapshot-at-shutdown-only"])
+def test_master_sigkill_restart_reattaches_segment(kvd, persist):
+    """After SIGKILL of the master the data comes back from the surviving
+    shared-memory segment: with file = "" there is no snapshot at all, and
+    with intervalSeconds = 0 no snapshot was written before the kill."""
+    if persist == "memory":
+        d = kvd(file="", workers=2)
+    else:
+        d = kvd(file=True, interval=0, workers=2)
+    fill(d)
+    port, shm = d.port, d.shm
+    d.kill_master()
+    if d.snapshot_file:
+        assert not os.path.exists(d.snapshot_file), \
+            "intervalSeconds = 0 but a snapshot was written before shutdown"
+    print("shm objects after the master's death: %r" % d.shm_paths())
+    d.restart()
+    assert (d.port, d.shm) == (port, shm)
+    check_data(d)
+    # still fully usable, and a second crash/restart cycle works too
+    d.put_ok("ns1", "k5", "v5")
+    d.kill_master()
+    d.restart()
+    check_data(d)
+    check(d.kv_get("ns1", "k5"), 200, entry("ns1", "k5", "v5"))
+    if d.snapshot_file:
+        d.term()
+        m = snapshot_map(check_snapshot_file(d.snapshot_file))
+        assert [k for k, _, _ in m["ns1"]] == ["k1", "k2", "k0", "k5"], m
+
+
+def test_master_sigkill_expired_key_gone_after_restart(kvd):
+    d = kvd(file="")
+    d.put_ok("ns", "keep", "v")
+    d.put_ok("ns", "short", "v", ttl=800)
+    d.kill_master()
+    time.sleep(1.0)
+    d.restart()
+    check(d.kv_get("ns", "short"), 400, key_not_found("ns", "short"))
+    check(d.keylist("ns"), 200, keylist_body("ns", ["keep"]))
+
+
+# ------------------------------------------------------------ bad snapshot
+
+@pytest.mark.parametrize("content", [
+    b"{this is not json",
+    b'{"format":"butlerd-kv","version":1,"savedAt":"2026-11-22T22:49:53.123Z",'
+    b'"namespaces":[{"namespace":"ns1","keys":[{"key":"k1","val',
+    b"\x00\xff\xfe garbage \x01",
+])
+def test_corrupt_snapshot_renamed_to_bad(kvd, content):
+    d = kvd(file=True, interval=0, start=False)
+    with open(d.snapshot_file, "wb") as f:
+        f.write(content)
+    d.start()
+    bad = d.snapshot_file + ".bad"
+    assert os.path.exists(bad), "%s not created; dir has %r\n%s" % (
+        bad, os.listdir(os.path.dirname(bad)), d.log_tail())
+    with open(bad, "rb") as f:
+        assert f.read() == content
+    assert not os.path.exists(d.snapshot_file), "corrupt snapshot left in place"
+    assert d.namespaces() == []
+    assert d.find(re.compile(r"\berror\b", re.I)), "no error logged\n" + d.log_tail()
+    # works normally, and the next save writes a good file
+    d.put_ok("ns", "k", "v")
+    d.term()
+    m = snapshot_map(check_snapshot_file(d.snapshot_file))
+    assert m == {"ns": [("k", "v", None)]}, m
+    with open(bad, "rb") as f:
+        assert f.read() == content
+
+
+def test_missing_snapshot_starts_empty(kvd):
+    d = kvd(file=True, interval=0)
+    assert d.namespaces() == []
+    assert not os.path.exists(d.snapshot_file + ".bad")
+
+
+# ------------------------------------------------- loading a written snapshot
+
+def test_load_handwritten_snapshot(kvd):
+    d = kvd(file=True, interval=0, per_ns=3, start=False)
+    future = now_ms() + 600000
+    snap = {"format": "butlerd-kv", "version": 1, "savedAt": "2026-11-22T22:49:53.123Z",
+            "namespaces": [
+                {"namespace": "ns1", "keys": [
+                    {"key": "k1", "value": "v1", "expiresAt": None},
+                    {"key": "old", "value": "x", "expiresAt": 1000},
+                    {"key": "k2", "value": "v2", "expiresAt": future},
+                    {"key": "k3", "value": "v3", "expiresAt": None},
+                    # over maxKeysPerNamespace = 3: dropped, first ones kept
+                    {"key": "k4", "value": "v4", "expiresAt": None},
+                    {"key": "k5", "value": "v5", "expiresAt": None}]},
+                {"namespace": "日本語 ✓", "keys": [
+                    {"key": "a:b", "value": "ü", "expiresAt": None}]}]}
+    with open(d.snapshot_file, "wb") as f:
+        f.write(jdump(snap))
+    d.start()
+    assert d.namespaces() == ["ns1", "日本語 ✓"]
+    check(d.keylist("ns1"), 200, keylist_body("ns1", ["k1", "k2", "k3"]))
+    check(d.kv_get("ns1", "k1"), 200, entry("ns1", "k1", "v1"))
+    check(d.kv_get("ns1", "old"), 400, key_not_found("ns1", "old"))
+    check(d.kv_get("ns1", "k4"), 400, key_not_found("ns1", "k4"))
+    r = d.kv_get("ns1", "k2")
+    t = json.loads(r.body).get("ttl")
+    assert r.status == 200 and isinstance(t, int) and 0 < t <= 600000, r
+    assert t > 590000, r
+    check(d.kv_get("日本語 ✓", "a:b"), 200, entry("日本語 ✓", "a:b", "ü"))
+    assert not os.path.exists(d.snapshot_file + ".bad")
+
+
+# ------------------------------------------------------ periodic snapshots
+
+def test_interval_snapshot_without_shutdown(kvd):
+    d = kvd(file=True, interval=1)
+    d.put_ok("ns", "k1", "v1")
+
+    def has(keys):
+        def pred():
+            try:
+                snap = read_snapshot(d.snapshot_file)
+            except (OSError, ValueError):
+                return None
+            m = snapshot_map(snap)
+            return snap if [k for k, _, _ in m.get("ns", [])] == keys else None
+        return pred
+
+    assert wait_until(has(["k1"]), 5.0, 0.1), "no snapshot with k1 within 5 s"
+    snap = check_snapshot_file(d.snapshot_file)
+    assert snapshot_map(snap) == {"ns": [("k1", "v1", None)]}
+    assert d.running()
+    d.put_ok("ns", "k2", "v2", ttl=600000)
+    assert wait_until(has(["k1", "k2"]), 5.0, 0.1), "snapshot not updated within 5 s"
+    m = snapshot_map(check_snapshot_file(d.snapshot_file))
+    assert m["ns"][1][:2] == ("k2", "v2") and isinstance(m["ns"][1][2], int)
+    # a delete shows up too
+    assert d.request("DELETE", "/v4/keyvalues/ns/k1").status == 204
+    assert wait_until(has(["k2"]), 5.0, 0.1), "delete not saved within 5 s"
+    # nothing changed: no new save (savedAt and content stay)
+    time.sleep(1.2)
+    st1, snap1 = os.stat(d.snapshot_file), read_snapshot(d.snapshot_file)
+    time.sleep(2.5)
+    st2, snap2 = os.stat(d.snapshot_file), read_snapshot(d.snapshot_file)
+    assert snap1 == snap2 and st1.st_ino == st2.st_ino and st1.st_mtime_ns == st2.st_mtime_ns, \
+        "snapshot rewritten although nothing changed"
+    assert os.listdir(os.path.dirname(d.snapshot_file)) == ["kv.snapshot"]
+    assert d.running()
+
+
+def test_interval_zero_saves_only_at_shutdown(kvd):
+    d = kvd(file=True, interval=0)
+    d.put_ok("ns", "k1", "v1")
+    time.sleep(2.5)
+    assert not os.path.exists(d.snapshot_file), "snapshot written with intervalSeconds = 0"
+    d.term()
+    m = snapshot_map(check_snapshot_file(d.snapshot_file))
+    assert m == {"ns": [("k1", "v1", None)]}
+
+
+def test_interval_snapshot_survives_master_sigkill_into_new_segment(kvd):
+    """A periodic snapshot is what a fresh segment (other shm.name) gets
+    after a master crash."""
+    d = kvd(file=True, interval=1)
+    d.put_ok("ns", "k1", "v1")
+    assert wait_until(lambda: os.path.exists(d.snapshot_file), 5.0, 0.1)
+    assert wait_until(lambda: snapshot_map(read_snapshot(d.snapshot_file)).get("ns")
+                      == [("k1", "v1", None)], 5.0, 0.1)
+    d.kill_master()
+    d2 = kvd(file=d.snapshot_file, interval=1, start=False)
+    d2.start()
+    check(d2.kv_get("ns", "k1"), 200, entry("ns", "k1", "v1"))
