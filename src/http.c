@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define JSON_TYPE "application/json; charset=utf-8"
@@ -24,6 +26,7 @@ static const struct cfg *cfg;
 static volatile int draining;
 static int inflight;
 static char keepalive_hdr[32];
+static int tls_on;
 
 int http_inflight(void) { return __atomic_load_n(&inflight, __ATOMIC_RELAXED); }
 
@@ -51,19 +54,65 @@ static const char *reason(unsigned status)
 
 /* ------------------------------------------------------------------ replies */
 
+/* Two errors libmicrohttpd cannot answer itself: a body cut off while it is still
+ * arriving (no response may be queued then) and a request that timed out (MHD just
+ * closes). The error is written to the socket directly, then MHD closes the
+ * connection. Plain HTTP only; under TLS the connection is just closed. */
+static void reply_raw(struct req *r, unsigned status, const char *code, const char *message)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci || tls_on || r->stage == 2)
+        return;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "statusCode", json_object_new_int((int)status));
+    if (code)
+        json_object_object_add(o, "code", json_object_new_string(code));
+    json_object_object_add(o, "error", json_object_new_string(reason(status)));
+    json_object_object_add(o, "message", json_object_new_string(message));
+    size_t blen;
+    const char *body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &blen);
+    char date[64], msg[1024];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 %u %s\r\nDate: %s\r\nConnection: close\r\n"
+                     "Content-Type: " JSON_TYPE "\r\nContent-Length: %zu\r\n\r\n%s",
+                     status, reason(status), date, blen, body);
+    ssize_t w = send(ci->connect_fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w;
+    json_object_put(o);
+    r->stage = 2;
+}
+
+/* Body reader of a fake HEAD response: the body ends before it starts, so MHD sends
+ * the announced Content-Length, no body, and closes the connection. */
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
 static void send_reply(struct req *r, unsigned status, const char *ctype, const char *body,
                        size_t len)
 {
     if (r->stage == 2)
         return; /* a handler replied twice: keep the first */
+    /* POST with X-HTTP-Method-Override: HEAD gets HEAD's answer: the headers of the
+     * GET response, its Content-Length, no body (MHD only does that for real HEADs). */
+    int fake_head = r->fake_head && status != 204;
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+        fake_head ? MHD_create_response_from_callback(len, 1, no_body, NULL, NULL)
+                  : MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!resp) {
         log_errorx("cannot create response");
         return;
     }
     if (ctype)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (fake_head)
+        r->close = 1;
     if (r->close || draining) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     } else {
@@ -125,6 +174,9 @@ static void reply_status(struct req *r, unsigned status)
         break;
     case 417:
         http_reply_error(r, 417, NULL, "Expectation Failed");
+        break;
+    case 431:
+        http_reply_error(r, 431, NULL, "Request Header Fields Too Large");
         break;
     case 400:
         http_reply_error(r, 400, "FST_ERR_CTP_INVALID_JSON_BODY",
@@ -189,6 +241,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->pathlen = strcspn(uri, "?");
     r->started_ms = now_ms();
     __atomic_add_fetch(&inflight, 1, __ATOMIC_RELAXED);
+    /* While a request is being received the idle limit is requestTimeout; between
+     * requests it is keepAliveTimeout again (set in on_done). */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              (unsigned)cfg->http.requestTimeout);
     return r;
 }
 
@@ -198,7 +254,10 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req *r = *con_cls;
     if (!r)
         return;
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && toe != MHD_REQUEST_TERMINATED_CLIENT_ABORT)
+    if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+        reply_raw(r, 408, NULL, "Request Timeout");
+    else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK &&
+             toe != MHD_REQUEST_TERMINATED_CLIENT_ABORT)
         log_debug("request %s ended early (%d)", r->target, (int)toe);
     json_object_put(r->body);
     json_object_put(r->query);
@@ -206,6 +265,8 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->target);
     free(r);
     *con_cls = NULL;
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              (unsigned)cfg->http.keepAliveTimeout);
     __atomic_sub_fetch(&inflight, 1, __ATOMIC_RELAXED);
 }
 
@@ -228,6 +289,7 @@ static void effective_method(struct req *r, const char *method)
     for (size_t i = 0; i < n; i++)
         r->method[i] = (char)toupper((unsigned char)ovr[i]);
     r->method[n] = '\0';
+    r->fake_head = !strcmp(r->method, "HEAD");
 }
 
 static int media_ok(const char *ctype)
@@ -239,6 +301,21 @@ static int media_ok(const char *ctype)
     size_t n = strcspn(ctype, "; \t");
     return (n == 16 && !strncasecmp(ctype, "application/json", 16)) ||
            (n == 10 && !strncasecmp(ctype, "text/plain", 10));
+}
+
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+/* Request line plus headers, as the client sent them (up to whitespace). */
+static size_t head_size(struct req *r, const char *method, const char *version)
+{
+    size_t n = strlen(method) + strlen(r->target) + strlen(version) + 4;
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_header_size, &n);
+    return n + 2;
 }
 
 /* Decides what can be decided from the request head. Returns MHD_YES normally; a
@@ -266,7 +343,9 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
     int bodyless = !strcmp(rm, "GET");
     unsigned status = 0;
 
-    if (expect && strcasecmp(expect, "100-continue") != 0)
+    if (head_size(r, method, version) > (size_t)cfg->http.maxHeaderBytes)
+        status = 431;
+    else if (expect && strcasecmp(expect, "100-continue") != 0)
         status = 417;
     else if (!r->route)
         status = 404;
@@ -282,7 +361,7 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
         return MHD_YES;
     /* Answer at once when a body is announced that we will not read and either the
      * client waits for 100-continue or the body is larger than we accept. */
-    if (has_body && (expect || status == 413 || status == 417)) {
+    if (status == 431 || (has_body && (expect || status == 413 || status == 417))) {
         r->close = 1;
         reply_status(r, status);
         return MHD_YES;
@@ -335,15 +414,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return on_head(r, method, version);
     }
     if (*upload_data_size) {
-        if (!r->discard && r->stage == 1) {
-            if (r->raw.len + *upload_data_size > (size_t)cfg->http.maxBodyBytes) {
-                r->discard = 1;
-                r->pending = 413;
-                r->close = 1;
-                buf_free(&r->raw);
-            } else {
-                buf_append(&r->raw, upload_data, *upload_data_size);
-            }
+        r->body_bytes += *upload_data_size;
+        if (r->stage == 1 && r->body_bytes > (size_t)cfg->http.maxBodyBytes) {
+            /* Cut the body off: answer now and close, whatever was pending. */
+            r->discard = 1;
+            r->close = 1;
+            buf_free(&r->raw);
+            reply_raw(r, 413, "FST_ERR_CTP_BODY_TOO_LARGE", "Request body is too large");
+            return MHD_NO;
+        } else if (!r->discard && r->stage == 1) {
+            buf_append(&r->raw, upload_data, *upload_data_size);
         }
         *upload_data_size = 0;
         /* A client trickling a body we already refused is cut off at the deadline. */
@@ -377,6 +457,7 @@ struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tl
                      MHD_USE_TURBO;
     if (tls_cert)
         flags |= MHD_USE_TLS;
+    tls_on = tls_cert != NULL;
     /* The connection pool holds the request head and the I/O buffers. */
     size_t pool = (size_t)c->http.maxHeaderBytes + 16384;
     struct MHD_OptionItem tls_opts[] = {

@@ -31,7 +31,8 @@ struct req {
     int discard;          /* drop body bytes as they arrive */
     int keep_body;        /* the route takes a body (POST/PUT/DELETE) */
     int close;            /* close the connection after the reply */
-    int http10_keepalive; /* HTTP/1.0 client asked for keep-alive */
+    int fake_head;        /* POST overridden to HEAD */
+    size_t body_bytes;    /* body bytes received so far, kept or not */
 };
 
 /* Starts libmicrohttpd on LISTEN_FD with one internal epoll thread. */
