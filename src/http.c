@@ -54,6 +54,18 @@ static const char *reason(unsigned status)
 
 /* ------------------------------------------------------------------ replies */
 
+/* {"statusCode","code"?,"error","message"}: the one error shape (spec 1.8). */
+static json_object *error_body(unsigned status, const char *code, const char *message)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "statusCode", json_object_new_int((int)status));
+    if (code)
+        json_object_object_add(o, "code", json_object_new_string(code));
+    json_object_object_add(o, "error", json_object_new_string(reason(status)));
+    json_object_object_add(o, "message", json_object_new_string(message));
+    return o;
+}
+
 /* Two errors libmicrohttpd cannot answer itself: a body cut off while it is still
  * arriving (no response may be queued then) and a request that timed out (MHD just
  * closes). The error is written to the socket directly, then MHD closes the
@@ -64,12 +76,7 @@ static void reply_raw(struct req *r, unsigned status, const char *code, const ch
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci || tls_on || r->stage == 2)
         return;
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "statusCode", json_object_new_int((int)status));
-    if (code)
-        json_object_object_add(o, "code", json_object_new_string(code));
-    json_object_object_add(o, "error", json_object_new_string(reason(status)));
-    json_object_object_add(o, "message", json_object_new_string(message));
+    json_object *o = error_body(status, code, message);
     size_t blen;
     const char *body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &blen);
     char date[64], msg[1024];
@@ -151,13 +158,7 @@ void http_reply_error(struct req *r, unsigned status, const char *code, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "statusCode", json_object_new_int((int)status));
-    if (code)
-        json_object_object_add(o, "code", json_object_new_string(code));
-    json_object_object_add(o, "error", json_object_new_string(reason(status)));
-    json_object_object_add(o, "message", json_object_new_string(msg));
-    http_reply_json(r, status, o);
+    http_reply_json(r, status, error_body(status, code, msg));
 }
 
 static void reply_status(struct req *r, unsigned status)

@@ -496,10 +496,9 @@ static size_t ns_snapshot(struct item **out)
     return cnt;
 }
 
-int kv_namespaces(struct kv_list *out)
+/* Moves the names of N items into OUT and frees the item array. */
+static void to_list(struct item *it, size_t n, struct kv_list *out)
 {
-    struct item *it;
-    size_t n = ns_snapshot(&it);
     out->n = n;
     out->s = xcalloc(n + 1, sizeof *out->s);
     out->len = xcalloc(n + 1, sizeof *out->len);
@@ -508,6 +507,13 @@ int kv_namespaces(struct kv_list *out)
         out->len[i] = it[i].klen;
     }
     free(it);
+}
+
+int kv_namespaces(struct kv_list *out)
+{
+    struct item *it;
+    size_t n = ns_snapshot(&it);
+    to_list(it, n, out);
     return KV_OK;
 }
 
@@ -581,14 +587,7 @@ int kv_keys(const char *ns, size_t nslen, struct kv_list *out)
         return KV_NO_NS;
     struct item *it;
     size_t n = collect(id, 0, &it);
-    out->n = n;
-    out->s = xcalloc(n + 1, sizeof *out->s);
-    out->len = xcalloc(n + 1, sizeof *out->len);
-    for (size_t i = 0; i < n; i++) {
-        out->s[i] = it[i].key;
-        out->len[i] = it[i].klen;
-    }
-    free(it);
+    to_list(it, n, out);
     return KV_OK;
 }
 

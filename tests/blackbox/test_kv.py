@@ -515,6 +515,9 @@ def test_post_empty_namespace_segment(store):
     (b'{"key":"k","value":-7}', "-7", "k", 0, False),
     (b'{"key":"k","value":1.5}', "1.5", "k", 0, False),
     (b'{"key":"k","value":0.1}', "0.1", "k", 0, False),
+    (b'{"key":"k","value":100.0}', "100", "k", 0, False),
+    (b'{"key":"k","value":2.50}', "2.5", "k", 0, False),
+    (b'{"key":"k","value":1e2}', "100", "k", 0, False),
     (b'{"key":"k","value":true}', "true", "k", 0, False),
     (b'{"key":"k","value":false}', "false", "k", 0, False),
     (b'{"key":"k","value":null}', "", "k", 0, False),
@@ -532,6 +535,9 @@ def test_post_empty_namespace_segment(store):
     (b'{"key":"k","value":"v","ttl":1e4}', "v", "k", 10000, True),
     (b'{"key":"k","value":"v","ttl":"2e4"}', "v", "k", 20000, True),
     (b'{"key":"k","value":"v","ttl":[30000]}', "v", "k", 30000, True),
+    (b'{"key":"k","value":"v","ttl":2147483648}', "v", "k", 2147483648, True),
+    (b'{"key":"k","value":"v","ttl":1e12}', "v", "k", 1000000000000, True),
+    (b'{"key":"k","value":"v","ttl":0.5}', "v", "k", 0, False),
     (b'{"key":"k","value":"v","ttl":null}', "v", "k", 0, False),
     (b'{"key":"k","value":"v","ttl":0}', "v", "k", 0, False),
     (b'{"key":"k","value":"v","ttl":"0"}', "v", "k", 0, False),
@@ -1357,3 +1363,235 @@ def test_concurrent_writers(kvd):
         keys = [k["key"] for k in json.loads(d.keylist("cc%d" % j).body)["keys"]]
         want = {"t%d-%d" % (t, i) for t in range(4) for i in range(40) if i % 4 == j}
         assert len(keys) == len(want) and set(keys) == want, keys
+
+
+def test_torn_reads_never_seen(kvd):
+    """Writers overwrite one key with long uniform values while readers on
+    fresh connections check that every value read is one whole write."""
+    d = kvd(workers=4)
+    size = 4000
+    d.put_ok("torn", "k", "a" * size)
+    stop = threading.Event()
+    bad, errors, reads = [], [], [0]
+
+    def writer(ch):
+        i = 0
+        while not stop.is_set() and i < 3000:
+            r = d.post("torn", {"key": "k", "value": ch * size})
+            if r.status != 201:
+                errors.append(r)
+                return
+            i += 1
+
+    def reader():
+        while not stop.is_set():
+            r = d.get("/v4/keyvalues/torn?key=k")
+            if r.status != 200:
+                errors.append(r)
+                return
+            v = json.loads(r.body)["value"]
+            reads[0] += 1
+            if len(v) != size or v != v[0] * size:
+                bad.append(v[:40] + "..." + v[-40:])
+
+    threads = [threading.Thread(target=writer, args=(ch,)) for ch in "bcd"]
+    threads += [threading.Thread(target=reader) for _ in range(3)]
+    for th in threads:
+        th.start()
+    time.sleep(2.0)
+    stop.set()
+    for th in threads:
+        th.join(30)
+    assert not any(th.is_alive() for th in threads)
+    assert not errors, errors[:3]
+    assert not bad, "torn values read: %r" % bad[:3]
+    assert reads[0] > 20
+
+
+def test_namespace_create_delete_race(kvd):
+    """Concurrent writes into and deletes of the same namespace: at the end
+    the namespace is listed at most once and its keylist matches GET."""
+    d = kvd(workers=4)
+    stop = threading.Event()
+    errors = []
+
+    def writer(t):
+        i = 0
+        while not stop.is_set() and i < 2000:
+            r = d.post("race", {"key": "t%d" % t, "value": str(i)})
+            if r.status != 201:
+                errors.append(r)
+                return
+            i += 1
+
+    def deleter():
+        i = 0
+        while not stop.is_set() and i < 2000:
+            r = d.del_ns("race")
+            if r.status not in (204, 400):
+                errors.append(r)
+                return
+            if r.status == 400 and r.body != ns_not_found("race"):
+                errors.append(r)
+                return
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(3)]
+    threads.append(threading.Thread(target=deleter))
+    for th in threads:
+        th.start()
+    time.sleep(1.5)
+    stop.set()
+    for th in threads:
+        th.join(30)
+    assert not any(th.is_alive() for th in threads)
+    assert not errors, errors[:3]
+    nss = d.namespaces()
+    assert nss.count("race") <= 1, nss
+    if nss:
+        keys = [k["key"] for k in json.loads(d.keylist("race").body)["keys"]]
+        assert len(keys) == len(set(keys)) and set(keys) <= {"t0", "t1", "t2"}, keys
+        for k in keys:
+            assert d.kv_get("race", k).status == 200
+    # the store still works normally afterwards
+    for t in range(3):
+        d.put_ok("race", "t%d" % t, "final")
+    assert d.namespaces() == ["race"]
+    for t in range(3):
+        check(d.kv_get("race", "t%d" % t), 200, entry("race", "t%d" % t, "final"))
+
+
+@pytest.mark.parametrize("spread", [1, 10])
+def test_store_holds_exactly_kvmaxkeys(kvd, spread):
+    """The table really holds kvMaxKeys keys (no stripe fills up early),
+    whatever the hash distribution of the names."""
+    n = 2000
+    d = kvd(keys=n, per_ns=n + 10, namespaces=spread + 1)
+    c = d.conn()
+    try:
+        for i in range(n):
+            ns = "s%d" % (i % spread)
+            r = harness.conn_request(c, "POST", "/v4/keyvalues/" + ns,
+                                     {"Content-Type": "application/json"},
+                                     jdump({"key": "key-%05d" % i, "value": "v%d" % i}))
+            assert r.status == 201, (i, r)
+        r = harness.conn_request(c, "POST", "/v4/keyvalues/s0",
+                                 {"Content-Type": "application/json"},
+                                 jdump({"key": "one-more", "value": "v"}))
+        check(r, 507, err(507, "Key-value store is full (max %d keys)" % n))
+    finally:
+        c.close()
+    total = 0
+    for j in range(spread):
+        keys = json.loads(d.keylist("s%d" % j).body)["keys"]
+        assert [k["key"] for k in keys] == ["key-%05d" % i for i in range(j, n, spread)]
+        total += len(keys)
+    assert total == n
+    for i in range(0, n, 97):
+        check(d.kv_get("s%d" % (i % spread), "key-%05d" % i), 200,
+              entry("s%d" % (i % spread), "key-%05d" % i, "v%d" % i))
+
+
+def test_store_holds_exactly_kvmaxnamespaces(kvd):
+    n = 300
+    d = kvd(namespaces=n)
+    c = d.conn()
+    try:
+        for i in range(n):
+            r = harness.conn_request(c, "POST", "/v4/keyvalues/ns%03d" % i,
+                                     {"Content-Type": "application/json"},
+                                     b'{"key":"k","value":"v"}')
+            assert r.status == 201, (i, r)
+    finally:
+        c.close()
+    check(d.post("one-more", {"key": "k", "value": "v"}), 507,
+          err(507, "Key-value store is full (max %d namespaces)" % n))
+    assert d.namespaces() == ["ns%03d" % i for i in range(n)]
+
+
+def test_names_with_separators_do_not_collide(store):
+    """Namespace and key are separate: ("a:b", "c") is not ("a", "b:c")."""
+    pairs = [("a:b", "c", "1"), ("a", "b:c", "2"), ("a/b", "c", "3"), ("a", "b/c", "4"),
+             ("a b", "c", "5"), ("a", "b c", "6"), ("ab", "c", "7"), ("a", "bc", "8")]
+    for ns, k, v in pairs:
+        store.put_ok(ns, k, v)
+    for ns, k, v in pairs:
+        check(store.kv_get(ns, k), 200, entry(ns, k, v))
+    check(store.keylist("a"), 200, keylist_body("a", ["b:c", "b/c", "b c", "bc"]))
+    check(store.keylist("a:b"), 200, keylist_body("a:b", ["c"]))
+    check(store.kv_get("a", "b"), 400, key_not_found("a", "b"))
+    check(store.kv_get("a:b", "b:c"), 400, key_not_found("a:b", "b:c"))
+    check_204(store.del_ns("a"))
+    for ns, k, v in pairs:
+        if ns != "a":
+            check(store.kv_get(ns, k), 200, entry(ns, k, v))
+    check(store.get("/v4/keyvaluesnamespaces"), 200, jdump(["a:b", "a/b", "a b", "ab"]))
+
+
+def test_value_with_nul_character(shared):
+    """Values are UTF-8 strings; U+0000 is one of its characters."""
+    ns = uniq()
+    value = "a\u0000b\u0000"
+    r = shared.post(q(ns), {"key": "nul", "value": value})
+    assert r.status == 201 and json.loads(r.body)["value"] == value, r
+    r = shared.kv_get(ns, "nul")
+    assert r.status == 200 and json.loads(r.body)["value"] == value, r
+
+
+def test_value_escaping_at_max_size(kvd):
+    """Values of kvMaxValueBytes bytes that grow a lot when JSON-escaped."""
+    d = kvd(value_bytes=4096, key_bytes=256)
+    for key, value in [("quotes", '"' * 4096), ("backslashes", "\\" * 4096),
+                       ("ctl", "\x01" * 4096), ("mixed", '"\\\n\x02/' * 819 + "x")]:
+        assert len(value.encode()) == 4096
+        r = d.post("esc", {"key": key, "value": value})
+        assert r.status == 201 and json.loads(r.body)["value"] == value, (key, r)
+        r = d.kv_get("esc", key)
+        assert r.status == 200 and json.loads(r.body)["value"] == value, (key, r)
+        assert r.header("Content-Length") == str(len(r.body))
+        r = d.kv_exists("esc", key)
+        assert r.status == 200 and json.loads(r.body)["keyValue"]["value"] == value
+    longkey = '"' * 256
+    d.put_ok('"' * 256, longkey, "v")
+    check(d.keylist('"' * 256), 200, keylist_body('"' * 256, [longkey]))
+
+
+def test_large_listings(kvd):
+    """keylist and keyvaluesnamespaces bodies of several hundred KB."""
+    d = kvd(namespaces=1000, keys=5000, per_ns=1000, key_bytes=256)
+    c = d.conn()
+    try:
+        keys = ["%04d" % i + "\"\\" * 126 for i in range(1000)]
+        for k in keys:
+            r = harness.conn_request(c, "POST", "/v4/keyvalues/big",
+                                     {"Content-Type": "application/json"},
+                                     jdump({"key": k, "value": "v"}))
+            assert r.status == 201, r
+        names = ["n%04d" % i + "\u2713" * 83 for i in range(300)]  # 5 + 249 bytes
+        for ns in names:
+            r = harness.conn_request(c, "POST", "/v4/keyvalues/" + q(ns),
+                                     {"Content-Type": "application/json"},
+                                     b'{"key":"k","value":"v"}')
+            assert r.status == 201, r
+    finally:
+        c.close()
+    check(d.keylist("big"), 200, keylist_body("big", keys))
+    check(d.get("/v4/keyvaluesnamespaces"), 200, jdump(["big"] + names))
+
+
+def test_two_instances_same_shm_name_do_not_collide(kvd):
+    """Two daemons with the same shm.name on different ports have separate
+    stores (the segment name includes the port)."""
+    a = kvd()
+    b = _start(a.tmpdir + "-b")
+    b.shm = a.shm
+    try:
+        b.start()
+        a.put_ok("ns", "k", "from a")
+        check(b.kv_get("ns", "k"), 400, ns_not_found("ns"))
+        b.put_ok("ns", "k", "from b")
+        check(a.kv_get("ns", "k"), 200, entry("ns", "k", "from a"))
+        check(b.kv_get("ns", "k"), 200, entry("ns", "k", "from b"))
+    finally:
+        b.stop()
+        print(b.log_tail(100))
