@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t sig_hup, sig_term, sig_usr1, sig_chld;
@@ -231,14 +232,68 @@ struct master {
     int64_t next_sweep, next_snapshot;
     int have_shm;
     uint64_t saved_mutations;
+    pid_t snap_pid;          /* periodic snapshot child, 0 if none */
+    uint64_t snap_mutations; /* what that child is saving */
 };
 
+/* The periodic snapshot is written by a child so the master's loop never waits on
+ * the disk; the child reads the shared segment under the same locks as a worker. */
+static void snapshot_bg(struct master *m)
+{
+    uint64_t mut = kv_mutations();
+    if (!*m->cfg->kvPersistence.file || m->snap_pid || mut == m->saved_mutations)
+        return;
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("fork for the key-value snapshot");
+        return;
+    }
+    if (pid == 0) {
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_IGN);
+        signal(SIGUSR1, SIG_IGN);
+        signal(SIGCHLD, SIG_DFL);
+        close(selfpipe[0]);
+        close(selfpipe[1]);
+        _exit(kv_snapshot_save(m->cfg->kvPersistence.file) == 0 ? EXIT_OK : EXIT_FATAL);
+    }
+    m->snap_pid = pid;
+    m->snap_mutations = mut;
+}
+
+static void on_other_child(pid_t pid, int status, void *arg)
+{
+    struct master *m = arg;
+    if (pid != m->snap_pid) {
+        log_info("child pid %ld exited", (long)pid);
+        return;
+    }
+    m->snap_pid = 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_OK) {
+        m->saved_mutations = m->snap_mutations;
+        log_debug("key-value snapshot written to %s", m->cfg->kvPersistence.file);
+    } else {
+        log_warnx("key-value snapshot to %s failed", m->cfg->kvPersistence.file);
+    }
+}
+
+/* Waits for a running snapshot child, so the final snapshot is the last rename. */
+static void snapshot_wait(struct master *m)
+{
+    int status;
+    if (m->snap_pid && waitpid(m->snap_pid, &status, 0) == m->snap_pid)
+        on_other_child(m->snap_pid, status, m);
+    m->snap_pid = 0;
+}
+
 /* Writes the key-value snapshot if persistence is on and anything changed. */
-static int snapshot(struct master *m, int force)
+static int snapshot_final(struct master *m)
 {
     const char *file = m->cfg->kvPersistence.file;
+    snapshot_wait(m);
     uint64_t mut = kv_mutations();
-    if (!*file || (!force && mut == m->saved_mutations))
+    if (!*file)
         return 0;
     if (kv_snapshot_save(file) < 0)
         return -1;
@@ -260,7 +315,7 @@ static int run_timers(struct master *m)
     }
     int iv = m->cfg->kvPersistence.intervalSeconds;
     if (iv > 0 && now >= m->next_snapshot) {
-        snapshot(m, 0);
+        snapshot_bg(m);
         m->next_snapshot = now + (int64_t)iv * 1000;
     }
     int64_t next = m->next_sweep;
@@ -424,7 +479,7 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
         }
         if (sig_chld) {
             sig_chld = 0;
-            pool_reap(&m.env, stopping);
+            pool_reap(&m.env, stopping, on_other_child, &m);
             if (!stopping && pool_gen_dead(m.gen)) {
                 log_errorx("no worker of gen %u can start, shutting down", m.gen);
                 notify(&m, '1');
@@ -454,13 +509,15 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
             pool_stop_all(m.cfg->shutdownTimeout);
             stop_deadline = now_ms() + (int64_t)m.cfg->shutdownTimeout * 1000 + 3000;
         }
-        if (stopping && pool_count() == 0) {
+        if (stopping && pool_count() == 0 && !m.snap_pid) {
             rc = m.announced ? EXIT_OK : EXIT_FATAL;
             break;
         }
         if (stopping && now_ms() >= stop_deadline) {
             log_warnx("workers still running after the shutdown deadline, killing them");
             pool_kill_all();
+            if (m.snap_pid)
+                kill(m.snap_pid, SIGKILL);
             stop_deadline = now_ms() + 1000;
         }
     }
@@ -469,7 +526,7 @@ out:
         /* Workers are gone: the snapshot sees every acknowledged write. The segment
          * is removed only after an orderly stop; after a crash it is re-attached. */
         if (rc == EXIT_OK) {
-            if (snapshot(&m, 1) == 0)
+            if (snapshot_final(&m) == 0)
                 shm_unlink_region();
             else
                 log_warnx("keeping shared memory %s: the next start re-attaches it", shm.name);

@@ -132,7 +132,7 @@ static void log_exit(const struct worker *w, int status)
                   WCOREDUMP(status) ? ", core dumped" : "");
 }
 
-void pool_reap(const struct pool_env *env, int shutting_down)
+void pool_reap(const struct pool_env *env, int shutting_down, pool_other_fn other, void *arg)
 {
     int status;
     pid_t pid;
@@ -142,7 +142,10 @@ void pool_reap(const struct pool_env *env, int shutting_down)
             if (workers[i].pid == pid)
                 w = &workers[i];
         if (!w) {
-            log_info("child pid %ld exited", (long)pid);
+            if (other)
+                other(pid, status, arg);
+            else
+                log_info("child pid %ld exited", (long)pid);
             continue;
         }
         log_exit(w, status);

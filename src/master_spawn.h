@@ -17,8 +17,10 @@ struct pool_env {
 
 /* Starts generation GEN with cfg->workers (or one per CPU) workers. */
 void pool_start_gen(const struct pool_env *env, unsigned gen);
-/* Reaps exited children, logs each exit and schedules respawns. */
-void pool_reap(const struct pool_env *env, int shutting_down);
+/* Reaps exited children, logs each worker exit and schedules respawns. Children
+ * that are not workers are passed to OTHER (may be NULL). */
+typedef void (*pool_other_fn)(pid_t pid, int status, void *arg);
+void pool_reap(const struct pool_env *env, int shutting_down, pool_other_fn other, void *arg);
 /* Runs due respawns and drain deadlines; returns ms until the next timer (or -1). */
 int pool_timers(const struct pool_env *env);
 /* Fills pollfds for worker control sockets; returns how many. */

@@ -586,3 +586,79 @@ def test_interval_snapshot_survives_master_sigkill_into_new_segment(kvd):
     d2 = kvd(file=d.snapshot_file, interval=1, start=False)
     d2.start()
     check(d2.kv_get("ns", "k1"), 200, entry("ns", "k1", "v1"))
+
+
+def test_segment_wins_over_stale_snapshot(kvd):
+    """After a master crash the re-attached segment (newer) is used, not the
+    older snapshot of the previous orderly shutdown."""
+    d = kvd(file=True, interval=0)
+    d.put_ok("ns", "old", "in snapshot")
+    d.put_ok("ns", "changed", "before")
+    d.term()
+    d.restart()
+    assert d.request("DELETE", "/v4/keyvalues/ns/old").status == 204
+    d.put_ok("ns", "changed", "after")
+    d.put_ok("ns", "new", "only in segment")
+    d.kill_master()
+    d.restart()
+    check(d.keylist("ns"), 200, keylist_body("ns", ["changed", "new"]))
+    check(d.kv_get("ns", "changed"), 200, entry("ns", "changed", "after"))
+    check(d.kv_get("ns", "old"), 400, key_not_found("ns", "old"))
+
+
+@pytest.mark.parametrize("damage", ["zero-header", "truncate-4096", "truncate-0"])
+def test_damaged_segment_falls_back_to_snapshot(kvd, damage):
+    """A segment whose header does not validate is not used: the snapshot
+    is loaded instead, and the daemon works normally."""
+    d = kvd(file=True, interval=0)
+    d.put_ok("ns", "k1", "saved")
+    d.term()
+    d.restart()
+    d.put_ok("ns", "k2", "lost with the segment")
+    d.kill_master()
+    paths = d.shm_paths()
+    assert len(paths) == 1, "expected one segment /dev/shm%s.*, found %r" % (d.shm, paths)
+    with open(paths[0], "r+b") as f:
+        if damage == "zero-header":
+            f.write(b"\0" * 256)
+        else:
+            f.truncate(int(damage.split("-")[1]))
+    d.restart()
+    check(d.keylist("ns"), 200, keylist_body("ns", ["k1"]))
+    check(d.kv_get("ns", "k1"), 200, entry("ns", "k1", "saved"))
+    d.put_ok("ns", "k3", "v3")
+    check(d.keylist("ns"), 200, keylist_body("ns", ["k1", "k3"]))
+    # all workers serve the new segment
+    for _ in range(20):
+        check(d.kv_get("ns", "k3"), 200, entry("ns", "k3", "v3"))
+
+
+def test_load_snapshot_applies_current_limits(kvd):
+    """Entries that break the current limits are dropped with a warning; the
+    first ones in file order are kept."""
+    d = kvd(file=True, interval=0, namespaces=2, keys=4, key_bytes=8, value_bytes=8,
+            start=False)
+    snap = {"format": "butlerd-kv", "version": 1, "savedAt": "2026-11-22T22:49:53.123Z",
+            "namespaces": [
+                {"namespace": "a", "keys": [
+                    {"key": "k1", "value": "12345678", "expiresAt": None},
+                    {"key": "k2", "value": "123456789", "expiresAt": None},  # value too long
+                    {"key": "longkey99", "value": "v", "expiresAt": None},  # key too long
+                    {"key": "k3", "value": "v", "expiresAt": None}]},
+                {"namespace": "toolongns", "keys": [  # namespace too long
+                    {"key": "k", "value": "v", "expiresAt": None}]},
+                {"namespace": "b", "keys": [
+                    {"key": "k1", "value": "v", "expiresAt": None},
+                    {"key": "k2", "value": "v", "expiresAt": None},
+                    {"key": "k3", "value": "v", "expiresAt": None}]},  # 5th key: over kvMaxKeys
+                {"namespace": "c", "keys": [  # third namespace: over kvMaxNamespaces
+                    {"key": "k", "value": "v", "expiresAt": None}]}]}
+    with open(d.snapshot_file, "wb") as f:
+        f.write(jdump(snap))
+    d.start()
+    assert d.namespaces() == ["a", "b"]
+    check(d.keylist("a"), 200, keylist_body("a", ["k1", "k3"]))
+    check(d.keylist("b"), 200, keylist_body("b", ["k1", "k2"]))
+    check(d.kv_get("a", "k1"), 200, entry("a", "k1", "12345678"))
+    assert d.find(re.compile(r"\bwarn", re.I)), "no warning logged\n" + d.log_tail()
+    assert not os.path.exists(d.snapshot_file + ".bad")
