@@ -382,9 +382,11 @@ static void run_handler(struct req *r)
         } else {
             json_tokener *tok = json_tokener_new_ex(64);
             json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-            r->body = json_tokener_parse_ex(tok, r->raw.p, (int)r->raw.len);
+            /* Hand the tokener the terminating NUL too: a number or literal that ends
+             * the buffer is then complete instead of "continue". */
+            r->body = json_tokener_parse_ex(tok, r->raw.p, (int)r->raw.len + 1);
             size_t used = json_tokener_get_parse_end(tok);
-            int bad = !r->body || json_tokener_get_error(tok) != json_tokener_success;
+            int bad = json_tokener_get_error(tok) != json_tokener_success;
             for (size_t i = used; !bad && i < r->raw.len; i++)
                 if (!strchr(" \t\r\n", r->raw.p[i]))
                     bad = 1;

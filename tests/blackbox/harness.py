@@ -11,6 +11,7 @@ Every wait is bounded by a deadline.
 
 import http.client
 import itertools
+import glob
 import os
 import re
 import signal
@@ -375,11 +376,13 @@ class Daemon:
             self.proc.stderr.close()
         except Exception:
             pass
-        # a SIGKILLed master cannot remove its (uniquely named) region
-        try:
-            os.unlink("/dev/shm" + self.shm)
-        except OSError:
-            pass
+        # a SIGKILLed master cannot remove its (uniquely named) region, which the
+        # daemon names <shm.name>.<port>
+        for path in glob.glob("/dev/shm" + self.shm + ".*"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
     # log ---------------------------------------------------------------
     def snapshot(self):
