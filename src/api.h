@@ -18,5 +18,8 @@ void api_kv_post(struct req *r);
 void api_kv_del(struct req *r);
 void api_kv_del_ns(struct req *r);
 void api_kv_keylist(struct req *r);
+void api_task_start(struct req *r);
+void api_v2_start_task(struct req *r);
+void api_apps_list(struct req *r);
 
 #endif

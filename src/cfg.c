@@ -210,6 +210,8 @@ static const struct key keys[] = {
     S("butlerd.mqtt.tls.keyFile", bmqtt.tlsKeyFile, ""),
     B("butlerd.mqtt.tls.verifyPeer", bmqtt.tlsVerifyPeer, 1),
     B("butlerd.v2Api.enable", v2Enable, 1),
+    I("butlerd.qrs.timeoutMs", qrsTimeoutMs, 30000, 100, 600000),
+    I("butlerd.qrs.connectTimeoutMs", qrsConnectTimeoutMs, 10000, 100, 600000),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

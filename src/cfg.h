@@ -137,6 +137,7 @@ struct cfg {
         char *tlsCaFile, *tlsCertFile, *tlsKeyFile;
     } bmqtt;
     bool v2Enable;
+    int qrsTimeoutMs, qrsConnectTimeoutMs;
 
     /* Source line of each table key (0 = not in the file), indexed like the table. */
     int *lines;

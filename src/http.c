@@ -9,6 +9,7 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -101,11 +102,31 @@ static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_OF_STREAM;
 }
 
+static void queue_reply(struct req *r, unsigned status, const char *ctype, const char *body,
+                        size_t len);
+
+/* A reply made on a job thread is kept until MHD calls us back after the resume:
+ * responses may only be queued from the access handler. */
 static void send_reply(struct req *r, unsigned status, const char *ctype, const char *body,
                        size_t len)
 {
-    if (r->stage == 2)
+    if (r->stage == 2 || r->prepared)
         return; /* a handler replied twice: keep the first */
+    if (r->deferred) {
+        r->prep_status = status;
+        r->prep_ctype = ctype;
+        r->prep_body = xmalloc(len + 1);
+        memcpy(r->prep_body, body, len);
+        r->prep_len = len;
+        r->prepared = 1;
+        return;
+    }
+    queue_reply(r, status, ctype, body, len);
+}
+
+static void queue_reply(struct req *r, unsigned status, const char *ctype, const char *body,
+                        size_t len)
+{
     /* POST with X-HTTP-Method-Override: HEAD gets HEAD's answer: the headers of the
      * GET response, its Content-Length, no body (MHD only does that for real HEADs). */
     int fake_head = r->fake_head && status != 204;
@@ -231,6 +252,74 @@ json_object *http_query(struct req *r, const struct sch_prop *props)
     return r->query;
 }
 
+/* --------------------------------------------------------------------- jobs */
+
+/* Handlers that wait on the network (QRS, the engine, Slack) run on a small pool
+ * of job threads, with their connection suspended, so the MHD thread keeps serving
+ * every other connection of this worker meanwhile. */
+#define JOB_THREADS 8
+
+struct job {
+    struct req *r;
+    api_handler fn;
+    struct job *next;
+};
+
+static pthread_mutex_t jq_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t jq_cv = PTHREAD_COND_INITIALIZER;
+static struct job *jq_head, *jq_tail;
+
+static void *job_thread(void *arg)
+{
+    for (;;) {
+        pthread_mutex_lock(&jq_mu);
+        while (!jq_head)
+            pthread_cond_wait(&jq_cv, &jq_mu);
+        struct job *j = jq_head;
+        jq_head = j->next;
+        if (!jq_head)
+            jq_tail = NULL;
+        pthread_mutex_unlock(&jq_mu);
+        j->fn(j->r);
+        if (!j->r->prepared) {
+            log_errorx("handler for %s sent no reply", j->r->target);
+            http_reply_error(j->r, 500, NULL, "Internal Server Error");
+        }
+        MHD_resume_connection(j->r->conn);
+        free(j);
+    }
+    return NULL;
+}
+
+static int start_job_threads(void)
+{
+    for (int i = 0; i < JOB_THREADS; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, job_thread, NULL) != 0)
+            return -1;
+        pthread_detach(t);
+    }
+    return 0;
+}
+
+void http_defer(struct req *r, api_handler fn)
+{
+    struct job *j = xmalloc(sizeof *j);
+    j->r = r;
+    j->fn = fn;
+    j->next = NULL;
+    r->deferred = 1;
+    MHD_suspend_connection(r->conn);
+    pthread_mutex_lock(&jq_mu);
+    if (jq_tail)
+        jq_tail->next = j;
+    else
+        jq_head = j;
+    jq_tail = j;
+    pthread_cond_signal(&jq_cv);
+    pthread_mutex_unlock(&jq_mu);
+}
+
 /* ----------------------------------------------------------------- requests */
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
@@ -262,6 +351,7 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_debug("request %s ended early (%d)", r->target, (int)toe);
     json_object_put(r->body);
     json_object_put(r->query);
+    free(r->prep_body);
     buf_free(&r->raw);
     free(r->target);
     free(r);
@@ -398,7 +488,7 @@ static void run_handler(struct req *r)
         }
     }
     r->route->fn(r);
-    if (r->stage != 2) {
+    if (r->stage != 2 && !r->deferred) {
         log_errorx("handler for %s %s sent no reply", r->method, r->route->pattern);
         http_reply_error(r, 500, NULL, "Internal Server Error");
     }
@@ -436,6 +526,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->stage == 2)
         return MHD_YES;
+    if (r->deferred) { /* called again after the job resumed us */
+        if (r->prepared)
+            queue_reply(r, r->prep_status, r->prep_ctype, r->prep_body, r->prep_len);
+        return MHD_YES;
+    }
     if (r->pending)
         reply_status(r, (unsigned)r->pending);
     else
@@ -457,7 +552,11 @@ struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tl
     cfg = c;
     snprintf(keepalive_hdr, sizeof keepalive_hdr, "timeout=%d", c->http.keepAliveTimeout);
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                     MHD_USE_TURBO;
+                     MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
+    if (start_job_threads() < 0) {
+        log_error("pthread_create");
+        return NULL;
+    }
     if (tls_cert)
         flags |= MHD_USE_TLS;
     tls_on = tls_cert != NULL;

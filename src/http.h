@@ -32,6 +32,12 @@ struct req {
     int keep_body;        /* the route takes a body (POST/PUT/DELETE) */
     int close;            /* close the connection after the reply */
     int fake_head;        /* POST overridden to HEAD */
+    int deferred;         /* handled on a job thread, connection suspended */
+    int prepared;         /* the job's reply, waiting to be queued */
+    unsigned prep_status;
+    const char *prep_ctype;
+    char *prep_body;
+    size_t prep_len;
     size_t body_bytes;    /* body bytes received so far, kept or not */
 };
 
@@ -57,6 +63,10 @@ void http_reply_empty(struct req *r, unsigned status); /* 204: no body, no type 
 char *http_param(struct req *r, int i, size_t *len);
 /* Validated JSON object body, or NULL after a 400 reply has been sent. */
 json_object *http_body(struct req *r, const struct sch_prop *props);
+/* Runs FN on a job thread with the connection suspended; FN replies with the
+ * helpers above as usual. For handlers that wait on other servers. */
+void http_defer(struct req *r, api_handler fn);
+
 /* Validated query string, or NULL after a 400 reply has been sent. */
 json_object *http_query(struct req *r, const struct sch_prop *props);
 

@@ -4,6 +4,8 @@
 #include "log.h"
 #include "master.h"
 
+#include <curl/curl.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -125,6 +127,8 @@ int main(int argc, char **argv)
         return EXIT_FATAL;
     }
 
+    /* Before any thread or fork: libcurl's global state is shared by every worker. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     struct master_opts o = {conf, fg, -1};
     if (!fg && daemonize(&o.notify_fd) < 0)
         return EXIT_FATAL;

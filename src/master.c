@@ -208,6 +208,11 @@ static int drop_privileges(const struct cfg *c)
         }
         gid = gr->gr_gid;
     }
+    /* What the master created as root must stay usable after the switch. */
+    if (shm.name[0] && shm_chown_region(uid, gid) < 0)
+        return -1;
+    if (pid_fd >= 0 && fchown(pid_fd, uid, gid) < 0)
+        log_warn("cannot hand pid file %s to uid %ld", pid_path, (long)uid);
     if ((uname ? initgroups(uname, gid) : setgroups(0, NULL)) < 0 || setgid(gid) < 0) {
         log_error("cannot switch to group %ld", (long)gid);
         return -1;

@@ -160,6 +160,19 @@ int shm_open_region(const struct cfg *c)
     return 0;
 }
 
+int shm_chown_region(uid_t uid, gid_t gid)
+{
+    int fd = shm_open(shm.name, O_RDWR, 0600);
+    if (fd < 0 || fchown(fd, uid, gid) < 0) {
+        log_error("cannot hand shared memory %s to uid %ld", shm.name, (long)uid);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
 void shm_unlink_region(void)
 {
     if (shm.name[0] && shm_unlink(shm.name) < 0 && errno != ENOENT)

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define SHM_MAGIC "BUTLERD"
 #define SHM_FORMAT 1
@@ -47,6 +48,8 @@ extern struct shm_region shm;
  * existing one whose header matches CFG's geometry, else creates a new one.
  * Returns 1 if re-attached, 0 if created, -1 on error (logged). */
 int shm_open_region(const struct cfg *cfg);
+/* Gives the segment to the user butlerd switches to, so it can remove it later. */
+int shm_chown_region(uid_t uid, gid_t gid);
 /* Removes the segment name (orderly shutdown); the mapping stays valid. */
 void shm_unlink_region(void);
 void shm_geometry_from_cfg(const struct cfg *cfg, struct shm_geometry *g);

@@ -1,0 +1,171 @@
+/* The QRS client on libcurl. Each thread keeps one easy handle, so keep-alive
+ * connections to the repository are reused across requests of that thread. */
+#include "qrs.h"
+#include "cfg.h"
+#include "log.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+static __thread CURL *easy;
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg)
+{
+    buf_append(arg, p, size * n);
+    return size * n;
+}
+
+static void xrfkey(char out[17])
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char rnd[16];
+    if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd)
+        for (int i = 0; i < 16; i++)
+            rnd[i] = (unsigned char)(now_ms() * 31 + i * 17);
+    for (int i = 0; i < 16; i++)
+        out[i] = al[rnd[i] % 62];
+    out[16] = '\0';
+}
+
+char *qrs_quote(const char *s)
+{
+    char *o = xmalloc(strlen(s) * 2 + 1), *p = o;
+    for (; *s; s++) {
+        if (*s == '\'' || *s == '\\')
+            *p++ = '\\';
+        *p++ = *s;
+    }
+    *p = '\0';
+    return o;
+}
+
+/* RFC 3986 unreserved characters stay, everything else becomes %XX (spec 1.12). */
+static void encode(struct buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            buf_append(b, s, 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            buf_append(b, e, 3);
+        }
+    }
+}
+
+static const char *reason(CURLcode rc, long oserr)
+{
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+        return oserr == ECONNREFUSED ? "connection refused" : "cannot connect";
+    case CURLE_OPERATION_TIMEDOUT:
+        return "timeout";
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return "cannot resolve host";
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return "server certificate not trusted";
+    case CURLE_SSL_CERTPROBLEM:
+        return "client certificate unusable";
+    case CURLE_SSL_CACERT_BADFILE:
+        return "CA file unusable";
+    case CURLE_SSL_CONNECT_ERROR:
+        return "TLS handshake failed";
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+        return "connection closed";
+    default:
+        return curl_easy_strerror(rc);
+    }
+}
+
+int qrs_call(const struct cfg *c, const char *method, const char *path, const char *filter,
+             const char *body, struct qrs_resp *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!*c->qrs.host) {
+        snprintf(out->error, sizeof out->error, "Butler.configQRS.host is not set");
+        return -1;
+    }
+    if (!easy && !(easy = curl_easy_init())) {
+        snprintf(out->error, sizeof out->error, "cannot create a curl handle");
+        return -1;
+    }
+    char key[17];
+    xrfkey(key);
+    struct buf url = {0};
+    char head[512];
+    int n = snprintf(head, sizeof head, "%s://%s:%d/qrs/%s?", c->qrs.useSSL ? "https" : "http",
+                     c->qrs.host, c->qrs.port, path);
+    buf_append(&url, head, (size_t)n);
+    if (filter) {
+        buf_append(&url, "filter=", 7);
+        encode(&url, filter);
+        buf_append(&url, "&", 1);
+    }
+    buf_append(&url, "xrfkey=", 7);
+    buf_append(&url, key, 16);
+
+    struct curl_slist *hdrs = NULL;
+    snprintf(head, sizeof head, "X-Qlik-Xrfkey: %s", key);
+    hdrs = curl_slist_append(hdrs, head);
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    for (size_t i = 0; i < c->qrs.headers.n; i++) {
+        char *h = xasprintf("%s: %s", c->qrs.headers.v[i].m[0], c->qrs.headers.v[i].m[1]);
+        hdrs = curl_slist_append(hdrs, h);
+        free(h);
+    }
+
+    CURL *e = easy;
+    curl_easy_reset(e);
+    curl_easy_setopt(e, CURLOPT_URL, url.p);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    if (body || strcmp(method, "GET") != 0) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    }
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &out->body);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->qrsTimeoutMs);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->qrsConnectTimeoutMs);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (*c->clientCert)
+        curl_easy_setopt(e, CURLOPT_SSLCERT, c->clientCert);
+    if (*c->clientCertKey)
+        curl_easy_setopt(e, CURLOPT_SSLKEY, c->clientCertKey);
+    if (*c->clientCertCA)
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->clientCertCA);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->qrs.rejectUnauthorized ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->qrs.rejectUnauthorized ? 2L : 0L);
+
+    CURLcode rc = curl_easy_perform(e);
+    curl_slist_free_all(hdrs);
+    if (rc != CURLE_OK) {
+        long oserr = 0;
+        curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &oserr);
+        snprintf(out->error, sizeof out->error, "%s", reason(rc, oserr));
+        log_warnx("QRS %s /qrs/%s failed: %s", method, path, out->error);
+        buf_free(&url);
+        return -1;
+    }
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+    if (!out->body.p)
+        buf_append(&out->body, "", 0);
+    log_debug("QRS %s /qrs/%s -> %ld", method, path, out->status);
+    buf_free(&url);
+    return 0;
+}
+
+void qrs_resp_free(struct qrs_resp *r)
+{
+    buf_free(&r->body);
+}

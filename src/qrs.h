@@ -1,0 +1,26 @@
+/* Client for the Qlik Sense Repository Service (QRS): HTTPS with the client
+ * certificate, a fresh xrfkey per request, the static headers, timeouts. */
+#ifndef QRS_H
+#define QRS_H
+
+#include "util.h"
+
+struct cfg;
+
+struct qrs_resp {
+    long status;      /* HTTP status, 0 if no answer */
+    struct buf body;
+    char error[128];  /* short reason when status is 0: "connection refused", ... */
+};
+
+/* Sends METHOD /qrs/PATH[?filter=FILTER]&xrfkey=...; FILTER is the raw expression
+ * (encoded here), BODY may be NULL. Blocking; call from a job thread. Connections are
+ * reused per thread. Returns 0 if an HTTP answer came (any status), -1 if none. */
+int qrs_call(const struct cfg *cfg, const char *method, const char *path, const char *filter,
+             const char *body, struct qrs_resp *out);
+void qrs_resp_free(struct qrs_resp *r);
+
+/* Quotes S for a QRS filter string: ' -> \' and \ -> \\ (malloc'd). */
+char *qrs_quote(const char *s);
+
+#endif
