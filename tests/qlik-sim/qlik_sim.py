@@ -1,0 +1,1122 @@
+#!/usr/bin/python3
+"""Qlik Sense simulator for butlerd's tests: the Repository Service (QRS).
+
+Speaks QRS over HTTPS as described in shared/spec/qlik-sense.md sections 1 and 2:
+client certificate required (signed by the test CA), the xrfkey rule (403),
+X-Qlik-User required (401), the QRS filter language, tasks/apps/users from a
+JSON fixture, task starts.  Every request is recorded so tests can assert on
+what butlerd sent, and behaviours make it answer slowly, with an error status,
+or not at all.
+
+Python 3 standard library only.  Used two ways:
+
+  * as a module (tests):
+        sim = QlikSim("tests/qlik-sim/fixture.json", certs_dir=d).start()
+        ... sim.qrs_port, sim.requests, sim.starts(), sim.filters(),
+        ... sim.set_behaviour(r"/start$", status=503, times=1)
+        sim.stop()
+  * as a CLI (a newcomer trying butlerd by hand):
+        python3 tests/qlik-sim/qlik_sim.py --certs /tmp/qs-certs --qrs-port 4242
+        python3 tests/qlik-sim/qlik_sim.py --make-certs /tmp/qs-certs
+
+Structure: _SimServer is a TLS-capable ThreadingHTTPServer that does the TLS
+handshake in the connection's own thread and tracks open connections;
+_BaseHandler does the recording and the behaviours; _QrsHandler adds the QRS
+rules and routes.  The Engine (QIX WebSocket, spec section 3) will be another
+_BaseHandler subclass served by a second _SimServer (see QlikSim._services).
+"""
+
+import argparse
+import fcntl
+import http.server
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_FIXTURE = os.path.join(HERE, "fixture.json")
+DEFAULT_CERTS_DIR = os.path.join(tempfile.gettempdir(), "qlik-sim-certs-%d" % os.getuid())
+
+XRFKEY_RE = re.compile(r"[A-Za-z0-9]{16}")
+GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+XRF_FAILED = "XSRF prevention check failed. Possible XSRF discovered."
+PARSE_ERROR = "Cannot parse the expression"
+INVALID_EXPRESSION = "Invalid expression"
+
+TLS_HANDSHAKE_TIMEOUT = 10.0
+IDLE_TIMEOUT = 60.0
+
+
+# ============================================================== certificates
+
+CERT_DAYS = "3650"
+
+
+def _openssl(*args, cwd=None):
+    cp = subprocess.run(["openssl"] + list(args), cwd=cwd, stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    if cp.returncode != 0:
+        raise RuntimeError("openssl %s failed: %s" % (args[0], cp.stderr.decode(errors="replace")))
+
+
+def _new_ca(tmp, name, cn):
+    _openssl("req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", name + "_key.pem", "-out", name + ".pem", "-days", CERT_DAYS,
+             "-sha256", "-subj", "/O=butlerd tests/CN=" + cn,
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=tmp)
+
+
+def _new_leaf(tmp, name, cn, ca_pem, ca_key, ext):
+    with open(os.path.join(tmp, name + ".ext"), "w") as f:
+        f.write(ext)
+    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", name + "_key.pem", "-out", name + ".csr", "-subj", "/O=butlerd tests/CN=" + cn,
+             cwd=tmp)
+    _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca_pem, "-CAkey", ca_key,
+             "-set_serial", "0x" + secrets.token_hex(15), "-days", CERT_DAYS, "-sha256",
+             "-extfile", name + ".ext", "-out", name + ".pem", cwd=tmp)
+
+
+_SERVER_EXT = ("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+               "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n")
+_CLIENT_EXT = ("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+               "extendedKeyUsage=clientAuth\n")
+
+CERT_FILES = ("root.pem", "root_key.pem", "server.pem", "server_key.pem", "client.pem",
+              "client_key.pem", "other_root.pem", "other_root_key.pem", "other_client.pem",
+              "other_client_key.pem")
+
+
+def make_certs(certs_dir):
+    """Create the test PKI in certs_dir with the openssl CLI (EC P-256), idempotently:
+
+      root.pem, root_key.pem            test CA ("the Sense site's root.pem")
+      server.pem, server_key.pem        CN=localhost, SAN IP:127.0.0.1, DNS:localhost, signed by root
+      client.pem, client_key.pem        CN=butlerd-test-client, signed by root (what Qlik exports)
+      other_root.pem, other_root_key.pem  an unrelated CA
+      other_client.pem, other_client_key.pem  CN=butlerd-test-client signed by the unrelated CA
+
+    Files that already exist are kept; a (re)created CA re-creates the leaves it signs.
+    Safe against concurrent callers (lock file). Returns a dict name -> absolute path."""
+    certs_dir = os.path.abspath(certs_dir)
+    os.makedirs(certs_dir, exist_ok=True)
+    paths = {n: os.path.join(certs_dir, n) for n in CERT_FILES}
+    with open(os.path.join(certs_dir, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if all(os.path.exists(p) for p in paths.values()):
+            return paths
+        with tempfile.TemporaryDirectory(dir=certs_dir, prefix=".mk") as tmp:
+            made = []
+            plan = (("root", "butlerd test CA", [("server", "localhost", _SERVER_EXT),
+                                                  ("client", "butlerd-test-client", _CLIENT_EXT)]),
+                    ("other_root", "unrelated test CA", [("other_client", "butlerd-test-client",
+                                                          _CLIENT_EXT)]))
+            for ca, ca_cn, leaves in plan:
+                ca_pem, ca_key = paths[ca + ".pem"], paths[ca + "_key.pem"]
+                new_ca = not (os.path.exists(ca_pem) and os.path.exists(ca_key))
+                if new_ca:
+                    _new_ca(tmp, ca, ca_cn)
+                    made += [ca + ".pem", ca + "_key.pem"]
+                    ca_pem, ca_key = os.path.join(tmp, ca + ".pem"), os.path.join(tmp, ca + "_key.pem")
+                for leaf, cn, ext in leaves:
+                    if new_ca or not (os.path.exists(paths[leaf + ".pem"]) and
+                                      os.path.exists(paths[leaf + "_key.pem"])):
+                        _new_leaf(tmp, leaf, cn, ca_pem, ca_key, ext)
+                        made += [leaf + ".pem", leaf + "_key.pem"]
+            for n in made:
+                src = os.path.join(tmp, n)
+                os.chmod(src, 0o600 if n.endswith("_key.pem") else 0o644)
+                os.replace(src, paths[n])
+    return paths
+
+
+# ============================================================== QRS filters
+
+class FilterError(Exception):
+    """A filter QRS refuses with 400; str(e) is the response text."""
+
+
+_WORD_RE = re.compile(r"[A-Za-z0-9_.:\-]+")
+_FIELD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_NUMBER_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?\Z")
+OPERATORS = ("eq", "ne", "sw", "ew", "so", "gt", "ge", "lt", "le")
+# enum names accepted unquoted for numeric fields
+ENUMS = {"taskType": {"reload": 0, "reloadtask": 0, "externalprogram": 1, "externalprogramtask": 1,
+                      "usersync": 2, "usersynctask": 2, "distribute": 3, "distributiontask": 3,
+                      "preload": 4, "preloadtask": 4}}
+
+
+def _tokenize(s):
+    toks, i, n = [], 0, len(s)
+    while i < n:
+        c = s[i]
+        if c in " \t\r\n":
+            i += 1
+        elif c in "()":
+            toks.append((c, c))
+            i += 1
+        elif c == "'":
+            i += 1
+            out = []
+            while True:
+                if i >= n:
+                    raise FilterError(PARSE_ERROR)  # unterminated string
+                c = s[i]
+                if c == "\\":
+                    if i + 1 < n and s[i + 1] in "'\\":
+                        out.append(s[i + 1])
+                        i += 2
+                        continue
+                    raise FilterError(PARSE_ERROR)  # lone backslash: must be written \\
+                if c == "'":
+                    i += 1
+                    break
+                out.append(c)
+                i += 1
+            if i < n and s[i] == "'":
+                raise FilterError(PARSE_ERROR)  # doubled quote 'O''Brien'
+            toks.append(("str", "".join(out)))
+        else:
+            m = _WORD_RE.match(s, i)
+            if not m:
+                raise FilterError(PARSE_ERROR)  # double quotes, '+', ...
+            toks.append(("word", m.group(0)))
+            i = m.end()
+    return toks
+
+
+class _Parser:
+    def __init__(self, toks):
+        self.toks, self.i = toks, 0
+
+    def peek(self):
+        return self.toks[self.i] if self.i < len(self.toks) else (None, None)
+
+    def take(self):
+        t = self.peek()
+        self.i += 1
+        return t
+
+    def is_kw(self, kw):
+        k, v = self.peek()
+        return k == "word" and v.lower() == kw
+
+    def parse(self):
+        node = self.expr()
+        if self.i != len(self.toks):
+            raise FilterError(PARSE_ERROR)
+        return node
+
+    def expr(self):  # or has the lowest precedence
+        node = self.term()
+        while self.is_kw("or"):
+            self.take()
+            node = ("or", node, self.term())
+        return node
+
+    def term(self):
+        node = self.factor()
+        while self.is_kw("and"):
+            self.take()
+            node = ("and", node, self.factor())
+        return node
+
+    def factor(self):
+        k, v = self.peek()
+        if k == "(":
+            self.take()
+            if self.peek()[0] == ")":
+                raise FilterError(INVALID_EXPRESSION)
+            node = self.expr()
+            if self.take()[0] != ")":
+                raise FilterError(PARSE_ERROR)
+            return node
+        if k != "word" or not _FIELD_RE.match(v) or v.lower() in ("and", "or"):
+            raise FilterError(PARSE_ERROR)
+        self.take()
+        ok, op = self.take()
+        if ok != "word" or op.lower() not in OPERATORS:
+            raise FilterError(PARSE_ERROR)
+        vk, val = self.take()
+        if vk == "str":
+            lit = ("str", val)
+        elif vk == "word":
+            lit = ("bare", val)
+        else:
+            raise FilterError(PARSE_ERROR)
+        return ("cmp", v, op.lower(), lit)
+
+
+def parse_filter(text):
+    """Parse a decoded QRS filter; returns an AST or raises FilterError.
+    An empty (or blank) filter gives None (= everything)."""
+    if text is None or not text.strip():
+        return None
+    toks = _tokenize(text)
+    if len(toks) == 2 and toks[0][0] == "(" and toks[1][0] == ")":
+        raise FilterError(INVALID_EXPRESSION)
+    return _Parser(toks).parse()
+
+
+def _resolve(obj, parts):
+    """Values at a dotted path; lists are traversed (any element). Returns (found, values)."""
+    cur, found = [obj], True
+    for p in parts:
+        nxt, hit = [], False
+        for v in cur:
+            items = v if isinstance(v, list) else [v]
+            for it in items:
+                if isinstance(it, dict):
+                    for k in it:
+                        if k.lower() == p.lower():
+                            hit = True
+                            nxt.append(it[k])
+                            break
+        cur, found = nxt, found and hit
+    leaves = []
+    for v in cur:
+        leaves.extend(v if isinstance(v, list) else [v])
+    return found, leaves
+
+
+def _compare(field, value, op, lit):
+    kind, raw = lit
+    if kind == "bare":
+        low = raw.lower()
+        if low == "null":
+            if op == "eq":
+                return value is None
+            if op == "ne":
+                return value is not None
+            return False
+        if isinstance(value, bool):
+            if low not in ("true", "false"):
+                return False
+            b = low == "true"
+            return {"eq": value == b, "ne": value != b}.get(op, False)
+        if isinstance(value, (int, float)):
+            leaf = field.split(".")[-1]
+            if _NUMBER_RE.match(raw):
+                num = float(raw)
+            elif low in ENUMS.get(leaf, {}):
+                num = ENUMS[leaf][low]
+            else:
+                return False
+            return {"eq": value == num, "ne": value != num, "gt": value > num, "ge": value >= num,
+                    "lt": value < num, "le": value <= num}.get(op, False)
+    if value is None:
+        return op == "ne"
+    if isinstance(value, bool):
+        s = "true" if value else "false"
+    elif isinstance(value, (dict, list)):
+        return False
+    else:
+        s = str(value)
+    a, b = s.lower(), raw.lower()
+    return {"eq": a == b, "ne": a != b, "sw": a.startswith(b), "ew": a.endswith(b), "so": b in a,
+            "gt": a > b, "ge": a >= b, "lt": a < b, "le": a <= b}[op]
+
+
+def _eval(node, rec):
+    if node[0] == "and":
+        return _eval(node[1], rec) and _eval(node[2], rec)
+    if node[0] == "or":
+        return _eval(node[1], rec) or _eval(node[2], rec)
+    _, field, op, lit = node
+    _, values = _resolve(rec, field.split("."))
+    # a collection field holds when ANY element matches, per comparison
+    return any(_compare(field, v, op, lit) for v in values)
+
+
+def _fields(node):
+    if node[0] in ("and", "or"):
+        return _fields(node[1]) + _fields(node[2])
+    return [node[1]]
+
+
+def filter_records(records, text):
+    """Records (dicts) matching the decoded filter text, in order. Raises FilterError."""
+    ast = parse_filter(text)
+    if ast is None:
+        return list(records)
+    for f in _fields(ast):
+        if records and not any(_resolve(r, f.split("."))[0] for r in records):
+            raise FilterError("Unknown property '%s'" % f)
+    return [r for r in records if _eval(ast, r)]
+
+
+# ============================================================== recording
+
+class Headers(dict):
+    """Request headers: a dict keyed by the names as received, with
+    case-insensitive [], get() and `in`. Repeated headers are joined with ', '."""
+
+    def _key(self, name):
+        low = name.lower()
+        for k in dict.keys(self):
+            if k.lower() == low:
+                return k
+        return None
+
+    def __getitem__(self, name):
+        k = self._key(name)
+        if k is None:
+            raise KeyError(name)
+        return dict.__getitem__(self, k)
+
+    def __contains__(self, name):
+        return isinstance(name, str) and self._key(name) is not None
+
+    def get(self, name, default=None):
+        k = self._key(name)
+        return default if k is None else dict.__getitem__(self, k)
+
+
+def parse_query(raw):
+    """Query string -> dict (last value wins), decoded with urllib.parse.unquote:
+    '+' stays '+', as QRS reads it."""
+    out = {}
+    for part in raw.split("&") if raw else []:
+        k, _, v = part.partition("=")
+        out[urllib.parse.unquote(k)] = urllib.parse.unquote(v)
+    return out
+
+
+class Request:
+    """One recorded request. Attributes:
+      service      "qrs"
+      method, path (no query), query (raw query string), params (decoded dict)
+      headers      Headers (case-insensitive lookups)
+      body         bytes
+      client_cert  True if the client presented a (verified) certificate
+      client_cn    its subject CN, or None
+      peer         (host, port) of the client
+      time         time.time() when the request was read
+      status       the status answered, or None (not answered yet / hung / dropped)
+      answered_at  time.time() of the answer, or None
+    """
+
+    def __init__(self, **kw):
+        self.service = kw.get("service", "qrs")
+        self.method = kw["method"]
+        self.path = kw["path"]
+        self.query = kw.get("query", "")
+        self.params = parse_query(self.query)
+        self.headers = kw.get("headers", Headers())
+        self.body = kw.get("body", b"")
+        self.client_cert = kw.get("client_cert", False)
+        self.client_cn = kw.get("client_cn")
+        self.peer = kw.get("peer")
+        self.time = kw.get("time", time.time())
+        self.status = None
+        self.answered_at = None
+
+    @property
+    def filter(self):
+        return self.params.get("filter")
+
+    @property
+    def xrfkey(self):
+        for k, v in self.params.items():
+            if k.lower() == "xrfkey":
+                return v
+        return None
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8")) if self.body else None
+
+    def to_dict(self):
+        return {"service": self.service, "method": self.method, "path": self.path,
+                "query": self.query, "params": self.params, "headers": dict(self.headers),
+                "body": self.body.decode("utf-8", "replace"), "client_cert": self.client_cert,
+                "client_cn": self.client_cn, "time": self.time, "status": self.status}
+
+    def __repr__(self):
+        return "<Request %s %s%s -> %s>" % (self.method, self.path,
+                                              "?" + self.query if self.query else "", self.status)
+
+
+class Behaviour:
+    """What set_behaviour() installs; see QlikSim.set_behaviour."""
+
+    def __init__(self, path_regex, status, delay, hang, body, times, method, drop, headers):
+        self.path_re = re.compile(path_regex)
+        self.status, self.delay, self.hang, self.body = status, delay, hang, body
+        self.times, self.method, self.drop = times, method.upper() if method else None, drop
+        self.headers = dict(headers or {})
+        self.applied = 0
+        self.released = threading.Event()
+
+    def matches(self, method, path):
+        return (self.method is None or self.method == method) and bool(self.path_re.search(path))
+
+    def __repr__(self):
+        return "<Behaviour %s %s status=%s delay=%s hang=%s times=%s applied=%d>" % (
+            self.method or "*", self.path_re.pattern, self.status, self.delay, self.hang,
+            self.times, self.applied)
+
+
+# ============================================================== servers
+
+class _SimServer(http.server.ThreadingHTTPServer):
+    """ThreadingHTTPServer; with a TLS context the handshake runs in the
+    connection's thread (a silent client cannot block accept()). Open
+    connections are tracked so stop() can cut keep-alive connections."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr, handler, sim, service, tls_ctx):
+        if ":" in addr[0]:
+            self.address_family = socket.AF_INET6
+        self.sim, self.service, self.tls_ctx = sim, service, tls_ctx
+        self.stopping = threading.Event()
+        self.conns = set()
+        self.conns_lock = threading.Lock()
+        super().__init__(addr, handler)
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        if self.tls_ctx is not None:
+            sock = self.tls_ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self.conns_lock:
+            self.conns.add(sock)
+        return sock, addr
+
+    def shutdown_request(self, request):
+        with self.conns_lock:
+            self.conns.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
+            self.sim._note_tls_error(self.service, client_address, exc)
+        elif isinstance(exc, (ConnectionError, socket.timeout, OSError)):
+            pass  # client went away, idle timeout, or stop() cut the connection
+        else:
+            super().handle_error(request, client_address)
+
+    def cut_connections(self):
+        with self.conns_lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _BaseHandler(http.server.BaseHTTPRequestHandler):
+    """TLS handshake, request reading, recording, behaviours. Subclasses
+    implement route(rec) -> (status, body, content_type[, extra_headers])."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "QlikSenseSimulator/1.0"
+    sys_version = ""
+    timeout = IDLE_TIMEOUT
+
+    def setup(self):
+        try:  # answers are written at once; no Nagle / delayed-ACK stalls
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(TLS_HANDSHAKE_TIMEOUT)
+            self.request.do_handshake()
+        super().setup()
+
+    def log_message(self, fmt, *args):
+        pass
+
+    # all methods go through one dispatcher
+    def do_GET(self):
+        self._dispatch()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def _read_body(self):
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        if "chunked" in te:
+            chunks = []
+            while True:
+                line = self.rfile.readline(65537)
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    def _peer_cert(self):
+        if not isinstance(self.connection, ssl.SSLSocket):
+            return False, None
+        cert = self.connection.getpeercert()
+        if not cert:
+            return False, None
+        for rdn in cert.get("subject", ()):
+            for k, v in rdn:
+                if k == "commonName":
+                    return True, v
+        return True, None
+
+    def _dispatch(self):
+        sim, srv = self.server.sim, self.server
+        path, _, query = self.path.partition("?")
+        hdrs = Headers()
+        for k, v in self.headers.items():
+            old = hdrs._key(k)
+            if old is None:
+                hdrs[k] = v
+            else:
+                dict.__setitem__(hdrs, old, dict.__getitem__(hdrs, old) + ", " + v)
+        body = self._read_body()
+        has_cert, cn = self._peer_cert()
+        rec = Request(service=srv.service, method=self.command, path=path, query=query,
+                      headers=hdrs, body=body, client_cert=has_cert, client_cn=cn,
+                      peer=self.client_address[:2], time=time.time())
+        sim._record(rec)
+
+        beh = sim._take_behaviour(srv.service, rec.method, rec.path)
+        if beh is not None:
+            if beh.delay and srv.stopping.wait(beh.delay):
+                return self._abandon(rec)
+            if beh.hang:
+                while not (beh.released.wait(0.05) or srv.stopping.is_set()):
+                    pass
+                return self._abandon(rec)
+            if beh.drop:
+                return self._abandon(rec)
+        if srv.stopping.is_set():
+            return self._abandon(rec)
+
+        res = self.route(rec)
+        if beh is not None and beh.status is not None and res[0] not in (401, 403):
+            b = beh.body
+            if isinstance(b, (dict, list)):
+                res = (beh.status, b, "application/json; charset=utf-8", beh.headers)
+            else:
+                res = (beh.status, b if b is not None else b"", "text/plain; charset=utf-8",
+                       beh.headers)
+        self._answer(rec, *res)
+
+    def _abandon(self, rec=None):
+        """Close the connection without an answer."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if rec is not None:
+            self.server.sim._notify(rec)
+
+    def _answer(self, rec, status, body, ctype, extra=None):
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        elif isinstance(body, str):
+            data = body.encode("utf-8")
+        else:
+            data = body or b""
+        # recorded before the bytes leave: a client that has the answer sees it in sim.requests
+        self.server.sim._answered(rec, status)
+        self.send_response(status)
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        if status in (204, 304) or status < 200:
+            data = b""  # no body, no Content-Length (RFC 9110)
+        else:
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+        if self.command == "HEAD":
+            data = b""
+        # head and body in one write (one TLS record)
+        self._headers_buffer.append(b"\r\n" + data)
+        self.flush_headers()
+        self.server.sim._notify(rec)
+
+    def route(self, rec):  # pragma: no cover - overridden
+        return 404, "Not found", "text/plain; charset=utf-8"
+
+
+def _condensed_task(t):
+    return {"id": t["id"], "name": t["name"], "taskType": t.get("taskType", 0),
+            "enabled": t.get("enabled", True), "privileges": None}
+
+
+def _generic_full_task(t):
+    return {k: v for k, v in t.items() if k not in ("app", "operational")}
+
+
+def _condensed_app(a):
+    return {"id": a["id"], "name": a["name"], "appId": a.get("appId", ""),
+            "publishTime": a.get("publishTime"), "published": a.get("published", False),
+            "stream": a.get("stream"), "privileges": None}
+
+
+class _QrsHandler(_BaseHandler):
+    """The QRS rules (spec qlik-sense.md 2.1, 1) and endpoints (2.3)."""
+
+    ROUTES = [
+        ("GET", r"/qrs/about", "about"),
+        ("GET", r"/qrs/task", "task_list"),
+        ("GET", r"/qrs/task/full", "task_full"),
+        ("GET", r"/qrs/reloadtask", "reloadtask_list"),
+        ("GET", r"/qrs/reloadtask/full", "reloadtask_full"),
+        ("GET", r"/qrs/reloadtask/(?P<id>[^/]+)", "reloadtask_one"),
+        ("POST", r"/qrs/task/start/many", "start_many"),
+        ("POST", r"/qrs/task/(?P<id>[^/]+)/start", "start"),
+        ("POST", r"/qrs/task/(?P<id>[^/]+)/start/synchronous", "start_sync"),
+        ("GET", r"/qrs/app", "app_list"),
+        ("GET", r"/qrs/app/full", "app_full"),
+        ("GET", r"/qrs/app/(?P<id>[^/]+)", "app_one"),
+        ("GET", r"/qrs/user/(?P<id>[^/]+)", "user_one"),
+    ]
+    _COMPILED = [(m, re.compile(p + r"\Z", re.I), n) for m, p, n in ROUTES]
+    TEXT = "text/plain; charset=utf-8"
+    JSON = "application/json; charset=utf-8"
+
+    def route(self, rec):
+        # 2.1: xrfkey in the query AND the header, equal, 16 x [A-Za-z0-9]
+        qkeys = [urllib.parse.unquote(v) for k, _, v in
+                 (p.partition("=") for p in rec.query.split("&") if p)
+                 if urllib.parse.unquote(k).lower() == "xrfkey"]
+        hkey = rec.headers.get("X-Qlik-Xrfkey")
+        if len(qkeys) != 1 or hkey is None or qkeys[0] != hkey or not XRFKEY_RE.fullmatch(hkey):
+            return 403, XRF_FAILED, self.TEXT
+        # 1: the user the call runs as
+        user = rec.headers.get("X-Qlik-User")
+        if not user or not _parse_qlik_user(user):
+            return 401, "Unauthorized: X-Qlik-User missing or malformed", self.TEXT
+        allowed = []
+        for method, rx, name in self._COMPILED:
+            m = rx.match(rec.path)
+            if m:
+                if method == rec.method:
+                    return getattr(self, "r_" + name)(rec, **m.groupdict())
+                allowed.append(method)
+        if allowed:
+            return 405, "Method not allowed", self.TEXT, {"Allow": ", ".join(allowed)}
+        return 404, "Not found", self.TEXT
+
+    # ---- helpers
+    @property
+    def data(self):
+        return self.server.sim
+
+    def _filtered(self, rec, records, shape):
+        try:
+            found = filter_records(records, rec.params.get("filter"))
+        except FilterError as e:
+            return 400, str(e), self.TEXT
+        return 200, [shape(r) for r in found], self.JSON
+
+    # ---- endpoints
+    def r_about(self, rec):
+        return 200, self.data.about, self.JSON
+
+    def r_task_list(self, rec):
+        return self._filtered(rec, self.data.tasks, _condensed_task)
+
+    def r_task_full(self, rec):
+        return self._filtered(rec, self.data.tasks, _generic_full_task)
+
+    def r_reloadtask_list(self, rec):
+        return self._filtered(rec, self.data.reload_tasks(), _condensed_task)
+
+    def r_reloadtask_full(self, rec):
+        return self._filtered(rec, self.data.reload_tasks(), dict)
+
+    def r_reloadtask_one(self, rec, id):
+        t = self.data.find_task(id)
+        if t is None or t.get("taskType", 0) != 0:
+            return 404, "Not found", self.TEXT
+        return 200, t, self.JSON
+
+    def r_start(self, rec, id):
+        t = self.data.find_task(id)
+        if t is None:
+            return 404, "Not found", self.TEXT
+        self.data._note_start(t["id"], "start")
+        return 204, b"", self.TEXT
+
+    def r_start_sync(self, rec, id):
+        t = self.data.find_task(id)
+        if t is None:
+            return 404, "Not found", self.TEXT
+        session = str(uuid.uuid4())
+        self.data._note_start(t["id"], "synchronous", session)
+        return 201, {"value": session}, self.JSON
+
+    def r_start_many(self, rec):
+        try:
+            ids = json.loads(rec.body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return 400, "Invalid body", self.TEXT
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            return 400, "Invalid body", self.TEXT
+        for i in ids:
+            t = self.data.find_task(i)
+            if t is not None:
+                self.data._note_start(t["id"], "many")
+        return 204, b"", self.TEXT
+
+    def r_app_list(self, rec):
+        return self._filtered(rec, self.data.apps, _condensed_app)
+
+    def r_app_full(self, rec):
+        return self._filtered(rec, self.data.apps, dict)
+
+    def r_app_one(self, rec, id):
+        a = next((a for a in self.data.apps if a["id"].lower() == id.lower()), None)
+        return (200, a, self.JSON) if a else (404, "Not found", self.TEXT)
+
+    def r_user_one(self, rec, id):
+        u = next((u for u in self.data.users if u["id"].lower() == id.lower()), None)
+        return (200, u, self.JSON) if u else (404, "Not found", self.TEXT)
+
+
+def _parse_qlik_user(value):
+    """'UserDirectory=Internal; UserId=sa_repository' -> (dir, id), or None."""
+    kv = {}
+    for part in value.split(";"):
+        k, sep, v = part.partition("=")
+        if sep:
+            kv[k.strip().lower()] = v.strip()
+    if kv.get("userdirectory") and kv.get("userid"):
+        return kv["userdirectory"], kv["userid"]
+    return None
+
+
+# ============================================================== the simulator
+
+class QlikSim:
+    """The Qlik Sense simulator (QRS for now).
+
+    QlikSim(fixture_path, host="127.0.0.1", qrs_port=0, certs_dir=None,
+            require_client_cert=True, use_tls=True, on_request=None)
+
+    fixture_path: a JSON file (or an already loaded dict) with "tasks", "apps",
+    "users", "about". certs_dir: where make_certs() puts the test PKI (created
+    if needed; default: DEFAULT_CERTS_DIR, in the temporary directory, never
+    the source tree). on_request: called with each Request once it has been
+    answered. on_tls_error: called with each tls_errors entry."""
+
+    def __init__(self, fixture_path=DEFAULT_FIXTURE, host="127.0.0.1", qrs_port=0,
+                 certs_dir=None, require_client_cert=True, use_tls=True, on_request=None,
+                 on_tls_error=None):
+        self.host = host
+        self.certs_dir = os.path.abspath(certs_dir or DEFAULT_CERTS_DIR)
+        self.require_client_cert = require_client_cert
+        self.use_tls = use_tls
+        self.on_request = on_request
+        self.on_tls_error = on_tls_error
+        self._lock = threading.Lock()
+        self._requests = []
+        self._tls_errors = []
+        self._started = []
+        self._behaviours = []
+        self._cond = threading.Condition(self._lock)
+        # service name -> [handler class, requested port, bound port, server, thread]
+        # An Engine endpoint will be added here as "engine" with its own handler.
+        self._services = {"qrs": [_QrsHandler, qrs_port, None, None, None]}
+        self.load_fixture(fixture_path)
+
+    # ---- fixture
+    def load_fixture(self, fixture):
+        """(Re)load the fixture from a path or a dict."""
+        if not isinstance(fixture, dict):
+            with open(fixture, encoding="utf-8") as f:
+                fixture = json.load(f)
+        self.fixture = fixture
+        self.tasks = fixture.get("tasks", [])
+        self.apps = fixture.get("apps", [])
+        self.users = fixture.get("users", [])
+        self.about = fixture.get("about", {"buildVersion": "14.187.4", "schemaPath": "About"})
+
+    def find_task(self, task_id):
+        low = task_id.lower()
+        return next((t for t in self.tasks if t["id"].lower() == low), None)
+
+    def reload_tasks(self):
+        return [t for t in self.tasks if t.get("taskType", 0) == 0]
+
+    # ---- lifecycle
+    def _tls_context(self):
+        paths = make_certs(self.certs_dir)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(paths["server.pem"], paths["server_key.pem"])
+        ctx.load_verify_locations(paths["root.pem"])
+        ctx.verify_mode = ssl.CERT_REQUIRED if self.require_client_cert else ssl.CERT_OPTIONAL
+        return ctx
+
+    def start(self):
+        """Bind and serve in background threads. After stop(), start() binds
+        the same port(s) again. Returns self."""
+        ctx = self._tls_context() if self.use_tls else None
+        for name, svc in self._services.items():
+            if svc[3] is not None:
+                continue
+            handler, want, bound = svc[0], svc[1], svc[2]
+            port = bound if bound else want
+            srv = _SimServer((self.host, port), handler, self, name, ctx)
+            svc[2] = srv.server_address[1]
+            svc[3] = srv
+            svc[4] = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                                      name="qlik-sim-" + name, daemon=True)
+            svc[4].start()
+        return self
+
+    def stop(self):
+        """Stop serving: the listening socket is closed (new connections are
+        refused), open connections are cut, hung and delayed requests are
+        abandoned without an answer."""
+        for svc in self._services.values():
+            srv, th = svc[3], svc[4]
+            if srv is None:
+                continue
+            srv.stopping.set()
+            srv.shutdown()
+            srv.server_close()
+            srv.cut_connections()
+            th.join(5)
+            svc[3] = svc[4] = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def qrs_port(self):
+        return self._services["qrs"][2]
+
+    @property
+    def running(self):
+        return self._services["qrs"][3] is not None
+
+    @property
+    def qrs_url(self):
+        return "%s://%s:%d/qrs/" % ("https" if self.use_tls else "http", self.host, self.qrs_port)
+
+    @property
+    def certs(self):
+        """dict file name -> path of the test PKI (see make_certs)."""
+        return make_certs(self.certs_dir)
+
+    # ---- recording
+    def _record(self, rec):
+        with self._cond:
+            self._requests.append(rec)
+            self._cond.notify_all()
+
+    def _answered(self, rec, status):
+        with self._cond:
+            rec.status = status
+            rec.answered_at = time.time()
+            self._cond.notify_all()
+
+    def _notify(self, rec):
+        if self.on_request:
+            try:
+                self.on_request(rec)
+            except Exception:  # a logging hook must not break the server
+                pass
+
+    def _note_start(self, task_id, how, session=None):
+        with self._lock:
+            self._started.append({"taskId": task_id, "how": how, "session": session,
+                                  "time": time.time()})
+
+    def _note_tls_error(self, service, addr, exc):
+        with self._cond:
+            self._tls_errors.append({"service": service, "peer": addr[:2] if addr else None,
+                                     "error": str(exc), "time": time.time()})
+            self._cond.notify_all()
+        if self.on_tls_error:
+            self.on_tls_error(self._tls_errors[-1])
+
+    @property
+    def requests(self):
+        """Snapshot (a new list) of the recorded requests, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def tls_errors(self):
+        """Snapshot of failed TLS handshakes: [{"service","peer","error","time"}]."""
+        with self._lock:
+            return list(self._tls_errors)
+
+    @property
+    def started_tasks(self):
+        """Tasks the simulator accepted to start (any of the three start
+        endpoints): [{"taskId", "how": "start"|"synchronous"|"many", "session", "time"}]."""
+        with self._lock:
+            return list(self._started)
+
+    def clear(self):
+        """Forget recorded requests, TLS errors and started tasks."""
+        with self._lock:
+            self._requests.clear()
+            self._tls_errors.clear()
+            self._started.clear()
+
+    def starts(self, accepted_only=False):
+        """Task ids from the paths of POST /qrs/task/{id}/start requests, in
+        arrival order, as sent; accepted_only keeps only those answered 2xx."""
+        rx = re.compile(r"/qrs/task/([^/]+)/start\Z", re.I)
+        out = []
+        for r in self.requests:
+            m = rx.match(r.path)
+            if r.method == "POST" and m:
+                if not accepted_only or (r.status is not None and 200 <= r.status < 300):
+                    out.append(m.group(1))
+        return out
+
+    def filters(self, path_regex=None):
+        """Decoded `filter` parameters of the recorded requests, in order
+        (optionally only for paths matching path_regex)."""
+        rx = re.compile(path_regex) if path_regex else None
+        return [r.filter for r in self.requests
+                if r.filter is not None and (rx is None or rx.search(r.path))]
+
+    def wait_for_requests(self, count, path_regex=None, timeout=5.0, answered=False):
+        """Wait until at least count requests (matching path_regex; answered
+        ones if answered=True) have been recorded. Returns them, or raises
+        TimeoutError."""
+        rx = re.compile(path_regex) if path_regex else None
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                got = [r for r in self._requests if (rx is None or rx.search(r.path)) and
+                       (not answered or r.status is not None)]
+                if len(got) >= count:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("%d of %d requests after %.1f s" % (len(got), count, timeout))
+                self._cond.wait(left)
+
+    # ---- behaviours
+    def set_behaviour(self, path_regex, status=None, delay=0.0, hang=False, body=None, times=None,
+                      method=None, drop=False, headers=None, service="qrs"):
+        """Change how requests whose path (no query) matches path_regex
+        (re.search) and method (None = any) are answered:
+          delay   seconds to wait before answering (or before hang/drop)
+          hang    never answer: keep the connection open until the behaviour is
+                  cleared or the simulator stops, then close it without answer
+          drop    close the connection at once without an answer
+          status  answer with this status (body: str/bytes, or a dict/list sent
+                  as JSON; headers: extra response headers) instead of the normal
+                  answer. The xrfkey (403) and X-Qlik-User (401) checks still come
+                  first.
+          times   apply to this many requests only (None = all)
+        The first installed behaviour that matches applies. Returns the
+        Behaviour; clear_behaviour(b) removes just that one."""
+        b = Behaviour(path_regex, status, delay, hang, body, times, method, drop, headers)
+        b.service = service
+        with self._lock:
+            self._behaviours.append(b)
+        return b
+
+    def clear_behaviour(self, b):
+        with self._lock:
+            if b in self._behaviours:
+                self._behaviours.remove(b)
+        b.released.set()
+
+    def clear_behaviours(self):
+        """Remove every behaviour; hung requests are then closed without answer."""
+        with self._lock:
+            bs, self._behaviours = self._behaviours, []
+        for b in bs:
+            b.released.set()
+
+    def _take_behaviour(self, service, method, path):
+        with self._lock:
+            for b in self._behaviours:
+                if b.service == service and b.matches(method, path) and (
+                        b.times is None or b.applied < b.times):
+                    b.applied += 1
+                    return b
+        return None
+
+
+# ============================================================== CLI
+
+def _log_line(rec):
+    if rec is None:
+        return
+    t = time.strftime("%H:%M:%S", time.localtime(rec.time)) + ".%03d" % int(rec.time * 1000 % 1000)
+    q = "?" + rec.query if rec.query else ""
+    line = "%s %s %s%s -> %s  cert=%s user=%r" % (
+        t, rec.method, rec.path, q, rec.status if rec.status is not None else "no answer",
+        rec.client_cn if rec.client_cert else "none", rec.headers.get("X-Qlik-User"))
+    if rec.filter is not None:
+        line += "\n    filter: %s" % rec.filter
+    if rec.body:
+        line += "\n    body: %s" % rec.body[:500].decode("utf-8", "replace")
+    print(line, flush=True)
+
+
+def _log_tls(e):
+    print("%s TLS handshake from %s failed: %s" % (time.strftime("%H:%M:%S"), e["peer"], e["error"]),
+          flush=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Qlik Sense simulator (QRS) for butlerd")
+    ap.add_argument("--fixture", default=DEFAULT_FIXTURE, help="fixture JSON (default: %(default)s)")
+    ap.add_argument("--certs", help="certificate directory (created with openssl if needed)")
+    ap.add_argument("--make-certs", metavar="DIR", help="create the test certificates in DIR and exit")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--qrs-port", type=int, default=4242, help="0 = any free port")
+    ap.add_argument("--no-client-cert", action="store_true",
+                    help="do not require a client certificate (still verified if presented)")
+    ap.add_argument("--no-tls", action="store_true", help="plain HTTP (configQRS.useSSL = false)")
+    ap.add_argument("--quiet", action="store_true", help="do not log requests")
+    a = ap.parse_args(argv)
+
+    if a.make_certs:
+        paths = make_certs(a.make_certs)
+        for n in CERT_FILES:
+            print(paths[n])
+        return 0
+    if not a.certs and not a.no_tls:
+        ap.error("--certs DIR is required (or --make-certs DIR / --no-tls)")
+    sim = QlikSim(a.fixture, host=a.host, qrs_port=a.qrs_port, certs_dir=a.certs,
+                  require_client_cert=not a.no_client_cert, use_tls=not a.no_tls,
+                  on_request=None if a.quiet else _log_line,
+                  on_tls_error=None if a.quiet else _log_tls)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    sim.start()
+    print("qlik-sim: QRS listening on %s (certificates in %s, %d tasks, %d apps)"
+          % (sim.qrs_url, sim.certs_dir, len(sim.tasks), len(sim.apps)), flush=True)
+    while not done.wait(0.5):
+        pass
+    sim.stop()
+    print("qlik-sim: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
