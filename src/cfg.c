@@ -4,6 +4,7 @@
 #include "cfg.h"
 #include "butlerd.h"
 #include "log.h"
+#include "shm.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 enum ktype { KT_BOOL, KT_INT, KT_STR, KT_STRLIST, KT_TUPLES };
@@ -48,7 +50,7 @@ struct key {
 
 static const struct key keys[] = {
     S("Butler.logLevel", logLevel, "info"),
-    B("Butler.restServerConfig.enable", rest.enable, 0),
+    BR("Butler.restServerConfig.enable", rest.enable, 0),
     SR("Butler.restServerConfig.serverHost", rest.serverHost, "127.0.0.1"),
     IR("Butler.restServerConfig.serverPort", rest.serverPort, 8080, 1, 65535),
     I("Butler.restServerConfig.backgroundServerPort", rest.backgroundServerPort, 0, 0, 65535),
@@ -588,6 +590,20 @@ static void validate(struct loader *ld)
     if (c->shm.name[0] != '/' || strchr(c->shm.name + 1, '/') || strlen(c->shm.name) > 200)
         msg(&m->errors, c->file, line_of(c, "butlerd.shm.name"),
             "butlerd.shm.name \"%s\" must start with / and contain no other /", c->shm.name);
+
+    uint64_t shm_bytes = shm_region_size(c);
+    struct statvfs vfs;
+    if (shm_bytes > ((uint64_t)1 << 40))
+        msg(&m->errors, c->file, line_of(c, "butlerd.shm.kvMaxKeys"),
+            "butlerd.shm.* needs %.1f GB of shared memory: lower kvMaxKeys, kvMaxKeyBytes or "
+            "kvMaxValueBytes",
+            (double)shm_bytes / 1e9);
+    else if (statvfs("/dev/shm", &vfs) == 0 &&
+             shm_bytes > (uint64_t)vfs.f_blocks * vfs.f_frsize)
+        msg(&m->warnings, c->file, line_of(c, "butlerd.shm.kvMaxKeys"),
+            "butlerd.shm.* allows up to %.1f MB of data but /dev/shm holds %.1f MB: a full "
+            "store would fail before its limits",
+            (double)shm_bytes / 1048576.0, (double)vfs.f_blocks * vfs.f_frsize / 1048576.0);
 
     /* Warnings: butlerd starts anyway. */
     for (size_t i = 0; i < c->startTaskFilter.taskId.n; i++)

@@ -9,6 +9,7 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <microhttpd.h>
 #include <stdarg.h>
@@ -71,35 +72,50 @@ static json_object *error_body(unsigned status, const char *code, const char *me
  * arriving (no response may be queued then) and a request that timed out (MHD just
  * closes). The error is written to the socket directly, then MHD closes the
  * connection. Plain HTTP only; under TLS the connection is just closed. */
-static void reply_raw(struct req *r, unsigned status, const char *code, const char *message)
+/* Writes a complete response head, and BODY unless it is NULL, straight to the
+ * socket; the caller then makes MHD close the connection (r->abort). */
+static int write_raw(struct req *r, unsigned status, const char *ctype, size_t clen,
+                     const char *body)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci || tls_on || r->stage == 2)
-        return;
-    json_object *o = error_body(status, code, message);
-    size_t blen;
-    const char *body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &blen);
-    char date[64], msg[1024];
+        return -1;
+    char date[64], head[512];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    int n = snprintf(msg, sizeof msg,
+    int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %u %s\r\nDate: %s\r\nConnection: close\r\n"
-                     "Content-Type: " JSON_TYPE "\r\nContent-Length: %zu\r\n\r\n%s",
-                     status, reason(status), date, blen, body);
-    ssize_t w = send(ci->connect_fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+                     "%s%s%sContent-Length: %zu\r\n\r\n",
+                     status, reason(status), date, ctype ? "Content-Type: " : "",
+                     ctype ? ctype : "", ctype ? "\r\n" : "", clen);
+    struct buf b = {0};
+    buf_append(&b, head, (size_t)n);
+    if (body)
+        buf_append(&b, body, clen);
+    ssize_t w = send(ci->connect_fd, b.p, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
-    json_object_put(o);
+    buf_free(&b);
     r->stage = 2;
+    r->abort = 1;
+    return 0;
 }
 
-/* Body reader of a fake HEAD response: the body ends before it starts, so MHD sends
- * the announced Content-Length, no body, and closes the connection. */
+static void reply_raw(struct req *r, unsigned status, const char *code, const char *message)
+{
+    json_object *o = error_body(status, code, message);
+    size_t blen;
+    const char *body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &blen);
+    write_raw(r, status, JSON_TYPE, blen, body);
+    json_object_put(o);
+}
+
+/* Body reader of a fake HEAD response under TLS, where no raw write is possible. */
 static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
 {
-    return MHD_CONTENT_READER_END_OF_STREAM;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
 static void queue_reply(struct req *r, unsigned status, const char *ctype, const char *body,
@@ -127,9 +143,15 @@ static void send_reply(struct req *r, unsigned status, const char *ctype, const 
 static void queue_reply(struct req *r, unsigned status, const char *ctype, const char *body,
                         size_t len)
 {
+    r->big = len > (1u << 20);
     /* POST with X-HTTP-Method-Override: HEAD gets HEAD's answer: the headers of the
      * GET response, its Content-Length, no body (MHD only does that for real HEADs). */
     int fake_head = r->fake_head && status != 204;
+    /* POST overridden to HEAD: MHD would send the body of a POST, so the head is
+     * written directly and the connection closed (the client cannot know where a
+     * HEAD-style answer to its POST ends). */
+    if (fake_head && write_raw(r, status, ctype, len, NULL) == 0)
+        return;
     struct MHD_Response *resp =
         fake_head ? MHD_create_response_from_callback(len, 1, no_body, NULL, NULL)
                   : MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -268,6 +290,9 @@ struct job {
 static pthread_mutex_t jq_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t jq_cv = PTHREAD_COND_INITIALIZER;
 static struct job *jq_head, *jq_tail;
+static int jobs_inflight;
+
+int http_jobs(void) { return __atomic_load_n(&jobs_inflight, __ATOMIC_RELAXED); }
 
 static void *job_thread(void *arg)
 {
@@ -286,6 +311,7 @@ static void *job_thread(void *arg)
             http_reply_error(j->r, 500, NULL, "Internal Server Error");
         }
         MHD_resume_connection(j->r->conn);
+        __atomic_sub_fetch(&jobs_inflight, 1, __ATOMIC_RELAXED);
         free(j);
     }
     return NULL;
@@ -309,6 +335,7 @@ void http_defer(struct req *r, api_handler fn)
     j->fn = fn;
     j->next = NULL;
     r->deferred = 1;
+    __atomic_add_fetch(&jobs_inflight, 1, __ATOMIC_RELAXED);
     MHD_suspend_connection(r->conn);
     pthread_mutex_lock(&jq_mu);
     if (jq_tail)
@@ -352,6 +379,9 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     json_object_put(r->body);
     json_object_put(r->query);
     free(r->prep_body);
+    /* A large reply (a long keylist) leaves freed heap behind: give it back. */
+    if (r->big)
+        malloc_trim(0);
     buf_free(&r->raw);
     free(r->target);
     free(r);
@@ -519,9 +549,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             buf_append(&r->raw, upload_data, *upload_data_size);
         }
         *upload_data_size = 0;
-        /* A client trickling a body we already refused is cut off at the deadline. */
-        if (r->discard && now_ms() - r->started_ms > (int64_t)cfg->http.requestTimeout * 1000)
+        /* requestTimeout bounds the whole body too, not only the gaps in it, so a
+         * client trickling bytes cannot hold a connection forever. */
+        if (now_ms() - r->started_ms > (int64_t)cfg->http.requestTimeout * 1000) {
+            reply_raw(r, 408, NULL, "Request Timeout");
             return MHD_NO;
+        }
         return MHD_YES;
     }
     if (r->stage == 2)
@@ -529,13 +562,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->deferred) { /* called again after the job resumed us */
         if (r->prepared)
             queue_reply(r, r->prep_status, r->prep_ctype, r->prep_body, r->prep_len);
-        return MHD_YES;
+        return r->abort ? MHD_NO : MHD_YES;
     }
     if (r->pending)
         reply_status(r, (unsigned)r->pending);
     else
         run_handler(r);
-    return MHD_YES;
+    return r->abort ? MHD_NO : MHD_YES;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)

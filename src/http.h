@@ -32,6 +32,8 @@ struct req {
     int keep_body;        /* the route takes a body (POST/PUT/DELETE) */
     int close;            /* close the connection after the reply */
     int fake_head;        /* POST overridden to HEAD */
+    int abort;            /* answered directly on the socket: close the connection */
+    int big;              /* the reply was large */
     int deferred;         /* handled on a job thread, connection suspended */
     int prepared;         /* the job's reply, waiting to be queued */
     unsigned prep_status;
@@ -48,6 +50,8 @@ struct MHD_Daemon *http_start(const struct cfg *cfg, int listen_fd, const char *
 void http_drain(struct MHD_Daemon *d);
 /* Requests received but not yet completed. */
 int http_inflight(void);
+/* Requests handed to job threads and not yet resumed. */
+int http_jobs(void);
 unsigned http_connections(struct MHD_Daemon *d);
 
 /* Reply helpers for handlers. Each sends exactly one response. */

@@ -77,7 +77,7 @@ uint64_t kv_mutations(void)
 
 static int find_ns(struct kv_nstable *n, const char *name, size_t len)
 {
-    for (uint32_t i = 0; i < n->max_ns; i++) {
+    for (uint32_t i = 0; i < n->hwm; i++) {
         struct kv_ns *r = rec(n, i);
         if (r->used && r->name_len == len && memcmp(r->name, name, len) == 0)
             return (int)i;
@@ -87,7 +87,7 @@ static int find_ns(struct kv_nstable *n, const char *name, size_t len)
 
 static struct kv_ns *find_ns_id(struct kv_nstable *n, uint64_t id)
 {
-    for (uint32_t i = 0; i < n->max_ns; i++) {
+    for (uint32_t i = 0; i < n->hwm; i++) {
         struct kv_ns *r = rec(n, i);
         if (r->used && r->id == id)
             return r;
@@ -125,14 +125,20 @@ static int ns_repair(void *arg)
     struct kv_nstable *n = arg;
     struct shm_table *t = tbl();
     int rebuilt = 0;
+    uint32_t hwm = 0;
     for (uint32_t i = 0; i < n->max_ns; i++) {
         struct kv_ns *r = rec(n, i);
         if (r->used > 1 || r->name_len > t->key_max - 8) {
             r->used = 0;
             rebuilt = 1;
         }
+        if (r->used)
+            hwm = i + 1;
         r->count = 0;
     }
+    if (hwm > n->hwm)
+        rebuilt = 1;
+    n->hwm = hwm > n->hwm ? hwm : n->hwm;
     struct recount rc = {n, 0};
     for (uint32_t s = 0; s < t->nstripes; s++) {
         shm_table_lock(t, s);
@@ -224,7 +230,7 @@ static int expired(const struct shm_slot *sl, int64_t now)
 static int count_used(struct kv_nstable *n)
 {
     uint32_t c = 0;
-    for (uint32_t i = 0; i < n->max_ns; i++)
+    for (uint32_t i = 0; i < n->hwm; i++)
         c += rec(n, i)->used != 0;
     return (int)c;
 }
@@ -251,9 +257,11 @@ static int put_abs(const char *ns, size_t nslen, const char *key, size_t klen, c
             rc = KV_FULL_KEYS;
             goto out;
         }
-        for (i = 0; i < (int)n->max_ns && rec(n, (uint32_t)i)->used; i++) {
+        for (i = 0; i < (int)n->hwm && rec(n, (uint32_t)i)->used; i++) {
         }
         struct kv_ns *r = rec(n, (uint32_t)i);
+        if ((uint32_t)i == n->hwm)
+            n->hwm++; /* before publishing: a crash leaves at most an unused record */
         r->id = n->next_id++;
         r->seq = next_seq();
         r->count = 0;
@@ -467,18 +475,30 @@ static int by_seq(const void *a, const void *b)
 static size_t ns_snapshot(struct item **out)
 {
     struct kv_nstable *n = nst();
-    uint32_t max = n->max_ns, keymax = tbl()->key_max - 8;
-    struct item *it = xcalloc(max ? max : 1, sizeof *it);
-    char *names = xmalloc((size_t)max * keymax + 1);
-    size_t cnt = 0;
-    n = lock_ns();
-    for (uint32_t i = 0; i < n->max_ns; i++) {
+    uint32_t keymax = tbl()->key_max - 8;
+    uint32_t cap = __atomic_load_n(&n->hwm, __ATOMIC_RELAXED) + 8;
+    struct item *it;
+    char *names;
+    size_t cnt;
+    for (;;) { /* buffers sized before locking; retried if the table grew meanwhile */
+        it = xcalloc(cap, sizeof *it);
+        names = xmalloc((size_t)cap * keymax + 1);
+        cnt = 0;
+        n = lock_ns();
+        if (n->hwm <= cap)
+            break;
+        cap = n->hwm + 8;
+        unlock_ns(n);
+        free(it);
+        free(names);
+    }
+    for (uint32_t i = 0; i < n->hwm; i++) {
         struct kv_ns *r = rec(n, i);
         if (!r->used)
             continue;
         it[cnt].seq = r->seq;
         it[cnt].id = r->id;
-        it[cnt].key = names + (size_t)i * keymax;
+        it[cnt].key = names + (size_t)cnt * keymax;
         it[cnt].klen = r->name_len;
         memcpy(it[cnt].key, r->name, r->name_len);
         cnt++;

@@ -29,6 +29,8 @@ struct kv_nstable {
     uint32_t max_ns, rec_size;
     uint32_t total;        /* keys in the whole store */
     uint32_t op;           /* nonzero while a namespace is being deleted */
+    uint32_t hwm;          /* records [0, hwm) have been used: scans stop there */
+    uint32_t pad;
     uint64_t next_id;
     /* max_ns records of rec_size bytes follow */
 };

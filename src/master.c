@@ -476,7 +476,8 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
                          BUTLERD_VERSION, listen_desc, pool_count_gen(m.gen), m.gen);
                 m.announced = 1;
                 notify(&m, '0');
-            } else if (m.reloading) {
+            }
+            if (m.reloading) {
                 m.reloading = 0;
                 int old = pool_drain_older(m.gen, m.cfg->shutdownTimeout);
                 log_info("gen %u ready, draining %d older workers", m.gen, old);

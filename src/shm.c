@@ -63,6 +63,15 @@ static void layout_for(const struct shm_geometry *g, struct layout *l)
                                                       8 + g->kv_key_bytes, g->kv_value_bytes));
 }
 
+uint64_t shm_region_size(const struct cfg *c)
+{
+    struct shm_geometry g;
+    struct layout l;
+    shm_geometry_from_cfg(c, &g);
+    layout_for(&g, &l);
+    return l.total;
+}
+
 static int map(int fd, size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

@@ -9,7 +9,7 @@
 #include <sys/types.h>
 
 #define SHM_MAGIC "BUTLERD"
-#define SHM_FORMAT 1
+#define SHM_FORMAT 2
 
 struct cfg;
 
@@ -53,6 +53,8 @@ int shm_chown_region(uid_t uid, gid_t gid);
 /* Removes the segment name (orderly shutdown); the mapping stays valid. */
 void shm_unlink_region(void);
 void shm_geometry_from_cfg(const struct cfg *cfg, struct shm_geometry *g);
+/* Bytes of address space the configuration's geometry needs. */
+uint64_t shm_region_size(const struct cfg *cfg);
 
 static inline void *shm_ptr(uint64_t off) { return off ? shm.base + off : NULL; }
 

@@ -49,9 +49,9 @@ void shm_lock(struct shm_mutex *m, shm_repair_fn repair, void *arg)
             m->rebuilds++;
             pending_rebuilt++;
         }
-        if (pthread_mutex_consistent(&m->mu) == 0)
+        rc = pthread_mutex_consistent(&m->mu);
+        if (rc == 0)
             return;
-        rc = errno;
     }
     /* ENOTRECOVERABLE cannot happen as every EOWNERDEAD is made consistent above;
      * EDEADLK means this process locked twice. Both are broken invariants. */

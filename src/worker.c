@@ -126,7 +126,12 @@ void worker_main(const struct worker_args *a)
     if (d) {
         /* Without a master nobody will respawn us or hold the port: be quick. */
         drain(d, master_gone ? 1000 : (int64_t)a->cfg->shutdownTimeout * 1000);
-        MHD_stop_daemon(d);
+        /* libmicrohttpd aborts if stopped with a connection suspended for a job; a
+         * job still waiting on QRS here simply ends with the process. */
+        if (http_jobs() == 0)
+            MHD_stop_daemon(d);
+        else
+            log_warnx("exiting with %d requests still waiting on other servers", http_jobs());
     }
     if (master_gone)
         log_warnx("master process is gone, worker exiting");
