@@ -5,6 +5,7 @@
 #include "butlerd.h"
 #include "cfg.h"
 #include "kv.h"
+#include "qrs.h"
 #include "shm.h"
 #include "log.h"
 #include "master_spawn.h"
@@ -366,6 +367,7 @@ static void reload(struct master *m)
     strlist_free(&changed);
     master_apply_logging(neu, m->o->foreground);
     kv_set_limits(neu->kvs.maxKeysPerNamespace);
+    qrs_load_credentials(neu);
     cfg_free(m->cfg);
     m->cfg = neu;
     m->env.cfg = neu;
@@ -426,6 +428,7 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
     m.next_sweep = now_ms() + 1000;
     m.next_snapshot = now_ms() + (int64_t)cfg->kvPersistence.intervalSeconds * 1000;
     m.have_shm = 1;
+    qrs_load_credentials(cfg);
     if (drop_privileges(cfg) < 0)
         goto out;
 

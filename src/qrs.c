@@ -13,6 +13,50 @@
 
 static __thread CURL *easy;
 
+/* The PEM files are read by the master before it drops privileges and handed to
+ * libcurl from memory, so a key only root may read still works in the workers. */
+static struct blob {
+    char *data;
+    size_t len;
+} cert_blob, key_blob, ca_blob;
+
+static int read_blob(const char *path, struct blob *b)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    struct buf tmp = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(&tmp, chunk, n);
+    int err = ferror(f);
+    fclose(f);
+    if (err || !tmp.p) {
+        buf_free(&tmp);
+        return -1;
+    }
+    free(b->data);
+    b->data = tmp.p;
+    b->len = tmp.len;
+    return 0;
+}
+
+void qrs_load_credentials(const struct cfg *c)
+{
+    const char *paths[] = {c->clientCert, c->clientCertKey, c->clientCertCA};
+    struct blob *blobs[] = {&cert_blob, &key_blob, &ca_blob};
+    for (int i = 0; i < 3; i++)
+        if (*paths[i] && read_blob(paths[i], blobs[i]) < 0)
+            log_warn("cannot read %s; QRS calls will read it themselves", paths[i]);
+}
+
+static void set_blob(CURL *e, CURLoption opt, const struct blob *b)
+{
+    struct curl_blob cb = {b->data, b->len, CURL_BLOB_COPY};
+    curl_easy_setopt(e, opt, &cb);
+}
+
 static size_t on_data(char *p, size_t size, size_t n, void *arg)
 {
     buf_append(arg, p, size * n);
@@ -138,11 +182,17 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->qrsTimeoutMs);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->qrsConnectTimeoutMs);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (*c->clientCert)
+    if (cert_blob.data)
+        set_blob(e, CURLOPT_SSLCERT_BLOB, &cert_blob);
+    else if (*c->clientCert)
         curl_easy_setopt(e, CURLOPT_SSLCERT, c->clientCert);
-    if (*c->clientCertKey)
+    if (key_blob.data)
+        set_blob(e, CURLOPT_SSLKEY_BLOB, &key_blob);
+    else if (*c->clientCertKey)
         curl_easy_setopt(e, CURLOPT_SSLKEY, c->clientCertKey);
-    if (*c->clientCertCA)
+    if (ca_blob.data)
+        set_blob(e, CURLOPT_CAINFO_BLOB, &ca_blob);
+    else if (*c->clientCertCA)
         curl_easy_setopt(e, CURLOPT_CAINFO, c->clientCertCA);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->qrs.rejectUnauthorized ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->qrs.rejectUnauthorized ? 2L : 0L);

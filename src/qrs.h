@@ -20,6 +20,10 @@ int qrs_call(const struct cfg *cfg, const char *method, const char *path, const 
              const char *body, struct qrs_resp *out);
 void qrs_resp_free(struct qrs_resp *r);
 
+/* Reads Butler.cert.* into memory (master, before dropping privileges, and on
+ * reload; a file that cannot be read keeps the copy read before). */
+void qrs_load_credentials(const struct cfg *cfg);
+
 /* Quotes S for a QRS filter string: ' -> \' and \ -> \\ (malloc'd). */
 char *qrs_quote(const char *s);
 
