@@ -103,7 +103,7 @@ static void encode(struct buf *b, const char *s)
     }
 }
 
-static const char *reason(CURLcode rc, long oserr)
+static const char *reason(CURLcode rc, long oserr, const char *tls_detail)
 {
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
@@ -123,7 +123,12 @@ static const char *reason(CURLcode rc, long oserr)
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
-        return "connection closed";
+        /* Under TLS 1.3 a refused client certificate shows up as an alert on the
+         * first read: say so rather than "connection closed". */
+        return tls_detail && (strstr(tls_detail, "alert") || strstr(tls_detail, "SSL") ||
+                              strstr(tls_detail, "certificate"))
+                   ? "TLS handshake failed (client certificate refused?)"
+                   : "connection closed";
     default:
         return curl_easy_strerror(rc);
     }
@@ -168,7 +173,14 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
     }
 
     CURL *e = easy;
+    char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_reset(e);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    /* libcurl silently re-sends a request whose reused connection died before any
+     * answer. For a task start that could start the task twice, so starts (and any
+     * other POST) get a connection of their own. */
+    if (strcmp(method, "GET") != 0)
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(e, CURLOPT_URL, url.p);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
@@ -202,8 +214,8 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
     if (rc != CURLE_OK) {
         long oserr = 0;
         curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &oserr);
-        snprintf(out->error, sizeof out->error, "%s", reason(rc, oserr));
-        log_warnx("QRS %s /qrs/%s failed: %s", method, path, out->error);
+        snprintf(out->error, sizeof out->error, "%s", reason(rc, oserr, errbuf));
+        log_warnx("QRS %s /qrs/%s failed: %s (%s)", method, path, out->error, errbuf);
         buf_free(&url);
         return -1;
     }

@@ -290,7 +290,7 @@ def butler(start_daemon, sim, certs):
     qrs_port=None, endpoints=None) -> a running butlerd talking to `sim`."""
 
     def make(filter=None, short=False, cert="client.pem", key="client_key.pem", ca="root.pem",
-             reject=True, qrs_port=None, endpoints=None, workers=2):
+             reject=True, qrs_port=None, endpoints=None, workers=2, more=None):
         ep = {"senseStartTask": True, "senseListApps": True, "keyValueStore": True}
         ep.update(endpoints or {})
         ov = {
@@ -310,6 +310,7 @@ def butler(start_daemon, sim, certs):
         if short:
             ov["butlerd"] = {"qrs": {"timeoutMs": TIMEOUT_MS,
                                      "connectTimeoutMs": CONNECT_TIMEOUT_MS}}
+        harness.merge(ov, more or {})
         return start_daemon(ov, workers=workers)
 
     return make
@@ -746,6 +747,23 @@ def test_response_order_is_request_order_with_parallel_starts(sim, butler):
     assert started(sim) == once(T1, T4, TFN, T3, TEXT, TUS, T2)
 
 
+def test_at_most_8_qrs_calls_in_flight(sim, butler):
+    """Spec 3.3: at most 8 QRS calls in flight per request; the result keeps QRS order."""
+    d = butler()
+    base = sim.find_task(T2)
+    many = ["%08x-0000-4000-8000-%012x" % (0x5eed0000 + i, i) for i in range(14)]
+    for i, t in enumerate(many):
+        NAMES[t] = "Many %02d" % i
+        sim.tasks.append(dict(base, id=t, name=NAMES[t],
+                              tags=[{"id": "6e0c9d7f-0000-4000-8000-00000000aaaa", "name": "many"}]))
+    sim.set_behaviour(r"^/qrs/task/[^/]+/start$", delay=0.25)
+    check_json(start(d, "-", [item_tag("many")]), result(tag=many))
+    assert started(sim) == once(*many)
+    spans = [(q.time, q.answered_at) for q in sim.requests if q.method == "POST"]
+    peak = max(sum(1 for a, b in spans if a <= t < b) for t, _ in spans)
+    assert 1 <= peak <= 8, peak
+
+
 def test_put_and_post_are_identical(sim, butler):
     d = butler()
     body = [item_id(T1), item_tag("startTask2")]
@@ -882,13 +900,15 @@ def test_kv_items_coercion_and_skips(sim, butler):
         item_kv("kvi", "s4", None), {"type": "keyvaluestore", "payload": {"namespace": "kvi",
                                                                           "key": "s5"}},
         item_kv("", "s6", "v"), item_kv("kvskip", "", "v"), item_kv(0, "s7", "v"),
+        item_kv("kvi", "s8", "x" * 5000),            # over kvMaxValueBytes (4096): logged, skipped
+        item_kv("kvi", 7, "seven"),                  # a number key is used as a string
         {"type": "keyvaluestore", "payload": {}},
         item_id(T1),
     ]
     check_json(start(d, "-", body), result(started=[T1]))
     for key, value in [("str", "text"), ("num", "5"), ("bool", "true"),
                        ("obj", '{"a":[1,"x"]}'), ("arr", '[1,"x"]'), ("ttlempty", "t"),
-                       ("ttlneg", "t"), ("ttlbad", "t")]:
+                       ("ttlneg", "t"), ("ttlbad", "t"), ("7", "seven")]:
         check_bytes(kv_get(d, "kvi", key), 200,
                     jdump({"namespace": "kvi", "key": key, "value": value}))
     for key, limit in [("ttlstr", 3000), ("ttlfrac", 2500)]:
@@ -896,7 +916,7 @@ def test_kv_items_coercion_and_skips(sim, butler):
         assert g.status == 200, g
         v = json.loads(g.body)
         assert v["value"] == "t" and 0 < v["ttl"] <= limit, (key, v)
-    for key in ("s1", "s2", "s3", "s4", "s5", "s6", "s7"):
+    for key in ("s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"):
         check_bytes(kv_get(d, "kvi", key), 400,
                     err(400, "Key '%s' not found in namespace: kvi" % key))
     check_bytes(kv_get(d, "kvskip", "x"), 400, err(400, "Namespace not found: kvskip"))
@@ -929,6 +949,23 @@ def test_failed_task_left_out_of_every_list(sim, butler):
     r = start(d, "-", [item_id(T3), item_tag("startTask1"), item_cp("taskGroup", "tasks2")])
     check_json(r, result(tag=[T2], cp=[T4], failed=[(T3, 503)]))
     assert started(sim) == once(T2, T3, T4)
+
+
+def test_qrs_start_dropped_without_answer(sim, butler):
+    """The start request reaches QRS, which closes the connection without an answer:
+    statusCode 0, `QRS request failed: <reason>`; the POST is sent once (spec 3.2 step 4),
+    also when the existence check ran on the same keep-alive connection before."""
+    d = butler(short=True)
+    sim.set_behaviour(r"^/qrs/task/%s/start$" % T2, drop=True)
+    r, dt = timed(start, d, T2, [item_id(T1)])
+    assert r.status == 200, r
+    got = json.loads(r.body)
+    failed = got["tasksFailed"]
+    assert len(failed) == 1 and failed[0]["statusCode"] == 0, got
+    assert re.fullmatch(r"QRS request failed: .+", failed[0]["message"]), got
+    check_json(r, result(started=[T1], failed=[(T2, 0, failed[0]["message"])]))
+    assert dt < 4.0, dt
+    assert started(sim) == once(T1, T2)
 
 
 def test_qrs_existence_check_error_status_means_invalid(sim, butler):
@@ -1089,6 +1126,7 @@ def test_v2_start_task_errors(sim, butler):
     check_bytes(d.get("/v2/senseStartTask?taskid=" + T1), 400,
                 validation("querystring must have required property 'taskId'"))
     check_bytes(d.get("/v2/senseStartTask?taskId=abc123"), 400, err(400, "Invalid task ID: abc123"))
+    check_bytes(d.get("/v2/senseStartTask?taskId="), 400, err(400, "Invalid task ID: "))
     check_bytes(d.get("/v2/senseStartTask?taskId=ABC-123"), 400, err(400, "Invalid task ID: ABC-123"))
     check_bytes(d.get("/v2/senseStartTask?taskId=" + T1 + "x"), 400,
                 err(400, "Invalid task ID: %sx" % T1))
@@ -1099,6 +1137,19 @@ def test_v2_start_task_errors(sim, butler):
                 err(404, "Task not found: " + MISSING))
     check_recorded(sim)
     assert sim.starts() == []
+
+
+def test_v2_start_task_head_performs_the_action(sim, butler):
+    """Spec 1.3: HEAD runs the GET handler in full; headers of the GET answer, no body."""
+    d = butler()
+    with d.raw() as c:
+        c.send("HEAD /v2/senseStartTask?taskId=%s HTTP/1.1\r\nHost: x\r\n\r\n" % T1)
+        r = c.read_response(head=True)
+        assert r.status == 200, r
+        assert r.header("Content-Length") == str(len(jdump({"taskId": T1}))), r
+        assert r.header("Content-Type") == JSON_CT, r
+        assert c.quiet(0.3), "HEAD answer had a body"
+    assert sim.starts() == [T1]
 
 
 def test_v2_start_task_filter(sim, butler):
@@ -1182,3 +1233,12 @@ def test_routes_disabled(sim, butler):
     check_bytes(d.get("/v4/apps/list"), 404, err(404, "Route GET:/v4/apps/list not found"))
     check_bytes(d.get("/v2/senseListApps"), 404, err(404, "Route GET:/v2/senseListApps not found"))
     assert sim.requests == []
+
+
+def test_v2_routes_need_v2_api_enable(sim, butler):
+    d = butler(more={"butlerd": {"v2Api": {"enable": False}}})
+    check_bytes(d.get("/v2/senseStartTask?taskId=" + T1), 404,
+                err(404, "Route GET:/v2/senseStartTask?taskId=%s not found" % T1))
+    check_bytes(d.get("/v2/senseListApps"), 404, err(404, "Route GET:/v2/senseListApps not found"))
+    check_json(start(d, T1, []), result(started=[T1]))
+    assert sim.starts() == [T1]
