@@ -317,19 +317,27 @@ static void *job_thread(void *arg)
     return NULL;
 }
 
-static int start_job_threads(void)
+/* Started on the first deferred request, so a worker that never talks to other
+ * servers carries no extra threads. */
+static pthread_once_t jobs_once = PTHREAD_ONCE_INIT;
+
+static void start_job_threads(void)
 {
     for (int i = 0; i < JOB_THREADS; i++) {
         pthread_t t;
-        if (pthread_create(&t, NULL, job_thread, NULL) != 0)
-            return -1;
+        if (pthread_create(&t, NULL, job_thread, NULL) != 0) {
+            log_error("pthread_create for job thread %d", i);
+            if (i == 0)
+                abort(); /* no thread at all: deferred requests could never finish */
+            return;
+        }
         pthread_detach(t);
     }
-    return 0;
 }
 
 void http_defer(struct req *r, api_handler fn)
 {
+    pthread_once(&jobs_once, start_job_threads);
     struct job *j = xmalloc(sizeof *j);
     j->r = r;
     j->fn = fn;
@@ -586,10 +594,6 @@ struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tl
     snprintf(keepalive_hdr, sizeof keepalive_hdr, "timeout=%d", c->http.keepAliveTimeout);
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                      MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
-    if (start_job_threads() < 0) {
-        log_error("pthread_create");
-        return NULL;
-    }
     if (tls_cert)
         flags |= MHD_USE_TLS;
     tls_on = tls_cert != NULL;
