@@ -103,7 +103,7 @@ static void encode(struct buf *b, const char *s)
     }
 }
 
-static const char *reason(CURLcode rc, long oserr, const char *tls_detail)
+static const char *reason(CURLcode rc, long oserr, int fresh_tls)
 {
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
@@ -123,12 +123,10 @@ static const char *reason(CURLcode rc, long oserr, const char *tls_detail)
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
-        /* Under TLS 1.3 a refused client certificate shows up as an alert on the
-         * first read: say so rather than "connection closed". */
-        return tls_detail && (strstr(tls_detail, "alert") || strstr(tls_detail, "SSL") ||
-                              strstr(tls_detail, "certificate"))
-                   ? "TLS handshake failed (client certificate refused?)"
-                   : "connection closed";
+        /* Under TLS 1.3 a refused client certificate shows up only when the first
+         * read fails on the new connection: say so rather than "connection closed". */
+        return fresh_tls ? "TLS handshake failed (client certificate refused?)"
+                         : "connection closed";
     default:
         return curl_easy_strerror(rc);
     }
@@ -214,7 +212,15 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
     if (rc != CURLE_OK) {
         long oserr = 0;
         curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &oserr);
-        snprintf(out->error, sizeof out->error, "%s", reason(rc, oserr, errbuf));
+        /* A new TLS connection that never finished its handshake, or that got a TLS
+         * alert on its first read, failed in TLS, not in HTTP. */
+        long conns = 0;
+        curl_off_t tls_done = 0;
+        curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
+        curl_easy_getinfo(e, CURLINFO_APPCONNECT_TIME_T, &tls_done);
+        int tls_fail = c->qrs.useSSL && conns > 0 &&
+                       (tls_done == 0 || strstr(errbuf, "alert") || strstr(errbuf, "SSL"));
+        snprintf(out->error, sizeof out->error, "%s", reason(rc, oserr, tls_fail));
         log_warnx("QRS %s /qrs/%s failed: %s (%s)", method, path, out->error, errbuf);
         buf_free(&url);
         return -1;
