@@ -125,7 +125,8 @@ static const char *reason(CURLcode rc, long oserr, int fresh_tls)
     case CURLE_SEND_ERROR:
         /* Under TLS 1.3 a refused client certificate shows up only when the first
          * read fails on the new connection: say so rather than "connection closed". */
-        return fresh_tls ? "TLS handshake failed (client certificate refused?)"
+        return fresh_tls ? "TLS connection closed by the server before it answered "
+                           "(client certificate refused?)"
                          : "connection closed";
     default:
         return curl_easy_strerror(rc);
@@ -212,14 +213,12 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
     if (rc != CURLE_OK) {
         long oserr = 0;
         curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &oserr);
-        /* A new TLS connection that never finished its handshake, or that got a TLS
-         * alert on its first read, failed in TLS, not in HTTP. */
+        /* A new TLS connection closed before any answer is most often a refused
+         * client certificate (TLS 1.3 reports it only at the first read); the
+         * reason says both what happened and the likely cause. */
         long conns = 0;
-        curl_off_t tls_done = 0;
         curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
-        curl_easy_getinfo(e, CURLINFO_APPCONNECT_TIME_T, &tls_done);
-        int tls_fail = c->qrs.useSSL && conns > 0 &&
-                       (tls_done == 0 || strstr(errbuf, "alert") || strstr(errbuf, "SSL"));
+        int tls_fail = c->qrs.useSSL && conns > 0;
         snprintf(out->error, sizeof out->error, "%s", reason(rc, oserr, tls_fail));
         log_warnx("QRS %s /qrs/%s failed: %s (%s)", method, path, out->error, errbuf);
         buf_free(&url);
