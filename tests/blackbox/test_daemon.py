@@ -139,3 +139,34 @@ def test_sigusr1_reopens_log_in_master_and_workers(tmp_path):
     finally:
         stop(pid, tmp_path)
         cleanup_shm(path)
+
+
+def test_sighup_during_startup_leaves_one_generation(tmp_path):
+    """A SIGHUP that arrives while the first generation is still starting must not
+    leave the older generation running next to the new one."""
+    port = harness.free_port()
+    path = conf(tmp_path, port, extra_butlerd={"logging": {"destination": "stderr"}})
+    p = subprocess.Popen([harness.binary(), "-f", "-c", str(path)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = ""
+        while "started gen 1" not in seen:   # handlers are installed before any fork
+            line = p.stderr.readline()
+            assert line, "butlerd ended early: " + seen
+            seen += line
+        p.send_signal(signal.SIGHUP)
+        while "configuration reloaded" not in seen:
+            line = p.stderr.readline()
+            assert line, seen
+            seen += line
+        gen1 = {int(l.split(" pid ")[1].split()[0]) for l in seen.splitlines()
+                if "started gen 1" in l}
+        # settled: two workers, none of them from generation 1
+        ok = harness.wait_until(lambda: len(harness.children(p.pid)) == 2 and
+                                not gen1 & set(harness.children(p.pid)), 8)
+        assert ok, "workers after settling: %r (gen 1: %r)" % (harness.children(p.pid), gen1)
+        assert harness.request(port, "GET", "/v4/butlerping").status == 200
+    finally:
+        p.terminate()
+        p.wait(15)
+        cleanup_shm(path)
