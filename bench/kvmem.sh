@@ -13,6 +13,9 @@
 set -euo pipefail
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+prog=kvmem.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$script_dir/lib.sh"
 
 KEYS=1000000
 CONNECTIONS=32
@@ -43,23 +46,6 @@ Environment: BUTLERD=path to the binary (default $script_dir/../src/butlerd)
 EOF
 }
 
-die() {
-    printf 'kvmem.sh: error: %s\n' "$*" >&2
-    exit 1
-}
-
-warn() {
-    printf 'kvmem.sh: WARNING: %s\n' "$*" >&2
-}
-
-info() {
-    printf '== %s\n' "$*"
-}
-
-is_uint() {
-    [[ $1 =~ ^[0-9]+$ ]] && (($1 > 0))
-}
-
 while getopts ':n:c:t:Lh' opt; do
     case $opt in
         n) KEYS=$OPTARG ;;
@@ -77,158 +63,24 @@ done
 shift $((OPTIND - 1))
 (($# == 0)) || die "unexpected argument: $1 (see -h)"
 
-for pair in "KEYS:$KEYS" "CONNECTIONS:$CONNECTIONS" "THREADS:$THREADS"; do
-    is_uint "${pair#*:}" || die "${pair%%:*} must be a positive integer, got '${pair#*:}'"
-done
+check_uints "KEYS:$KEYS" "CONNECTIONS:$CONNECTIONS" "THREADS:$THREADS"
 ((CONNECTIONS >= THREADS)) || die "wrk needs CONNECTIONS >= THREADS ($CONNECTIONS < $THREADS)"
 ((KEYS <= 100000000)) || die "KEYS must be at most 100000000 (butlerd's kvMaxKeys limit)"
 ((THREADS <= KEYS)) || THREADS=$KEYS
 ((CONNECTIONS <= KEYS)) || CONNECTIONS=$KEYS
 
-missing_pkgs=()
-command -v wrk >/dev/null 2>&1 || missing_pkgs+=(wrk)
-command -v curl >/dev/null 2>&1 || missing_pkgs+=(curl)
-command -v python3 >/dev/null 2>&1 || missing_pkgs+=(python3)
-command -v pgrep >/dev/null 2>&1 || missing_pkgs+=(procps)
-if ((${#missing_pkgs[@]} > 0)); then
-    printf 'kvmem.sh: missing: %s\n' "${missing_pkgs[*]}" >&2
-    printf 'Install them with:\n  apt-get install -y %s\n' "${missing_pkgs[*]}" >&2
-    exit 1
-fi
-
-BUTLERD=${BUTLERD:-$script_dir/../src/butlerd}
-[[ -x $BUTLERD ]] || die "butlerd binary not found or not executable: $BUTLERD (build it, or set BUTLERD=/path/to/butlerd)"
+need_commands "" wrk:wrk curl:curl python3:python3 pgrep:procps
+find_butlerd
 
 # ---------------------------------------------------------------- state/cleanup
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/butlerd-kvmem.XXXXXX")
-butlerd_pid=
-wrk_pid=
-shm_path=
-butlerd_workers=()
-
-# stop_butlerd: SIGTERM the master we started, SIGKILL after 10 s, then
-# SIGKILL a recorded worker that outlived it and is still our binary.
-stop_butlerd() {
-    local exe pid i
-    [[ -n $butlerd_pid ]] || return 0
-    exe=$(readlink "/proc/$butlerd_pid/exe" 2>/dev/null || true)
-    if kill -0 "$butlerd_pid" 2>/dev/null; then
-        kill -TERM "$butlerd_pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$butlerd_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$butlerd_pid" 2>/dev/null; then
-            warn "butlerd (pid $butlerd_pid) ignored SIGTERM for 10 s; sending SIGKILL"
-            kill -KILL "$butlerd_pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$butlerd_pid" 2>/dev/null || true
-    for pid in "${butlerd_workers[@]}"; do
-        if [[ -n $exe && $(readlink "/proc/$pid/exe" 2>/dev/null || true) == "$exe" ]]; then
-            warn "butlerd worker $pid survived its master; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-    butlerd_pid=
-}
-
-# stop_wrk: SIGTERM, then SIGKILL after 10 s.
-stop_wrk() {
-    local i
-    [[ -n $wrk_pid ]] || return 0
-    kill -TERM "$wrk_pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$wrk_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$wrk_pid" 2>/dev/null || true
-    wait "$wrk_pid" 2>/dev/null || true
-    wrk_pid=
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    set +e
-    stop_wrk
-    ((rc == 130 || rc == 143)) && printf 'kvmem.sh: interrupted; stopping butlerd\n' >&2
-    stop_butlerd
-    # butlerd unlinks its shared memory on an orderly exit; remove our uniquely
-    # named object if it is still there (SIGKILL, crash).
-    [[ -n $shm_path && -e $shm_path ]] && rm -f -- "$shm_path"
-    rm -rf -- "$tmp"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# The binary may be rebuilt while we run: use a private copy.
-cp -- "$BUTLERD" "$tmp/butlerd"
-BUTLERD_SRC=$BUTLERD
-BUTLERD=$tmp/butlerd
+stopping=butlerd
+client_kill=1
+bench_tmp butlerd-kvmem
+copy_butlerd
 
 # ---------------------------------------------------------------- helpers
-free_port() {
-    python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# wait_ready URL: poll URL for up to 30 s (a large segment takes a moment to
-# initialise) while butlerd is alive.
-wait_ready() {
-    local url=$1 i
-    for ((i = 0; i < 300; i++)); do
-        if ! kill -0 "$butlerd_pid" 2>/dev/null; then
-            tail -n 30 "$tmp/butlerd.log" >&2 || true
-            die "butlerd exited during start-up (log above)"
-        fi
-        if curl -fsS --max-time 1 -o /dev/null "$url" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    tail -n 30 "$tmp/butlerd.log" >&2 || true
-    die "butlerd did not answer $url within 30 s"
-}
-
-check_alive() {
-    if ! kill -0 "$butlerd_pid" 2>/dev/null; then
-        tail -n 30 "$tmp/butlerd.log" >&2 || true
-        die "butlerd (pid $butlerd_pid) died (log above)"
-    fi
-}
-
-children_of() {
-    pgrep -P "$1" || true
-}
-
-# status_kb PID FIELD: a kB field of /proc/PID/status (VmRSS, RssShmem...).
-status_kb() {
-    awk -v f="$2:" '$1 == f { print $2; found = 1 } END { if (!found) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
-}
-pss_kb() {
-    local f=/proc/$1/smaps_rollup
-    [[ -r $f ]] || f=/proc/$1/smaps
-    awk '/^Pss:/ { s += $2 } END { print s + 0 }' "$f" 2>/dev/null || echo 0
-}
-
-mb() {
-    awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'
-}
-
-# shm_usage: sets shm_size (bytes, the segment's length = address space)
-# and shm_used_kb (tmpfs pages actually allocated, from du).
-shm_usage() {
-    [[ -e $shm_path ]] || die "shared memory $shm_path does not exist"
-    shm_size=$(stat -c %s -- "$shm_path")
-    shm_used_kb=$(du -k -- "$shm_path" | awk '{ print $1 }')
-}
-
-# report_memory: per-process table of butlerd; sets mem_summary.
-mem_summary=
-report_memory() {
+# report_butlerd_memory: per-process table of butlerd; sets mem_summary.
+report_butlerd_memory() {
     local pid rss pss anon shmem rss_sum=0 pss_sum=0 role
     local -a kids
     mapfile -t kids < <(children_of "$butlerd_pid")
@@ -250,62 +102,33 @@ report_memory() {
 }
 
 # ---------------------------------------------------------------- start butlerd
-port=$(free_port)
+read -r port _ < <(free_ports python3)
 shm_name=/butlerd-kvmem-$$
 shm_path=/dev/shm${shm_name}.$port
 url_ping="http://127.0.0.1:$port/v4/butlerping"
 url_kv="http://127.0.0.1:$port/v4/keyvalues/$NAMESPACE"
 
 info "temp dir $tmp; butlerd on 127.0.0.1:$port"
-cat >"$tmp/butlerd.conf" <<EOF
-# written by bench/kvmem.sh
-Butler = {
-  restServerConfig = {
-    enable = true;
-    serverHost = "127.0.0.1";
-    serverPort = $port;
-  };
-  restServerEndpointsEnable = {
-    butlerping = true;
-    keyValueStore = true;
-  };
-  keyValueStore = {
+write_butlerd_conf "$port" 1 info "    keyValueStore = true;" \
+    "  keyValueStore = {
     maxKeysPerNamespace = $KEYS;
-  };
-};
-butlerd = {
-  workers = 1;
-  logging = {
-    destination = "stderr";
-    level = "info";
-  };
-  kvPersistence = {
-    file = "";
-  };
-  shm = {
-    name = "$shm_name";
-    kvMaxKeys = $KEYS;
+  };" \
+    "    kvMaxKeys = $KEYS;
     kvMaxKeyBytes = $KEY_BYTES;
     kvMaxValueBytes = $VALUE_BYTES;
-    kvMaxNamespaces = 100;
-  };
-};
-EOF
+    kvMaxNamespaces = 100;"
 
 info "starting butlerd (copy of $BUTLERD_SRC, 1 worker, kvMaxKeys = $KEYS)"
-"$BUTLERD" -f -c "$tmp/butlerd.conf" 2>"$tmp/butlerd.log" &
-butlerd_pid=$!
-wait_ready "$url_ping"
-mapfile -t butlerd_workers < <(children_of "$butlerd_pid")
-((${#butlerd_workers[@]} == 1)) ||
-    warn "butlerd master $butlerd_pid has ${#butlerd_workers[@]} child processes, expected 1 worker"
+# A large segment takes a moment to initialise: wait up to 30 s.
+start_butlerd "$url_ping" 30
+check_workers 1 "1 worker"
 sed -n 's/.*\(created shared memory.*\)/   butlerd: \1/p' "$tmp/butlerd.log"
 
 shm_usage
 empty_size=$shm_size empty_used_kb=$shm_used_kb
 echo "   empty store: segment $(mb $((empty_size / 1024))) MB, $(mb "$empty_used_kb") MB allocated"
 echo "   empty store, butlerd processes:"
-report_memory
+report_butlerd_memory
 empty_mem=$mem_summary
 
 # ---------------------------------------------------------------- load
@@ -378,16 +201,16 @@ info "loading $KEYS keys with wrk -t $THREADS -c $CONNECTIONS (POST, 16-byte val
 t0=$(date +%s.%N)
 wrk -t "$THREADS" -c "$CONNECTIONS" -d "${cap}s" -s "$tmp/load.lua" "$url_kv" \
     -- "$KEYS" "$THREADS" "$tmp" >"$tmp/load.out" 2>&1 &
-wrk_pid=$!
+client_pid=$!
 all_done=0
-while kill -0 "$wrk_pid" 2>/dev/null; do
+while kill -0 "$client_pid" 2>/dev/null; do
     ndone=0
     for ((i = 1; i <= THREADS; i++)); do
         [[ -e $tmp/done.$i ]] && ndone=$((ndone + 1))
     done
     if ((ndone == THREADS)); then
         all_done=1
-        kill -INT "$wrk_pid" 2>/dev/null || true
+        kill -INT "$client_pid" 2>/dev/null || true
         break
     fi
     sleep 0.1
@@ -395,12 +218,12 @@ done
 t1=$(date +%s.%N)
 # wrk prints its summary and exits at once on SIGINT; give it 10 s.
 for ((i = 0; i < 100; i++)); do
-    kill -0 "$wrk_pid" 2>/dev/null || break
+    kill -0 "$client_pid" 2>/dev/null || break
     sleep 0.1
 done
-kill -0 "$wrk_pid" 2>/dev/null && warn "wrk did not exit 10 s after SIGINT"
-stop_wrk
-check_alive
+kill -0 "$client_pid" 2>/dev/null && warn "wrk did not exit 10 s after SIGINT"
+stop_client kill
+check_alive butlerd "$butlerd_pid" "$tmp/butlerd.log"
 created=$(awk '/^loader created:/ { print $3 }' "$tmp/load.out")
 other=$(awk '/^loader other:/ { print $3 }' "$tmp/load.out")
 if [[ -z $created ]]; then
@@ -415,7 +238,7 @@ if ((!all_done || created != KEYS || other != 0)); then
     die "the load did not complete: $created of $KEYS keys answered 201, $other other statuses$( ((all_done)) || echo ", and wrk ran into its $cap s limit")"
 fi
 
-report_memory >"$tmp/mem.loaded"
+report_butlerd_memory >"$tmp/mem.loaded"
 loaded_mem=$mem_summary
 
 # ---------------------------------------------------------------- verify
@@ -464,7 +287,7 @@ if r.status != 400:
 print("   %d sampled keys read back with the right values; key-%06d absent as expected"
       % (len(idx), n + 1))
 PY
-check_alive
+check_alive butlerd "$butlerd_pid" "$tmp/butlerd.log"
 
 # ---------------------------------------------------------------- report
 shm_usage
@@ -482,7 +305,7 @@ echo "butlerd processes after the load (RSS/PSS include the shared memory they t
 cat "$tmp/mem.loaded"
 echo "   empty store, before the load: $empty_mem"
 if ((check_keylist)); then
-    report_memory >"$tmp/mem.checked"
+    report_butlerd_memory >"$tmp/mem.checked"
     echo "   after the checks (GET /v4/keylist builds the whole reply in the worker's heap):"
     echo "   $mem_summary; worker RssAnon $(mb "$(status_kb "${butlerd_workers[0]:-0}" RssAnon)") MB"
 fi

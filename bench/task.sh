@@ -13,6 +13,9 @@
 set -euo pipefail
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+prog=task.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$script_dir/lib.sh"
 
 REQUESTS=2000
 WARMUP=200
@@ -48,23 +51,6 @@ Environment: BUTLERD=path to the binary (default $script_dir/../src/butlerd)
 EOF
 }
 
-die() {
-    printf 'task.sh: error: %s\n' "$*" >&2
-    exit 1
-}
-
-warn() {
-    printf 'task.sh: WARNING: %s\n' "$*" >&2
-}
-
-info() {
-    printf '== %s\n' "$*"
-}
-
-is_uint() {
-    [[ $1 =~ ^[0-9]+$ ]] && (($1 > 0))
-}
-
 while getopts ':n:W:w:h' opt; do
     case $opt in
         n) REQUESTS=$OPTARG ;;
@@ -81,129 +67,23 @@ done
 shift $((OPTIND - 1))
 (($# == 0)) || die "unexpected argument: $1 (see -h)"
 
-for pair in "REQUESTS:$REQUESTS" "WARMUP:$WARMUP" "WORKERS:$WORKERS"; do
-    is_uint "${pair#*:}" || die "${pair%%:*} must be a positive integer, got '${pair#*:}'"
-done
+check_uints "REQUESTS:$REQUESTS" "WARMUP:$WARMUP" "WORKERS:$WORKERS"
 
 # ---------------------------------------------------------------- requirements
 PYTHON=${PYTHON:-/usr/bin/python3}
-missing_pkgs=()
-command -v "$PYTHON" >/dev/null 2>&1 || missing_pkgs+=(python3)
-command -v openssl >/dev/null 2>&1 || missing_pkgs+=(openssl)
-command -v curl >/dev/null 2>&1 || missing_pkgs+=(curl)
-command -v pgrep >/dev/null 2>&1 || missing_pkgs+=(procps)
-if ((${#missing_pkgs[@]} > 0)); then
-    printf 'task.sh: missing: %s\n' "${missing_pkgs[*]}" >&2
-    printf 'Install them with:\n  apt-get install -y %s\n' "${missing_pkgs[*]}" >&2
-    printf '(this script installs nothing itself.)\n' >&2
-    exit 1
-fi
+need_commands "(this script installs nothing itself.)" \
+    "$PYTHON:python3" openssl:openssl curl:curl pgrep:procps
 "$PYTHON" -c 'import ssl' 2>/dev/null || die "$PYTHON has no ssl module"
 
-BUTLERD=${BUTLERD:-$script_dir/../src/butlerd}
-[[ -x $BUTLERD ]] || die "butlerd binary not found or not executable: $BUTLERD (build it, or set BUTLERD=/path/to/butlerd)"
+find_butlerd
 [[ -r $SIM_DIR/qlik_sim.py ]] || die "simulator not found: $SIM_DIR/qlik_sim.py"
 [[ -r $FIXTURE ]] || die "simulator fixture not found: $FIXTURE"
 
 # ---------------------------------------------------------------- state/cleanup
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/butlerd-taskbench.XXXXXX")
-butlerd_pid=
-sim_pid=
-client_pid=
-shm_path=
-butlerd_workers=()
-
-# stop_group NAME MASTER_PID WORKER_PID...: SIGTERM the process we started,
-# wait up to 10 s, then SIGKILL it and any recorded worker PID that outlived
-# it and is still the same program (checked through /proc/PID/exe).
-stop_group() {
-    local name=$1 master=$2 exe pid i
-    shift 2
-    [[ -n $master ]] || return 0
-    exe=$(readlink "/proc/$master/exe" 2>/dev/null || true)
-    if kill -0 "$master" 2>/dev/null; then
-        kill -TERM "$master" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$master" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$master" 2>/dev/null; then
-            warn "$name (pid $master) ignored SIGTERM for 10 s; sending SIGKILL"
-            kill -KILL "$master" 2>/dev/null || true
-        fi
-    fi
-    wait "$master" 2>/dev/null || true
-    for pid in "$@"; do
-        if [[ -n $exe && $(readlink "/proc/$pid/exe" 2>/dev/null || true) == "$exe" ]]; then
-            warn "$name worker $pid survived its master; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    set +e
-    if [[ -n $client_pid ]]; then
-        kill -TERM "$client_pid" 2>/dev/null
-        wait "$client_pid" 2>/dev/null
-    fi
-    ((rc == 130 || rc == 143)) && printf 'task.sh: interrupted; stopping the servers\n' >&2
-    stop_group butlerd "$butlerd_pid" "${butlerd_workers[@]}"
-    # butlerd unlinks its shared memory on an orderly exit; remove our uniquely
-    # named object if it is still there (SIGKILL, crash).
-    [[ -n $shm_path && -e $shm_path ]] && rm -f -- "$shm_path"
-    stop_group simulator "$sim_pid"
-    rm -rf -- "$tmp"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# The binary may be rebuilt while we run: use a private copy.
-cp -- "$BUTLERD" "$tmp/butlerd"
-BUTLERD_SRC=$BUTLERD
-BUTLERD=$tmp/butlerd
+bench_tmp butlerd-taskbench
+copy_butlerd
 
 # ---------------------------------------------------------------- helpers
-# Two distinct free TCP ports on 127.0.0.1: bind both to port 0 at the same
-# time so the kernel hands out different ones, then release them.
-free_ports() {
-    "$PYTHON" - <<'PY'
-import socket
-socks = []
-for _ in range(2):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-PY
-}
-
-# wait_ready NAME PID URL LOG: poll URL for up to 10 s while PID is alive.
-wait_ready() {
-    local name=$1 pid=$2 url=$3 log=$4 i
-    for ((i = 0; i < 100; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            printf '%s exited during start-up; its log (%s):\n' "$name" "$log" >&2
-            tail -n 30 "$log" >&2 || true
-            die "$name did not start"
-        fi
-        if curl -fsS --max-time 1 -o /dev/null "$url" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    printf '%s log (%s):\n' "$name" "$log" >&2
-    tail -n 30 "$log" >&2 || true
-    curl -sS --max-time 1 -o /dev/null "$url" >&2 || true
-    die "$name did not answer $url within 10 s"
-}
-
 # wait_file NAME PID FILE LOG: wait up to 20 s for FILE while PID is alive.
 wait_file() {
     local name=$1 pid=$2 file=$3 log=$4 i
@@ -218,20 +98,6 @@ wait_file() {
     done
     tail -n 30 "$log" >&2 || true
     die "$name did not get ready within 20 s"
-}
-
-# check_alive NAME PID LOG: fail loudly if a server died.
-check_alive() {
-    local name=$1 pid=$2 log=$3
-    if ! kill -0 "$pid" 2>/dev/null; then
-        printf '%s log (%s):\n' "$name" "$log" >&2
-        tail -n 30 "$log" >&2 || true
-        die "$name (pid $pid) died during the benchmark"
-    fi
-}
-
-children_of() {
-    pgrep -P "$1" || true
 }
 
 # ---------------------------------------------------------------- python parts
@@ -596,7 +462,7 @@ print("added p50 %.3f ms (goal <= 0.5), added p99 %.3f ms" % (added50, added99))
 PY
 
 # ---------------------------------------------------------------- start the simulator
-read -r port_b port_s < <(free_ports)
+read -r port_b port_s < <(free_ports "$PYTHON")
 shm_name=/butlerd-taskbench-$$
 shm_path=/dev/shm${shm_name}.$port_b
 url_b="http://127.0.0.1:$port_b$PATH_PING"
@@ -609,57 +475,26 @@ sim_pid=$!
 wait_file simulator "$sim_pid" "$tmp/sim.ready" "$tmp/sim.log"
 
 # ---------------------------------------------------------------- start butlerd
-cat >"$tmp/butlerd.conf" <<EOF
-# written by bench/task.sh
-Butler = {
-  restServerConfig = {
-    enable = true;
-    serverHost = "127.0.0.1";
-    serverPort = $port_b;
-  };
-  restServerEndpointsEnable = {
-    butlerping = true;
-    senseStartTask = true;
-  };
-  cert = {
-    clientCert = "$tmp/certs/client.pem";
-    clientCertKey = "$tmp/certs/client_key.pem";
-    clientCertCA = "$tmp/certs/root.pem";
+write_butlerd_conf "$port_b" "$WORKERS" warn "    senseStartTask = true;" \
+    "  cert = {
+    clientCert = \"$tmp/certs/client.pem\";
+    clientCertKey = \"$tmp/certs/client_key.pem\";
+    clientCertCA = \"$tmp/certs/root.pem\";
   };
   configQRS = {
-    authentication = "certificates";
-    host = "127.0.0.1";
+    authentication = \"certificates\";
+    host = \"127.0.0.1\";
     port = $port_s;
     useSSL = true;
     rejectUnauthorized = true;
     headers = {
-      static = ( { name = "X-Qlik-User"; value = "$QLIK_USER"; } );
+      static = ( { name = \"X-Qlik-User\"; value = \"$QLIK_USER\"; } );
     };
-  };
-};
-butlerd = {
-  workers = $WORKERS;
-  logging = {
-    destination = "stderr";
-    level = "warn";
-  };
-  kvPersistence = {
-    file = "";
-  };
-  shm = {
-    name = "$shm_name";
-  };
-};
-EOF
+  };" ""
 
 info "starting butlerd (copy of $BUTLERD_SRC, $WORKERS worker(s))"
-"$BUTLERD" -f -c "$tmp/butlerd.conf" 2>"$tmp/butlerd.log" &
-butlerd_pid=$!
-wait_ready butlerd "$butlerd_pid" "$url_b" "$tmp/butlerd.log"
-mapfile -t butlerd_workers < <(children_of "$butlerd_pid")
-if ((${#butlerd_workers[@]} != WORKERS)); then
-    warn "butlerd master $butlerd_pid has ${#butlerd_workers[@]} child processes, expected $WORKERS workers"
-fi
+start_butlerd "$url_b"
+check_workers "$WORKERS"
 
 # ---------------------------------------------------------------- measure
 info "warm-up $WARMUP, then $REQUESTS measured iterations: PUT /v4/reloadtask/$TASK_ID/start"
@@ -683,10 +518,7 @@ fi
 check_alive butlerd "$butlerd_pid" "$tmp/butlerd.log"
 check_alive simulator "$sim_pid" "$tmp/sim.log"
 
-if [[ -s $tmp/butlerd.log ]]; then
-    warn "butlerd wrote to its log (level warn); last lines:"
-    tail -n 5 "$tmp/butlerd.log" | sed 's/^/   /' >&2
-fi
+warn_log butlerd log "$tmp/butlerd.log"
 
 # Stop the simulator now: it writes its request log on the way out.
 stop_group simulator "$sim_pid"
@@ -696,6 +528,5 @@ sim_pid=
     die "the simulator did not write its request log"
 }
 
-cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 "$PYTHON" "$tmp/report.py" "$tmp/results.json" "$tmp/sim.requests" "$REQUESTS" "$WARMUP" \
-    "$TASK_ID" "$(nproc)" "$cpu_model"
+    "$TASK_ID" "$(nproc)" "$(cpu_model)"

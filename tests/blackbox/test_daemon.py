@@ -37,6 +37,16 @@ def stop(pid, tmp_path):
     assert harness.wait_until(lambda: not any(harness.alive(w) for w in workers), 5)
 
 
+def stop_if_running(tmp_path):
+    """Teardown after a failed assertion: end the daemon this test started."""
+    try:
+        pid = read_pid(tmp_path)
+    except (OSError, ValueError):
+        return
+    if harness.alive(pid) and harness.is_butlerd(pid):
+        stop(pid, tmp_path)
+
+
 def cleanup_shm(path):
     text = open(path).read()
     name = text.split('name = "')[1].split('"')[0] if 'name = "' in text else None
@@ -68,6 +78,7 @@ def test_detached_start_reports_ready_and_stops(tmp_path):
         assert not os.path.exists(tmp_path / "butlerd.pid")
         assert open(tmp_path / "butlerd.log").read().rstrip().endswith("exiting")
     finally:
+        stop_if_running(tmp_path)
         cleanup_shm(path)
 
 

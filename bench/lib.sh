@@ -1,0 +1,626 @@
+# shellcheck shell=bash
+# The variables below are read or set by the scripts that source this file:
+# shellcheck disable=SC2034,SC2154
+# bench/lib.sh: the pieces the benchmark scripts in bench/ share. Sourced,
+# never run. Before sourcing it a script sets
+#   prog      its own name, for messages ("ping.sh")
+# and afterwards uses these globals, which the functions below fill in or read:
+#   tmp             the temporary directory (bench_tmp)
+#   butlerd_pid     butlerd's master, butlerd_workers its workers (start_butlerd)
+#   shm_name        the shared-memory name written into butlerd.conf
+#   shm_path        the object cleanup removes if butlerd left it behind
+#   nginx_pid       nginx's master, nginx_workers its workers (start_nginx)
+#   sim_pid         the Qlik Sense simulator (task.sh)
+#   client_pid      the client (wrk, python) running in the background
+#   stopping        what "interrupted; stopping ..." names (default "the servers")
+#   client_kill     1: cleanup SIGKILLs a client still there 10 s after SIGTERM
+# The scripts run with set -euo pipefail.
+
+butlerd_pid=
+butlerd_workers=()
+nginx_pid=
+nginx_workers=()
+sim_pid=
+client_pid=
+shm_name=
+shm_path=
+stopping="the servers"
+client_kill=0
+
+# ---------------------------------------------------------------- messages
+die() {
+    printf '%s: error: %s\n' "$prog" "$*" >&2
+    exit 1
+}
+
+warn() {
+    printf '%s: WARNING: %s\n' "$prog" "$*" >&2
+}
+
+info() {
+    printf '== %s\n' "$*"
+}
+
+is_uint() {
+    [[ $1 =~ ^[0-9]+$ ]] && (($1 > 0))
+}
+
+# check_uints NAME:VALUE...: each VALUE must be a positive integer.
+check_uints() {
+    local pair
+    for pair in "$@"; do
+        is_uint "${pair#*:}" || die "${pair%%:*} must be a positive integer, got '${pair#*:}'"
+    done
+}
+
+# need_commands NOTE COMMAND:PACKAGE...: exit with an apt-get hint naming the
+# package of each missing command, then NOTE (a line, if not empty).
+need_commands() {
+    local note=$1 pair
+    shift
+    local -a missing_pkgs=()
+    for pair in "$@"; do
+        command -v "${pair%:*}" >/dev/null 2>&1 || missing_pkgs+=("${pair##*:}")
+    done
+    if ((${#missing_pkgs[@]} > 0)); then
+        printf '%s: missing: %s\n' "$prog" "${missing_pkgs[*]}" >&2
+        printf 'Install them with:\n  apt-get install -y %s\n' "${missing_pkgs[*]}" >&2
+        [[ -z $note ]] || printf '%s\n' "$note" >&2
+        exit 1
+    fi
+}
+
+# find_butlerd: sets BUTLERD ($BUTLERD, or ../src/butlerd next to bench/).
+find_butlerd() {
+    BUTLERD=${BUTLERD:-$script_dir/../src/butlerd}
+    [[ -x $BUTLERD ]] || die "butlerd binary not found or not executable: $BUTLERD (build it, or set BUTLERD=/path/to/butlerd)"
+}
+
+# ---------------------------------------------------------------- state/cleanup
+# stop_group NAME MASTER_PID WORKER_PID...: SIGTERM the process we started,
+# wait up to 10 s, then SIGKILL it and any recorded worker PID that outlived
+# it and is still the same program (checked through /proc/PID/exe).
+stop_group() {
+    local name=$1 master=$2 exe pid i
+    shift 2
+    [[ -n $master ]] || return 0
+    exe=$(readlink "/proc/$master/exe" 2>/dev/null || true)
+    if kill -0 "$master" 2>/dev/null; then
+        kill -TERM "$master" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$master" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$master" 2>/dev/null; then
+            warn "$name (pid $master) ignored SIGTERM for 10 s; sending SIGKILL"
+            kill -KILL "$master" 2>/dev/null || true
+        fi
+    fi
+    wait "$master" 2>/dev/null || true
+    for pid in "$@"; do
+        if [[ -n $exe && $(readlink "/proc/$pid/exe" 2>/dev/null || true) == "$exe" ]]; then
+            warn "$name worker $pid survived its master; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+}
+
+# stop_client [kill]: SIGTERM the background client and wait for it; with
+# "kill", SIGKILL it if it is still there after 10 s.
+stop_client() {
+    local i
+    [[ -n $client_pid ]] || return 0
+    kill -TERM "$client_pid" 2>/dev/null || true
+    if [[ ${1:-} == kill ]]; then
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$client_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$client_pid" 2>/dev/null || true
+    fi
+    wait "$client_pid" 2>/dev/null || true
+    client_pid=
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    set +e
+    if ((client_kill)); then
+        stop_client kill
+    else
+        stop_client
+    fi
+    ((rc == 130 || rc == 143)) && printf '%s: interrupted; stopping %s\n' "$prog" "$stopping" >&2
+    stop_group butlerd "$butlerd_pid" "${butlerd_workers[@]}"
+    # butlerd unlinks its shared memory on an orderly exit; remove our uniquely
+    # named object if it is still there (SIGKILL, crash).
+    [[ -n $shm_path && -e $shm_path ]] && rm -f -- "$shm_path"
+    stop_group nginx "$nginx_pid" "${nginx_workers[@]}"
+    stop_group simulator "$sim_pid"
+    rm -rf -- "$tmp"
+    exit "$rc"
+}
+
+# bench_tmp PREFIX: creates $tmp and sets the traps that clean up on exit.
+bench_tmp() {
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# copy_butlerd: the binary may be rebuilt while we run: use a private copy.
+# Sets BUTLERD_SRC to the original.
+copy_butlerd() {
+    cp -- "$BUTLERD" "$tmp/butlerd"
+    BUTLERD_SRC=$BUTLERD
+    BUTLERD=$tmp/butlerd
+}
+
+# ---------------------------------------------------------------- processes
+# free_ports PYTHON: two distinct free TCP ports on 127.0.0.1: bind both to
+# port 0 at the same time so the kernel hands out different ones, then
+# release them.
+free_ports() {
+    "$1" - <<'PY'
+import socket
+socks = []
+for _ in range(2):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks:
+    s.close()
+PY
+}
+
+# wait_ready NAME PID URL LOG [SECONDS]: poll URL for up to SECONDS (10)
+# while PID is alive.
+wait_ready() {
+    local name=$1 pid=$2 url=$3 log=$4 secs=${5:-10} i
+    for ((i = 0; i < secs * 10; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            printf '%s exited during start-up; its log (%s):\n' "$name" "$log" >&2
+            tail -n 30 "$log" >&2 || true
+            die "$name did not start"
+        fi
+        if curl -fsS --max-time 1 -o /dev/null "$url" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    printf '%s log (%s):\n' "$name" "$log" >&2
+    tail -n 30 "$log" >&2 || true
+    curl -sS --max-time 1 -o /dev/null "$url" >&2 || true
+    die "$name did not answer $url within $secs s"
+}
+
+# check_alive NAME PID LOG: fail loudly if a server died.
+check_alive() {
+    local name=$1 pid=$2 log=$3
+    if ! kill -0 "$pid" 2>/dev/null; then
+        printf '%s log (%s):\n' "$name" "$log" >&2
+        tail -n 30 "$log" >&2 || true
+        die "$name (pid $pid) died during the benchmark"
+    fi
+}
+
+children_of() {
+    pgrep -P "$1" || true
+}
+
+# ---------------------------------------------------------------- butlerd
+# write_butlerd_conf PORT WORKERS LEVEL ENDPOINTS BUTLER SHM: butlerd.conf in
+# $tmp with the REST server on 127.0.0.1:PORT, butlerping enabled, logging to
+# stderr at LEVEL, no key-value snapshot file and shared memory $shm_name.
+# ENDPOINTS, BUTLER and SHM are extra lines (or empty) for the end of
+# restServerEndpointsEnable, of Butler and of shm.
+write_butlerd_conf() {
+    local port=$1 workers=$2 level=$3 endpoints=$4 butler=$5 shm=$6
+    {
+        cat <<EOF
+# written by bench/$prog
+Butler = {
+  restServerConfig = {
+    enable = true;
+    serverHost = "127.0.0.1";
+    serverPort = $port;
+  };
+  restServerEndpointsEnable = {
+    butlerping = true;
+EOF
+        [[ -z $endpoints ]] || printf '%s\n' "$endpoints"
+        echo "  };"
+        [[ -z $butler ]] || printf '%s\n' "$butler"
+        cat <<EOF
+};
+butlerd = {
+  workers = $workers;
+  logging = {
+    destination = "stderr";
+    level = "$level";
+  };
+  kvPersistence = {
+    file = "";
+  };
+  shm = {
+    name = "$shm_name";
+EOF
+        [[ -z $shm ]] || printf '%s\n' "$shm"
+        echo "  };"
+        echo "};"
+    } >"$tmp/butlerd.conf"
+}
+
+# start_butlerd URL [SECONDS]: starts $BUTLERD with $tmp/butlerd.conf, logging
+# to $tmp/butlerd.log, waits for URL to answer and records the workers.
+start_butlerd() {
+    "$BUTLERD" -f -c "$tmp/butlerd.conf" 2>"$tmp/butlerd.log" &
+    butlerd_pid=$!
+    wait_ready butlerd "$butlerd_pid" "$1" "$tmp/butlerd.log" "${2:-10}"
+    mapfile -t butlerd_workers < <(children_of "$butlerd_pid")
+}
+
+# check_workers N [WHAT]: warn unless butlerd has N workers (WHAT: "N workers").
+check_workers() {
+    if ((${#butlerd_workers[@]} != $1)); then
+        warn "butlerd master $butlerd_pid has ${#butlerd_workers[@]} child processes, expected ${2:-$1 workers}"
+    fi
+}
+
+# ---------------------------------------------------------------- nginx
+# fetch_butlerd_body URL: the exact body (to $tmp/body.butlerd) and content
+# type butlerd serves at URL; sets ctype and body_len.
+fetch_butlerd_body() {
+    ctype=$(curl -fsS --max-time 5 -o "$tmp/body.butlerd" -w '%{content_type}' "$1") ||
+        die "could not fetch $1"
+    [[ -n $ctype ]] || ctype="application/json; charset=utf-8"
+    [[ $ctype != *'"'* && $ctype != *'$'* && $ctype != *\\* ]] ||
+        die "butlerd's Content-Type cannot be written into nginx.conf: $ctype"
+    body_len=$(wc -c <"$tmp/body.butlerd")
+}
+
+# start_nginx PORT PATH WORKERS CONNECTIONS: nginx on 127.0.0.1:PORT serving
+# the bytes of $tmp/body.butlerd with type $ctype at PATH, WORKERS workers;
+# checks that it serves the same bytes as butlerd.
+start_nginx() {
+    local port=$1 path=$2 workers=$3 conns=$4 url body_escaped dollar_geo user_line
+    url="http://127.0.0.1:$port$path"
+    # The body as an nginx single-quoted string: escape \ and ' and control
+    # characters; nginx has no escape for '$', so route it through a variable.
+    body_escaped=$(python3 - "$tmp/body.butlerd" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
+if b"\0" in data:
+    sys.exit("body contains a NUL byte, which nginx.conf cannot hold")
+out = []
+for ch in data.decode("latin-1"):
+    if ch == "\\": out.append("\\\\")
+    elif ch == "'": out.append("\\'")
+    elif ch == "\n": out.append("\\n")
+    elif ch == "\r": out.append("\\r")
+    elif ch == "\t": out.append("\\t")
+    elif ch == "$": out.append("${bench_dollar}")
+    else: out.append(ch)
+sys.stdout.buffer.write("".join(out).encode("latin-1"))
+PY
+    )
+    dollar_geo=
+    if [[ $body_escaped == *"\${bench_dollar}"* ]]; then
+        dollar_geo="geo \$bench_dollar { default \"\$\"; }"
+    fi
+
+    # Run nginx as the current user: as root the workers would otherwise switch
+    # to "nobody"; as another user the directive is meaningless and omitted.
+    user_line=
+    if ((EUID == 0)); then
+        user_line="user $(id -un) $(id -gn);"
+    fi
+
+    cat >"$tmp/nginx.conf" <<EOF
+# written by bench/$prog
+$user_line
+daemon off;
+master_process on;
+worker_processes $workers;
+pid "$tmp/nginx.pid";
+lock_file "$tmp/nginx.lock";
+error_log "$tmp/nginx-error.log" warn;
+
+events {
+    worker_connections $((conns + 512));
+}
+
+http {
+    access_log off;
+    server_tokens off;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    client_body_temp_path "$tmp/client_body_temp";
+    proxy_temp_path "$tmp/proxy_temp";
+    fastcgi_temp_path "$tmp/fastcgi_temp";
+    uwsgi_temp_path "$tmp/uwsgi_temp";
+    scgi_temp_path "$tmp/scgi_temp";
+    $dollar_geo
+
+    server {
+        listen 127.0.0.1:$port;
+        location = $path {
+            default_type "$ctype";
+            return 200 '$body_escaped';
+        }
+        location / {
+            return 404;
+        }
+    }
+}
+EOF
+
+    local -a nginx_args=(-c "$tmp/nginx.conf" -p "$tmp/")
+    if nginx -h 2>&1 | grep -q -- '-e filename'; then
+        nginx_args+=(-e "$tmp/nginx-error.log")
+    fi
+    if ! nginx -t -q "${nginx_args[@]}" >"$tmp/nginx-t.log" 2>&1; then
+        cat "$tmp/nginx-t.log" >&2
+        die "nginx rejected the generated configuration ($tmp/nginx.conf)"
+    fi
+
+    info "starting nginx ($(nginx -v 2>&1 | sed 's/^nginx version: //'), $workers workers)"
+    nginx "${nginx_args[@]}" >>"$tmp/nginx-error.log" 2>&1 &
+    nginx_pid=$!
+    wait_ready nginx "$nginx_pid" "$url" "$tmp/nginx-error.log"
+    mapfile -t nginx_workers < <(children_of "$nginx_pid")
+
+    curl -fsS --max-time 5 -o "$tmp/body.nginx" "$url" || die "could not fetch $url"
+    cmp -s "$tmp/body.butlerd" "$tmp/body.nginx" ||
+        die "nginx does not serve the same bytes as butlerd (compare $tmp/body.butlerd and $tmp/body.nginx)"
+}
+
+# ---------------------------------------------------------------- wrk
+# run_wrk OUTFILE SECONDS URL [ARGS...]: one wrk run with $THREADS threads and
+# $CONNECTIONS connections, raw output kept in OUTFILE; ARGS (for example -s
+# SCRIPT) go before the URL, and script arguments can follow as "-- ARG...".
+run_wrk() {
+    local out=$1 secs=$2 url=$3 rc=0
+    shift 3
+    local -a opts=() script_args=()
+    while (($# > 0)) && [[ $1 != -- ]]; do
+        opts+=("$1")
+        shift
+    done
+    if (($# > 0)); then
+        script_args=("$@")
+    fi
+    # In the background so that Ctrl-C runs the INT trap at once (a trap
+    # waits for a foreground command to finish); cleanup stops wrk by PID.
+    wrk --latency -t "$THREADS" -c "$CONNECTIONS" -d "${secs}s" "${opts[@]}" "$url" \
+        "${script_args[@]}" >"$out" 2>&1 &
+    client_pid=$!
+    wait "$client_pid" || rc=$?
+    client_pid=
+    if ((rc != 0)); then
+        cat "$out" >&2
+        die "wrk failed against $url (exit status $rc)"
+    fi
+}
+
+# parse_wrk FILE: prints "reqs lat_avg_ms lat_p99_ms non2xx sockerr".
+parse_wrk() {
+    awk '
+        function ms(v,   n) {
+            n = v + 0
+            if (v ~ /us$/) return n / 1000
+            if (v ~ /ms$/) return n
+            if (v ~ /m$/) return n * 60000
+            if (v ~ /s$/) return n * 1000
+            return n
+        }
+        $1 == "Latency" && avg == "" { avg = ms($2) }
+        $1 == "99%" { p99 = ms($2) }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses:/ { non2xx = $NF }
+        /Socket errors:/ {
+            gsub(/,/, "")
+            sock = $4 + $6 + $8 + $10
+        }
+        END {
+            if (rps == "") exit 1
+            printf "%s %.3f %.3f %d %d\n", rps, avg, p99, non2xx, sock
+        }' "$1"
+}
+
+# The load functions below call the script's test_args NAME, which sets
+# t_url, t_pid, t_log and t_opts (wrk options + script arguments).
+
+# warm_up NAME...: one $WARMUP s wrk run of each test.
+warm_up() {
+    local name
+    for name in "$@"; do
+        test_args "$name"
+        run_wrk "$tmp/warm.$name" "$WARMUP" "$t_url" "${t_opts[@]}"
+        check_alive "$name" "$t_pid" "$t_log"
+    done
+}
+
+# measure WIDTH NAME...: $ROUNDS rounds of $DURATION s wrk runs, alternating
+# the tests; prints a line per run (names padded to WIDTH) and fills best_rps,
+# best_line (parse_wrk's line of the best run), runs (" / "-separated req/s),
+# all_rps and errs, all indexed by test name.
+measure() {
+    local width=$1 round name out line rps lat p99 non2xx sock
+    shift
+    declare -gA best_rps=() best_line=() runs=() all_rps=() errs=()
+    for name in "$@"; do
+        best_rps[$name]=0
+        errs[$name]=0
+    done
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for name in "$@"; do
+            test_args "$name"
+            out=$tmp/wrk.$name.$round
+            run_wrk "$out" "$DURATION" "$t_url" "${t_opts[@]}"
+            check_alive "$name" "$t_pid" "$t_log"
+            line=$(parse_wrk "$out") || {
+                cat "$out" >&2
+                die "could not parse wrk output for $name"
+            }
+            read -r rps lat p99 non2xx sock <<<"$line"
+            printf '   round %d %-*s %12.1f req/s   latency avg %8.3f ms  p99 %8.3f ms   non-2xx %d  socket errors %d\n' \
+                "$round" "$width" "$name" "$rps" "$lat" "$p99" "$non2xx" "$sock"
+            if ((non2xx + sock > 0)); then
+                errs[$name]=$((errs[$name] + non2xx + sock))
+                sed -n '/Socket errors\|Non-2xx/p' "$out" | sed 's/^/      wrk: /'
+            fi
+            runs[$name]+="${runs[$name]:+ / }$(printf '%.0f' "$rps")"
+            all_rps[$name]+=" $rps"
+            if awk -v a="$rps" -v b="${best_rps[$name]}" 'BEGIN { exit !(a > b) }'; then
+                best_rps[$name]=$rps
+                best_line[$name]=$line
+            fi
+        done
+    done
+}
+
+# result_table NAME...: the table of the best runs, a column per test.
+result_table() {
+    local cw=14 name
+    local -a tests=("$@") c_rps c_lat c_p99 c_non c_sock c_runs=() c_errs=()
+    for name in "${tests[@]}"; do
+        ((${#runs[$name]} < cw)) || cw=$((${#runs[$name]} + 1))
+        ((${#name} < cw)) || cw=$((${#name} + 1))
+    done
+    row() {
+        local label=$1 v
+        shift
+        printf '%-26s' "$label"
+        for v in "$@"; do
+            printf ' %*s' "$cw" "$v"
+        done
+        echo
+    }
+    col() { # col FIELD(1-5) [printf format]: that field of each test's best line
+        local f=$1 fmt=${2:-%s} name v
+        local -a l
+        for name in "${tests[@]}"; do
+            read -r -a l <<<"${best_line[$name]}"
+            v=${l[$((f - 1))]}
+            # shellcheck disable=SC2059 # the format is ours
+            printf "$fmt\n" "$v"
+        done
+    }
+    mapfile -t c_rps < <(col 1 %.1f)
+    mapfile -t c_lat < <(col 2)
+    mapfile -t c_p99 < <(col 3)
+    mapfile -t c_non < <(col 4)
+    mapfile -t c_sock < <(col 5)
+    for name in "${tests[@]}"; do
+        c_runs+=("${runs[$name]}")
+        c_errs+=("${errs[$name]}")
+    done
+    row "" "${tests[@]}"
+    row "requests/s (best)" "${c_rps[@]}"
+    row "requests/s (all runs)" "${c_runs[@]}"
+    row "latency avg (ms)" "${c_lat[@]}"
+    row "latency p99 (ms)" "${c_p99[@]}"
+    row "non-2xx/3xx (best run)" "${c_non[@]}"
+    row "socket errors (best run)" "${c_sock[@]}"
+    row "errors (all runs)" "${c_errs[@]}"
+    echo
+}
+
+# warn_runs NAME ADVICE: warn when the measured runs of NAME differ by more
+# than 10% ((max - min) / max; ADVICE follows the numbers) or had errors.
+warn_runs() {
+    local name=$1 advice=$2 spread
+    spread=$(awk -v l="${all_rps[$name]}" 'BEGIN {
+        n = split(l, v, " "); lo = hi = v[1]
+        for (i = 2; i <= n; i++) { if (v[i] < lo) lo = v[i]; if (v[i] > hi) hi = v[i] }
+        printf "%.0f", (hi > 0 ? 100 * (hi - lo) / hi : 0) }')
+    if ((spread > 10)); then
+        warn "the $name runs differ by $spread% (${runs[$name]} req/s): $advice"
+    fi
+    if ((errs[$name] > 0)); then
+        warn "$name had ${errs[$name]} non-2xx responses or socket errors across the measured runs; its numbers are suspect"
+    fi
+}
+
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'
+}
+
+# ---------------------------------------------------------------- report
+cpu_model() {
+    awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true
+}
+
+# host_line: "host: N CPUs (model), wrk on the same host".
+host_line() {
+    local model
+    model=$(cpu_model)
+    echo "host: $(nproc) CPUs${model:+ ($model)}, wrk on the same host"
+}
+
+# warn_log NAME WHAT LOG: warn with LOG's last lines if NAME wrote to it.
+warn_log() {
+    if [[ -s $3 ]]; then
+        warn "$1 wrote to its $2 (level warn); last lines:"
+        tail -n 5 "$3" | sed 's/^/   /' >&2
+    fi
+}
+
+# status_kb PID FIELD: a kB field of /proc/PID/status (VmRSS, RssShmem...).
+status_kb() {
+    awk -v f="$2:" '$1 == f { print $2; found = 1 } END { if (!found) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+pss_kb() {
+    local f=/proc/$1/smaps_rollup
+    [[ -r $f ]] || f=/proc/$1/smaps
+    awk '/^Pss:/ { s += $2 } END { print s + 0 }' "$f" 2>/dev/null || echo 0
+}
+
+mb() {
+    awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'
+}
+
+# report_memory NAME MASTER_PID: per-process table, sets mem_summary.
+mem_summary=
+report_memory() {
+    local name=$1 master=$2 pid rss pss rss_sum=0 pss_sum=0 n=0
+    local -a kids
+    mapfile -t kids < <(children_of "$master")
+    printf '%-8s %-7s %8s %10s %10s\n' "$name" role pid "RSS MB" "PSS MB"
+    for pid in "$master" "${kids[@]}"; do
+        rss=$(status_kb "$pid" VmRSS)
+        pss=$(pss_kb "$pid")
+        rss_sum=$((rss_sum + rss))
+        pss_sum=$((pss_sum + pss))
+        if [[ $pid == "$master" ]]; then
+            printf '%-8s %-7s %8s %10s %10s\n' "" master "$pid" "$(mb "$rss")" "$(mb "$pss")"
+        else
+            n=$((n + 1))
+            printf '%-8s %-7s %8s %10s %10s\n' "" "worker" "$pid" "$(mb "$rss")" "$(mb "$pss")"
+        fi
+    done
+    printf '%-8s %-7s %8s %10s %10s\n\n' "" total "" "$(mb "$rss_sum")" "$(mb "$pss_sum")"
+    mem_summary="$name memory: master+$n workers RSS $(mb "$rss_sum") MB, PSS $(mb "$pss_sum") MB"
+}
+
+# report_servers_memory: the tables of butlerd and nginx; sets butlerd_mem
+# and nginx_mem to their summaries.
+report_servers_memory() {
+    echo "memory after the load (VmRSS from /proc/PID/status, Pss from /proc/PID/smaps_rollup):"
+    report_memory butlerd "$butlerd_pid"
+    butlerd_mem=$mem_summary
+    report_memory nginx "$nginx_pid"
+    nginx_mem=$mem_summary
+}
+
+# shm_usage: sets shm_size (bytes, the segment's length = address space)
+# and shm_used_kb (tmpfs pages actually allocated, from du) of $shm_path.
+shm_usage() {
+    [[ -e $shm_path ]] || die "shared memory $shm_path does not exist"
+    shm_size=$(stat -c %s -- "$shm_path")
+    shm_used_kb=$(du -k -- "$shm_path" | awk '{ print $1 }')
+}
