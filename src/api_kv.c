@@ -188,7 +188,9 @@ void api_kv_del_ns(struct req *r)
     free(ns);
 }
 
-void api_kv_keylist(struct req *r)
+/* A namespace can hold a million keys: listing them takes a while, so it runs on a
+ * job thread and the worker goes on serving other requests meanwhile. */
+static void keylist_job(struct req *r)
 {
     size_t nslen;
     char *ns = http_param(r, 0, &nslen);
@@ -209,3 +211,5 @@ void api_kv_keylist(struct req *r)
     }
     free(ns);
 }
+
+void api_kv_keylist(struct req *r) { http_defer(r, keylist_job); }
