@@ -14,6 +14,7 @@ import itertools
 import glob
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -468,6 +469,44 @@ class Daemon:
 
 # --------------------------------------------------------------------------
 # HTTP clients
+
+
+# --------------------------------------------------------------------------
+# key-value store daemons (shared by test_kv.py and test_kv_persistence.py)
+
+def kv_overrides(per_ns=1000, namespaces=1000, keys=10000, key_bytes=256, value_bytes=4096,
+                 file="", interval=60, enable=True):
+    """Config overrides that enable the key-value store with the given limits."""
+    return {
+        "Butler": {
+            "restServerEndpointsEnable": {"keyValueStore": enable},
+            "keyValueStore": {"maxKeysPerNamespace": per_ns},
+        },
+        "butlerd": {
+            "shm": {"kvMaxNamespaces": namespaces, "kvMaxKeys": keys,
+                    "kvMaxKeyBytes": key_bytes, "kvMaxValueBytes": value_bytes},
+            "kvPersistence": {"file": file, "intervalSeconds": interval},
+        },
+    }
+
+
+class KvDaemonBase(Daemon):
+    """Daemon with a private, random shared-memory name it can clean up."""
+
+    def __init__(self, tmpdir, overrides, workers=2):
+        super().__init__(tmpdir, overrides, "", workers)
+        self.shm = "/butlerd-t" + secrets.token_hex(8)
+
+    def shm_paths(self):
+        return glob.glob("/dev/shm" + self.shm + ".*")
+
+    def cleanup_shm(self):
+        for p in self.shm_paths():
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+
 
 class Resp:
     def __init__(self, status, reason, headers, body, version="HTTP/1.1"):

@@ -1,7 +1,6 @@
 """Command line and configuration validation: -t, -V, -h, bad options, and
 startup with a bad configuration (spec section 8)."""
 
-import os
 import re
 import subprocess
 

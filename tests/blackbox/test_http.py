@@ -4,7 +4,6 @@ parsing, persistent connections and response headers."""
 
 import json
 import re
-import socket
 
 import pytest
 

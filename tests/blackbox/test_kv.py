@@ -7,7 +7,6 @@ workers.
 Every daemon gets its own shared-memory name (/butlerd-t<random hex>); the
 daemon creates /dev/shm/<name>.<port>, which is removed after each test."""
 
-import glob
 import json
 import os
 import secrets
@@ -108,38 +107,12 @@ def check_204(r):
 
 # ------------------------------------------------------------------ daemon
 
-def kv_overrides(per_ns=1000, namespaces=1000, keys=10000, key_bytes=256, value_bytes=4096,
-                 file="", interval=60, enable=True):
-    return {
-        "Butler": {
-            "restServerEndpointsEnable": {"keyValueStore": enable},
-            "keyValueStore": {"maxKeysPerNamespace": per_ns},
-        },
-        "butlerd": {
-            "shm": {"kvMaxNamespaces": namespaces, "kvMaxKeys": keys,
-                    "kvMaxKeyBytes": key_bytes, "kvMaxValueBytes": value_bytes},
-            "kvPersistence": {"file": file, "intervalSeconds": interval},
-        },
-    }
+kv_overrides = harness.kv_overrides
 
 
-class KvDaemon(harness.Daemon):
+class KvDaemon(harness.KvDaemonBase):
     """harness.Daemon with the key-value store enabled and a private,
     random shared-memory name."""
-
-    def __init__(self, tmpdir, overrides, workers=2):
-        super().__init__(tmpdir, overrides, "", workers)
-        self.shm = "/butlerd-t" + secrets.token_hex(8)
-
-    def shm_paths(self):
-        return glob.glob("/dev/shm" + self.shm + ".*")
-
-    def cleanup_shm(self):
-        for p in self.shm_paths():
-            try:
-                os.unlink(p)
-            except OSError:
-                pass
 
     # ---- requests
     def post(self, ns_raw, body, ctype="application/json", headers=None, target=None):

@@ -7,11 +7,9 @@ re-attached by the next start with the same port and shm.name).
 Every daemon gets its own shared-memory name (/butlerd-t<random hex>); the
 daemon creates /dev/shm/<name>.<port>, which is removed after each test."""
 
-import glob
 import json
 import os
 import re
-import secrets
 import signal
 import stat
 import threading
@@ -63,38 +61,12 @@ def now_ms():
 SAVED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-def kv_overrides(file="", interval=60, per_ns=1000, namespaces=1000, keys=10000,
-                 key_bytes=256, value_bytes=4096):
-    return {
-        "Butler": {
-            "restServerEndpointsEnable": {"keyValueStore": True},
-            "keyValueStore": {"maxKeysPerNamespace": per_ns},
-        },
-        "butlerd": {
-            "shm": {"kvMaxNamespaces": namespaces, "kvMaxKeys": keys,
-                    "kvMaxKeyBytes": key_bytes, "kvMaxValueBytes": value_bytes},
-            "kvPersistence": {"file": file, "intervalSeconds": interval},
-        },
-    }
+kv_overrides = harness.kv_overrides
 
 
-class KvDaemon(harness.Daemon):
+class KvDaemon(harness.KvDaemonBase):
     """harness.Daemon with the key-value store enabled, a private random
     shared-memory name and a restart that keeps port and shm.name."""
-
-    def __init__(self, tmpdir, overrides, workers=2):
-        super().__init__(tmpdir, overrides, "", workers)
-        self.shm = "/butlerd-t" + secrets.token_hex(8)
-
-    def shm_paths(self):
-        return glob.glob("/dev/shm" + self.shm + ".*")
-
-    def cleanup_shm(self):
-        for p in self.shm_paths():
-            try:
-                os.unlink(p)
-            except OSError:
-                pass
 
     def _reap(self):
         """Forget the previous master process (already exited, or a failed
