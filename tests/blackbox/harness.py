@@ -11,6 +11,7 @@ Every wait is bounded by a deadline.
 
 import http.client
 import itertools
+import json
 import glob
 import os
 import re
@@ -693,6 +694,30 @@ def json_error(status, error, message, code=None):
                 % (status, code, error, message)).encode()
     return ('{"statusCode":%d,"error":"%s","message":"%s"}'
             % (status, error, message)).encode()
+
+
+REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 413: "Payload Too Large",
+           415: "Unsupported Media Type", 417: "Expectation Failed",
+           500: "Internal Server Error", 502: "Bad Gateway", 507: "Insufficient Storage"}
+
+
+def jdump(obj):
+    """Compact JSON with raw UTF-8, as butlerd sends it (spec 1.7)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def err(status, message, code=None):
+    """The error body of spec 1.8 for STATUS, with its standard reason phrase."""
+    d = {"statusCode": status}
+    if code:
+        d["code"] = code
+    d["error"] = REASONS[status]
+    d["message"] = message
+    return jdump(d)
+
+
+def validation(message):
+    return err(400, message, "FST_ERR_VALIDATION")
 
 
 def not_found(method, target):

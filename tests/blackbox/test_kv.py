@@ -21,27 +21,7 @@ from harness import JSON_CT, not_found, wait_until
 
 # ------------------------------------------------------------------ helpers
 
-REASONS = {400: "Bad Request", 404: "Not Found", 413: "Payload Too Large",
-           415: "Unsupported Media Type", 417: "Expectation Failed",
-           507: "Insufficient Storage"}
-
-
-def jdump(obj):
-    """Compact JSON with raw UTF-8, as butlerd sends it (spec 1.7)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def err(status, message, code=None):
-    d = {"statusCode": status}
-    if code:
-        d["code"] = code
-    d["error"] = REASONS[status]
-    d["message"] = message
-    return jdump(d)
-
-
-def validation(message):
-    return err(400, message, "FST_ERR_VALIDATION")
+REASONS, jdump, err, validation = harness.REASONS, harness.jdump, harness.err, harness.validation
 
 
 MISSING = err(400, "Required parameter is missing")

@@ -70,28 +70,7 @@ APPS = [("3d5a6b7c-1e2f-4a3b-9c4d-5e6f7a8b9c01", "App1"),
 # the filter of spec 3.4 (used by examples 4 and 6)
 FILTER_34 = {"taskId": [T1, T2], "tag": ["startTask1"], "cp": [("taskGroup", "tasks1")]}
 
-REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 415: "Unsupported Media Type",
-           500: "Internal Server Error", 502: "Bad Gateway"}
-
-# ------------------------------------------------------------------ helpers
-
-
-def jdump(obj):
-    """Compact JSON with raw UTF-8, as butlerd sends it (spec 1.7)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def err(status, message, code=None):
-    d = {"statusCode": status}
-    if code:
-        d["code"] = code
-    d["error"] = REASONS[status]
-    d["message"] = message
-    return jdump(d)
-
-
-def validation(message):
-    return err(400, message, "FST_ERR_VALIDATION")
+REASONS, jdump, err, validation = harness.REASONS, harness.jdump, harness.err, harness.validation
 
 
 FAILED_STARTING = err(500, "Failed starting task")
