@@ -21,5 +21,10 @@ void api_kv_keylist(struct req *r);
 void api_task_start(struct req *r);
 void api_v2_start_task(struct req *r);
 void api_apps_list(struct req *r);
+void api_mqtt_publish(struct req *r);
+void api_v2_mqtt_publish(struct req *r);
+void api_active_user_count(struct req *r);
+void api_v2_active_user_count(struct req *r);
+void api_active_users(struct req *r);
 
 #endif

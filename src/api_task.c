@@ -6,6 +6,7 @@
 #include "kv.h"
 #include "log.h"
 #include "qrs.h"
+#include "task.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -39,12 +40,12 @@ static int strict_id(const char *s, char out[37])
     return guid_match(s, "xxxxxxxx-xxxx-5xxx-8xxx-xxxxxxxxxxxx", out);
 }
 
-static int loose_id(const char *s, char out[37])
+int task_loose_id(const char *s, char out[37])
 {
     return guid_match(s, "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", out);
 }
 
-static int allowed_id(const struct cfg *c, const char *id)
+int task_allowed_id(const struct cfg *c, const char *id)
 {
     for (size_t i = 0; i < c->startTaskFilter.taskId.n; i++)
         if (!strcasecmp(c->startTaskFilter.taskId.v[i], id))
@@ -104,7 +105,7 @@ static int lookup(const struct cfg *c, const char *path, const char *filter, int
 }
 
 /* Starts one task: 0 accepted, else fills status (0 = no answer) and message. */
-static int start_one(const struct cfg *c, const char *id, long *status, char *msg, size_t msz)
+int task_start_one(const struct cfg *c, const char *id, long *status, char *msg, size_t msz)
 {
     char path[96];
     struct qrs_resp q;
@@ -124,20 +125,19 @@ static int start_one(const struct cfg *c, const char *id, long *status, char *ms
 static const char *const item_types[] = {"starttaskid", "starttasktag",
                                          "starttaskcustomproperty", "keyvaluestore", NULL};
 
-static int validate_items(struct req *r, json_object **out)
+json_object *task_items_validate(json_object *b, char **err)
 {
-    json_object *b = r->body;
     char loc[64];
-    char *err = NULL;
+    *err = NULL;
     if (!b || json_object_is_type(b, json_type_object)) {
-        http_reply_error(r, 400, "FST_ERR_VALIDATION", "body must be array");
-        return -1;
+        *err = xstrdup("body must be array");
+        return NULL;
     }
     json_object *arr = sch_coerce(b, SCH_ARRAY); /* a scalar becomes a one-item array */
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
         json_object *it = json_object_array_get_idx(arr, i), *type, *payload;
         if (!json_object_is_type(it, json_type_object)) {
-            http_reply_error(r, 400, "FST_ERR_VALIDATION", "body/%zu must be object", i);
+            *err = xasprintf("body/%zu must be object", i);
             goto bad;
         }
         if (!json_object_object_get_ex(it, "type", &type))
@@ -145,15 +145,14 @@ static int validate_items(struct req *r, json_object **out)
         snprintf(loc, sizeof loc, "body/%zu", i);
         const struct sch_prop tp[] = {{"type", SCH_STRING, 0, 0, item_types},
                                       {NULL, 0, 0, 0, NULL}};
-        if (sch_check(it, loc, tp, &err) < 0)
-            goto bad_err;
+        if (sch_check(it, loc, tp, err) < 0)
+            goto bad;
         if (!json_object_object_get_ex(it, "payload", &payload)) {
-            http_reply_error(r, 400, "FST_ERR_VALIDATION",
-                             "body/%zu must have required property 'payload'", i);
+            *err = xasprintf("body/%zu must have required property 'payload'", i);
             goto bad;
         }
         if (!json_object_is_type(payload, json_type_object)) {
-            http_reply_error(r, 400, "FST_ERR_VALIDATION", "body/%zu/payload must be object", i);
+            *err = xasprintf("body/%zu/payload must be object", i);
             goto bad;
         }
         const char *t = json_object_get_string(json_object_object_get(it, "type"));
@@ -169,17 +168,13 @@ static int validate_items(struct req *r, json_object **out)
                                     : !strcmp(t, "starttaskcustomproperty") ? cp_p
                                                                             : NULL;
         snprintf(loc, sizeof loc, "body/%zu/payload", i);
-        if (pp && sch_check(payload, loc, pp, &err) < 0)
-            goto bad_err;
+        if (pp && sch_check(payload, loc, pp, err) < 0)
+            goto bad;
     }
-    *out = arr;
-    return 0;
-bad_err:
-    http_reply_error(r, 400, "FST_ERR_VALIDATION", "%s", err);
-    free(err);
+    return arr;
 bad:
     json_object_put(arr);
-    return -1;
+    return NULL;
 }
 
 /* ------------------------------------------------------------ key-value items */
@@ -255,7 +250,7 @@ static void check_id(struct start *s, const char *x)
         json_object_array_add(s->invalid, task_obj(x, NULL));
         return;
     }
-    if (s->c->startTaskFilter.enable && !allowed_id(s->c, id)) {
+    if (s->c->startTaskFilter.enable && !task_allowed_id(s->c, id)) {
         json_object_array_add(s->denied, task_obj(id, NULL));
         return;
     }
@@ -300,39 +295,16 @@ static json_object *only_accepted(json_object *list, json_object *accepted)
     return out;
 }
 
-static void start_job(struct req *r)
+json_object *task_start_run(const struct cfg *c, const char *url_id, json_object *items,
+                            int must_exist, char *errbuf, size_t errsz)
 {
-    const struct cfg *c = r->cfg;
-    json_object *items;
-    size_t tlen;
-    char *url_id = http_param(r, 0, &tlen);
-    if (!url_id)
-        return;
-    if (validate_items(r, &items) < 0) {
-        free(url_id);
-        return;
-    }
-    static const struct sch_prop qp[] = {{"allTaskIdsMustExist", SCH_BOOLEAN, 0, 0, NULL},
-                                         {NULL, 0, 0, 0, NULL}};
-    json_object *q = http_query(r, qp), *qv;
-    if (!q)
-        goto out;
-    int must_exist = json_object_object_get_ex(q, "allTaskIdsMustExist", &qv) &&
-                     json_object_get_boolean(qv);
-    if (tlen == 0) {
-        http_reply_error(r, 400, NULL,
-                         "Required parameter (task ID) missing. Should be a task ID or \"-\" if "
-                         "task info is passed in body");
-        goto out;
-    }
-
     struct start s = {c,
                       json_object_new_array(), json_object_new_array(), json_object_new_array(),
                       json_object_new_array(), json_object_new_array(), json_object_new_array(),
                       json_object_new_array(), json_object_new_array(), json_object_new_array()};
     char err[128];
     int lookup_failed = 0;
-    if (strcmp(url_id, "-") != 0)
+    if (url_id && strcmp(url_id, "-") != 0)
         check_id(&s, url_id);
     for (size_t i = 0; i < json_object_array_length(items) && !lookup_failed; i++) {
         json_object *it = json_object_array_get_idx(items, i), *type, *p;
@@ -377,9 +349,9 @@ static void start_job(struct req *r)
             apply_kv_item(c, p);
         }
     }
+    json_object *o = NULL;
     if (lookup_failed) {
-        log_errorx("start task: QRS lookup failed (%s), no task started", err);
-        http_reply_error(r, 500, NULL, "Failed starting task");
+        snprintf(errbuf, errsz, "%s", err);
     } else {
         /* Step 3: one invalid ID with allTaskIdsMustExist keeps every ID task back. */
         if (must_exist && json_object_array_length(s.invalid) > 0) {
@@ -402,7 +374,7 @@ static void start_job(struct req *r)
                 json_object_object_add(seen, id, NULL);
                 long st;
                 char msg[200];
-                if (start_one(c, id, &st, msg, sizeof msg) == 0) {
+                if (task_start_one(c, id, &st, msg, sizeof msg) == 0) {
                     json_object_object_add(accepted, id, NULL);
                     log_info("started task %s (%s)", id,
                              json_object_get_string(json_object_object_get(t, "taskName")));
@@ -417,7 +389,8 @@ static void start_job(struct req *r)
                     log_warnx("starting task %s failed: %s", id, msg);
                 }
             }
-        json_object *o = json_object_new_object(), *ti = json_object_new_object();
+        o = json_object_new_object();
+        json_object *ti = json_object_new_object();
         json_object_object_add(ti, "started", only_accepted(s.candidates, accepted));
         json_object_object_add(ti, "invalid", json_object_get(s.invalid));
         json_object_object_add(ti, "denied", json_object_get(s.denied));
@@ -429,12 +402,50 @@ static void start_job(struct req *r)
         json_object_object_add(o, "tasksFailed", json_object_get(s.failed));
         json_object_put(seen);
         json_object_put(accepted);
-        http_reply_json(r, 200, o);
     }
     json_object *all[] = {s.started, s.invalid, s.denied, s.candidates, s.tag_tasks,
                           s.tag_denied, s.cp_tasks, s.cp_denied, s.failed};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         json_object_put(all[i]);
+    return o;
+}
+
+static void start_job(struct req *r)
+{
+    const struct cfg *c = r->cfg;
+    json_object *items;
+    size_t tlen;
+    char *url_id = http_param(r, 0, &tlen), *verr;
+    if (!url_id)
+        return;
+    items = task_items_validate(r->body, &verr);
+    if (!items) {
+        http_reply_error(r, 400, "FST_ERR_VALIDATION", "%s", verr);
+        free(verr);
+        free(url_id);
+        return;
+    }
+    static const struct sch_prop qp[] = {{"allTaskIdsMustExist", SCH_BOOLEAN, 0, 0, NULL},
+                                         {NULL, 0, 0, 0, NULL}};
+    json_object *q = http_query(r, qp), *qv;
+    if (!q)
+        goto out;
+    int must_exist = json_object_object_get_ex(q, "allTaskIdsMustExist", &qv) &&
+                     json_object_get_boolean(qv);
+    if (tlen == 0) {
+        http_reply_error(r, 400, NULL,
+                         "Required parameter (task ID) missing. Should be a task ID or \"-\" if "
+                         "task info is passed in body");
+        goto out;
+    }
+    char err[128];
+    json_object *o = task_start_run(c, url_id, items, must_exist, err, sizeof err);
+    if (!o) {
+        log_errorx("start task: QRS lookup failed (%s), no task started", err);
+        http_reply_error(r, 500, NULL, "Failed starting task");
+    } else {
+        http_reply_json(r, 200, o);
+    }
 out:
     json_object_put(items);
     free(url_id);
@@ -454,11 +465,11 @@ static void v2_start_job(struct req *r)
         return;
     const char *x = json_object_get_string(json_object_object_get(q, "taskId"));
     char id[37], filter[64], msg[200];
-    if (!loose_id(x, id)) {
+    if (!task_loose_id(x, id)) {
         http_reply_error(r, 400, NULL, "Invalid task ID: %s", x);
         return;
     }
-    if (c->startTaskFilter.enable && !allowed_id(c, id)) {
+    if (c->startTaskFilter.enable && !task_allowed_id(c, id)) {
         http_reply_error(r, 403, NULL, "Task ID %s is not allowed by the start task filter", id);
         return;
     }
@@ -484,7 +495,7 @@ static void v2_start_job(struct req *r)
         return;
     }
     long st;
-    if (start_one(c, id, &st, msg, sizeof msg) < 0) {
+    if (task_start_one(c, id, &st, msg, sizeof msg) < 0) {
         http_reply_error(r, 502, NULL, "%s", msg);
         return;
     }

@@ -4,7 +4,10 @@
 #include "master.h"
 #include "butlerd.h"
 #include "cfg.h"
+#include "events.h"
 #include "kv.h"
+#include "mqtt.h"
+#include "udp.h"
 #include "qrs.h"
 #include "shm.h"
 #include "log.h"
@@ -231,7 +234,7 @@ struct master {
     struct cfg *cfg;
     const struct master_opts *o;
     struct pool_env env;
-    int child_close[3];
+    int child_close[8192];
     unsigned gen;
     int announced;
     int reloading; /* a new generation is starting; older ones drain when it is ready */
@@ -271,6 +274,8 @@ static void snapshot_bg(struct master *m)
 static void on_other_child(pid_t pid, int status, void *arg)
 {
     struct master *m = arg;
+    if (events_reaped(pid, status))
+        return;
     if (pid != m->snap_pid) {
         log_info("child pid %ld exited", (long)pid);
         return;
@@ -371,12 +376,36 @@ static void reload(struct master *m)
     cfg_free(m->cfg);
     m->cfg = neu;
     m->env.cfg = neu;
+    mqtt_set_cfg(neu);
+    udp_set_cfg(neu);
+    if (neu->mqtt.enable)
+        events_reload(neu);
     m->gen++;
     log_info("configuration reloaded (gen %u)", m->gen);
     if (m->env.listen_fd >= 0) {
         m->reloading = 1;
         pool_start_gen(&m->env, m->gen);
     }
+}
+
+/* The master-only descriptors a forked child must close: the self-pipe, the MQTT
+ * connection and publish socket, the UDP sockets and the events process's socket.
+ * Some come and go, so the list is rebuilt before anything can fork. */
+static void refresh_child_close(struct master *m)
+{
+    int n = 0, max = (int)(sizeof m->child_close / sizeof m->child_close[0]) - 1;
+    m->child_close[n++] = selfpipe[0];
+    m->child_close[n++] = selfpipe[1];
+    n += mqtt_child_fds(m->child_close + n, max - n);
+    n += udp_child_fds(m->child_close + n, max - n);
+    n += events_child_fds(m->child_close + n, max - n);
+    m->child_close[n] = -1;
+}
+
+static void on_start_task_message(const char *payload, size_t len)
+{
+    if (events_submit(EV_START_TASK, payload, len) < 0)
+        log_warnx("MQTT start task message dropped: the events process is not running");
 }
 
 int master_run(struct cfg *cfg, const struct master_opts *o)
@@ -428,13 +457,18 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
     m.next_sweep = now_ms() + 1000;
     m.next_snapshot = now_ms() + (int64_t)cfg->kvPersistence.intervalSeconds * 1000;
     m.have_shm = 1;
+    shm_reset_volatile(); /* active users and counters start empty */
     qrs_load_credentials(cfg);
+    if (udp_start(cfg) < 0) /* before dropping privileges: ports below 1024 */
+        goto out;
     if (drop_privileges(cfg) < 0)
         goto out;
-
-    m.child_close[0] = selfpipe[0];
-    m.child_close[1] = selfpipe[1];
-    m.child_close[2] = -1;
+    if (mqtt_start(cfg) < 0)
+        goto out;
+    mqtt_set_start_handler(on_start_task_message);
+    refresh_child_close(&m);
+    if (cfg->mqtt.enable)
+        events_start(cfg, m.child_close);
     m.env.cfg = cfg;
     m.env.tls_cert = tls_cert;
     m.env.tls_key = tls_key;
@@ -450,24 +484,33 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
     int stopping = 0;
     int64_t stop_deadline = 0;
     for (;;) {
-        struct pollfd p[1 + 1024];
+        struct pollfd p[1 + 1024 + 4096 + 8];
+        refresh_child_close(&m);
         p[0].fd = selfpipe[0];
         p[0].events = POLLIN;
         p[0].revents = 0;
         int n = pool_pollfds(p + 1, 1024);
+        int nm = mqtt_pollfds(p + 1 + n, 4096 + 4);
+        int nu = udp_pollfds(p + 1 + n + nm, 2);
+        int ne = events_pollfds(p + 1 + n + nm + nu, 2);
         int timeout = pool_timers(&m.env);
-        int t2 = run_timers(&m);
-        if (timeout < 0 || t2 < timeout)
-            timeout = t2;
+        int tt[4] = {run_timers(&m), mqtt_timers(), udp_timers(), events_timers()};
+        for (int i = 0; i < 4; i++)
+            if (tt[i] >= 0 && (timeout < 0 || tt[i] < timeout))
+                timeout = tt[i];
         if (stopping) {
             int64_t left = stop_deadline - now_ms();
             if (timeout < 0 || left < timeout)
                 timeout = left > 0 ? (int)left : 0;
         }
-        if (poll(p, (nfds_t)n + 1, timeout) < 0 && errno != EINTR) {
+        if (poll(p, (nfds_t)(1 + n + nm + nu + ne), timeout) < 0 && errno != EINTR) {
             log_error("poll");
             break;
         }
+        mqtt_handle(p + 1 + n, nm);
+        udp_handle(p + 1 + n + nm, nu);
+        events_handle(p + 1 + n + nm + nu, ne);
+        refresh_child_close(&m);
         if (p[0].revents) {
             char b[64];
             while (read(selfpipe[0], b, sizeof b) > 0) {
@@ -502,6 +545,7 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
             else
                 log_info("log file reopened");
             pool_signal_all(SIGUSR1);
+            events_signal(SIGUSR1);
         }
         if (sig_hup && !stopping) {
             sig_hup = 0;
@@ -516,9 +560,11 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
                 m.env.listen_fd = -1;
             }
             pool_stop_all(m.cfg->shutdownTimeout);
+            udp_stop();
+            events_stop();
             stop_deadline = now_ms() + (int64_t)m.cfg->shutdownTimeout * 1000 + 3000;
         }
-        if (stopping && pool_count() == 0 && !m.snap_pid) {
+        if (stopping && pool_count() == 0 && !m.snap_pid && !events_running_any()) {
             rc = m.announced ? EXIT_OK : EXIT_FATAL;
             break;
         }
@@ -527,6 +573,7 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
             pool_kill_all();
             if (m.snap_pid)
                 kill(m.snap_pid, SIGKILL);
+            events_kill();
             stop_deadline = now_ms() + 1000;
         }
     }
@@ -541,6 +588,8 @@ out:
                 log_warnx("keeping shared memory %s: the next start re-attaches it", shm.name);
         }
     }
+    mqtt_stop();
+    udp_stop();
     notify(&m, rc == EXIT_OK ? '0' : '1');
     if (m.env.listen_fd >= 0)
         close(m.env.listen_fd);

@@ -7,6 +7,7 @@
 #include "kv.h"
 #include "log.h"
 #include "shm_table.h"
+#include "stats.h"
 #include "util.h"
 
 #include <errno.h>
@@ -51,16 +52,22 @@ void shm_geometry_from_cfg(const struct cfg *c, struct shm_geometry *g)
 }
 
 struct layout {
-    uint64_t ns_off, table_off, total;
+    uint64_t ns_off, table_off, users_off, stats_off, total;
 };
+
+static uint32_t users_slots(const struct shm_geometry *g) { return g->users_max + 1; }
 
 static void layout_for(const struct shm_geometry *g, struct layout *l)
 {
     l->ns_off = ALIGN64(sizeof(struct shm_header));
     l->table_off = ALIGN64(l->ns_off + kv_ns_bytes(g));
-    l->total = ALIGN64(l->table_off + shm_table_bytes(g->kv_stripes, g->kv_slots_per_stripe,
-                                                      g->kv_buckets_per_stripe,
-                                                      8 + g->kv_key_bytes, g->kv_value_bytes));
+    l->users_off = ALIGN64(l->table_off + shm_table_bytes(g->kv_stripes, g->kv_slots_per_stripe,
+                                                          g->kv_buckets_per_stripe,
+                                                          8 + g->kv_key_bytes, g->kv_value_bytes));
+    l->stats_off = ALIGN64(l->users_off + shm_table_bytes(1, users_slots(g),
+                                                          pow2_at_least(users_slots(g)),
+                                                          USERS_KEY_MAX, sizeof(int64_t)));
+    l->total = ALIGN64(l->stats_off + sizeof(struct stats));
 }
 
 uint64_t shm_region_size(const struct cfg *c)
@@ -100,7 +107,8 @@ static int try_attach(const struct shm_geometry *g, const struct layout *l)
         ok = !memcmp(h->magic, SHM_MAGIC, sizeof SHM_MAGIC) && h->format == SHM_FORMAT &&
              h->header_size == sizeof *h && h->total_size == l->total &&
              !memcmp(&h->geo, g, sizeof *g) && h->kv_ns_off == l->ns_off &&
-             h->kv_table_off == l->table_off && h->ready == 1;
+             h->kv_table_off == l->table_off && h->users_off == l->users_off &&
+             h->stats_off == l->stats_off && h->ready == 1;
         if (!ok) {
             munmap(shm.base, shm.size);
             shm.base = NULL;
@@ -154,6 +162,8 @@ int shm_open_region(const struct cfg *c)
     h->geo = g;
     h->kv_ns_off = l.ns_off;
     h->kv_table_off = l.table_off;
+    h->users_off = l.users_off;
+    h->stats_off = l.stats_off;
     if (getrandom(&h->hash_seed, sizeof h->hash_seed, 0) != sizeof h->hash_seed)
         h->hash_seed = (uint64_t)now_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
     kv_init_region(l.ns_off, &g);
@@ -179,6 +189,42 @@ int shm_chown_region(uid_t uid, gid_t gid)
         return -1;
     }
     close(fd);
+    return 0;
+}
+
+void shm_reset_volatile(void)
+{
+    const struct shm_geometry *g = &shm.hdr->geo;
+    uint32_t n = users_slots(g);
+    /* No other process is attached yet, so the table is simply rebuilt. */
+    shm_table_init(shm_ptr(shm.hdr->users_off), shm.hdr->users_off, 1, n, pow2_at_least(n),
+                   USERS_KEY_MAX, sizeof(int64_t));
+    memset(shm_ptr(shm.hdr->stats_off), 0, sizeof(struct stats));
+}
+
+int shm_attach_readonly(const struct cfg *c)
+{
+    snprintf(shm.name, sizeof shm.name, "%s.%d", c->shm.name, c->rest.serverPort);
+    int fd = shm_open(shm.name, O_RDONLY, 0);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    void *p = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && (size_t)st.st_size >= sizeof(struct shm_header))
+        p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return -1;
+    const struct shm_header *h = p;
+    if (memcmp(h->magic, SHM_MAGIC, sizeof SHM_MAGIC) || h->format != SHM_FORMAT ||
+        h->total_size != (uint64_t)st.st_size || !h->ready) {
+        munmap(p, (size_t)st.st_size);
+        errno = EPROTO;
+        return -1;
+    }
+    shm.base = p;
+    shm.size = (size_t)st.st_size;
+    shm.hdr = p;
     return 0;
 }
 

@@ -9,7 +9,7 @@
 #include <sys/types.h>
 
 #define SHM_MAGIC "BUTLERD"
-#define SHM_FORMAT 2
+#define SHM_FORMAT 3
 
 struct cfg;
 
@@ -28,11 +28,16 @@ struct shm_header {
     struct shm_geometry geo;
     uint64_t kv_ns_off;    /* struct kv_nstable */
     uint64_t kv_table_off; /* struct shm_table */
+    uint64_t users_off;    /* struct shm_table of active-user entries */
+    uint64_t stats_off;    /* struct stats */
     uint64_t hash_seed;
     uint64_t seq;          /* creation order of keys and namespaces (atomic) */
     uint64_t mutations;    /* bumped by every KV write; the snapshot compares it */
     uint32_t ready;        /* set last: a segment without it is half-built */
 };
+
+/* Active-user entries: key "host\0dir\0user", value the last-seen time. */
+#define USERS_KEY_MAX 768
 
 struct shm_region {
     unsigned char *base;
@@ -52,6 +57,11 @@ int shm_open_region(const struct cfg *cfg);
 int shm_chown_region(uid_t uid, gid_t gid);
 /* Removes the segment name (orderly shutdown); the mapping stays valid. */
 void shm_unlink_region(void);
+/* Empties the active-user table and zeroes the counters (master, before forking:
+ * both are memory-only and start empty with every master). */
+void shm_reset_volatile(void);
+/* Maps the running instance's segment read-only (butlerd -S); 0 or -1. */
+int shm_attach_readonly(const struct cfg *cfg);
 void shm_geometry_from_cfg(const struct cfg *cfg, struct shm_geometry *g);
 /* Bytes of address space the configuration's geometry needs. */
 uint64_t shm_region_size(const struct cfg *cfg);

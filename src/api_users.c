@@ -1,0 +1,31 @@
+/* Active users (spec 2.15, 2.16): read from the shared table the master keeps. */
+#include "api.h"
+#include "http.h"
+#include "users.h"
+
+static void reply_count(struct req *r, int bare)
+{
+    struct users_view v;
+    users_view(&v);
+    json_object *n = json_object_new_int64((int64_t)v.nusers);
+    users_view_free(&v);
+    if (bare) {
+        http_reply_json(r, 200, n);
+        return;
+    }
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "response", n);
+    http_reply_json(r, 200, o);
+}
+
+static void reply_list(struct req *r)
+{
+    struct users_view v;
+    users_view(&v);
+    http_reply_json(r, 200, users_view_json(&v));
+    users_view_free(&v);
+}
+
+void api_active_user_count(struct req *r) { reply_count(r, 0); }
+void api_v2_active_user_count(struct req *r) { reply_count(r, 1); }
+void api_active_users(struct req *r) { reply_list(r); }

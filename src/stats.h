@@ -1,0 +1,47 @@
+/* Counters every process can read: they live in the shared segment and are only
+ * ever changed with atomic adds, so a process killed at any instant leaves them
+ * valid. `butlerd -S` prints them from the running instance. */
+#ifndef STATS_H
+#define STATS_H
+
+#include "shm.h"
+
+#include <stdint.h>
+
+/* UDP sockets, indexed by enum udp_sock. */
+enum { UDP_TASK, UDP_SESSION, UDP_NSOCK };
+
+struct udp_counters {
+    uint64_t received;        /* datagrams read from the socket */
+    uint64_t dropped_source;  /* sender not in the allow-list */
+    uint64_t dropped_size;    /* longer than maxMessageSize */
+    uint64_t dropped_rate;    /* over the per-minute budget */
+    uint64_t dropped_queue;   /* processing queue full */
+    uint64_t duplicates;      /* execution ID seen before */
+    uint64_t malformed;       /* too few fields, bad GUID, unknown type, empty user */
+    uint64_t accepted;        /* passed every check and dispatched */
+};
+
+struct stats {
+    struct udp_counters udp[UDP_NSOCK];
+    uint64_t users_full;          /* active-user entries not added: table full */
+    uint64_t mqtt_connects;       /* successful connects to the broker */
+    uint64_t mqtt_published;      /* messages handed to the broker connection */
+    uint64_t mqtt_not_connected;  /* publications dropped or refused: not connected */
+    uint64_t mqtt_publish_failed; /* library errors and acknowledgement timeouts */
+    uint64_t mqtt_received;       /* messages received on the subscription */
+    uint64_t mqtt_task_starts;    /* start-task messages acted on */
+    uint64_t events_done;         /* task events fully handled by the events process */
+    uint64_t events_failed;       /* task events whose QRS lookups failed */
+};
+
+static inline struct stats *stats(void)
+{
+    return (struct stats *)(void *)(shm.base + shm.hdr->stats_off);
+}
+
+#define STAT_ADD(field, n) __atomic_add_fetch(&stats()->field, (n), __ATOMIC_RELAXED)
+#define STAT_INC(field) STAT_ADD(field, 1)
+#define STAT_GET(field) __atomic_load_n(&stats()->field, __ATOMIC_RELAXED)
+
+#endif

@@ -1,0 +1,218 @@
+/* Task failed/aborted events: enrichment from QRS and fan-out (spec 5.4, 6.4). */
+#include "taskevent.h"
+#include "cfg.h"
+#include "events.h"
+#include "log.h"
+#include "qrs.h"
+#include "stats.h"
+#include "util.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct task_event {
+    int aborted;
+    const char *f[11];
+    json_object *task; /* QRS task/full element */
+    json_object *app;  /* QRS app/full element */
+};
+
+/* ------------------------------------------------------------ destinations */
+
+static int mqtt_wants(const struct cfg *c, const struct task_event *e)
+{
+    return c->mqtt.enable;
+}
+
+static json_object *names_of(json_object *o, const char *member)
+{
+    json_object *out = json_object_new_array(), *arr, *name;
+    if (json_object_object_get_ex(o, member, &arr) && json_object_is_type(arr, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(arr); i++)
+            if (json_object_object_get_ex(json_object_array_get_idx(arr, i), "name", &name))
+                json_object_array_add(out, json_object_get(name));
+    return out;
+}
+
+static json_object *custom_props(json_object *o)
+{
+    json_object *out = json_object_new_array(), *arr;
+    if (!json_object_object_get_ex(o, "customProperties", &arr) ||
+        !json_object_is_type(arr, json_type_array))
+        return out;
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        json_object *cp = json_object_array_get_idx(arr, i), *def, *name = NULL, *val = NULL;
+        if (json_object_object_get_ex(cp, "definition", &def))
+            json_object_object_get_ex(def, "name", &name);
+        json_object_object_get_ex(cp, "value", &val);
+        json_object *p = json_object_new_object();
+        json_object_object_add(p, "name", json_object_get(name));
+        json_object_object_add(p, "value", json_object_get(val));
+        json_object_array_add(out, p);
+    }
+    return out;
+}
+
+/* "INTERNAL\\sa_scheduler" as logged becomes INTERNAL\sa_scheduler. */
+static char *collapse_backslashes(const char *s)
+{
+    char *out = xstrdup(s), *d = out;
+    for (const char *p = s; *p; p++) {
+        *d++ = *p;
+        if (p[0] == '\\' && p[1] == '\\')
+            p++;
+    }
+    *d = '\0';
+    return out;
+}
+
+static void add_str(json_object *o, const char *k, const char *v)
+{
+    json_object_object_add(o, k, json_object_new_string(v));
+}
+
+static void mqtt_send(const struct cfg *c, const struct task_event *e)
+{
+    const char *topic = e->aborted ? c->mqtt.taskAbortedTopic : c->mqtt.taskFailureTopic;
+    const char *full = e->aborted ? c->mqtt.taskAbortedFullTopic : c->mqtt.taskFailureFullTopic;
+    int send_full = e->aborted ? c->mqtt.taskAbortedSendFull : c->mqtt.taskFailureSendFull;
+    events_publish(topic, e->f[2], strlen(e->f[2]));
+    if (!send_full)
+        return;
+    json_object *o = json_object_new_object();
+    char *user = collapse_backslashes(e->f[4]);
+    add_str(o, "hostName", e->f[1]);
+    add_str(o, "user", user);
+    add_str(o, "taskName", e->f[2]);
+    add_str(o, "taskId", e->f[5]);
+    add_str(o, "appName", e->f[3]);
+    add_str(o, "appId", e->f[6]);
+    add_str(o, "logTimeStamp", e->f[7]);
+    add_str(o, "logLevel", e->f[8]);
+    add_str(o, "executionId", e->f[9]);
+    add_str(o, "logMessage", e->f[10]);
+    json_object_object_add(o, "qs_appTags", names_of(e->app, "tags"));
+    json_object_object_add(o, "qs_appCustomProperties", custom_props(e->app));
+    json_object_object_add(o, "qs_taskTags", names_of(e->task, "tags"));
+    json_object_object_add(o, "qs_taskCustomProperties", custom_props(e->task));
+    if (e->aborted)
+        json_object_object_add(o, "qs_appMetadata", json_object_get(e->app));
+    json_object_object_add(o, "qs_taskMetadata", json_object_get(e->task));
+    size_t len;
+    const char *js = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    events_publish(full, js, len);
+    json_object_put(o);
+    free(user);
+}
+
+static const struct destination {
+    const char *name;
+    int (*wants)(const struct cfg *, const struct task_event *);
+    void (*send)(const struct cfg *, const struct task_event *);
+} destinations[] = {
+    {"MQTT", mqtt_wants, mqtt_send},
+};
+#define NDEST (sizeof destinations / sizeof destinations[0])
+
+/* ------------------------------------------------------------ QRS lookups */
+
+/* GET /qrs/PATH?filter=id eq ID; returns the parsed array, or NULL (logged). */
+static json_object *qrs_array(const struct cfg *c, const char *path, const char *id,
+                              const char *what)
+{
+    char filter[64];
+    snprintf(filter, sizeof filter, "id eq %s", id);
+    struct qrs_resp q;
+    json_object *arr = NULL;
+    if (qrs_call(c, "GET", path, filter, NULL, &q) < 0)
+        log_errorx("%s: QRS request failed: %s", what, q.error);
+    else if (q.status != 200)
+        log_errorx("%s: QRS responded with HTTP %ld", what, q.status);
+    else if (!(arr = json_tokener_parse(q.body.p)) || !json_object_is_type(arr, json_type_array)) {
+        log_errorx("%s: QRS answer is not a JSON array", what);
+        json_object_put(arr);
+        arr = NULL;
+    }
+    qrs_resp_free(&q);
+    return arr;
+}
+
+static const char *const task_types[] = {"reload", "external program", "user sync",
+                                         "distribute", "preload"};
+
+void taskevent_handle(const struct cfg *c, const char *job)
+{
+    json_object *j = json_tokener_parse(job), *fields, *outcome;
+    if (!j || !json_object_object_get_ex(j, "fields", &fields) ||
+        !json_object_object_get_ex(j, "outcome", &outcome) ||
+        json_object_array_length(fields) != 11) {
+        log_errorx("task event: bad job from the master");
+        json_object_put(j);
+        return;
+    }
+    struct task_event e = {0};
+    e.aborted = !strcmp(json_object_get_string(outcome), "aborted");
+    for (int i = 0; i < 11; i++)
+        e.f[i] = json_object_get_string(json_object_array_get_idx(fields, i));
+    const char *what = e.aborted ? "aborted task" : "failed task";
+
+    int wanted = 0;
+    for (size_t i = 0; i < NDEST; i++)
+        wanted |= destinations[i].wants(c, &e);
+    json_object *tasks = NULL, *full = NULL, *apps = NULL;
+    if (!wanted)
+        goto out;
+    int ok = 0;
+    tasks = qrs_array(c, "task", e.f[5], what);
+    if (!tasks)
+        goto out;
+    if (json_object_array_length(tasks) == 0) {
+        log_warnx("Task ID %s does not exist in Sense", e.f[5]);
+        goto out;
+    }
+    full = qrs_array(c, "task/full", e.f[5], what);
+    if (!full)
+        goto out;
+    if (json_object_array_length(full) != 1) {
+        log_errorx("%s: QRS returned %zu full tasks for %s", what, json_object_array_length(full),
+                   e.f[5]);
+        goto out;
+    }
+    e.task = json_object_array_get_idx(full, 0);
+    json_object *tt;
+    int type = json_object_object_get_ex(e.task, "taskType", &tt) ? json_object_get_int(tt) : 0;
+    if (type != 0) {
+        log_info("%s %s (%s) is a %s task: no notifications", what, e.f[5], e.f[2],
+                 type > 0 && type < 5 ? task_types[type] : "unknown type of");
+        ok = 1;
+        goto out;
+    }
+    if (!*e.f[6]) {
+        log_warnx("%s %s (%s): the event has no app ID", what, e.f[5], e.f[2]);
+        goto out;
+    }
+    apps = qrs_array(c, "app/full", e.f[6], what);
+    if (!apps)
+        goto out;
+    if (json_object_array_length(apps) == 0) {
+        log_warnx("%s %s: app %s does not exist in Sense", what, e.f[5], e.f[6]);
+        goto out;
+    }
+    e.app = json_object_array_get_idx(apps, 0);
+    for (size_t i = 0; i < NDEST; i++)
+        if (destinations[i].wants(c, &e))
+            destinations[i].send(c, &e);
+    ok = 1;
+out:
+    if (wanted)
+        STAT_INC(events_done);
+    if (wanted && !ok)
+        STAT_INC(events_failed);
+    json_object_put(tasks);
+    json_object_put(full);
+    json_object_put(apps);
+    json_object_put(j);
+}

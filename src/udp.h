@@ -1,0 +1,31 @@
+/* UDP intake (spec 6), in the master: the task-event and session-event sockets, the
+ * intake pipeline (allow-list, size, rate, decode, de-duplication, queue, sanitise,
+ * dispatch), active-user tracking and the active-user publications. */
+#ifndef UDP_H
+#define UDP_H
+
+#include <poll.h>
+#include <stddef.h>
+
+struct cfg;
+
+/* Binds the sockets (a port that cannot be bound is fatal: -1). */
+int udp_start(const struct cfg *cfg);
+/* New configuration (limits, allow-list, topics; addresses and ports need a restart). */
+void udp_set_cfg(const struct cfg *cfg);
+int udp_pollfds(struct pollfd *p, int max);
+void udp_handle(const struct pollfd *p, int n);
+/* Idle expiry, drop summaries; returns ms to the next timer or -1. */
+int udp_timers(void);
+int udp_child_fds(int *out, int max);
+void udp_stop(void);
+
+/* Exposed for the unit tests. */
+/* Copies LEN bytes of IN to OUT as valid UTF-8, each invalid sequence replaced by
+ * U+FFFD. */
+void udp_utf8_clean(const unsigned char *in, size_t len, char **out, size_t *outlen);
+/* Removes U+0000-U+001F and U+007F and cuts S (valid UTF-8) to MAX code points, in
+ * place. */
+void udp_sanitise(char *s, size_t max_cp);
+
+#endif

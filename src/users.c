@@ -1,0 +1,192 @@
+/* Active users in shared memory. One stripe: the master is the only writer and the
+ * table is small (butlerd.shm.maxActiveUsers), so readers copy it out under the lock
+ * and do the sorting and de-duplication outside it. */
+#include "users.h"
+#include "shm.h"
+#include "shm_table.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct shm_table *tbl(void) { return shm_ptr(shm.hdr->users_off); }
+
+/* Builds "host\0dir\0user" into K; returns its length, or 0 if it does not fit. */
+static size_t make_key(char k[USERS_KEY_MAX], const char *host, const char *dir,
+                       const char *user)
+{
+    size_t hl = strlen(host), dl = strlen(dir), ul = strlen(user);
+    size_t n = hl + dl + ul + 2;
+    if (n > USERS_KEY_MAX)
+        return 0;
+    memcpy(k, host, hl + 1);
+    memcpy(k + hl + 1, dir, dl + 1);
+    memcpy(k + hl + dl + 2, user, ul);
+    return n;
+}
+
+int users_add(const char *host, const char *dir, const char *user, int64_t now)
+{
+    char k[USERS_KEY_MAX];
+    size_t n = make_key(k, host, dir, user);
+    if (!n)
+        return USERS_TOO_LONG;
+    struct shm_table *t = tbl();
+    uint32_t h = shm_hash(k, n, shm.hdr->hash_seed);
+    uint64_t seq = __atomic_add_fetch(&shm.hdr->seq, 1, __ATOMIC_RELAXED);
+    shm_table_lock(t, 0);
+    int rc = shm_table_put(t, 0, h, k, (uint32_t)n, &now, sizeof now, 0, seq, 1);
+    shm_table_unlock(t, 0);
+    return rc == 1 ? USERS_NEW : rc == 0 ? USERS_REFRESHED : USERS_FULL;
+}
+
+int users_remove(const char *host, const char *dir, const char *user)
+{
+    char k[USERS_KEY_MAX];
+    size_t n = make_key(k, host, dir, user);
+    if (!n)
+        return 0;
+    struct shm_table *t = tbl();
+    uint32_t h = shm_hash(k, n, shm.hdr->hash_seed);
+    shm_table_lock(t, 0);
+    int rc = shm_table_del(t, 0, h, k, (uint32_t)n);
+    shm_table_unlock(t, 0);
+    return rc;
+}
+
+struct expire_arg {
+    int64_t cutoff;
+    unsigned n;
+};
+
+static int expire_cb(struct shm_slot *sl, void *arg)
+{
+    struct expire_arg *a = arg;
+    int64_t seen;
+    memcpy(&seen, sl->data + sl->klen, sizeof seen);
+    if (seen >= a->cutoff)
+        return 0;
+    a->n++;
+    return 1;
+}
+
+unsigned users_expire(int64_t cutoff)
+{
+    struct expire_arg a = {cutoff, 0};
+    struct shm_table *t = tbl();
+    shm_table_lock(t, 0);
+    shm_table_visit(t, 0, expire_cb, &a);
+    shm_table_unlock(t, 0);
+    return a.n;
+}
+
+/* ------------------------------------------------------------------ reading */
+
+struct entry {
+    const char *host, *dir, *user; /* into the copied key bytes */
+    uint64_t seq;
+};
+
+struct copy_arg {
+    struct entry *e;
+    size_t n, cap;
+    struct buf keys; /* key bytes, NUL-terminated, one after another */
+    size_t *off;     /* offset of each entry's key in KEYS */
+};
+
+static int copy_cb(struct shm_slot *sl, void *arg)
+{
+    struct copy_arg *a = arg;
+    if (a->n == a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 64;
+        a->e = xrealloc(a->e, a->cap * sizeof *a->e);
+        a->off = xrealloc(a->off, a->cap * sizeof *a->off);
+    }
+    uint32_t klen = sl->klen < USERS_KEY_MAX ? sl->klen : USERS_KEY_MAX;
+    a->off[a->n] = a->keys.len;
+    a->e[a->n].seq = sl->seq;
+    buf_append(&a->keys, sl->data, klen);
+    buf_append(&a->keys, "\0\0\0", 3); /* a damaged key still yields three strings */
+    a->n++;
+    return 0;
+}
+
+/* Orders by (dir, user), then by creation, so the first of each run is the pair's
+ * earliest entry. */
+static int by_pair(const void *x, const void *y)
+{
+    const struct entry *a = x, *b = y;
+    int c = strcmp(a->dir, b->dir);
+    if (!c)
+        c = strcmp(a->user, b->user);
+    if (!c)
+        c = a->seq < b->seq ? -1 : a->seq > b->seq;
+    return c;
+}
+
+static int by_seq(const void *x, const void *y)
+{
+    const struct entry *a = x, *b = y;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+int users_view(struct users_view *v)
+{
+    memset(v, 0, sizeof *v);
+    struct copy_arg a = {0};
+    struct shm_table *t = tbl();
+    shm_table_lock(t, 0);
+    shm_table_visit(t, 0, copy_cb, &a);
+    shm_table_unlock(t, 0);
+
+    v->nentries = a.n;
+    v->hosts = xcalloc(a.n + 1, sizeof *v->hosts);
+    for (size_t i = 0; i < a.n; i++) {
+        const char *k = a.keys.p + a.off[i];
+        a.e[i].host = k;
+        a.e[i].dir = k + strlen(k) + 1;
+        a.e[i].user = a.e[i].dir + strlen(a.e[i].dir) + 1;
+        v->hosts[i] = (char *)a.e[i].host;
+    }
+    /* Distinct pairs, each with its earliest entry, then in order of that entry. */
+    qsort(a.e, a.n, sizeof *a.e, by_pair);
+    size_t m = 0;
+    for (size_t i = 0; i < a.n; i++)
+        if (m == 0 || strcmp(a.e[i].dir, a.e[m - 1].dir) || strcmp(a.e[i].user, a.e[m - 1].user))
+            a.e[m++] = a.e[i];
+    qsort(a.e, m, sizeof *a.e, by_seq);
+    v->nusers = m;
+    v->names = xcalloc(m + 1, sizeof *v->names);
+    for (size_t i = 0; i < m; i++)
+        v->names[i] = xasprintf("%s/%s", a.e[i].dir, a.e[i].user);
+    free(a.e);
+    free(a.off);
+    v->mem = a.keys.p; /* hosts point into it */
+    return 0;
+}
+
+void users_view_free(struct users_view *v)
+{
+    for (size_t i = 0; i < v->nusers; i++)
+        free(v->names[i]);
+    free(v->names);
+    free(v->hosts);
+    free(v->mem);
+    memset(v, 0, sizeof *v);
+}
+
+size_t users_view_host_count(const struct users_view *v, const char *host)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < v->nentries; i++)
+        n += !strcmp(v->hosts[i], host);
+    return n;
+}
+
+json_object *users_view_json(const struct users_view *v)
+{
+    json_object *a = json_object_new_array_ext((int)v->nusers);
+    for (size_t i = 0; i < v->nusers; i++)
+        json_object_array_add(a, json_object_new_string(v->names[i]));
+    return a;
+}

@@ -1,0 +1,35 @@
+/* Active users (spec 6.6): entries (host, user directory, user id) in a shared-memory
+ * table written by the master's UDP intake and read by every worker. A user is a
+ * distinct (directory, id) pair; users are listed in the order they were first added. */
+#ifndef USERS_H
+#define USERS_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum { USERS_NEW = 1, USERS_REFRESHED = 0, USERS_FULL = -1, USERS_TOO_LONG = -2 };
+
+/* Adds (host, dir, user) or refreshes its last-seen time NOW (CLOCK_REALTIME ms). */
+int users_add(const char *host, const char *dir, const char *user, int64_t now);
+/* Removes that one entry; returns 1 if it was there. */
+int users_remove(const char *host, const char *dir, const char *user);
+/* Removes entries last seen before CUTOFF; returns how many. */
+unsigned users_expire(int64_t cutoff);
+
+/* A consistent copy of the table, taken under its lock. */
+struct users_view {
+    size_t nusers;   /* distinct (dir, user) pairs */
+    char **names;    /* "dir/user", in order of first addition */
+    size_t nentries; /* entries, i.e. (host, dir, user) triples */
+    char **hosts;    /* host of each entry (pointers into the copy) */
+    void *mem;
+};
+int users_view(struct users_view *v);
+void users_view_free(struct users_view *v);
+/* Entries of HOST in the view. */
+size_t users_view_host_count(const struct users_view *v, const char *host);
+/* ["dir/user", ...] */
+json_object *users_view_json(const struct users_view *v);
+
+#endif
