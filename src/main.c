@@ -3,6 +3,10 @@
 #include "cfg.h"
 #include "log.h"
 #include "master.h"
+#include "shm.h"
+#include "stats.h"
+
+#include <json-c/json.h>
 
 #include <curl/curl.h>
 
@@ -17,10 +21,11 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: butlerd [-f] [-t] [-c file] [-V] [-h]\n"
+            "usage: butlerd [-f] [-t] [-S] [-c file] [-V] [-h]\n"
             "  -c file  configuration file (default %s)\n"
             "  -t       test the configuration and exit\n"
             "  -f       stay in the foreground and log to stderr\n"
+            "  -S       print the running instance's counters (JSON) and exit\n"
             "  -V       print the version and exit\n"
             "  -h       print this help and exit\n",
             BUTLERD_DEFAULT_CONF);
@@ -80,16 +85,63 @@ static int daemonize(int *notify_fd)
     return 0;
 }
 
+static json_object *u64(uint64_t v) { return json_object_new_int64((int64_t)v); }
+
+/* butlerd -S: the running instance's counters, read from its shared segment. */
+static int print_stats(const struct cfg *c)
+{
+    if (shm_attach_readonly(c) < 0) {
+        fprintf(stderr, "butlerd: no running butlerd for %s (shared memory %s.%d: %s)\n",
+                c->file, c->shm.name, c->rest.serverPort, strerror(errno));
+        return EXIT_FATAL;
+    }
+    const struct stats *st = stats();
+    json_object *o = json_object_new_object(), *udp = json_object_new_object();
+    static const char *const names[UDP_NSOCK] = {"taskEvents", "sessionEvents"};
+    for (int i = 0; i < UDP_NSOCK; i++) {
+        const struct udp_counters *u = &st->udp[i];
+        json_object *x = json_object_new_object();
+        json_object_object_add(x, "received", u64(u->received));
+        json_object_object_add(x, "accepted", u64(u->accepted));
+        json_object_object_add(x, "malformed", u64(u->malformed));
+        json_object_object_add(x, "duplicates", u64(u->duplicates));
+        json_object_object_add(x, "droppedSource", u64(u->dropped_source));
+        json_object_object_add(x, "droppedSize", u64(u->dropped_size));
+        json_object_object_add(x, "droppedRate", u64(u->dropped_rate));
+        json_object_object_add(x, "droppedQueue", u64(u->dropped_queue));
+        json_object_object_add(udp, names[i], x);
+    }
+    json_object_object_add(o, "udp", udp);
+    json_object_object_add(o, "activeUsersNotAdded", u64(st->users_full));
+    json_object *m = json_object_new_object();
+    json_object_object_add(m, "connects", u64(st->mqtt_connects));
+    json_object_object_add(m, "published", u64(st->mqtt_published));
+    json_object_object_add(m, "notConnected", u64(st->mqtt_not_connected));
+    json_object_object_add(m, "publishFailed", u64(st->mqtt_publish_failed));
+    json_object_object_add(m, "received", u64(st->mqtt_received));
+    json_object_object_add(m, "taskStartMessages", u64(st->mqtt_task_starts));
+    json_object_object_add(o, "mqtt", m);
+    json_object *e = json_object_new_object();
+    json_object_object_add(e, "taskEventsHandled", u64(st->events_done));
+    json_object_object_add(e, "taskEventsFailed", u64(st->events_failed));
+    json_object_object_add(o, "events", e);
+    printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     const char *conf = BUTLERD_DEFAULT_CONF;
-    int test = 0, fg = 0, opt;
+    int test = 0, fg = 0, show_stats = 0, opt;
 
-    while ((opt = getopt(argc, argv, "c:tfVh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:tfSVh")) != -1) {
         switch (opt) {
         case 'c': conf = optarg; break;
         case 't': test = 1; break;
         case 'f': fg = 1; break;
+        case 'S': show_stats = 1; break;
         case 'V': printf("butlerd %s\n", BUTLERD_VERSION); return EXIT_OK;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
@@ -115,6 +167,12 @@ int main(int argc, char **argv)
         cfg_free(cfg);
         cfg_msgs_free(&msgs);
         return EXIT_OK;
+    }
+    if (cfg && show_stats) {
+        int rc = print_stats(cfg);
+        cfg_free(cfg);
+        cfg_msgs_free(&msgs);
+        return rc;
     }
     if (!cfg) {
         print_list(&msgs.errors, "butlerd: ");
