@@ -14,7 +14,7 @@ static void publish(struct req *r, json_object *echo, const char *topic, size_t 
 {
     const struct cfg *c = r->cfg;
     if (!mqtt_topic_valid(topic, tlen)) {
-        http_reply_error(r, 400, NULL, "Invalid MQTT topic: %.*s", (int)tlen, topic);
+        http_reply_error_bytes(r, 400, "Invalid MQTT topic: ", topic, tlen);
         json_object_put(echo);
         return;
     }

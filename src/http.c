@@ -204,6 +204,18 @@ void http_reply_error(struct req *r, unsigned status, const char *code, const ch
     http_reply_json(r, status, error_body(status, code, msg));
 }
 
+void http_reply_error_bytes(struct req *r, unsigned status, const char *prefix,
+                            const char *data, size_t len)
+{
+    struct buf m = {0};
+    buf_append(&m, prefix, strlen(prefix));
+    buf_append(&m, data, len);
+    json_object *o = error_body(status, NULL, "");
+    json_object_object_add(o, "message", json_object_new_string_len(m.p, (int)m.len));
+    buf_free(&m);
+    http_reply_json(r, status, o);
+}
+
 static void reply_status(struct req *r, unsigned status)
 {
     switch (status) {

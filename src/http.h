@@ -61,6 +61,10 @@ void http_reply_error(struct req *r, unsigned status, const char *code, const ch
     __attribute__((format(printf, 4, 5)));
 
 void http_reply_empty(struct req *r, unsigned status); /* 204: no body, no type */
+/* An error whose message is PREFIX followed by LEN bytes of DATA (which may hold
+ * anything, NUL included). */
+void http_reply_error_bytes(struct req *r, unsigned status, const char *prefix,
+                            const char *data, size_t len);
 
 /* Path parameter I, percent-decoded (malloc'd, length in *LEN), or NULL after a
  * 400 FST_ERR_BAD_URL reply has been sent. */
