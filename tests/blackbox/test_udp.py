@@ -14,6 +14,7 @@ them to carry the expected value and never count them."""
 
 import json
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -662,3 +663,67 @@ def test_rate_limit_per_socket(taskd):
     time.sleep(1.5)
     assert [m for m in s.since(mark) if m.topic in EVENT_TOPICS] == []
     alive(d)
+
+
+# ------------------------------------------------------------------ counters (butlerd -S)
+
+
+def stats(d):
+    """The running instance's counters, as `butlerd -S` prints them."""
+    out = subprocess.run([harness.binary(), "-S", "-c", d.config_path], capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def wait_stats(d, pick, expected, timeout=5.0):
+    end = time.monotonic() + timeout
+    while True:
+        got = pick(stats(d))
+        if got == expected or time.monotonic() > end:
+            return got
+        time.sleep(0.05)
+
+
+def test_drops_are_counted(taskd):
+    d, s = taskd({"Butler": {"udpServerConfig": {"maxMessageSize": 1000,
+                                                 "enableSourceValidation": True,
+                                                 "allowedSources": ["127.0.0.1"]}}})
+    f = fields("failed", T1, A1)
+    d.task_tx.send(join(f))                                    # accepted
+    d.task_tx.send(join(f))                                    # duplicate execution ID
+    d.task_tx.send(b"/scheduler-task-failed/;" + b"x" * 1000)  # oversize
+    d.task_tx.send(b"/scheduler-task-failed/;h;only;four")     # too few fields
+    d.task_tx.send(b"/no-such-type/;h;x")                      # unknown type
+    other = Sender(d.tport, source="127.0.0.2")                # not an allowed source
+    try:
+        other.send(join(fields("failed", T1, A1)))
+    finally:
+        other.close()
+    want = {"received": 6, "accepted": 1, "malformed": 2, "duplicates": 1, "droppedSource": 1,
+            "droppedSize": 1, "droppedRate": 0, "droppedQueue": 0}
+    assert wait_stats(d, lambda st: st["udp"]["taskEvents"], want) == want
+    s.wait_message(T_FAIL_FULL)
+    got = wait_stats(d, lambda st: st["events"]["taskEventsHandled"], 1)
+    assert got == 1
+    assert stats(d)["mqtt"]["connects"] == 1
+
+
+def test_rate_drops_are_counted(start_daemon):
+    d = udp_daemon(start_daemon, overrides={"Butler": {"udpServerConfig": {
+        "rateLimit": {"enable": True, "maxMessagesPerMinute": 2}}}}, workers=1)
+    avoid_minute_boundary()
+    for u in ("a", "b", "c", "d"):
+        d.sess_tx.send(start_ev("h", "ACME", u))
+    want = {"received": 4, "accepted": 2, "malformed": 0, "duplicates": 0, "droppedSource": 0,
+            "droppedSize": 0, "droppedRate": 2, "droppedQueue": 0}
+    assert wait_stats(d, lambda st: st["udp"]["sessionEvents"], want) == want
+    assert users_now(d) == ["ACME/a", "ACME/b"]
+
+
+def test_stats_without_a_running_instance(tmp_path):
+    conf = tmp_path / "b.conf"
+    conf.write_text(harness.config_text(harness.free_port(), str(tmp_path)))
+    out = subprocess.run([harness.binary(), "-S", "-c", str(conf)], capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode != 0 and "no running butlerd" in out.stderr
