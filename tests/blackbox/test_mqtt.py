@@ -12,6 +12,7 @@ broker restart (butlerd's backoff is 1 s doubling)."""
 
 import collections
 import json
+import os
 import re
 import time
 
@@ -576,3 +577,53 @@ def test_custom_root_and_start_topic(start_daemon, broker, subs, sim, certs):
     wait_starts(sim, collections.Counter([T1]))
     time.sleep(SETTLE)
     assert sim.starts() == [T1]
+
+
+# ------------------------------------------------------------------ the events process
+
+
+def wait_events_pid(d, exclude=(), timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        m = re.findall(r"events process pid (\d+) started", d.log())
+        live = [int(p) for p in m if int(p) not in exclude and harness.alive(int(p))]
+        if live:
+            return live[-1]
+        time.sleep(0.05)
+    raise AssertionError("no events process\n" + d.log_tail())
+
+
+def test_events_process_killed_is_respawned(start_daemon, broker, subs, sim, certs):
+    import signal as sg
+    d = mqtt_daemon(start_daemon, broker, qrs_overrides(sim, certs))
+    pub = publisher(broker, subs)
+    first = wait_events_pid(d)
+    os.kill(first, sg.SIGKILL)
+    d.wait_log(r"events process pid %d killed by signal 9" % first, 5)
+    second = wait_events_pid(d, exclude=(first,))
+    assert second != first
+    pub.publish(START_TOPIC, T1.encode())          # the new one starts tasks
+    wait_starts(sim, collections.Counter([T1]))
+    assert d.get("/v4/butlerping").status == 200
+
+
+def test_reload_starts_new_events_process_with_new_filter(start_daemon, broker, subs, sim, certs):
+    import signal as sg
+    def flt(ids):
+        return {"Butler": {"startTaskFilter": filter_cfg({"taskId": ids, "tag": []})}}
+    ov = harness.merge(qrs_overrides(sim, certs), flt([T1]))
+    d = mqtt_daemon(start_daemon, broker, ov)
+    pub = publisher(broker, subs)
+    first = wait_events_pid(d)
+    pub.publish(START_TOPIC, T2.encode())          # denied by the filter
+    d.wait_log(r"task %s is not allowed by the start task filter" % T2, 5)
+    d.write_config(d.config(flt([T1, T2])))
+    mark = d.mark()
+    d.signal(sg.SIGHUP)
+    d.wait_log(r"configuration reloaded", 5, start=mark)
+    second = wait_events_pid(d, exclude=(first,))
+    d.wait_log(r"events process pid %d exited" % first, 10, start=mark)
+    assert not harness.alive(first)
+    pub.publish(START_TOPIC, T2.encode())          # allowed now
+    wait_starts(sim, collections.Counter([T2]))
+    assert harness.alive(second)
