@@ -131,6 +131,36 @@ static void on_message(struct mosquitto *m, void *arg, const struct mosquitto_me
 
 /* ------------------------------------------------------------ connection */
 
+static int configure_client(const struct cfg *c);
+
+/* A connection attempt failed in a way libmosquitto does not report through
+ * on_disconnect (e.g. the TLS handshake): start over with a fresh client, which
+ * also closes the socket. */
+static void connect_failed(const char *why)
+{
+    const struct cfg *c = mq.cfg;
+    log_warnx("cannot connect to MQTT broker %s:%d: %s; retrying in %d s", c->mqtt.brokerHost,
+              c->mqtt.brokerPort, why, mq.backoff / 1000);
+    mosquitto_destroy(mq.m);
+    mq.m = NULL;
+    mq.connecting = 0;
+    if (configure_client(c) < 0) {
+        log_errorx("MQTT client could not be set up again; MQTT stays off until a restart");
+        mq.started = 0;
+        return;
+    }
+    schedule_retry();
+}
+
+static void io_result(int rc)
+{
+    if (rc == MOSQ_ERR_SUCCESS || rc == MOSQ_ERR_CONN_PENDING || !mq.connecting || !mq.m)
+        return;
+    connect_failed(rc == MOSQ_ERR_ERRNO ? strerror(errno)
+                   : rc == MOSQ_ERR_TLS ? "TLS handshake failed (certificate not accepted?)"
+                                        : mosquitto_strerror(rc));
+}
+
 static void attempt(void)
 {
     const struct cfg *c = mq.cfg;
@@ -453,9 +483,9 @@ void mqtt_handle(const struct pollfd *p, int n)
             continue;
         if (mq.m && p[i].fd == mosquitto_socket(mq.m)) {
             if (p[i].revents & (POLLIN | POLLERR | POLLHUP))
-                mosquitto_loop_read(mq.m, 64);
+                io_result(mosquitto_loop_read(mq.m, 64));
             if (mq.m && mosquitto_socket(mq.m) == p[i].fd && (p[i].revents & POLLOUT))
-                mosquitto_loop_write(mq.m, 64);
+                io_result(mosquitto_loop_write(mq.m, 64));
         } else if (p[i].fd == mq.listen_fd) {
             accept_conns();
         } else {
@@ -490,14 +520,9 @@ int mqtt_timers(void)
     if (mq.started) {
         if (!mq.connected && !mq.connecting && now >= mq.retry_at)
             attempt();
-        if (mq.connecting && now >= mq.connect_deadline) {
-            log_warnx("MQTT broker %s:%d did not answer within %d s", mq.cfg->mqtt.brokerHost,
-                      mq.cfg->mqtt.brokerPort, CONNECT_TIMEOUT_MS / 1000);
-            mosquitto_disconnect(mq.m);
-            mq.connecting = 0;
-            schedule_retry();
-        }
-        if ((mq.connected || mq.connecting) && now >= mq.next_misc) {
+        if (mq.connecting && now >= mq.connect_deadline)
+            connect_failed("no answer within 10 s");
+        if (mq.m && (mq.connected || mq.connecting) && now >= mq.next_misc) {
             mosquitto_loop_misc(mq.m);
             mq.next_misc = now + 1000;
         }

@@ -57,7 +57,8 @@ def status_text(port, client_id):
 class Broker:
     """One mosquitto process on 127.0.0.1:<port>, configured in `tmpdir`."""
 
-    def __init__(self, tmpdir, port=None):
+    def __init__(self, tmpdir, port=None, extra=()):
+        self.extra = list(extra)  # more mosquitto.conf lines for the listener (TLS)
         self.tmpdir = str(tmpdir)
         os.makedirs(self.tmpdir, exist_ok=True)
         self.port = port
@@ -82,7 +83,7 @@ class Broker:
             # started as root, mosquitto 2 would switch to user "mosquitto",
             # which cannot write the log in our temporary directory
             "user %s" % getpass.getuser(),
-        ]
+        ] + self.extra
         harness.write_file(self.conf, "\n".join(lines) + "\n")
 
     def start(self, attempts=3):

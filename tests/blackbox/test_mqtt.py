@@ -627,3 +627,47 @@ def test_reload_starts_new_events_process_with_new_filter(start_daemon, broker, 
     pub.publish(START_TOPIC, T2.encode())          # allowed now
     wait_starts(sim, collections.Counter([T2]))
     assert harness.alive(second)
+
+
+# ------------------------------------------------------------------ TLS to the broker
+
+
+def tls_broker(tmp_path, certs):
+    return Broker(tmp_path / "tls-broker", extra=[
+        "cafile %s" % certs["root.pem"],
+        "certfile %s" % certs["server.pem"],
+        "keyfile %s" % certs["server_key.pem"],
+        "require_certificate true",
+    ]).start()
+
+
+def tls_overrides(certs, ca="root.pem"):
+    return {"butlerd": {"mqtt": {"tls": {
+        "enable": True, "caFile": certs[ca],
+        "certFile": certs["client.pem"],
+        "keyFile": certs["client_key.pem"]}}}}
+
+
+def test_tls_with_client_certificate(start_daemon, tmp_path, certs):
+    b = tls_broker(tmp_path, certs)
+    try:
+        d = mqtt_daemon(start_daemon, b, tls_overrides(certs), wait=False)
+        d.wait_log("connected to MQTT broker 127.0.0.1:%d" % b.port, 10)
+        r = put(d, {"topic": "tls/test", "message": "over TLS", "qos": 1})
+        assert r.status == 201, r
+        assert json.loads(r.body) == {"topic": "tls/test", "message": "over TLS", "qos": 1}
+    finally:
+        b.stop()
+
+
+def test_tls_wrong_ca_never_connects(start_daemon, tmp_path, certs):
+    b = tls_broker(tmp_path, certs)
+    try:
+        d = mqtt_daemon(start_daemon, b, tls_overrides(certs, ca="other_root.pem"), wait=False)
+        d.wait_log("cannot connect to MQTT broker", 10)
+        r = put(d, {"topic": "tls/test", "message": "x"})
+        assert r.status == 503, r
+        assert json.loads(r.body)["message"] == "Not connected to MQTT broker 127.0.0.1:%d" % b.port
+        assert "connected to MQTT broker" not in d.log().replace("Not connected", "")
+    finally:
+        b.stop()
