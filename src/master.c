@@ -402,9 +402,16 @@ static void refresh_child_close(struct master *m)
     m->child_close[n] = -1;
 }
 
+/* Start-task messages wait at the events process; past this many the broker is
+ * flooding us and further messages are dropped (logged). */
+#define MAX_PENDING_STARTS 1000
+
 static void on_start_task_message(const char *payload, size_t len)
 {
-    if (events_submit(EV_START_TASK, payload, len) < 0)
+    if (events_outstanding(EV_START_TASK) >= MAX_PENDING_STARTS)
+        log_warnx("MQTT start task message dropped: %d start requests are already waiting",
+                  MAX_PENDING_STARTS);
+    else if (events_submit(EV_START_TASK, payload, len) < 0)
         log_warnx("MQTT start task message dropped: the events process is not running");
 }
 

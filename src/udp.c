@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #define DEDUP_CAP 65536      /* remembered execution IDs; the oldest go first */
 #define MAX_HOSTS 10000      /* proxy hosts remembered for per-server counts */
 #define WARN_BUDGET 60       /* intake warnings per minute before they are summarised */
+#define AGGREGATE_MS 100     /* at most ten sets of active-user aggregates a second */
 
 struct addr {
     int family;
@@ -63,7 +65,7 @@ static struct {
     char **hosts;
     size_t nhosts;
     int users_dirty;
-    int64_t next_expiry, full_warned_at;
+    int64_t next_expiry, full_warned_at, last_aggregate;
 } u = {.fd = {-1, -1}};
 
 /* ------------------------------------------------------------ text */
@@ -313,10 +315,13 @@ found:
 
 /* ------------------------------------------------------------ de-duplication */
 
+/* Execution IDs are kept as the first 16 bytes of their SHA-256, so memory stays
+ * fixed (2 MB) however long the IDs a sender makes up. */
 struct dd_entry {
-    char *key;
+    unsigned char id[16];
     int64_t expires;
-    uint32_t hash, next; /* next: 1-based index in the bucket chain */
+    uint32_t hash, next; /* next: 1-based index in the bucket chain, 0 = end */
+    int used;
 };
 
 static struct {
@@ -325,11 +330,13 @@ static struct {
     uint32_t head, count;
 } dd;
 
-static uint32_t dd_hash(const char *s)
+static uint32_t dd_digest(const char *s, unsigned char id[16])
 {
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)s, strlen(s), md);
+    memcpy(id, md, 16);
+    uint32_t h;
+    memcpy(&h, md + 16, 4);
     return h;
 }
 
@@ -341,8 +348,7 @@ static void dd_unlink(uint32_t idx) /* 0-based */
         link = &dd.e[*link - 1].next;
     if (*link)
         *link = e->next;
-    free(e->key);
-    e->key = NULL;
+    e->used = 0;
 }
 
 /* 1 if KEY was processed less than the TTL ago. */
@@ -350,10 +356,11 @@ static int dd_seen(const char *key, int64_t now)
 {
     if (!dd.e)
         return 0;
-    uint32_t h = dd_hash(key);
+    unsigned char id[16];
+    uint32_t h = dd_digest(key, id);
     for (uint32_t i = dd.bucket[h & (DEDUP_CAP - 1)]; i; i = dd.e[i - 1].next) {
         struct dd_entry *e = &dd.e[i - 1];
-        if (e->hash == h && !strcmp(e->key, key))
+        if (e->hash == h && !memcmp(e->id, id, 16))
             return e->expires > now;
     }
     return 0;
@@ -365,9 +372,10 @@ static void dd_remember(const char *key, int64_t expires)
         dd.e = xcalloc(DEDUP_CAP, sizeof *dd.e);
         dd.bucket = xcalloc(DEDUP_CAP, sizeof *dd.bucket);
     }
-    uint32_t h = dd_hash(key);
+    unsigned char id[16];
+    uint32_t h = dd_digest(key, id);
     for (uint32_t i = dd.bucket[h & (DEDUP_CAP - 1)]; i; i = dd.e[i - 1].next)
-        if (dd.e[i - 1].hash == h && !strcmp(dd.e[i - 1].key, key)) {
+        if (dd.e[i - 1].hash == h && !memcmp(dd.e[i - 1].id, id, 16)) {
             dd.e[i - 1].expires = expires;
             return;
         }
@@ -378,7 +386,8 @@ static void dd_remember(const char *key, int64_t expires)
         dd.count--;
     }
     struct dd_entry *e = &dd.e[idx];
-    e->key = xstrdup(key);
+    memcpy(e->id, id, 16);
+    e->used = 1;
     e->expires = expires;
     e->hash = h;
     e->next = dd.bucket[h & (DEDUP_CAP - 1)];
@@ -403,9 +412,14 @@ static void topic_safe(char *s)
 
 static void remember_host(const char *host)
 {
+    static size_t last; /* bursts come from one proxy at a time */
+    if (last < u.nhosts && !strcmp(u.hosts[last], host))
+        return;
     for (size_t i = 0; i < u.nhosts; i++)
-        if (!strcmp(u.hosts[i], host))
+        if (!strcmp(u.hosts[i], host)) {
+            last = i;
             return;
+        }
     if (u.nhosts >= MAX_HOSTS)
         return;
     u.hosts = xrealloc(u.hosts, (u.nhosts + 1) * sizeof *u.hosts);
@@ -416,6 +430,7 @@ static void publish_users(void)
 {
     const struct cfg *c = u.cfg;
     u.users_dirty = 0;
+    u.last_aggregate = now_ms();
     if (!c->mqtt.enable || !mqtt_connected())
         return;
     struct users_view v;
@@ -429,13 +444,16 @@ static void publish_users(void)
         a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     mqtt_event(c->mqtt.activeUsersTopic, js, len);
     json_object_put(a);
+    size_t *counts = xcalloc(u.nhosts + 1, sizeof *counts);
+    users_view_host_counts(&v, (const char *const *)u.hosts, u.nhosts, counts);
     for (size_t i = 0; i < u.nhosts; i++) {
         char *t = xasprintf("qliksense/users/activeperserver/%s/count", u.hosts[i]);
         topic_safe(t + strlen("qliksense/users/activeperserver/"));
-        snprintf(num, sizeof num, "%zu", users_view_host_count(&v, u.hosts[i]));
+        snprintf(num, sizeof num, "%zu", counts[i]);
         mqtt_event_str(t, num);
         free(t);
     }
+    free(counts);
     users_view_free(&v);
 }
 
@@ -791,7 +809,7 @@ void udp_handle(const struct pollfd *p, int n)
         for (int s = 0; s < UDP_NSOCK; s++)
             if (p[i].revents && p[i].fd == u.fd[s])
                 drain_socket(s);
-    if (u.users_dirty)
+    if (u.users_dirty && now_ms() - u.last_aggregate >= AGGREGATE_MS)
         publish_users();
 }
 
@@ -809,9 +827,15 @@ int udp_timers(void)
             if (gone) {
                 log_info("%u active-user entries expired after %d s without activity", gone,
                          idle);
-                publish_users();
+                u.users_dirty = 1;
             }
         }
+    }
+    if (u.users_dirty) {
+        if (now - u.last_aggregate >= AGGREGATE_MS)
+            publish_users();
+        else if (u.last_aggregate + AGGREGATE_MS < u.next_expiry)
+            return (int)(u.last_aggregate + AGGREGATE_MS - now);
     }
     return (int)(u.next_expiry - now);
 }

@@ -175,12 +175,39 @@ void users_view_free(struct users_view *v)
     memset(v, 0, sizeof *v);
 }
 
-size_t users_view_host_count(const struct users_view *v, const char *host)
+static int by_str(const void *x, const void *y)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < v->nentries; i++)
-        n += !strcmp(v->hosts[i], host);
-    return n;
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+void users_view_host_counts(const struct users_view *v, const char *const *hosts, size_t n,
+                            size_t *counts)
+{
+    /* Sorted entry hosts, then two binary searches per host: O((e + n) log e). */
+    char **sorted = xmalloc((v->nentries + 1) * sizeof *sorted);
+    memcpy(sorted, v->hosts, v->nentries * sizeof *sorted);
+    qsort(sorted, v->nentries, sizeof *sorted, by_str);
+    for (size_t i = 0; i < n; i++) {
+        size_t lo = 0, hi = v->nentries;
+        while (lo < hi) { /* first entry >= host */
+            size_t mid = (lo + hi) / 2;
+            if (strcmp(sorted[mid], hosts[i]) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        size_t first = lo;
+        hi = v->nentries;
+        while (lo < hi) { /* first entry > host */
+            size_t mid = (lo + hi) / 2;
+            if (strcmp(sorted[mid], hosts[i]) <= 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        counts[i] = lo - first;
+    }
+    free(sorted);
 }
 
 json_object *users_view_json(const struct users_view *v)

@@ -27,8 +27,9 @@ struct users_view {
 };
 int users_view(struct users_view *v);
 void users_view_free(struct users_view *v);
-/* Entries of HOST in the view. */
-size_t users_view_host_count(const struct users_view *v, const char *host);
+/* Entries of each of HOSTS[0..N) in the view, into COUNTS. */
+void users_view_host_counts(const struct users_view *v, const char *const *hosts, size_t n,
+                            size_t *counts);
 /* ["dir/user", ...] */
 json_object *users_view_json(const struct users_view *v);
 

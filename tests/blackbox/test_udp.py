@@ -645,6 +645,7 @@ def test_rate_limit_per_socket(taskd):
     for u in ("r1", "r2", "r3"):
         d.sess_tx.send(start_ev("h", "ACME", u))
     wait_users(d, ["ACME/r1", "ACME/r2", "ACME/r3"])
+    s.wait_last(T_COUNT, "3")   # published after the three session messages
     mark = s.mark()
     d.sess_tx.send(start_ev("h", "ACME", "r4"))
     d.sess_tx.send(start_ev("h", "ACME", "r5"))
@@ -656,8 +657,10 @@ def test_rate_limit_per_socket(taskd):
     f2, f3 = fields("failed", T2, A2), fields("failed", T3, A3)
     d.task_tx.send(join(f2))
     d.task_tx.send(join(f3))
-    s.wait_message(T_FAIL, f2[2])
-    s.wait_message(T_FAIL, f3[2])
+    for f in (f2, f3):  # both messages of each, so none arrives after the mark
+        s.wait_message(T_FAIL, f[2])
+        s.wait_for(lambda ms, f=f: [m for m in ms if m.topic == T_FAIL_FULL and
+                                    f[2].encode() in m.payload], 5, "full message")
     mark = s.mark()
     d.task_tx.send(join(fields("failed", T1, A1)))
     time.sleep(1.5)
