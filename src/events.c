@@ -10,6 +10,7 @@
 #include "cfg.h"
 #include "ipc.h"
 #include "log.h"
+#include "master_spawn.h"
 #include "mqtt.h"
 #include "stats.h"
 #include "task.h"
@@ -43,6 +44,7 @@ struct evproc {
 static struct {
     const struct cfg *cfg;
     const int *close_in_child;
+    const struct pool_env *env;
     struct evproc p[2]; /* [0] current, [1] draining after a reload */
     int64_t respawn_at;
     int backoff;
@@ -314,6 +316,7 @@ static void spawn(void)
         for (int i = 0; i < 2; i++)
             if (ev.p[i].fd >= 0)
                 close(ev.p[i].fd);
+        pool_close_in_child(ev.env);
         child_main(ev.cfg, sv[1]);
     }
     close(sv[1]);
@@ -326,10 +329,11 @@ static void spawn(void)
     log_info("events process pid %ld started", (long)pid);
 }
 
-void events_start(const struct cfg *c, const int *close_in_child)
+void events_start(const struct cfg *c, const int *close_in_child, const struct pool_env *env)
 {
     ev.cfg = c;
     ev.close_in_child = close_in_child;
+    ev.env = env;
     ev.backoff = BACKOFF_MIN_MS;
     ev.p[0].fd = ev.p[1].fd = -1;
     spawn();

@@ -18,7 +18,10 @@ enum ev_kind {
 };
 
 /* ---- master side ---- */
-void events_start(const struct cfg *cfg, const int *close_in_child);
+struct pool_env;
+/* CLOSE_IN_CHILD: master-only fds (-1 terminated, kept up to date by the master);
+ * ENV: the worker pool, whose sockets the child closes too. */
+void events_start(const struct cfg *cfg, const int *close_in_child, const struct pool_env *env);
 /* New configuration: the running child finishes its jobs and a new one starts. */
 void events_reload(const struct cfg *cfg);
 /* Queues a job; -1 if the child is not running. */

@@ -475,7 +475,7 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
     mqtt_set_start_handler(on_start_task_message);
     refresh_child_close(&m);
     if (cfg->mqtt.enable)
-        events_start(cfg, m.child_close);
+        events_start(cfg, m.child_close, &m.env);
     m.env.cfg = cfg;
     m.env.tls_cert = tls_cert;
     m.env.tls_key = tls_key;

@@ -64,6 +64,15 @@ static struct worker *free_entry(void)
     return NULL;
 }
 
+void pool_close_in_child(const struct pool_env *env)
+{
+    for (int i = 0; i < MAX_WORKERS; i++)
+        if (workers[i].pid && workers[i].ctl_fd >= 0)
+            close(workers[i].ctl_fd);
+    if (env && env->listen_fd >= 0)
+        close(env->listen_fd);
+}
+
 static void spawn(const struct pool_env *env, int slot, unsigned gen)
 {
     struct worker *w = free_entry();

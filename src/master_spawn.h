@@ -40,5 +40,8 @@ int pool_count_gen(unsigned gen);
 /* True if every slot of GEN failed with the do-not-respawn code. */
 int pool_gen_dead(unsigned gen);
 int pool_size_for(const struct cfg *cfg);
+/* In a forked child that is not a worker: closes the worker control sockets and the
+ * listen socket, so that the child never keeps them open. */
+void pool_close_in_child(const struct pool_env *env);
 
 #endif
