@@ -1,13 +1,16 @@
 #!/usr/bin/python3
-"""bench/udp_flood.py: the sender and the reference sink of bench/udp.sh.
+"""bench/udp_flood.py: the datagrams of bench/udp.sh.
 
+  udp_flood.py gen --count N --kind session|task --tag TAG
+      writes N distinct datagrams to stdout, one per line (session: "Start
+      session" of user u<i> in directory TAG on proxy host bench.node; task:
+      a failed reload with task name TAG-<i> and its own execution ID). The
+      datagrams are built by tests/qlik-sim/udp_sender.py; none contains a
+      newline. bench/udp.sh sends them with the C sender udp_blast.c.
   udp_flood.py send --port P --rate R --count N --kind session|task --tag TAG
-      sends N distinct datagrams (session: "Start session" of user u<i> in
-      directory TAG; task: a failed reload with task name TAG-<i> and its own
-      execution ID) paced at R per second; prints "sent N S_SECONDS RATE".
-  udp_flood.py sink --port P --count N --ready FILE [--idle 2]
-      a trivial UDP receiver (the reference): counts datagrams until N arrived
-      or nothing came for --idle seconds; prints "received COUNT SECONDS".
+      sends the same datagrams itself, paced at R per second; prints
+      "sent N S_SECONDS RATE". One python3 core reaches about 135k/s at best:
+      for manual use only, bench/udp.sh uses udp_blast.c.
 """
 
 import argparse
@@ -56,28 +59,13 @@ def send(a):
     print("sent %d %.6f %.1f" % (n, el, n / el if el > 0 else 0))
 
 
-def sink(a):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", a.port))
-    with open(a.ready + ".part", "w") as f:
-        f.write("ready\n")
-    os.rename(a.ready + ".part", a.ready)
-    got, first, last = 0, None, None
-    s.settimeout(a.idle if a.idle else None)
-    recv = s.recv
-    deadline = time.monotonic() + a.max_wait
-    while got < a.count and time.monotonic() < deadline:
-        try:
-            recv(65536)
-        except socket.timeout:
-            if got:
-                break
-            continue
-        got += 1
-        last = time.perf_counter()
-        if first is None:
-            first = last
-    print("received %d %.6f" % (got, (last - first) if got > 1 else 0.0))
+def gen(a):
+    out = sys.stdout.buffer
+    for g in datagrams(a.kind, a.count, a.tag):
+        if b"\n" in g:
+            sys.exit("udp_flood.py: a datagram contains a newline")
+        out.write(g + b"\n")
+    out.flush()
 
 
 def main():
@@ -89,14 +77,12 @@ def main():
     a.add_argument("--count", type=int, required=True)
     a.add_argument("--kind", choices=("session", "task"), default="session")
     a.add_argument("--tag", default="B")
-    b = sp.add_parser("sink")
-    b.add_argument("--port", type=int, required=True)
-    b.add_argument("--count", type=int, required=True)
-    b.add_argument("--ready", required=True)
-    b.add_argument("--idle", type=float, default=2.0)
-    b.add_argument("--max-wait", type=float, default=60.0)
+    g = sp.add_parser("gen")
+    g.add_argument("--count", type=int, required=True)
+    g.add_argument("--kind", choices=("session", "task"), default="session")
+    g.add_argument("--tag", default="B")
     args = p.parse_args()
-    (send if args.cmd == "send" else sink)(args)
+    (send if args.cmd == "send" else gen)(args)
 
 
 if __name__ == "__main__":
