@@ -586,6 +586,13 @@ static void validate(struct loader *ld)
                        c->mqtt.azureCertFile, 1);
         check_readable(ld, "Butler.mqttConfig.azureEventGrid.clientKeyFile",
                        c->mqtt.azureKeyFile, 1);
+    } else if (c->mqtt.enable && c->bmqtt.tlsEnable) {
+        if (*c->bmqtt.tlsCaFile)
+            check_readable(ld, "butlerd.mqtt.tls.caFile", c->bmqtt.tlsCaFile, 1);
+        if (*c->bmqtt.tlsCertFile || *c->bmqtt.tlsKeyFile) {
+            check_readable(ld, "butlerd.mqtt.tls.certFile", c->bmqtt.tlsCertFile, 1);
+            check_readable(ld, "butlerd.mqtt.tls.keyFile", c->bmqtt.tlsKeyFile, 1);
+        }
     }
     if (c->shm.name[0] != '/' || strchr(c->shm.name + 1, '/') || strlen(c->shm.name) > 200)
         msg(&m->errors, c->file, line_of(c, "butlerd.shm.name"),

@@ -27,7 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_THREADS 64
+#define MAX_THREADS EVENTS_MAX_THREADS
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
 
@@ -39,6 +39,7 @@ struct evproc {
     size_t out_pos;
     unsigned outstanding[3];
     int draining;
+    int64_t started_ms;
 };
 
 static struct {
@@ -325,6 +326,7 @@ static void spawn(void)
     memset(e, 0, sizeof *e);
     e->pid = pid;
     e->fd = sv[0];
+    e->started_ms = now_ms();
     ev.respawn_at = 0;
     log_info("events process pid %ld started", (long)pid);
 }
@@ -504,6 +506,8 @@ int events_reaped(pid_t pid, int status)
             log_warnx("events process pid %ld exited with code %d, %u jobs lost", (long)pid,
                       WIFEXITED(status) ? WEXITSTATUS(status) : -1, lost);
         int was_current = i == 0 && !e->draining;
+        if (now_ms() - e->started_ms >= 60000) /* it had been running fine */
+            ev.backoff = BACKOFF_MIN_MS;
         retire(e);
         if (was_current && !ev.stopping) {
             ev.respawn_at = now_ms() + (clean ? BACKOFF_MIN_MS : ev.backoff);

@@ -12,6 +12,10 @@
 
 struct cfg;
 
+/* The most threads the events process runs (messageQueue.maxConcurrent above this
+ * counts as this). */
+#define EVENTS_MAX_THREADS 64
+
 enum ev_kind {
     EV_START_TASK = 1, /* data: the MQTT message payload */
     EV_TASK_EVENT = 2, /* data: JSON {"outcome": "failed"|"aborted", "fields": [11 strings]} */

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,13 @@ static int print_stats(const struct cfg *c)
     if (shm_attach_readonly(c) < 0) {
         fprintf(stderr, "butlerd: no running butlerd for %s (shared memory %s.%d: %s)\n",
                 c->file, c->shm.name, c->rest.serverPort, strerror(errno));
+        return EXIT_FATAL;
+    }
+    pid_t pid = (pid_t)shm.hdr->master_pid;
+    if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH)) {
+        fprintf(stderr, "butlerd: no running butlerd for %s (shared memory %s was left by pid "
+                        "%ld, which is gone)\n",
+                c->file, shm.name, (long)pid);
         return EXIT_FATAL;
     }
     const struct stats *st = stats();

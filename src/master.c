@@ -473,6 +473,7 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
     if (mqtt_start(cfg) < 0)
         goto out;
     mqtt_set_start_handler(on_start_task_message);
+    mqtt_set_connect_handler(udp_on_connect);
     refresh_child_close(&m);
     if (cfg->mqtt.enable)
         events_start(cfg, m.child_close, &m.env);

@@ -51,6 +51,7 @@ static struct {
     struct later *later;
     size_t nlater;
     void (*start_handler)(const char *, size_t);
+    void (*connect_handler)(void);
     uint64_t dropped_since_warn;
     int64_t last_drop_warn;
 } mq = {.listen_fd = -1};
@@ -87,6 +88,8 @@ static void on_connect(struct mosquitto *m, void *arg, int rc)
         free(mq.later[i].text);
     }
     mq.nlater = 0;
+    if (mq.connect_handler)
+        mq.connect_handler();
 }
 
 static void schedule_retry(void)
@@ -264,6 +267,12 @@ int mqtt_start(const struct cfg *c)
     }
     if (configure_client(c) < 0)
         return -1;
+    bool covered = false;
+    if (mosquitto_topic_matches_sub(c->mqtt.subscriptionRootTopic, c->mqtt.taskStartTopic,
+                                    &covered) != MOSQ_ERR_SUCCESS || !covered)
+        log_warnx("Butler.mqttConfig.taskStartTopic %s is not covered by subscriptionRootTopic "
+                  "%s: tasks cannot be started over MQTT",
+                  c->mqtt.taskStartTopic, c->mqtt.subscriptionRootTopic);
     mq.started = 1;
     attempt();
     return 0;
@@ -274,6 +283,8 @@ void mqtt_set_cfg(const struct cfg *c) { mq.cfg = c; }
 int mqtt_connected(void) { return mq.connected; }
 
 void mqtt_set_start_handler(void (*fn)(const char *, size_t)) { mq.start_handler = fn; }
+
+void mqtt_set_connect_handler(void (*fn)(void)) { mq.connect_handler = fn; }
 
 void mqtt_stop(void)
 {

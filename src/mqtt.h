@@ -34,6 +34,8 @@ void mqtt_event(const char *topic, const void *payload, size_t len);
 void mqtt_event_str(const char *topic, const char *text);
 /* Publishes TEXT on TOPIC now if connected, else right after the next connect. */
 void mqtt_event_on_connect(const char *topic, const char *text);
+/* Called after every successful connect. */
+void mqtt_set_connect_handler(void (*fn)(void));
 /* Called with every message on Butler.mqttConfig.taskStartTopic. */
 void mqtt_set_start_handler(void (*fn)(const char *payload, size_t len));
 /* Fds a forked child must close; returns how many were stored. */

@@ -200,6 +200,7 @@ void shm_reset_volatile(void)
     shm_table_init(shm_ptr(shm.hdr->users_off), shm.hdr->users_off, 1, n, pow2_at_least(n),
                    USERS_KEY_MAX, sizeof(int64_t));
     memset(shm_ptr(shm.hdr->stats_off), 0, sizeof(struct stats));
+    shm.hdr->master_pid = (int32_t)getpid();
 }
 
 int shm_attach_readonly(const struct cfg *c)

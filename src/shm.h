@@ -34,6 +34,7 @@ struct shm_header {
     uint64_t seq;          /* creation order of keys and namespaces (atomic) */
     uint64_t mutations;    /* bumped by every KV write; the snapshot compares it */
     uint32_t ready;        /* set last: a segment without it is half-built */
+    int32_t master_pid;    /* the master using the segment (butlerd -S checks it) */
 };
 
 /* Active-user entries: key "host\0dir\0user", value the last-seen time. */

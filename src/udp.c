@@ -1,8 +1,9 @@
 /* UDP intake (spec 6). Everything runs in the master's loop and never waits: session
  * events update the shared active-user table directly; task events that need QRS are
- * handed to the events process. Datagrams are read in batches with recvmmsg, and
- * the three aggregate active-user topics are published once per batch, with the
- * state after the batch (so a burst does not republish the user list per event). */
+ * handed to the events process. Datagrams are read in batches with recvmmsg. The
+ * three aggregate active-user topics are published at most ten times a second, each
+ * time with the current state (so a burst does not republish the user list per
+ * event), and again after every reconnect to the broker. */
 #include "udp.h"
 #include "cfg.h"
 #include "events.h"
@@ -432,7 +433,7 @@ static void publish_users(void)
     u.users_dirty = 0;
     u.last_aggregate = now_ms();
     if (!c->mqtt.enable || !mqtt_connected())
-        return;
+        return; /* republished as a whole after the next connect (udp_on_connect) */
     struct users_view v;
     users_view(&v);
     char num[32];
@@ -478,7 +479,7 @@ static int session_event(char **f, size_t n)
     const char *host = f[1], *cmd = f[2], *dir = f[3], *user = f[4];
     if (!*user) {
         log_info("UDP session event without a user id ignored (%s on %s)", cmd, host);
-        return -1;
+        return 0;
     }
     const char *topic;
     int op; /* 1 add, -1 remove, 0 none */
@@ -581,7 +582,14 @@ static int task_event(enum ttype t, char **f, size_t n)
         return 0; /* the only destination today */
     unsigned out = events_outstanding(EV_TASK_EVENT);
     unsigned conc = (unsigned)c->udp.mqMaxConcurrent, max = (unsigned)c->udp.mqMaxSize;
-    if (out >= conc + max || !events_running()) {
+    if (conc > EVENTS_MAX_THREADS)
+        conc = EVENTS_MAX_THREADS;
+    if (!events_running()) {
+        STAT_INC(udp[UDP_TASK].dropped_queue);
+        warn("UDP task event dropped: the events process is not running (restarting)");
+        return 1;
+    }
+    if (out >= conc + max) {
         STAT_INC(udp[UDP_TASK].dropped_queue);
         warn("UDP task event dropped: the processing queue is full (%u waiting)", max);
         return 1;
@@ -838,6 +846,12 @@ int udp_timers(void)
             return (int)(u.last_aggregate + AGGREGATE_MS - now);
     }
     return (int)(u.next_expiry - now);
+}
+
+void udp_on_connect(void)
+{
+    if (u.nhosts)
+        u.users_dirty = 1; /* the aggregates, current, at the next timer */
 }
 
 int udp_child_fds(int *out, int max)

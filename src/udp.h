@@ -18,6 +18,8 @@ void udp_handle(const struct pollfd *p, int n);
 /* Idle expiry, drop summaries; returns ms to the next timer or -1. */
 int udp_timers(void);
 int udp_child_fds(int *out, int max);
+/* The MQTT client (re)connected: the aggregates are published again. */
+void udp_on_connect(void);
 void udp_stop(void);
 
 /* Exposed for the unit tests. */

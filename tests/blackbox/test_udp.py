@@ -13,6 +13,7 @@ published once per burst of datagrams, so tests wait for the LAST message on
 them to carry the expected value and never count them."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -730,3 +731,31 @@ def test_stats_without_a_running_instance(tmp_path):
     out = subprocess.run([harness.binary(), "-S", "-c", str(conf)], capture_output=True,
                          text=True, timeout=10)
     assert out.returncode != 0 and "no running butlerd" in out.stderr
+
+
+def test_aggregates_republished_after_reconnect(start_daemon, broker, subs):
+    s = subs("qliksense/#")
+    d = udp_daemon(start_daemon, broker)
+    d.sess_tx.send(start_ev("sense1", "ACME", "anna"))
+    s.wait_last(T_COUNT, "1")
+    broker.stop()
+    d.sess_tx.send(start_ev("sense1", "ACME", "bob"))   # while the broker is away
+    wait_users(d, ["ACME/anna", "ACME/bob"])
+    mark = s.mark()
+    broker.restart()
+    # butlerd reconnects by itself and publishes the current aggregates
+    s.wait_for(lambda ms: [m for m in ms[mark:] if m.topic == T_COUNT and m.payload == b"2"],
+               15, "count after reconnect")
+    s.wait_last(T_USERS, '["ACME/anna","ACME/bob"]')
+    s.wait_last(per_server("sense1"), "2")
+
+
+def test_stats_of_a_dead_instance(start_daemon):
+    import signal as sg
+    d = udp_daemon(start_daemon, workers=1)
+    assert stats(d)["udp"]["taskEvents"]["received"] == 0
+    os.kill(d.pid, sg.SIGKILL)           # the segment stays behind
+    d.wait_exit(5)
+    out = subprocess.run([harness.binary(), "-S", "-c", d.config_path], capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode != 0 and "which is gone" in out.stderr, out.stderr
