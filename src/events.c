@@ -383,15 +383,9 @@ void events_signal(int sig)
 
 void events_kill(void) { events_signal(SIGKILL); }
 
-int events_submit(enum ev_kind kind, const void *data, size_t len)
+/* Writes what the socket takes of the queued jobs, without blocking. */
+static void flush(struct evproc *e)
 {
-    struct evproc *e = &ev.p[0];
-    if (!e->pid || e->fd < 0)
-        return -1;
-    unsigned char k = (unsigned char)kind;
-    ipc_frame(&e->out, IPC_JOB, &k, 1, data, len, NULL, 0);
-    e->outstanding[kind]++;
-    /* Try at once; whatever does not fit waits for POLLOUT. */
     while (e->out_pos < e->out.len) {
         ssize_t w = write(e->fd, e->out.p + e->out_pos, e->out.len - e->out_pos);
         if (w <= 0)
@@ -400,6 +394,17 @@ int events_submit(enum ev_kind kind, const void *data, size_t len)
     }
     if (e->out_pos == e->out.len)
         e->out.len = e->out_pos = 0;
+}
+
+int events_submit(enum ev_kind kind, const void *data, size_t len)
+{
+    struct evproc *e = &ev.p[0];
+    if (!e->pid || e->fd < 0)
+        return -1;
+    unsigned char k = (unsigned char)kind;
+    ipc_frame(&e->out, IPC_JOB, &k, 1, data, len, NULL, 0);
+    e->outstanding[kind]++;
+    flush(e); /* whatever does not fit now waits for POLLOUT */
     return 0;
 }
 
@@ -422,16 +427,8 @@ int events_pollfds(struct pollfd *p, int max)
 
 static void serve(struct evproc *e, short revents)
 {
-    if (revents & POLLOUT) {
-        while (e->out_pos < e->out.len) {
-            ssize_t w = write(e->fd, e->out.p + e->out_pos, e->out.len - e->out_pos);
-            if (w <= 0)
-                break;
-            e->out_pos += (size_t)w;
-        }
-        if (e->out_pos == e->out.len)
-            e->out.len = e->out_pos = 0;
-    }
+    if (revents & POLLOUT)
+        flush(e);
     if (!(revents & (POLLIN | POLLHUP | POLLERR)))
         return;
     int eof = ipc_fill(&e->rd, e->fd) < 0;

@@ -5,7 +5,10 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 int ipc_fill(struct ipc_reader *r, int fd)
@@ -139,7 +142,10 @@ int ipc_read_frame(int fd, int timeout_ms, int *type, struct buf *out)
     return 0;
 }
 
-void ipc_pub_name(char *out, size_t n, long master_pid)
+unsigned ipc_pub_addr(struct sockaddr_un *a, long master_pid)
 {
-    snprintf(out, n, "butlerd.%ld.mqtt", master_pid);
+    memset(a, 0, sizeof *a);
+    a->sun_family = AF_UNIX; /* sun_path[0] = 0: the abstract namespace */
+    int n = snprintf(a->sun_path + 1, sizeof a->sun_path - 1, "butlerd.%ld.mqtt", master_pid);
+    return (unsigned)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }

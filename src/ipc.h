@@ -41,7 +41,9 @@ int ipc_write_all(int fd, const void *p, size_t n);
  * 0, or -1 on timeout/EOF/error. */
 int ipc_read_frame(int fd, int timeout_ms, int *type, struct buf *out);
 
-/* The master's publish socket: an abstract Unix socket named after the master pid. */
-void ipc_pub_name(char *out, size_t n, long master_pid);
+struct sockaddr_un;
+/* The master's publish socket: an abstract Unix socket named after the master pid.
+ * Fills A and returns the address length to pass to bind/connect. */
+unsigned ipc_pub_addr(struct sockaddr_un *a, long master_pid);
 
 #endif

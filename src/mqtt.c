@@ -229,11 +229,7 @@ static int configure_client(const struct cfg *c)
 static int open_listener(void)
 {
     struct sockaddr_un a;
-    memset(&a, 0, sizeof a);
-    a.sun_family = AF_UNIX;
-    ipc_pub_name(a.sun_path + 1, sizeof a.sun_path - 1, (long)getpid());
-    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-                                strlen(a.sun_path + 1));
+    socklen_t len = ipc_pub_addr(&a, (long)getpid());
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, len) < 0 || listen(fd, 512) < 0) {
         log_error("cannot open the MQTT publish socket");
@@ -565,11 +561,7 @@ enum mqtt_result mqtt_request_publish(const struct cfg *cfg, const char *topic,
     if (!cfg->mqtt.enable)
         return MQTT_DISABLED;
     struct sockaddr_un a;
-    memset(&a, 0, sizeof a);
-    a.sun_family = AF_UNIX;
-    ipc_pub_name(a.sun_path + 1, sizeof a.sun_path - 1, (long)getppid());
-    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-                                 strlen(a.sun_path + 1));
+    socklen_t alen = ipc_pub_addr(&a, (long)getppid());
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return MQTT_FAILED;
