@@ -21,5 +21,14 @@ void api_kv_keylist(struct req *r);
 void api_task_start(struct req *r);
 void api_v2_start_task(struct req *r);
 void api_apps_list(struct req *r);
+void api_filecopy(struct req *r);
+void api_filemove(struct req *r);
+void api_filedelete(struct req *r);
+void api_createdir(struct req *r);
+void api_createdirqvd(struct req *r);
+void api_v2_createdir(struct req *r);
+void api_v2_createdirqvd(struct req *r);
+void api_slack_post(struct req *r);
+void api_v2_slack_post(struct req *r);
 
 #endif
