@@ -64,18 +64,81 @@ static const struct timespec *times_of(const struct stat *st, struct timespec ts
     return ts;
 }
 
+/* One name below DIRFD, never through a symbolic link: EXDEV if it is one. */
+static int walk_one(int dirfd, const char *name, int flags)
+{
+    struct stat st;
+    if (!strcmp(name, "..")) {
+        errno = EXDEV;
+        return -1;
+    }
+    int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && (flags & O_PATH) && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)) {
+        close(fd); /* O_PATH | O_NOFOLLOW opened the link itself */
+        errno = EXDEV;
+        return -1;
+    }
+    if (fd < 0 && (errno == ENOTDIR || errno == ELOOP)) {
+        int e = errno;
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+            e = EXDEV;
+        errno = e;
+    }
+    return fd;
+}
+
+/* resolve() without openat2 (a kernel before 5.6, a seccomp filter, valgrind): one
+ * name at a time, following no symbolic link at all when confined, which is
+ * stricter than RESOLVE_BENEATH. Paths here are normalised: no "." or "..". */
+static int resolve_walk(int dirfd, const char *path, int flags, int confined, uint64_t extra)
+{
+    if (!confined)
+        return openat(dirfd, path, flags | O_CLOEXEC |
+                                       ((extra & RESOLVE_NO_SYMLINKS) ? O_NOFOLLOW : 0));
+    char *copy = xstrdup(path), *name = copy, *slash;
+    int cur = fcntl(dirfd, F_DUPFD_CLOEXEC, 0), fd = -1;
+    while (cur >= 0 && (slash = strchr(name, '/'))) {
+        *slash = '\0';
+        fd = walk_one(cur, name, O_PATH | O_DIRECTORY);
+        close(cur);
+        cur = fd;
+        name = slash + 1;
+    }
+    if (cur >= 0) {
+        fd = walk_one(cur, name, flags);
+        int e = errno;
+        close(cur);
+        errno = e;
+    }
+    int e = errno;
+    free(copy);
+    errno = e;
+    return fd;
+}
+
 /* openat2(2) of PATH ("" is DIRFD itself) below DIRFD. The kernel answers EAGAIN
  * when a concurrent rename keeps it from proving that ".." stayed inside: retry. */
 static int resolve(int dirfd, const char *path, int flags, int confined, uint64_t extra)
 {
+    static int no_openat2;
     struct open_how how = {
         .flags = (uint64_t)(flags | O_CLOEXEC),
         .resolve = RESOLVE_NO_MAGICLINKS | (confined ? RESOLVE_BENEATH : 0) | extra,
     };
+    if (!*path)
+        path = ".";
+    if (__atomic_load_n(&no_openat2, __ATOMIC_RELAXED))
+        return resolve_walk(dirfd, path, flags, confined, extra);
     for (int i = 0; i < 64; i++) {
-        long fd = syscall(SYS_openat2, dirfd, *path ? path : ".", &how, sizeof how);
+        long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
         if (fd >= 0)
             return (int)fd;
+        if (errno == ENOSYS) {
+            if (!__atomic_exchange_n(&no_openat2, 1, __ATOMIC_RELAXED))
+                log_warnx("openat2 is not available: symbolic links below approved "
+                          "directories are not followed at all");
+            return resolve_walk(dirfd, path, flags, confined, extra);
+        }
         if (errno != EAGAIN && errno != EINTR)
             break;
     }
