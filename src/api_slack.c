@@ -195,52 +195,39 @@ static json_object *get(json_object *o, const char *name)
     return json_object_object_get_ex(o, name, &v) ? v : NULL;
 }
 
-static void echo_add(json_object *echo, const char *name, json_object *v)
-{
-    if (v)
-        json_object_object_add(echo, name, json_object_get(v));
-}
-
-static void slack_job(struct req *r)
+/* PUT /v4/slackpostmessage (body) and GET /v2/slackPostMessage (query, and the
+ * seed's "emoij" spelling). The echo keeps the order each API documents. */
+static void slack(struct req *r, int v2)
 {
     static const struct sch_prop props[] = {{"channel", SCH_STRING, 1, 0, NULL},
                                             {"from_user", SCH_STRING, 1, 0, NULL},
                                             {"msg", SCH_STRING, 1, 0, NULL},
                                             {"emoji", SCH_STRING, 0, 0, NULL},
                                             {NULL, 0, 0, 0, NULL}};
-    json_object *b = http_body(r, props);
-    if (!b)
+    static const struct sch_prop v2_props[] = {{"channel", SCH_STRING, 1, 0, NULL},
+                                               {"from_user", SCH_STRING, 1, 0, NULL},
+                                               {"msg", SCH_STRING, 1, 0, NULL},
+                                               {"emoji", SCH_STRING, 0, 0, NULL},
+                                               {"emoij", SCH_STRING, 0, 0, NULL},
+                                               {NULL, 0, 0, 0, NULL}};
+    static const char *const order[2][3] = {{"channel", "from_user", "msg"},
+                                            {"channel", "msg", "from_user"}};
+    json_object *in = v2 ? http_query(r, v2_props) : http_body(r, props);
+    if (!in)
         return;
-    struct slack_msg m = {get(b, "channel"), get(b, "from_user"), get(b, "msg"), get(b, "emoji")};
-    json_object *echo = json_object_new_object();
-    echo_add(echo, "channel", m.channel);
-    echo_add(echo, "from_user", m.from_user);
-    echo_add(echo, "msg", m.msg);
-    echo_add(echo, "emoji", m.emoji);
-    send_and_reply(r, &m, 201, echo);
+    json_object *emoji = get(in, "emoji"), *echo = json_object_new_object();
+    if (v2 && !emoji)
+        emoji = get(in, "emoij");
+    struct slack_msg m = {get(in, "channel"), get(in, "from_user"), get(in, "msg"), emoji};
+    for (int i = 0; i < 3; i++)
+        json_object_object_add(echo, order[v2][i], json_object_get(get(in, order[v2][i])));
+    if (emoji)
+        json_object_object_add(echo, "emoji", json_object_get(emoji));
+    send_and_reply(r, &m, v2 ? 200 : 201, echo);
 }
 
-static void v2_slack_job(struct req *r)
-{
-    static const struct sch_prop props[] = {{"channel", SCH_STRING, 1, 0, NULL},
-                                            {"from_user", SCH_STRING, 1, 0, NULL},
-                                            {"msg", SCH_STRING, 1, 0, NULL},
-                                            {"emoji", SCH_STRING, 0, 0, NULL},
-                                            {"emoij", SCH_STRING, 0, 0, NULL},
-                                            {NULL, 0, 0, 0, NULL}};
-    json_object *q = http_query(r, props);
-    if (!q)
-        return;
-    json_object *emoji = get(q, "emoji");
-    struct slack_msg m = {get(q, "channel"), get(q, "from_user"), get(q, "msg"),
-                          emoji ? emoji : get(q, "emoij")}; /* the seed's spelling */
-    json_object *echo = json_object_new_object();
-    echo_add(echo, "channel", m.channel);
-    echo_add(echo, "msg", m.msg);
-    echo_add(echo, "from_user", m.from_user);
-    echo_add(echo, "emoji", m.emoji);
-    send_and_reply(r, &m, 200, echo);
-}
+static void slack_job(struct req *r) { slack(r, 0); }
+static void v2_slack_job(struct req *r) { slack(r, 1); }
 
 void api_slack_post(struct req *r) { http_defer(r, slack_job); }
 void api_v2_slack_post(struct req *r) { http_defer(r, v2_slack_job); }

@@ -685,6 +685,25 @@ static int copy_dir_top(int in, const struct stat *st, int ddir, const char *nam
     return rc;
 }
 
+/* The checks copy and move share once both ends are resolved, in the order of spec
+ * 2.4.2: approval (a path leading out), the source, the destination's parents, and
+ * the same path given twice. */
+static int both_ends(int src_rc, int dst_rc, const struct fsop_loc *from,
+                     const struct fsop_loc *to)
+{
+    if (src_rc == FSOP_ESCAPE || dst_rc == FSOP_ESCAPE)
+        return FSOP_ESCAPE;
+    if (src_rc != FSOP_OK)
+        return src_rc;
+    if (dst_rc == FSOP_NOENT) {
+        log_warnx("%s: a parent exists and is not a directory", to->abs);
+        return FSOP_FAIL;
+    }
+    if (dst_rc != FSOP_OK)
+        return dst_rc;
+    return strcmp(from->abs, to->abs) ? FSOP_OK : FSOP_SAME;
+}
+
 int fsop_copy(const struct fsop_loc *from, const struct fsop_loc *to, int overwrite,
               int preserve)
 {
@@ -701,21 +720,8 @@ int fsop_copy(const struct fsop_loc *from, const struct fsop_loc *to, int overwr
     else
         rc = fstat(src, &sst) < 0 ? fail("fstat", from->abs) : FSOP_OK;
     drc = place_open(&dp, to, 0);
-    if (rc == FSOP_ESCAPE || drc == FSOP_ESCAPE) {
-        rc = FSOP_ESCAPE;
+    if ((rc = both_ends(rc, drc, from, to)) != FSOP_OK)
         goto out;
-    }
-    if (rc != FSOP_OK)
-        goto out;
-    if (drc != FSOP_OK) {
-        rc = drc == FSOP_NOENT ? (log_warnx("%s: a parent is not a directory", to->abs), FSOP_FAIL)
-                               : drc;
-        goto out;
-    }
-    if (!strcmp(from->abs, to->abs)) {
-        rc = FSOP_SAME;
-        goto out;
-    }
     if (!S_ISREG(sst.st_mode) && !S_ISDIR(sst.st_mode)) {
         log_warnx("%s is not a regular file or directory: not copied", from->abs);
         rc = FSOP_FAIL;
@@ -814,25 +820,12 @@ int fsop_move(const struct fsop_loc *from, const struct fsop_loc *to, int overwr
     struct place sp = PLACE_INIT, dp = PLACE_INIT;
     struct stat sst, dst;
     int rc = place_open(&sp, from, 0), drc = place_open(&dp, to, 0);
-    if (rc == FSOP_ESCAPE || drc == FSOP_ESCAPE) {
-        rc = FSOP_ESCAPE;
-        goto out;
-    }
     if (rc == FSOP_OK && sp.rest)
         rc = FSOP_NOENT;
     if (rc == FSOP_OK && fstatat(sp.dir, sp.name, &sst, AT_SYMLINK_NOFOLLOW) < 0)
         rc = errno == ENOENT ? FSOP_NOENT : fail("fstatat", from->abs);
-    if (rc != FSOP_OK)
+    if ((rc = both_ends(rc, drc, from, to)) != FSOP_OK)
         goto out;
-    if (drc != FSOP_OK) {
-        rc = drc == FSOP_NOENT ? (log_warnx("%s: a parent is not a directory", to->abs), FSOP_FAIL)
-                               : drc;
-        goto out;
-    }
-    if (!strcmp(from->abs, to->abs)) {
-        rc = FSOP_SAME;
-        goto out;
-    }
     if (!dp.rest) {
         if (fstatat(dp.dir, dp.name, &dst, AT_SYMLINK_NOFOLLOW) == 0) {
             rc = same_file(&sst, &dst)     ? FSOP_SAME

@@ -22,15 +22,8 @@ import time
 import pytest
 
 import harness
-from harness import JSON_CT, jdump, not_found, validation
-
-REASONS = dict(harness.REASONS)
-REASONS.update({409: "Conflict", 503: "Service Unavailable"})
-
-
-def err(status, message):
-    return jdump({"statusCode": status, "error": REASONS[status], "message": message})
-
+from harness import JSON_CT, jdump, not_found, validation, err
+from harness import check_204, check_reply as check
 
 MISSING = err(400, "Required parameter missing")
 TOO_LONG = err(400, "Path too long (max 4095 bytes, 255 bytes per name)")
@@ -53,19 +46,6 @@ QVD_ESCAPE = err(403, "Directory must be within the QVD folder")
 def unc(op, path):
     return err(400, "UNC paths not supported for file %s operations when running Butler on "
                     "non-Windows OS. Path: %s" % (op, path))
-
-
-def check(r, status, body):
-    assert r.status == status, r
-    assert r.body == body, "\n got: %r\nwant: %r" % (r.body, body)
-    assert r.header("Content-Type") == JSON_CT, r
-    assert r.header("Content-Length") == str(len(r.body)), r
-
-
-def check_204(r):
-    assert r.status == 204, r
-    assert r.body == b"", r
-    assert r.header("Content-Type") is None, r
 
 
 def write(path, data=b"data", mode=None):
