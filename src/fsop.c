@@ -36,7 +36,8 @@
 
 struct copy_opts {
     int preserve; /* copy access and modification times */
-    int sync;     /* fsync directories too (a move removes the source afterwards) */
+    int move;     /* half of a move: directories are fsync'ed too, since the source
+                     goes afterwards, and nothing may be left behind */
 };
 
 static int fail(const char *call, const char *arg)
@@ -584,7 +585,7 @@ static int finish_dir(int d, const struct stat *st, int created, const char *nam
         return fail("fchmod", name);
     if (o->preserve && futimens(d, times_of(st, ts)) < 0)
         return fail("futimens", name);
-    if (o->sync && fsync(d) < 0)
+    if (o->move && fsync(d) < 0)
         return fail("fsync", name);
     return FSOP_OK;
 }
@@ -619,7 +620,8 @@ static int copy_subdir(int sdir, const char *name, const struct stat *st, int dd
 }
 
 /* Every entry of directory SFD into directory DFD: files replaced, directories
- * merged, symbolic links copied as links, other file types skipped. */
+ * merged, symbolic links copied as links, other file types skipped (a move fails
+ * on them instead, so that removing the source cannot lose them). */
 static int copy_entries(int sfd, int dfd, const struct copy_opts *o, int depth)
 {
     if (depth > MAX_DEPTH) {
@@ -642,6 +644,9 @@ static int copy_entries(int sfd, int dfd, const struct copy_opts *o, int depth)
             rc = copy_regular(sfd, n, &st, dfd, n, 1, o);
         } else if (S_ISLNK(st.st_mode)) {
             rc = copy_link(sfd, n, &st, dfd, n, 1, o);
+        } else if (o->move) {
+            log_warnx("cannot move %s: not a regular file, directory or symbolic link", n);
+            rc = FSOP_FAIL;
         } else {
             log_warnx("not copying %s: not a regular file, directory or symbolic link", n);
         }

@@ -77,8 +77,10 @@ def tree(top):
                 out[rel] = ("link", os.readlink(p), 0, 0)
             elif stat.S_ISDIR(st.st_mode):
                 out[rel] = ("dir", None, stat.S_IMODE(st.st_mode), st.st_mtime_ns)
-            else:
+            elif stat.S_ISREG(st.st_mode):
                 out[rel] = ("file", read(p), stat.S_IMODE(st.st_mode), st.st_mtime_ns)
+            else:  # never opened: a FIFO would block
+                out[rel] = ("special", stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), 0)
     return out
 
 
@@ -333,6 +335,20 @@ def test_copy_directory_tree(env, outside):
     no_temp_left(os.path.join(lay.cto, n))
     # onto the existing directory without overwrite: 409
     check(env.copy(copy_body(s, dst)), 409, EXISTS)
+
+
+def test_copy_directory_skips_special_files(env):
+    lay, n = env.lay, uniq()
+    s = os.path.join(lay.cfrom, n, "t")
+    write(os.path.join(s, "a.txt"), b"a")
+    os.mkfifo(os.path.join(s, "fifo"))
+    dst = os.path.join(lay.cto, n, "t")
+    check(env.copy(copy_body(s, dst)), 201, copy_echo(s, dst))
+    assert os.listdir(dst) == ["a.txt"]
+    # a FIFO as fromFile is not copied (reading it could block for ever)
+    check(env.copy(copy_body(os.path.join(s, "fifo"), dst + "f")), 500,
+          err(500, "Failed copying file"))
+    assert not os.path.exists(dst + "f")
 
 
 def test_copy_directory_merge(env):
@@ -701,6 +717,22 @@ def test_move_directory_across_file_systems(env):
     write(os.path.join(s2, "z"), b"z")
     check(env.move({"fromFile": s2, "toFile": dst, "overwrite": True}), 409, IS_DIR)
     assert read(os.path.join(s2, "z")) == b"z"
+
+
+def test_move_across_file_systems_fails_whole(env):
+    """A tree that cannot be moved completely (a FIFO in it) is not moved at all:
+    500, the source intact, nothing left at the destination."""
+    _second_fs(env)
+    lay, n = env.lay, uniq()
+    s = os.path.join(lay.mfrom, n, "tree")
+    write(os.path.join(s, "a.txt"), b"a")
+    write(os.path.join(s, "d", "b.txt"), b"b")
+    os.mkfifo(os.path.join(s, "d", "fifo"))
+    before = tree(s)
+    dst = os.path.join(lay.shm, n, "tree")
+    check(env.move({"fromFile": s, "toFile": dst}), 500, err(500, "Failed moving file"))
+    assert tree(s) == before
+    assert os.listdir(os.path.join(lay.shm, n)) == []
 
 
 # ==================================================================== delete
