@@ -26,5 +26,14 @@ void api_v2_mqtt_publish(struct req *r);
 void api_active_user_count(struct req *r);
 void api_v2_active_user_count(struct req *r);
 void api_active_users(struct req *r);
+void api_filecopy(struct req *r);
+void api_filemove(struct req *r);
+void api_filedelete(struct req *r);
+void api_createdir(struct req *r);
+void api_createdirqvd(struct req *r);
+void api_v2_createdir(struct req *r);
+void api_v2_createdirqvd(struct req *r);
+void api_slack_post(struct req *r);
+void api_v2_slack_post(struct req *r);
 
 #endif

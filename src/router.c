@@ -14,6 +14,11 @@ static const struct route routes[] = {
     {"GET", "/v4/butlerping", api_ping, F(butlerping), 0},
     {"GET", "/v4/base62tobase16", api_base62tobase16, F(base62ToBase16), 0},
     {"GET", "/v4/base16tobase62", api_base16tobase62, F(base16ToBase62), 0},
+    {"PUT", "/v4/filecopy", api_filecopy, F(fileCopy), 0},
+    {"PUT", "/v4/filemove", api_filemove, F(fileMove), 0},
+    {"DELETE", "/v4/filedelete", api_filedelete, F(fileDelete), 0},
+    {"POST", "/v4/createdir", api_createdir, F(createDir), 0},
+    {"POST", "/v4/createdirqvd", api_createdirqvd, F(createDirQVD), 0},
     {"GET", "/v4/keyvaluesnamespaces", api_kv_namespaces, F(keyValueStore), 0},
     {"GET", "/v4/keyvalues/:namespace", api_kv_get, F(keyValueStore), 0},
     {"GET", "/v4/keyvalues/:namespace/keyexists", api_kv_exists, F(keyValueStore), 0},
@@ -21,6 +26,7 @@ static const struct route routes[] = {
     {"DELETE", "/v4/keyvalues/:namespace/:key", api_kv_del, F(keyValueStore), 0},
     {"DELETE", "/v4/keyvalues/:namespace", api_kv_del_ns, F(keyValueStore), 0},
     {"GET", "/v4/keylist/:namespace", api_kv_keylist, F(keyValueStore), 0},
+    {"PUT", "/v4/slackpostmessage", api_slack_post, F(slackPostMessage), 0},
     {"GET", "/v4/apps/list", api_apps_list, F(senseListApps), 0},
     {"GET", "/v4/senselistapps", api_apps_list, F(senseListApps), 0},
     {"PUT", "/v4/reloadtask/:taskId/start", api_task_start, F(senseStartTask), 0},
@@ -36,6 +42,9 @@ static const struct route routes[] = {
     {"GET", "/v2/base16ToBase62", api_v2_base16tobase62, F(base16ToBase62), R_V2},
     {"GET", "/v2/base62ToBase16", api_v2_base62tobase16, F(base62ToBase16), R_V2},
     {"GET", "/v2/butlerPing", api_v2_ping, F(butlerping), R_V2},
+    {"GET", "/v2/createDir", api_v2_createdir, F(createDir), R_V2},
+    {"GET", "/v2/createDirQVD", api_v2_createdirqvd, F(createDirQVD), R_V2},
+    {"GET", "/v2/slackPostMessage", api_v2_slack_post, F(slackPostMessage), R_V2},
 };
 
 /* Matches one route; returns a score (higher = more static segments earlier) or -1. */

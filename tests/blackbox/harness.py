@@ -696,9 +696,10 @@ def json_error(status, error, message, code=None):
             % (status, error, message)).encode()
 
 
-REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 413: "Payload Too Large",
-           415: "Unsupported Media Type", 417: "Expectation Failed",
-           500: "Internal Server Error", 502: "Bad Gateway", 507: "Insufficient Storage"}
+REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
+           413: "Payload Too Large", 415: "Unsupported Media Type", 417: "Expectation Failed",
+           500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+           507: "Insufficient Storage"}
 
 
 def jdump(obj):
@@ -718,6 +719,22 @@ def err(status, message, code=None):
 
 def validation(message):
     return err(400, message, "FST_ERR_VALIDATION")
+
+
+def check_reply(r, status, body):
+    """R is STATUS with exactly BODY as compact JSON (spec 1.7)."""
+    assert r.status == status, r
+    assert r.body == body, "\n got: %r\nwant: %r" % (r.body, body)
+    assert r.header("Content-Type") == JSON_CT, r
+    assert r.header("Content-Length") == str(len(r.body)), r
+
+
+def check_204(r):
+    """R is a 204: no body, no Content-Type, no Content-Length (spec 1.7)."""
+    assert r.status == 204, r
+    assert r.body == b"", r
+    assert r.header("Content-Type") is None, r
+    assert r.header("Content-Length") is None, r
 
 
 def not_found(method, target):
