@@ -21,5 +21,8 @@ void api_kv_keylist(struct req *r);
 void api_task_start(struct req *r);
 void api_v2_start_task(struct req *r);
 void api_apps_list(struct req *r);
+void api_app_dump(struct req *r);
+void api_v2_app_dump(struct req *r);
+void api_app_reload(struct req *r);
 
 #endif
