@@ -175,21 +175,44 @@ static void destroy_list(struct dump *d, const struct list_def *L)
     engine_post(d->e, d->doc, "DestroySessionObject", qid_params("qId", id), &d->err);
 }
 
-static const char *item_qid(json_object *item)
+static const char *const var_flags[] = {"qIsScriptCreated", "qIsReserved", "qIsConfig"};
+
+/* What dump_items needs of a list item, so the list's layout can be freed before
+ * the objects are fetched: its qId and, for variables, which flags are true. */
+struct item_ref {
+    char *qid; /* NULL: the item has none */
+    unsigned flags;
+};
+
+static struct item_ref *item_refs(json_object *items, size_t *n)
 {
-    json_object *v = member(member(item, "qInfo"), "qId");
-    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+    *n = items ? json_object_array_length(items) : 0;
+    struct item_ref *refs = xcalloc(*n ? *n : 1, sizeof *refs);
+    for (size_t i = 0; i < *n; i++) {
+        json_object *it = json_object_array_get_idx(items, i);
+        json_object *v = member(member(it, "qInfo"), "qId");
+        if (v && json_object_is_type(v, json_type_string))
+            refs[i].qid = xstrdup(json_object_get_string(v));
+        for (int f = 0; f < 3; f++)
+            if ((v = member(it, var_flags[f])) != NULL && json_object_get_boolean(v))
+                refs[i].flags |= 1u << f;
+    }
+    return refs;
+}
+
+static void item_refs_free(struct item_ref *refs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(refs[i].qid);
+    free(refs);
 }
 
 /* Adds the list item's qIsScriptCreated, qIsReserved and qIsConfig when true. */
-static void variable_flags(json_object *props, json_object *item)
+static void variable_flags(json_object *props, unsigned flags)
 {
-    static const char *const flags[] = {"qIsScriptCreated", "qIsReserved", "qIsConfig"};
-    for (int i = 0; i < 3; i++) {
-        json_object *f = member(item, flags[i]);
-        if (f && json_object_get_boolean(f))
-            json_object_object_add(props, flags[i], json_object_new_boolean(1));
-    }
+    for (int f = 0; f < 3; f++)
+        if (flags & (1u << f))
+            json_object_object_add(props, var_flags[f], json_object_new_boolean(1));
 }
 
 /* The layout's qBookmark goes to properties.qData.qBookMark (as Butler does). */
@@ -209,18 +232,18 @@ static void bookmark_data(json_object *props, json_object *layout)
 /* Fetches every item of ITEMS (getter, then GetFullPropertyTree or GetProperties, and
  * GetLayout for bookmarks), DUMP_WINDOW items in flight at a time, and writes them in
  * list order. */
-static int dump_items(struct dump *d, const struct list_def *L, json_object *items)
+static int dump_items(struct dump *d, const struct list_def *L, const struct item_ref *items,
+                      size_t n)
 {
     const char *prop = L->kind == K_TREE ? "GetFullPropertyTree" : "GetProperties";
     const char *key = L->kind == K_TREE ? "qPropEntry" : "qProp";
-    size_t n = items ? json_object_array_length(items) : 0;
     int first = 1, rc = 0;
     put_raw(d, "[");
     for (size_t base = 0; base < n && rc == 0; base += DUMP_WINDOW) {
         size_t cnt = n - base < DUMP_WINDOW ? n - base : DUMP_WINDOW;
         int gid[DUMP_WINDOW], pid[DUMP_WINDOW], lid[DUMP_WINDOW];
         for (size_t i = 0; i < cnt; i++) {
-            const char *q = item_qid(json_object_array_get_idx(items, base + i));
+            const char *q = items[base + i].qid;
             gid[i] = pid[i] = lid[i] = -1;
             if (!q) {
                 log_warnx("app dump: a %s item without qInfo.qId skipped", L->member);
@@ -239,7 +262,7 @@ static int dump_items(struct dump *d, const struct list_def *L, json_object *ite
                 return -1;
             if (h < 0) {
                 log_warnx("app dump: %s %s could not be opened, skipped", L->member,
-                          item_qid(json_object_array_get_idx(items, base + i)));
+                          items[base + i].qid);
                 continue;
             }
             if ((pid[i] = engine_send(d->e, h, prop, NULL, &d->err)) < 0)
@@ -261,7 +284,7 @@ static int dump_items(struct dump *d, const struct list_def *L, json_object *ite
                 if (L->kind == K_BOOKMARK)
                     bookmark_data(p, lay);
                 else if (L->kind == K_VARIABLE && json_object_is_type(p, json_type_object))
-                    variable_flags(p, json_object_array_get_idx(items, base + i));
+                    variable_flags(p, items[base + i].flags);
                 if (!first)
                     put_raw(d, ",");
                 first = 0;
@@ -349,14 +372,21 @@ static int dump_list(struct dump *d, const struct list_def *L)
     if (!lay)
         return -1;
     int rc = 0;
-    if (L->kind == K_MEDIA)
+    if (L->kind == K_MEDIA) {
         rc = dump_media(d, items);
-    else if (L->kind != K_FIELDS)
-        rc = dump_items(d, L, items);
-    else if (items)
-        put_json(d, items);
-    else
-        put_raw(d, "[]"); /* a list without qItems is empty */
+    } else if (L->kind == K_FIELDS) {
+        if (items)
+            put_json(d, items);
+        else
+            put_raw(d, "[]"); /* a list without qItems is empty */
+    } else {
+        size_t n;
+        struct item_ref *refs = item_refs(items, &n);
+        json_object_put(lay); /* a long list's layout is not kept while its objects come */
+        lay = NULL;
+        rc = dump_items(d, L, refs, n);
+        item_refs_free(refs, n);
+    }
     json_object_put(lay);
     if (rc == 0)
         destroy_list(d, L);

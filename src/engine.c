@@ -82,7 +82,7 @@ static void kill_session(struct engine *e, const struct engine_err *why)
         return;
     e->dead = 1;
     e->fail = *why;
-    log_warnx("engine session for app %s lost: %s", e->app, why->msg);
+    log_debug("engine session for app %s lost: %s", e->app, why->msg); /* callers log it */
 }
 
 static const char *ssl_reason(void)
@@ -314,7 +314,11 @@ static ssize_t raw_read(struct engine *e, void *buf, size_t len, const char **wh
             *why = ERR_peek_error() ? ssl_reason() : "connection closed";
             return -1;
         default:
-            *why = ssl_reason();
+            /* OpenSSL 3 reports a TCP close without close_notify as an error. */
+            *why = ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING
+                       ? "connection closed"
+                       : ssl_reason();
+            ERR_clear_error();
             return -1;
         }
     }
@@ -756,14 +760,19 @@ void engine_close(struct engine *e)
     if (!e)
         return;
     if (e->ws && !e->dead && !e->eof) {
-        /* Polite close: the close frame goes out if the socket takes it at once. */
-        wslay_event_queue_close(e->ws, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+        /* Polite close, bounded in time: first what is still queued (wslay sends a
+         * control frame ahead of queued messages, and nothing after a close), then
+         * the close frame. */
         int64_t deadline = now_ms() + 200;
-        while (wslay_event_want_write(e->ws) && !e->dead && now_ms() < deadline) {
-            if (wslay_event_send(e->ws) < 0)
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 1 && wslay_event_queue_close(e->ws, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0))
                 break;
-            if (wslay_event_want_write(e->ws) && wait_fd(e->fd, POLLOUT, deadline) <= 0)
-                break;
+            while (wslay_event_want_write(e->ws) && !e->dead && now_ms() < deadline) {
+                if (wslay_event_send(e->ws) < 0)
+                    break;
+                if (wslay_event_want_write(e->ws) && wait_fd(e->fd, POLLOUT, deadline) <= 0)
+                    break;
+            }
         }
     }
     if (e->ssl && !e->eof && !e->dead)
