@@ -581,6 +581,7 @@ static void *reload_thread(void *arg)
     }
     json_object_put(res);
     reload_free(rl);
+    qrs_thread_done();
     http_background_add(-1);
     return NULL;
 }

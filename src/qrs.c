@@ -239,6 +239,13 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
     return 0;
 }
 
+void qrs_thread_done(void)
+{
+    if (easy)
+        curl_easy_cleanup(easy);
+    easy = NULL;
+}
+
 void qrs_resp_free(struct qrs_resp *r)
 {
     buf_free(&r->body);

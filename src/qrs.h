@@ -19,6 +19,8 @@ struct qrs_resp {
 int qrs_call(const struct cfg *cfg, const char *method, const char *path, const char *filter,
              const char *body, struct qrs_resp *out);
 void qrs_resp_free(struct qrs_resp *r);
+/* Frees the calling thread's connection; for threads that end (app reloads). */
+void qrs_thread_done(void);
 
 /* Reads Butler.cert.* into memory (master, before dropping privileges, and on
  * reload; a file that cannot be read keeps the copy read before). */
