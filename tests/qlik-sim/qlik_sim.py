@@ -1,12 +1,16 @@
 #!/usr/bin/python3
-"""Qlik Sense simulator for butlerd's tests: the Repository Service (QRS).
+"""Qlik Sense simulator for butlerd's tests: the Repository Service (QRS) and the
+Engine (QIX JSON-RPC over a WebSocket).
 
 Speaks QRS over HTTPS as described in shared/spec/qlik-sense.md sections 1 and 2:
 client certificate required (signed by the test CA), the xrfkey rule (403),
 X-Qlik-User required (401), the QRS filter language, tasks/apps/users from a
 JSON fixture, task starts.  Every request is recorded so tests can assert on
 what butlerd sent, and behaviours make it answer slowly, with an error status,
-or not at all.
+or not at all.  The Engine serves the apps of the fixture's "engine" section over
+wss://host:port/app/<appId> (same TLS and X-Qlik-User rules), records every
+JSON-RPC call, answers requests that arrive together in reverse order, and takes
+faults per method (slow, hang, close mid-call, error answer).
 
 Python 3 standard library only.  Used two ways:
 
@@ -22,8 +26,8 @@ Python 3 standard library only.  Used two ways:
 Structure: _SimServer is a TLS-capable ThreadingHTTPServer that does the TLS
 handshake in the connection's own thread and tracks open connections;
 _BaseHandler does the recording and the behaviours; _QrsHandler adds the QRS
-rules and routes.  The Engine (QIX WebSocket, spec section 3) will be another
-_BaseHandler subclass served by a second _SimServer (see QlikSim._services).
+rules and routes; _EngineHandler does the WebSocket upgrade and then runs one
+JSON-RPC session (_EngineSession) on the connection (spec section 3).
 """
 
 import argparse
@@ -1355,13 +1359,14 @@ class QlikSim:
 
     def __init__(self, fixture_path=DEFAULT_FIXTURE, host="127.0.0.1", qrs_port=0,
                  certs_dir=None, require_client_cert=True, use_tls=True, on_request=None,
-                 on_tls_error=None, engine_port=0):
+                 on_tls_error=None, engine_port=0, on_engine_call=None):
         self.host = host
         self.certs_dir = os.path.abspath(certs_dir or DEFAULT_CERTS_DIR)
         self.require_client_cert = require_client_cert
         self.use_tls = use_tls
         self.on_request = on_request
         self.on_tls_error = on_tls_error
+        self.on_engine_call = on_engine_call
         self._lock = threading.Lock()
         self._requests = []
         self._tls_errors = []
@@ -1560,6 +1565,11 @@ class QlikSim:
         with self._cond:
             self._engine_calls.append(call)
             self._cond.notify_all()
+        if self.on_engine_call:
+            try:
+                self.on_engine_call(call)
+            except Exception:  # a logging hook must not break the server
+                pass
 
     def _engine_answered(self, call):
         if call is None:
@@ -1739,13 +1749,19 @@ def _log_line(rec):
     print(line, flush=True)
 
 
+def _log_engine_call(c):
+    t = time.strftime("%H:%M:%S", time.localtime(c.time)) + ".%03d" % int(c.time * 1000 % 1000)
+    print("%s engine session %d app %s: %s handle %s id %s %s" % (
+        t, c.session, c.app, c.method, c.handle, c.id, json.dumps(c.params)[:200]), flush=True)
+
+
 def _log_tls(e):
     print("%s TLS handshake from %s failed: %s" % (time.strftime("%H:%M:%S"), e["peer"], e["error"]),
           flush=True)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Qlik Sense simulator (QRS) for butlerd")
+    ap = argparse.ArgumentParser(description="Qlik Sense simulator (QRS and Engine) for butlerd")
     ap.add_argument("--fixture", default=DEFAULT_FIXTURE, help="fixture JSON (default: %(default)s)")
     ap.add_argument("--certs", help="certificate directory (created with openssl if needed)")
     ap.add_argument("--make-certs", metavar="DIR", help="create the test certificates in DIR and exit")
@@ -1770,17 +1786,18 @@ def main(argv=None):
     sim = QlikSim(a.fixture, host=a.host, qrs_port=a.qrs_port, certs_dir=a.certs,
                   require_client_cert=not a.no_client_cert, use_tls=not a.no_tls,
                   on_request=None if a.quiet else _log_line,
-                  on_tls_error=None if a.quiet else _log_tls, engine_port=a.engine_port)
+                  on_tls_error=None if a.quiet else _log_tls, engine_port=a.engine_port,
+                  on_engine_call=None if a.quiet else _log_engine_call)
     if a.large_app:
         sim.add_engine_app(make_large_app("00000000-0000-4000-8000-00000000000a", a.large_app))
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     sim.start()
-    print("qlik-sim: QRS listening on %s (certificates in %s, %d tasks, %d apps)"
-          % (sim.qrs_url, sim.certs_dir, len(sim.tasks), len(sim.apps)), flush=True)
-    print("qlik-sim: Engine listening on %s (%d apps)" % (sim.engine_url, len(sim.engine_apps)),
-          flush=True)
+    print("qlik-sim: QRS listening on %s (certificates in %s, %d tasks, %d apps); "
+          "Engine on %s (%d apps)"
+          % (sim.qrs_url, sim.certs_dir, len(sim.tasks), len(sim.apps), sim.engine_url,
+             len(sim.engine_apps)), flush=True)
     while not done.wait(0.5):
         pass
     sim.stop()
