@@ -582,3 +582,20 @@ def test_reload_engine_down_and_slow(sim, butler):
 def test_reload_disabled(sim, butler):
     d = butler(endpoints={"senseAppReload": False})
     check_error(reload(d, A1, {}), harness.not_found("PUT", "/v4/app/%s/reload" % A1))
+
+
+def test_reload_survives_a_configuration_reload(sim, butler):
+    """SIGHUP drains the old workers; a reload in progress is waited for (up to
+    shutdownTimeout) and still starts its task."""
+    import signal
+    sim.find_engine_app(A1)["reloadSeconds"] = 2.0
+    d = butler(more={"butlerd": {"shutdownTimeout": 15}})
+    old = set(d.worker_pids())
+    assert reload(d, A1, {"startQSEoWTaskOnSuccess": [T1]}).status == 201
+    assert harness.wait_until(lambda: sim.reloads, 5)
+    mark = d.mark()
+    d.signal(signal.SIGHUP)
+    d.wait_log("configuration reloaded", 10, start=mark)
+    assert wait_starts(sim, 1, timeout=10) == [T1]
+    assert harness.wait_until(lambda: not (set(d.worker_pids()) & old), 10), d.log_tail()
+    assert not d.find("app reloads still running", mark)
