@@ -85,6 +85,19 @@ static void kill_session(struct engine *e, const struct engine_err *why)
     log_debug("engine session for app %s lost: %s", e->app, why->msg); /* callers log it */
 }
 
+static void fail(struct engine *e, enum engine_fail kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(struct engine *e, enum engine_fail kind, const char *fmt, ...)
+{
+    struct engine_err er = {kind, 0, ""};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(er.msg, sizeof er.msg, fmt, ap);
+    va_end(ap);
+    kill_session(e, &er);
+}
+
 static const char *ssl_reason(void)
 {
     static __thread char buf[160];
@@ -535,6 +548,16 @@ out:
 
 /* ------------------------------------------------------------ wslay glue */
 
+/* The end of wslay's I/O callbacks: bytes moved, or -1 with "would block" (N == 0)
+ * or a failure (N < 0, already noted in the session). */
+static ssize_t io_done(wslay_event_context_ptr ws, ssize_t n)
+{
+    if (n > 0)
+        return n;
+    wslay_event_set_error(ws, n == 0 ? WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
+}
+
 static ssize_t on_ws_recv(wslay_event_context_ptr ws, uint8_t *buf, size_t len, int flags,
                           void *arg)
 {
@@ -547,21 +570,12 @@ static ssize_t on_ws_recv(wslay_event_context_ptr ws, uint8_t *buf, size_t len, 
     }
     const char *why = NULL;
     ssize_t n = raw_read(e, buf, len, &why);
-    if (n > 0)
-        return n;
-    if (n == 0) {
-        wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
-        return -1;
+    if (n < 0) {
+        e->eof = 1;
+        fail(e, ENGINE_EIO, "engine %s%s%s", why, *e->last_note ? " after notification " : "",
+             e->last_note);
     }
-    e->eof = 1;
-    if (!e->dead) {
-        struct engine_err er;
-        set_err(&er, ENGINE_EIO, 0, "engine %s%s%s", why,
-                *e->last_note ? " after notification " : "", e->last_note);
-        kill_session(e, &er);
-    }
-    wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
-    return -1;
+    return io_done(ws, n);
 }
 
 static ssize_t on_ws_send(wslay_event_context_ptr ws, const uint8_t *data, size_t len, int flags,
@@ -570,17 +584,9 @@ static ssize_t on_ws_send(wslay_event_context_ptr ws, const uint8_t *data, size_
     struct engine *e = arg;
     const char *why = NULL;
     ssize_t n = raw_write(e, data, len, &why);
-    if (n > 0)
-        return n;
-    if (n == 0) {
-        wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    struct engine_err er;
-    set_err(&er, ENGINE_EIO, 0, "sending to the engine: %s", why);
-    kill_session(e, &er);
-    wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
-    return -1;
+    if (n < 0)
+        fail(e, ENGINE_EIO, "sending to the engine: %s", why);
+    return io_done(ws, n);
 }
 
 static int on_ws_mask(wslay_event_context_ptr ws, uint8_t *buf, size_t len, void *arg)
@@ -620,9 +626,7 @@ static void on_ws_msg(wslay_event_context_ptr ws, const struct wslay_event_on_ms
     json_tokener_free(tok);
     if (te != json_tokener_success || !json_object_is_type(o, json_type_object)) {
         json_object_put(o);
-        struct engine_err er;
-        set_err(&er, ENGINE_EIO, 0, "the engine sent a message that is not a JSON object");
-        kill_session(e, &er);
+        fail(e, ENGINE_EIO, "the engine sent a message that is not a JSON object");
         return;
     }
     json_object *idv, *mv;
@@ -661,36 +665,28 @@ static int pump_until(struct engine *e, int id, int64_t deadline, struct engine_
             *err = e->fail;
             return -1;
         }
-        if (wslay_event_want_write(e->ws) && wslay_event_send(e->ws) < 0 && !e->dead) {
-            struct engine_err er;
-            set_err(&er, ENGINE_EIO, 0, "sending to the engine failed");
-            kill_session(e, &er);
+        if (wslay_event_want_write(e->ws) && wslay_event_send(e->ws) < 0) {
+            fail(e, ENGINE_EIO, "sending to the engine failed");
             continue;
         }
         if (!wslay_event_get_read_enabled(e->ws)) {
-            struct engine_err er;
             uint16_t rcv = wslay_event_get_status_code_received(e->ws);
             uint16_t snt = wslay_event_get_status_code_sent(e->ws);
             if (wslay_event_get_close_received(e->ws))
-                set_err(&er, ENGINE_EIO, 0, "the engine closed the session (code %u)%s%s", rcv,
-                        *e->last_note ? " after notification " : "", e->last_note);
+                fail(e, ENGINE_EIO, "the engine closed the session (code %u)%s%s", rcv,
+                     *e->last_note ? " after notification " : "", e->last_note);
             else if (snt == WSLAY_CODE_MESSAGE_TOO_BIG)
-                set_err(&er, ENGINE_EIO, 0,
-                        "engine message larger than butlerd.engine.maxMessageBytes (%d)",
-                        e->cfg->engineMaxMessageBytes);
+                fail(e, ENGINE_EIO, "engine message larger than butlerd.engine.maxMessageBytes (%d)",
+                     e->cfg->engineMaxMessageBytes);
             else
-                set_err(&er, ENGINE_EIO, 0, "WebSocket protocol error from the engine (code %u)",
-                        snt);
-            kill_session(e, &er);
+                fail(e, ENGINE_EIO, "WebSocket protocol error from the engine (code %u)", snt);
             continue;
         }
         int ready = e->pre_off < e->pre_len || (e->ssl && SSL_pending(e->ssl) > 0);
         if (!ready) {
             int64_t left = deadline - now_ms();
             if (left <= 0) {
-                struct engine_err er;
-                set_err(&er, ENGINE_ETIMEOUT, 0, "no answer from the engine in time");
-                kill_session(e, &er);
+                fail(e, ENGINE_ETIMEOUT, "no answer from the engine in time");
                 continue;
             }
             struct pollfd p = {e->fd, POLLIN, 0};
@@ -698,9 +694,7 @@ static int pump_until(struct engine *e, int id, int64_t deadline, struct engine_
                 p.events |= POLLOUT;
             int n = poll(&p, 1, (int)(left > 1000000 ? 1000000 : left));
             if (n < 0 && errno != EINTR) {
-                struct engine_err er;
-                set_err(&er, ENGINE_EIO, 0, "poll: %s", strerror(errno));
-                kill_session(e, &er);
+                fail(e, ENGINE_EIO, "poll: %s", strerror(errno));
                 continue;
             }
             if (n <= 0)
@@ -708,11 +702,8 @@ static int pump_until(struct engine *e, int id, int64_t deadline, struct engine_
             if (!(p.revents & (POLLIN | POLLERR | POLLHUP)) && !e->ssl_wants_write)
                 continue; /* writable only: the send at the top of the loop */
         }
-        if (wslay_event_recv(e->ws) < 0 && !e->dead) {
-            struct engine_err er;
-            set_err(&er, ENGINE_EIO, 0, "receiving from the engine failed");
-            kill_session(e, &er);
-        }
+        if (wslay_event_recv(e->ws) < 0)
+            fail(e, ENGINE_EIO, "receiving from the engine failed");
     }
 }
 

@@ -480,20 +480,15 @@ def test_reload_failure_starts_failure_tasks(sim, butler):
     assert sim.starts() == [T2, T3]
 
 
-def test_reload_engine_error_starts_failure_tasks(sim, butler):
-    sim.set_engine_fault("DoReload", error=(11, "Reload failed: syntax error"))
+@pytest.mark.parametrize("method,error", [("DoReload", (11, "Reload failed: syntax error")),
+                                          ("DoSave", (5, "Access denied"))])
+def test_reload_engine_error_starts_failure_tasks(sim, butler, method, error):
+    sim.set_engine_fault(method, error=error)
     d = butler()
     r = reload(d, A1, {"startQSEoWTaskOnSuccess": [T1], "startQSEoWTaskOnFailure": [T2]})
     assert r.status == 201, r
     assert wait_starts(sim, 1) == [T2]
-
-
-def test_reload_save_error_starts_failure_tasks(sim, butler):
-    sim.set_engine_fault("DoSave", error=(5, "Access denied"))
-    d = butler()
-    r = reload(d, A1, {"startQSEoWTaskOnSuccess": [T1], "startQSEoWTaskOnFailure": [T2]})
-    assert r.status == 201, r
-    assert wait_starts(sim, 1) == [T2]
+    assert d.wait_log("engine error %d: %s" % error, 5)
 
 
 def test_reload_session_lost_starts_nothing(sim, butler):
