@@ -17,8 +17,10 @@
 #include <string.h>
 
 #define ERR_APP_NOT_FOUND 1003 /* QIX: the app does not exist */
-/* Items whose objects are fetched at once; a bookmark has two calls in flight. */
-#define DUMP_WINDOW (ENGINE_MAX_INFLIGHT / 2)
+/* Items whose objects are fetched at once. A bookmark has two calls in flight, and
+ * the DestroySessionObject of earlier lists may still be unanswered: keep room. */
+#define DUMP_WINDOW 32
+_Static_assert(2 * DUMP_WINDOW + 16 <= ENGINE_MAX_INFLIGHT, "dump window too large");
 
 static json_object *member(json_object *o, const char *k)
 {

@@ -619,8 +619,10 @@ static void on_ws_msg(wslay_event_context_ptr ws, const struct wslay_event_on_ms
     if (m->opcode != WSLAY_TEXT_FRAME && m->opcode != WSLAY_BINARY_FRAME)
         return; /* close, ping and pong are handled by wslay */
     json_tokener *tok = json_tokener_new_ex(1024);
-    if (!tok)
+    if (!tok) {
+        fail(e, ENGINE_EIO, "out of memory parsing an engine message");
         return;
+    }
     json_object *o = json_tokener_parse_ex(tok, (const char *)m->msg, (int)m->msg_length);
     enum json_tokener_error te = json_tokener_get_error(tok);
     json_tokener_free(tok);

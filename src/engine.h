@@ -9,8 +9,9 @@
 struct cfg;
 struct engine;
 
-/* Requests one session may have in flight (sent, answer not yet taken). */
-#define ENGINE_MAX_INFLIGHT 64
+/* Requests one session may have in flight (sent, answer not yet taken); with
+ * answers capped at butlerd.engine.maxMessageBytes this bounds a session's memory. */
+#define ENGINE_MAX_INFLIGHT 80
 
 enum engine_fail {
     ENGINE_OK,
