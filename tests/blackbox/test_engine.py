@@ -292,10 +292,10 @@ def test_dump_engine_hangs(sim, butler):
 
 def test_dump_engine_closes_mid_call(sim, butler):
     sim.set_engine_fault("GetProperties", close=True)
-    d = butler()
+    d = butler(more={"butlerd": {"engine": {"timeoutMs": 6000}}})
     r, t = timed(d.get, "/v4/app/%s/dump" % A1)
     check_error(r, FAILED_DUMP)
-    assert t < 0.9, t  # a cut connection is noticed at once, not after the timeout
+    assert t < 3, t  # a cut connection is noticed at once, not after the timeout
     assert d.wait_log("connection closed", 5)
 
 

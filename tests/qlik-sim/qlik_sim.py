@@ -1293,8 +1293,9 @@ class _EngineHandler(_BaseHandler):
         if self.server.sim.engine_reorder:
             answers = answers[::-1]
         for call, data in answers:
-            self._send_msg(data)
+            # recorded before the bytes leave: a client that has the answer sees it
             self.server.sim._engine_answered(call)
+            self._send_msg(data)
 
     def _handle(self, sess, data):
         sim = self.server.sim
