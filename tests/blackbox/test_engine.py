@@ -337,6 +337,14 @@ def test_dump_server_not_trusted(sim, butler):
     assert upgrades(sim) == []
 
 
+def test_dump_verifies_a_host_name(sim, butler):
+    """configEngine.host "localhost": SNI and the name check against the certificate's
+    DNS:localhost (the other tests use its IP:127.0.0.1)."""
+    d = butler(more={"Butler": {"configEngine": {"host": "localhost"}}})
+    check_dump(d.get("/v4/app/%s/dump" % A1), expected_dump(fixture_app(A1)))
+    assert upgrades(sim)[0].headers.get("Host") == "localhost:%d" % sim.engine_port
+
+
 def test_dump_server_not_verified_when_reject_unauthorized_is_false(sim, butler):
     d = butler(ca="other_root.pem", reject=False)
     check_dump(d.get("/v4/app/%s/dump" % A1), expected_dump(fixture_app(A1)))
@@ -360,9 +368,10 @@ def test_dump_plain_websocket(certs, butler, start_daemon):
         s.stop()
 
 
-def test_dump_fragmented_messages_in_order(sim, butler):
+def test_dump_fragmented_messages_in_order_with_notifications(sim, butler):
     sim.engine_fragment_bytes = 97
     sim.engine_reorder = False
+    sim.engine_notify_batches = True
     d = butler()
     check_dump(d.get("/v4/app/%s/dump" % A1), expected_dump(fixture_app(A1)))
 

@@ -1292,6 +1292,9 @@ class _EngineHandler(_BaseHandler):
     def _flush_answers(self, answers):
         if self.server.sim.engine_reorder:
             answers = answers[::-1]
+        if answers and self.server.sim.engine_notify_batches:
+            self._send_msg(json.dumps({"jsonrpc": "2.0", "method": "OnEngineNotice",
+                                       "params": {"qBatch": len(answers)}}).encode())
         for call, data in answers:
             # recorded before the bytes leave: a client that has the answer sees it
             self.server.sim._engine_answered(call)
@@ -1384,6 +1387,7 @@ class QlikSim:
         self._saves = []
         self.engine_reorder = True        # answer a batch of requests last-first
         self.engine_fragment_bytes = 0    # >0: send messages in frames of this size
+        self.engine_notify_batches = False  # push a notification before each batch of answers
         self.engine_max_message = 256 << 20
         self.load_fixture(fixture_path)
 
