@@ -214,6 +214,10 @@ static const struct key keys[] = {
     B("butlerd.v2Api.enable", v2Enable, 1),
     I("butlerd.qrs.timeoutMs", qrsTimeoutMs, 30000, 100, 600000),
     I("butlerd.qrs.connectTimeoutMs", qrsConnectTimeoutMs, 10000, 100, 600000),
+    I("butlerd.engine.connectTimeoutMs", engineConnectTimeoutMs, 30000, 100, 600000),
+    I("butlerd.engine.timeoutMs", engineTimeoutMs, 30000, 100, 3600000),
+    I("butlerd.engine.reloadTimeoutSeconds", engineReloadTimeoutSeconds, 21600, 1, 604800),
+    I("butlerd.engine.maxMessageBytes", engineMaxMessageBytes, 67108864, 65536, 1073741824),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -637,6 +641,10 @@ static void validate(struct loader *ld)
         check_readable(ld, "Butler.cert.clientCert", c->clientCert, 0);
         check_readable(ld, "Butler.cert.clientCertKey", c->clientCertKey, 0);
     }
+    if ((c->ep.senseAppDump || c->ep.senseAppReload) && !*c->engine.host)
+        msg(&m->warnings, c->file, line_of(c, "Butler.configEngine.host"),
+            "an endpoint that needs the Qlik Sense engine is enabled but "
+            "Butler.configEngine.host is empty");
 }
 
 struct cfg *cfg_load(const char *file, struct cfg_msgs *msgs)

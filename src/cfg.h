@@ -138,6 +138,8 @@ struct cfg {
     } bmqtt;
     bool v2Enable;
     int qrsTimeoutMs, qrsConnectTimeoutMs;
+    int engineConnectTimeoutMs, engineTimeoutMs, engineReloadTimeoutSeconds,
+        engineMaxMessageBytes;
 
     /* Source line of each table key (0 = not in the file), indexed like the table. */
     int *lines;

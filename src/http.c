@@ -119,7 +119,7 @@ static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
 }
 
 static void queue_reply(struct req *r, unsigned status, const char *ctype, const char *body,
-                        size_t len);
+                        size_t len, int owned);
 
 /* A reply made on a job thread is kept until MHD calls us back after the resume:
  * responses may only be queued from the access handler. */
@@ -137,11 +137,14 @@ static void send_reply(struct req *r, unsigned status, const char *ctype, const 
         r->prepared = 1;
         return;
     }
-    queue_reply(r, status, ctype, body, len);
+    queue_reply(r, status, ctype, body, len, 0);
 }
 
+/* OWNED: BODY is malloc'd and handed over (a job's prepared reply): MHD frees it
+ * after sending instead of copying it first, which matters for multi-megabyte
+ * app dumps. It is freed here on every path that does not hand it to MHD. */
 static void queue_reply(struct req *r, unsigned status, const char *ctype, const char *body,
-                        size_t len)
+                        size_t len, int owned)
 {
     r->big = len > (1u << 20);
     /* POST with X-HTTP-Method-Override: HEAD gets HEAD's answer: the headers of the
@@ -150,11 +153,17 @@ static void queue_reply(struct req *r, unsigned status, const char *ctype, const
     /* POST overridden to HEAD: MHD would send the body of a POST, so the head is
      * written directly and the connection closed (the client cannot know where a
      * HEAD-style answer to its POST ends). */
-    if (fake_head && write_raw(r, status, ctype, len, NULL) == 0)
+    if (fake_head && write_raw(r, status, ctype, len, NULL) == 0) {
+        if (owned)
+            free((void *)body);
         return;
+    }
     struct MHD_Response *resp =
         fake_head ? MHD_create_response_from_callback(len, 1, no_body, NULL, NULL)
-                  : MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+                  : MHD_create_response_from_buffer(
+                        len, (void *)body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+    if (owned && (fake_head || !resp))
+        free((void *)body);
     if (!resp) {
         log_errorx("cannot create response");
         return;
@@ -182,6 +191,23 @@ void http_reply_json(struct req *r, unsigned status, json_object *o)
         o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     send_reply(r, status, JSON_TYPE, s, len);
     json_object_put(o);
+}
+
+void http_reply_json_buf(struct req *r, unsigned status, struct buf *b)
+{
+    if (!b->p)
+        buf_append(b, "", 0);
+    if (r->deferred && r->stage != 2 && !r->prepared) {
+        r->prep_status = status;
+        r->prep_ctype = JSON_TYPE;
+        r->prep_body = b->p;
+        r->prep_len = b->len;
+        r->prepared = 1;
+        *b = (struct buf){0};
+        return;
+    }
+    send_reply(r, status, JSON_TYPE, b->p, b->len);
+    buf_free(b);
 }
 
 void http_reply_empty(struct req *r, unsigned status)
@@ -305,6 +331,11 @@ static struct job *jq_head, *jq_tail;
 static int jobs_inflight;
 
 int http_jobs(void) { return __atomic_load_n(&jobs_inflight, __ATOMIC_RELAXED); }
+
+static int background;
+
+void http_background_add(int delta) { __atomic_add_fetch(&background, delta, __ATOMIC_RELAXED); }
+int http_background(void) { return __atomic_load_n(&background, __ATOMIC_RELAXED); }
 
 static void *job_thread(void *arg)
 {
@@ -580,8 +611,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->stage == 2)
         return MHD_YES;
     if (r->deferred) { /* called again after the job resumed us */
-        if (r->prepared)
-            queue_reply(r, r->prep_status, r->prep_ctype, r->prep_body, r->prep_len);
+        if (r->prepared) {
+            queue_reply(r, r->prep_status, r->prep_ctype, r->prep_body, r->prep_len, 1);
+            r->prep_body = NULL;
+        }
         return r->abort ? MHD_NO : MHD_YES;
     }
     if (r->pending)

@@ -65,6 +65,8 @@ void http_reply_empty(struct req *r, unsigned status); /* 204: no body, no type 
  * anything, NUL included). */
 void http_reply_error_bytes(struct req *r, unsigned status, const char *prefix,
                             const char *data, size_t len);
+/* A JSON body the handler serialised itself: takes B's memory (no copy). */
+void http_reply_json_buf(struct req *r, unsigned status, struct buf *b);
 
 /* Path parameter I, percent-decoded (malloc'd, length in *LEN), or NULL after a
  * 400 FST_ERR_BAD_URL reply has been sent. */
@@ -74,6 +76,11 @@ json_object *http_body(struct req *r, const struct sch_prop *props);
 /* Runs FN on a job thread with the connection suspended; FN replies with the
  * helpers above as usual. For handlers that wait on other servers. */
 void http_defer(struct req *r, api_handler fn);
+
+/* Work a request started and left running after its reply (an app reload):
+ * counted so a draining worker waits for it, up to butlerd.shutdownTimeout. */
+void http_background_add(int delta);
+int http_background(void);
 
 /* Validated query string, or NULL after a 400 reply has been sent. */
 json_object *http_query(struct req *r, const struct sch_prop *props);

@@ -51,6 +51,13 @@ void qrs_load_credentials(const struct cfg *c)
             log_warn("cannot read %s; QRS calls will read it themselves", paths[i]);
 }
 
+void qrs_credentials(struct pem_blob *cert, struct pem_blob *key, struct pem_blob *ca)
+{
+    *cert = (struct pem_blob){cert_blob.data, cert_blob.len};
+    *key = (struct pem_blob){key_blob.data, key_blob.len};
+    *ca = (struct pem_blob){ca_blob.data, ca_blob.len};
+}
+
 static void set_blob(CURL *e, CURLoption opt, const struct blob *b)
 {
     struct curl_blob cb = {b->data, b->len, CURL_BLOB_COPY};
@@ -230,6 +237,13 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
     log_debug("QRS %s /qrs/%s -> %ld", method, path, out->status);
     buf_free(&url);
     return 0;
+}
+
+void qrs_thread_done(void)
+{
+    if (easy)
+        curl_easy_cleanup(easy);
+    easy = NULL;
 }
 
 void qrs_resp_free(struct qrs_resp *r)

@@ -19,10 +19,20 @@ struct qrs_resp {
 int qrs_call(const struct cfg *cfg, const char *method, const char *path, const char *filter,
              const char *body, struct qrs_resp *out);
 void qrs_resp_free(struct qrs_resp *r);
+/* Frees the calling thread's connection; for threads that end (app reloads). */
+void qrs_thread_done(void);
 
 /* Reads Butler.cert.* into memory (master, before dropping privileges, and on
  * reload; a file that cannot be read keeps the copy read before). */
 void qrs_load_credentials(const struct cfg *cfg);
+
+/* The PEM files read by qrs_load_credentials(), for the engine client: DATA is
+ * NULL when a file was not set or could not be read. */
+struct pem_blob {
+    const char *data;
+    size_t len;
+};
+void qrs_credentials(struct pem_blob *cert, struct pem_blob *key, struct pem_blob *ca);
 
 /* Quotes S for a QRS filter string: ' -> \' and \ -> \\ (malloc'd). */
 char *qrs_quote(const char *s);

@@ -62,15 +62,18 @@ static void drain(struct MHD_Daemon *d, int64_t limit_ms)
     for (;;) {
         int64_t t = now_ms() - start;
         unsigned conns = http_connections(d);
-        if (conns == 0 || t >= limit_ms)
+        int bg = http_background();
+        if ((conns == 0 && bg == 0) || t >= limit_ms)
             break;
-        if (http_inflight() == 0 && t >= (limit_ms < 1000 ? limit_ms : 1000))
+        if (http_inflight() == 0 && bg == 0 && t >= (limit_ms < 1000 ? limit_ms : 1000))
             break;
         poll(NULL, 0, 20);
     }
     if (http_connections(d) > 0 && http_inflight() > 0)
         log_warnx("closing %u connections with %d requests unfinished", http_connections(d),
                   http_inflight());
+    if (http_background() > 0)
+        log_warnx("exiting with %d app reloads still running", http_background());
 }
 
 void worker_main(const struct worker_args *a)

@@ -1,12 +1,16 @@
 #!/usr/bin/python3
-"""Qlik Sense simulator for butlerd's tests: the Repository Service (QRS).
+"""Qlik Sense simulator for butlerd's tests: the Repository Service (QRS) and the
+Engine (QIX JSON-RPC over a WebSocket).
 
 Speaks QRS over HTTPS as described in shared/spec/qlik-sense.md sections 1 and 2:
 client certificate required (signed by the test CA), the xrfkey rule (403),
 X-Qlik-User required (401), the QRS filter language, tasks/apps/users from a
 JSON fixture, task starts.  Every request is recorded so tests can assert on
 what butlerd sent, and behaviours make it answer slowly, with an error status,
-or not at all.
+or not at all.  The Engine serves the apps of the fixture's "engine" section over
+wss://host:port/app/<appId> (same TLS and X-Qlik-User rules), records every
+JSON-RPC call, answers requests that arrive together in reverse order, and takes
+faults per method (slow, hang, close mid-call, error answer).
 
 Python 3 standard library only.  Used two ways:
 
@@ -22,20 +26,24 @@ Python 3 standard library only.  Used two ways:
 Structure: _SimServer is a TLS-capable ThreadingHTTPServer that does the TLS
 handshake in the connection's own thread and tracks open connections;
 _BaseHandler does the recording and the behaviours; _QrsHandler adds the QRS
-rules and routes.  The Engine (QIX WebSocket, spec section 3) will be another
-_BaseHandler subclass served by a second _SimServer (see QlikSim._services).
+rules and routes; _EngineHandler does the WebSocket upgrade and then runs one
+JSON-RPC session (_EngineSession) on the connection (spec section 3).
 """
 
 import argparse
+import base64
 import fcntl
+import hashlib
 import http.server
 import json
 import os
 import re
 import secrets
+import select
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -802,6 +810,543 @@ def _parse_qlik_user(value):
     return None
 
 
+# ============================================================== Engine (QIX)
+#
+# JSON-RPC 2.0 over a WebSocket (spec qlik-sense.md section 3). The WebSocket
+# server side is written here by hand on purpose: the standard library has none,
+# and owning the framing lets tests inject faults (close mid-call, hang, slow,
+# fragmented messages, answers in any order).
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+ENGINE_APP_NOT_FOUND = 1003
+ENGINE_METHOD_NOT_FOUND = -32601
+ENGINE_INVALID_HANDLE = -32602
+# positional parameter names, for clients that send params as an array
+_POSITIONAL = {"OpenDoc": ["qDocName", "qUserName", "qPassword", "qSerial", "qNoData"],
+               "DoReload": ["qMode", "qPartial", "qDebug"], "DoReloadEx": ["qParams"],
+               "CreateSessionObject": ["qProp"], "DestroySessionObject": ["qId"],
+               "GetConnection": ["qConnectionId"]}
+
+
+class EngineFault:
+    """What set_engine_fault() installs; see QlikSim.set_engine_fault."""
+
+    def __init__(self, method, delay, hang, close, error, result, times, app):
+        self.method, self.delay, self.hang, self.close = method, delay, hang, close
+        self.error, self.result, self.times, self.app = error, result, times, app
+        self.applied = 0
+
+    def matches(self, method, app):
+        return ((self.method is None or self.method == method) and
+                (self.app is None or (app or "").lower() == self.app.lower()) and
+                (self.times is None or self.applied < self.times))
+
+
+class EngineCall:
+    """One recorded JSON-RPC request: session (int, one per WebSocket), app (the
+    app id of the URL), id, handle, method, params (dict, positional ones named),
+    time, answered (False while unanswered, hung or cut), error (code or None)."""
+
+    def __init__(self, session, app, msg, params):
+        self.session, self.app = session, app
+        self.id, self.handle, self.method = msg.get("id"), msg.get("handle"), msg.get("method")
+        self.params, self.time = params, time.time()
+        self.answered, self.error = False, None
+
+    def to_dict(self):
+        return dict(vars(self))
+
+    def __repr__(self):
+        return "<EngineCall s%d %s h=%s id=%s %s>" % (self.session, self.method, self.handle,
+                                                     self.id, json.dumps(self.params)[:80])
+
+
+def _json_path(obj, path):
+    """Value at a JSON-pointer-like path ("/qInfo/qId") or None."""
+    cur = obj
+    for part in [p for p in path.split("/") if p]:
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def _qdata(src, qdata):
+    return {k: _json_path(src, v) for k, v in (qdata or {}).items() if isinstance(v, str)}
+
+
+def make_large_app(app_id, count=1000, payload_bytes=1000, title="Large app"):
+    """An engine app with `count` objects of each kind (sheets, master objects,
+    dimensions, measures, bookmarks, variables, fields), each with about
+    payload_bytes of property text, for memory and speed tests."""
+    pad = "x" * payload_bytes
+    app = {"id": app_id,
+           "properties": {"qTitle": title, "description": "generated", "qHasSectionAccess": False},
+           "script": "// generated\nLOAD 1 AS a AUTOGENERATE 1;\n",
+           "objects": [], "dimensions": [], "measures": [], "bookmarks": [], "variables": [],
+           "fields": [], "media": [], "connections": []}
+    for i in range(count):
+        for kind in ("sheet", "masterobject"):
+            qid = "%s-%05d" % (kind, i)
+            app["objects"].append({
+                "qProperty": {"qInfo": {"qId": qid, "qType": kind},
+                              "qMetaDef": {"title": "%s %d" % (kind, i), "description": pad}},
+                "qChildren": [], "qEmbeddedSnapshotRef": None})
+        app["dimensions"].append({"qInfo": {"qId": "dim-%05d" % i, "qType": "dimension"},
+                                  "qDim": {"qFieldDefs": ["F%d" % i], "title": pad},
+                                  "qMetaDef": {"title": "Dim %d" % i}})
+        app["measures"].append({"qInfo": {"qId": "mea-%05d" % i, "qType": "measure"},
+                                "qMeasure": {"qDef": "Sum(F%d)" % i, "qLabel": pad},
+                                "qMetaDef": {"title": "Measure %d" % i}})
+        app["bookmarks"].append({"qProp": {"qInfo": {"qId": "bm-%05d" % i, "qType": "bookmark"},
+                                           "qMetaDef": {"title": "Bookmark %d" % i,
+                                                        "description": pad}},
+                                 "qBookmark": {"qStateData": [], "qUtcModifyTime": i}})
+        app["variables"].append({"qProp": {"qInfo": {"qId": "var-%05d" % i, "qType": "variable"},
+                                           "qName": "v%d" % i, "qDefinition": pad},
+                                 "qIsScriptCreated": i % 2 == 0})
+        app["fields"].append({"qName": "F%d" % i, "qSrcTables": ["T"], "qTags": ["$numeric"]})
+    return app
+
+
+class _EngineSession:
+    """State of one WebSocket session: the handles it has handed out."""
+
+    def __init__(self, sim, number, url_app):
+        self.sim, self.number, self.url_app = sim, number, url_app
+        self.handles = {}   # handle -> (kind, data)
+        self.next_handle = 1
+        self.app = None     # the app dict once OpenDoc succeeded
+        self.doc_handle = None
+
+    def new_handle(self, kind, data):
+        h = self.next_handle
+        self.next_handle += 1
+        self.handles[h] = (kind, data)
+        return h
+
+    # ---- one request -> (result, error)
+    def call(self, method, handle, p):
+        if handle == -1:
+            return self.global_call(method, p)
+        if handle not in self.handles:
+            return None, (ENGINE_INVALID_HANDLE, "Invalid handle", str(handle))
+        kind, data = self.handles[handle]
+        fn = getattr(self, "m_%s_%s" % (kind, method), None)
+        if fn is None:
+            return None, (ENGINE_METHOD_NOT_FOUND, "Method not found", method)
+        return fn(data, p), None
+
+    def global_call(self, method, p):
+        sim = self.sim
+        if method == "EngineVersion":
+            return {"qVersion": {"qComponentVersion": sim.engine_version}}, None
+        if method == "GetDocList":
+            return {"qDocList": [{"qDocName": a["properties"].get("qTitle", a["id"]),
+                                  "qDocId": a["id"], "qTitle": a["properties"].get("qTitle", "")}
+                                 for a in sim.engine_apps]}, None
+        if method == "OpenDoc":
+            app = sim.find_engine_app(str(p.get("qDocName", "")))
+            if app is None:
+                return None, (ENGINE_APP_NOT_FOUND, "App not found", str(p.get("qDocName", "")))
+            self.app = app
+            if self.doc_handle is None:
+                self.doc_handle = self.new_handle("doc", app)
+            return {"qReturn": {"qType": "Doc", "qHandle": self.doc_handle,
+                                "qGenericId": app["id"]}}, None
+        return None, (ENGINE_METHOD_NOT_FOUND, "Method not found", method)
+
+    # ---- doc methods
+    def m_doc_GetAppProperties(self, app, p):
+        return {"qProp": app.get("properties", {})}
+
+    def m_doc_GetAppLayout(self, app, p):
+        props = app.get("properties", {})
+        return {"qLayout": {"qTitle": props.get("qTitle", ""), "qFileName": app["id"],
+                            "qHasScript": bool(app.get("script")), "qIsOpenedWithoutData": False,
+                            "qLastReloadTime": props.get("qLastReloadTime", "")}}
+
+    def m_doc_GetScript(self, app, p):
+        return {"qScript": app.get("script", "")}
+
+    def m_doc_GetLineage(self, app, p):
+        return {"qLineage": app.get("lineage", [])}
+
+    def m_doc_GetConnections(self, app, p):
+        return {"qConnections": app.get("connections", [])}
+
+    def m_doc_GetConnection(self, app, p):
+        cid = str(p.get("qConnectionId", ""))
+        c = next((c for c in app.get("connections", []) if c.get("qId") == cid), None)
+        if c is None:
+            raise _EngineError(2, "Connection not found", cid)
+        return {"qConnection": c}
+
+    def _open(self, kind, items, key, p):
+        qid = str(p.get("qId", ""))
+        it = next((x for x in items if _json_path(x, key) == qid), None)
+        if it is None:  # what the engine answers for an id it does not know
+            return {"qReturn": {"qType": None, "qHandle": None}}
+        return {"qReturn": {"qType": "Generic" + kind.capitalize(),
+                            "qHandle": self.new_handle(kind, it), "qGenericId": qid}}
+
+    def m_doc_GetObject(self, app, p):
+        return self._open("object", app.get("objects", []), "/qProperty/qInfo/qId", p)
+
+    def m_doc_GetDimension(self, app, p):
+        return self._open("dimension", app.get("dimensions", []), "/qInfo/qId", p)
+
+    def m_doc_GetMeasure(self, app, p):
+        return self._open("measure", app.get("measures", []), "/qInfo/qId", p)
+
+    def m_doc_GetBookmark(self, app, p):
+        return self._open("bookmark", app.get("bookmarks", []), "/qProp/qInfo/qId", p)
+
+    def m_doc_GetVariableById(self, app, p):
+        return self._open("variable", app.get("variables", []), "/qProp/qInfo/qId", p)
+
+    def m_doc_CreateSessionObject(self, app, p):
+        prop = p.get("qProp", p)
+        info = prop.get("qInfo") or {}
+        h = self.new_handle("session", prop)
+        return {"qReturn": {"qType": "GenericObject", "qHandle": h,
+                            "qGenericType": info.get("qType"), "qGenericId": info.get("qId")}}
+
+    def m_doc_DestroySessionObject(self, app, p):
+        qid = p.get("qId")
+        gone = [h for h, (k, d) in self.handles.items()
+                if k == "session" and (d.get("qInfo") or {}).get("qId") == qid]
+        for h in gone:
+            del self.handles[h]
+        return {"qSuccess": bool(gone)}
+
+    def m_doc_DoReload(self, app, p):
+        ok = self.sim._reload(app, p)
+        return {"qReturn": ok}
+
+    def m_doc_DoReloadEx(self, app, p):
+        ok = self.sim._reload(app, p.get("qParams", p))
+        return {"qResult": {"qSuccess": ok,
+                            "qScriptLogFile": "C:\\ProgramData\\Qlik\\Sense\\Log\\Script\\%s.log"
+                                              % app["id"]}}
+
+    def m_doc_DoSave(self, app, p):
+        self.sim._note_save(app)
+        return {}
+
+    # ---- session list objects: GetLayout computes the list
+    def m_session_GetLayout(self, prop, p):
+        app = self.app or {}
+        info = prop.get("qInfo", {})
+        layout = {"qInfo": info, "qMeta": {}}
+        if "qAppObjectListDef" in prop:
+            d = prop["qAppObjectListDef"]
+            items = [{"qInfo": o["qProperty"]["qInfo"], "qMeta": o["qProperty"].get("qMetaDef", {}),
+                      "qData": _qdata(o["qProperty"], d.get("qData"))}
+                     for o in app.get("objects", []) if o["qProperty"]["qInfo"]["qType"] == d.get("qType")]
+            layout["qAppObjectList"] = {"qItems": items}
+        elif "qDimensionListDef" in prop or "qMeasureListDef" in prop:
+            key = "qDimensionList" if "qDimensionListDef" in prop else "qMeasureList"
+            d = prop[key + "Def"]
+            src = app.get("dimensions" if key == "qDimensionList" else "measures", [])
+            layout[key] = {"qItems": [{"qInfo": x["qInfo"], "qMeta": x.get("qMetaDef", {}),
+                                       "qData": _qdata(x, d.get("qData"))} for x in src]}
+        elif "qBookmarkListDef" in prop:
+            d = prop["qBookmarkListDef"]
+            layout["qBookmarkList"] = {"qItems": [
+                {"qInfo": b["qProp"]["qInfo"], "qMeta": b["qProp"].get("qMetaDef", {}),
+                 "qData": _qdata(b["qProp"], d.get("qData"))}
+                for b in app.get("bookmarks", []) if b["qProp"]["qInfo"]["qType"] == d.get("qType", "bookmark")]}
+        elif "qVariableListDef" in prop:
+            d = prop["qVariableListDef"]
+            items = []
+            for v in app.get("variables", []):
+                if v.get("qIsReserved") and not d.get("qShowReserved"):
+                    continue
+                if v.get("qIsConfig") and not d.get("qShowConfig"):
+                    continue
+                it = {"qName": v["qProp"].get("qName"), "qDefinition": v["qProp"].get("qDefinition"),
+                      "qInfo": v["qProp"]["qInfo"], "qData": _qdata(v["qProp"], d.get("qData"))}
+                for f in ("qIsScriptCreated", "qIsReserved", "qIsConfig"):
+                    if v.get(f):
+                        it[f] = True
+                items.append(it)
+            layout["qVariableList"] = {"qItems": items}
+        elif "qFieldListDef" in prop:
+            d = prop["qFieldListDef"]
+            items = []
+            for f in app.get("fields", []):
+                if f.get("qIsSystem") and not d.get("qShowSystem"):
+                    continue
+                if f.get("qIsHidden") and not d.get("qShowHidden"):
+                    continue
+                if f.get("qIsSemantic") and not d.get("qShowSemantic"):
+                    continue
+                it = dict(f)
+                if not d.get("qShowSrcTables"):
+                    it.pop("qSrcTables", None)
+                items.append(it)
+            layout["qFieldList"] = {"qItems": items}
+        elif "qMediaListDef" in prop:
+            layout["qMediaList"] = {"qItems": app.get("media", [])}
+        return {"qLayout": layout}
+
+    # ---- generic objects, dimensions, measures, bookmarks, variables
+    def m_object_GetFullPropertyTree(self, o, p):
+        return {"qPropEntry": o}
+
+    def m_object_GetProperties(self, o, p):
+        return {"qProp": o["qProperty"]}
+
+    def m_object_GetLayout(self, o, p):
+        q = o["qProperty"]
+        return {"qLayout": {"qInfo": q["qInfo"], "qMeta": q.get("qMetaDef", {})}}
+
+    def m_dimension_GetProperties(self, d, p):
+        return {"qProp": d}
+
+    def m_dimension_GetLayout(self, d, p):
+        return {"qLayout": {"qInfo": d["qInfo"], "qMeta": d.get("qMetaDef", {}),
+                            "qDim": d.get("qDim", {})}}
+
+    def m_measure_GetProperties(self, m, p):
+        return {"qProp": m}
+
+    def m_measure_GetLayout(self, m, p):
+        return {"qLayout": {"qInfo": m["qInfo"], "qMeta": m.get("qMetaDef", {}),
+                            "qMeasure": m.get("qMeasure", {})}}
+
+    def m_bookmark_GetProperties(self, b, p):
+        return {"qProp": b["qProp"]}
+
+    def m_bookmark_GetLayout(self, b, p):
+        return {"qLayout": {"qInfo": b["qProp"]["qInfo"], "qMeta": b["qProp"].get("qMetaDef", {}),
+                            "qBookmark": b.get("qBookmark", {})}}
+
+    def m_variable_GetProperties(self, v, p):
+        return {"qProp": v["qProp"]}
+
+
+class _EngineError(Exception):
+    def __init__(self, code, message, parameter=""):
+        super().__init__(message)
+        self.code, self.message, self.parameter = code, message, parameter
+
+
+class _EngineHandler(_BaseHandler):
+    """The WebSocket upgrade (X-Qlik-User required, 401 otherwise) and the
+    JSON-RPC session. Behaviours (set_behaviour(..., service="engine")) apply to
+    the upgrade request; set_engine_fault() to single calls."""
+
+    APP_RE = re.compile(r"/app/([^/?]*)\Z")
+
+    def route(self, rec):
+        if not self.APP_RE.match(rec.path):
+            return 404, "Not found", "text/plain; charset=utf-8"
+        user = rec.headers.get("X-Qlik-User")
+        if not user or not _parse_qlik_user(user):
+            return 401, "Unauthorized: X-Qlik-User missing or malformed", "text/plain; charset=utf-8"
+        if ((rec.headers.get("Upgrade") or "").lower() != "websocket" or
+                "upgrade" not in (rec.headers.get("Connection") or "").lower() or
+                rec.headers.get("Sec-WebSocket-Version") != "13" or
+                not rec.headers.get("Sec-WebSocket-Key") or rec.method != "GET"):
+            return 400, "Not a WebSocket upgrade", "text/plain; charset=utf-8"
+        return 101, rec.headers.get("Sec-WebSocket-Key"), "websocket"
+
+    def _answer(self, rec, status, body, ctype, extra=None):
+        if status != 101:
+            return super()._answer(rec, status, body, ctype, extra)
+        sim = self.server.sim
+        accept = base64.b64encode(hashlib.sha1((body + WS_GUID).encode()).digest()).decode()
+        sim._answered(rec, 101)
+        self.close_connection = True
+        self._wlock = threading.Lock()
+        head = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Accept: %s\r\n\r\n" % accept).encode()
+        note = json.dumps({"jsonrpc": "2.0", "method": "OnConnected",
+                           "params": {"qSessionState": "SESSION_CREATED"}}).encode()
+        # the head and the first notification in one write: clients must keep
+        # what they read past the head
+        self.wfile.write(head + self._frame(1, note))
+        self.wfile.flush()
+        sim._notify(rec)
+        url_app = urllib.parse.unquote(self.APP_RE.match(rec.path).group(1))
+        sess = sim._new_engine_session(url_app)
+        try:
+            self._ws_loop(sess)
+        except (OSError, ValueError):
+            pass
+
+    # ---- framing (server side: frames out unmasked, frames in must be masked)
+    @staticmethod
+    def _frame(opcode, data, fin=True):
+        n = len(data)
+        b0 = (0x80 if fin else 0) | opcode
+        if n < 126:
+            h = struct.pack("!BB", b0, n)
+        elif n < 65536:
+            h = struct.pack("!BBH", b0, 126, n)
+        else:
+            h = struct.pack("!BBQ", b0, 127, n)
+        return h + data
+
+    def _send_msg(self, data, opcode=1):
+        frag = self.server.sim.engine_fragment_bytes
+        with self._wlock:
+            if frag and len(data) > frag and opcode in (1, 2):
+                parts = [data[i:i + frag] for i in range(0, len(data), frag)]
+                out = b"".join(self._frame(opcode if i == 0 else 0, part, i == len(parts) - 1)
+                               for i, part in enumerate(parts))
+            else:
+                out = self._frame(opcode, data)
+            self.wfile.write(out)
+            self.wfile.flush()
+
+    def _parse_frame(self, buf):
+        """Takes one complete frame off the front of BUF: (fin, opcode, payload),
+        or None if BUF does not hold a whole frame yet."""
+        if len(buf) < 2:
+            return None
+        b0, b1 = buf[0], buf[1]
+        n, off = b1 & 0x7F, 2
+        if n == 126:
+            if len(buf) < 4:
+                return None
+            n, off = struct.unpack_from("!H", buf, 2)[0], 4
+        elif n == 127:
+            if len(buf) < 10:
+                return None
+            n, off = struct.unpack_from("!Q", buf, 2)[0], 10
+        if not b1 & 0x80:
+            raise ValueError("client frame without mask")
+        if n > self.server.sim.engine_max_message:
+            raise ValueError("frame too large")
+        if len(buf) < off + 4 + n:
+            return None
+        mask = bytes(buf[off:off + 4])
+        data = bytes(buf[off + 4:off + 4 + n])
+        del buf[:off + 4 + n]
+        if n:
+            m = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+            data = (int.from_bytes(data, "big") ^ m).to_bytes(n, "big")
+        return b0 & 0x80, b0 & 0x0F, data
+
+    def _ws_loop(self, sess):
+        """One thread per session reads, answers and writes (an SSL socket must
+        not be read and written from two threads at once). Requests that arrive
+        together form a batch, answered after the whole batch was read."""
+        srv, sock = self.server, self.connection
+        sock.settimeout(0.2)
+        buf, parts, eof = bytearray(), [], False
+        while not eof:
+            batch, closing = [], None
+            while closing is None:
+                fr = self._parse_frame(buf)
+                if fr is not None:
+                    fin, op, data = fr
+                    if op == 8:
+                        closing = data
+                    elif op == 9:
+                        self._send_msg(data, 10)
+                    elif op in (0, 1, 2):
+                        parts.append(data)
+                        if fin:
+                            batch.append(b"".join(parts))
+                            parts = []
+                    continue
+                partial = len(buf) > 0
+                pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+                if not (partial or pending):
+                    ready = select.select([sock], [], [], 0.003 if batch else 0.05)[0]
+                    if not ready:
+                        if batch:
+                            break
+                        if srv.stopping.is_set():
+                            return
+                        continue
+                try:
+                    chunk = sock.recv(1 << 16)
+                except socket.timeout:
+                    if srv.stopping.is_set():
+                        return
+                    continue
+                except ssl.SSLWantReadError:
+                    continue
+                if not chunk:
+                    eof = True
+                    break
+                buf += chunk
+            answers = []
+            for data in batch:
+                out = self._handle(sess, data)
+                if out == "close":
+                    self._abandon()
+                    return
+                if out is not None:
+                    answers.append(out)
+            self._flush_answers(answers)
+            if closing is not None:
+                self._send_msg(closing[:2], 8)
+                return
+
+    def _flush_answers(self, answers):
+        if self.server.sim.engine_reorder:
+            answers = answers[::-1]
+        if answers and self.server.sim.engine_notify_batches:
+            self._send_msg(json.dumps({"jsonrpc": "2.0", "method": "OnEngineNotice",
+                                       "params": {"qBatch": len(answers)}}).encode())
+        for call, data in answers:
+            # recorded before the bytes leave: a client that has the answer sees it
+            self.server.sim._engine_answered(call)
+            self._send_msg(data)
+
+    def _handle(self, sess, data):
+        sim = self.server.sim
+        try:
+            msg = json.loads(data.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return None, json.dumps({"jsonrpc": "2.0", "id": None, "error": {
+                "code": -32700, "message": "Parse error"}}).encode()
+        params = msg.get("params", {})
+        if isinstance(params, list):
+            names = _POSITIONAL.get(msg.get("method"), ["qId"])
+            params = dict(zip(names, params))
+        call = EngineCall(sess.number, sess.url_app, msg, params)
+        sim._record_engine_call(call)
+        fault = sim._take_engine_fault(call.method, sess.url_app)
+        if fault is not None:
+            if fault.delay and srv_wait(self.server, fault.delay):
+                return "close"
+            if fault.close:
+                return "close"
+            if fault.hang:
+                return None
+        err = None
+        try:
+            if fault is not None and fault.error is not None:
+                res, err = None, tuple(fault.error) + ("",) * (3 - len(fault.error))
+            elif fault is not None and fault.result is not None:
+                res = fault.result
+            else:
+                res, err = sess.call(call.method, call.handle, params)
+        except _EngineError as e:
+            res, err = None, (e.code, e.message, e.parameter)
+        out = {"jsonrpc": "2.0", "id": call.id}
+        if err is not None:
+            call.error = err[0]
+            out["error"] = {"code": err[0], "parameter": err[2], "message": err[1]}
+        else:
+            out["result"] = res
+            if call.method in ("DoReload", "DoReloadEx", "DoSave"):
+                out["change"] = [call.handle]  # clients ignore these
+        return call, json.dumps(out, ensure_ascii=False).encode("utf-8")
+
+
+def srv_wait(srv, seconds):
+    """Sleep, but return True at once if the server is stopping."""
+    return srv.stopping.wait(seconds)
+
+
 # ============================================================== the simulator
 
 class QlikSim:
@@ -818,13 +1363,14 @@ class QlikSim:
 
     def __init__(self, fixture_path=DEFAULT_FIXTURE, host="127.0.0.1", qrs_port=0,
                  certs_dir=None, require_client_cert=True, use_tls=True, on_request=None,
-                 on_tls_error=None):
+                 on_tls_error=None, engine_port=0, on_engine_call=None):
         self.host = host
         self.certs_dir = os.path.abspath(certs_dir or DEFAULT_CERTS_DIR)
         self.require_client_cert = require_client_cert
         self.use_tls = use_tls
         self.on_request = on_request
         self.on_tls_error = on_tls_error
+        self.on_engine_call = on_engine_call
         self._lock = threading.Lock()
         self._requests = []
         self._tls_errors = []
@@ -832,8 +1378,17 @@ class QlikSim:
         self._behaviours = []
         self._cond = threading.Condition(self._lock)
         # service name -> [handler class, requested port, bound port, server, thread]
-        # An Engine endpoint will be added here as "engine" with its own handler.
-        self._services = {"qrs": [_QrsHandler, qrs_port, None, None, None]}
+        self._services = {"qrs": [_QrsHandler, qrs_port, None, None, None],
+                          "engine": [_EngineHandler, engine_port, None, None, None]}
+        self._engine_calls = []
+        self._engine_faults = []
+        self._engine_sessions = 0
+        self._reloads = []
+        self._saves = []
+        self.engine_reorder = True        # answer a batch of requests last-first
+        self.engine_fragment_bytes = 0    # >0: send messages in frames of this size
+        self.engine_notify_batches = False  # push a notification before each batch of answers
+        self.engine_max_message = 256 << 20
         self.load_fixture(fixture_path)
 
     # ---- fixture
@@ -847,6 +1402,18 @@ class QlikSim:
         self.apps = fixture.get("apps", [])
         self.users = fixture.get("users", [])
         self.about = fixture.get("about", {"buildVersion": "14.187.4", "schemaPath": "About"})
+        engine = fixture.get("engine", {})
+        self.engine_version = engine.get("version", "12.612.0")
+        self.engine_apps = engine.get("apps", [])
+
+    def find_engine_app(self, app_id):
+        low = app_id.lower()
+        return next((a for a in self.engine_apps if a["id"].lower() == low), None)
+
+    def add_engine_app(self, app):
+        """Serve one more engine app (e.g. make_large_app(...))."""
+        self.engine_apps.append(app)
+        return app
 
     def find_task(self, task_id):
         low = task_id.lower()
@@ -882,11 +1449,14 @@ class QlikSim:
             svc[4].start()
         return self
 
-    def stop(self):
+    def stop(self, service=None):
         """Stop serving: the listening socket is closed (new connections are
         refused), open connections are cut, hung and delayed requests are
-        abandoned without an answer."""
-        for svc in self._services.values():
+        abandoned without an answer. service="qrs" or "engine" stops only that
+        one; start() brings it back on the same port."""
+        for name, svc in self._services.items():
+            if service is not None and name != service:
+                continue
             srv, th = svc[3], svc[4]
             if srv is None:
                 continue
@@ -906,6 +1476,14 @@ class QlikSim:
     @property
     def qrs_port(self):
         return self._services["qrs"][2]
+
+    @property
+    def engine_port(self):
+        return self._services["engine"][2]
+
+    @property
+    def engine_url(self):
+        return "%s://%s:%d/app/" % ("wss" if self.use_tls else "ws", self.host, self.engine_port)
 
     @property
     def running(self):
@@ -972,11 +1550,111 @@ class QlikSim:
             return list(self._started)
 
     def clear(self):
-        """Forget recorded requests, TLS errors and started tasks."""
+        """Forget recorded requests, TLS errors, started tasks, engine calls,
+        reloads and saves."""
         with self._lock:
             self._requests.clear()
             self._tls_errors.clear()
             self._started.clear()
+            self._engine_calls.clear()
+            self._reloads.clear()
+            self._saves.clear()
+
+    # ---- engine recording and faults
+    def _new_engine_session(self, url_app):
+        with self._lock:
+            self._engine_sessions += 1
+            return _EngineSession(self, self._engine_sessions, url_app)
+
+    def _record_engine_call(self, call):
+        with self._cond:
+            self._engine_calls.append(call)
+            self._cond.notify_all()
+        if self.on_engine_call:
+            try:
+                self.on_engine_call(call)
+            except Exception:  # a logging hook must not break the server
+                pass
+
+    def _engine_answered(self, call):
+        if call is None:
+            return
+        with self._cond:
+            call.answered = True
+            self._cond.notify_all()
+
+    def _reload(self, app, p):
+        """DoReload: an app with "reloadSeconds" takes that long; one with
+        "reloadFails": true fails."""
+        with self._cond:
+            self._reloads.append({"app": app["id"], "params": dict(p), "time": time.time()})
+            self._cond.notify_all()
+        if app.get("reloadSeconds"):
+            time.sleep(app["reloadSeconds"])
+        return not app.get("reloadFails", False)
+
+    def _note_save(self, app):
+        with self._cond:
+            self._saves.append({"app": app["id"], "time": time.time()})
+            self._cond.notify_all()
+
+    def engine_calls(self, method=None):
+        """Snapshot of the recorded engine calls (EngineCall), optionally of one method."""
+        with self._lock:
+            return [c for c in self._engine_calls if method is None or c.method == method]
+
+    @property
+    def reloads(self):
+        """DoReload/DoReloadEx calls: [{"app", "params", "time"}]."""
+        with self._lock:
+            return list(self._reloads)
+
+    @property
+    def saves(self):
+        """DoSave calls: [{"app", "time"}]."""
+        with self._lock:
+            return list(self._saves)
+
+    def set_engine_fault(self, method=None, delay=0.0, hang=False, close=False, error=None,
+                         result=None, times=None, app=None):
+        """Change how engine calls of METHOD (None = any) on sessions of APP (the
+        URL's app id; None = any) are answered:
+          delay   seconds to wait first
+          hang    never answer this call (the session stays up)
+          close   cut the connection (no close frame) instead of answering
+          error   (code, message[, parameter]): answer with this JSON-RPC error
+          result  answer with this result instead
+          times   apply to this many calls only (None = all)
+        The first installed fault that matches applies. Returns the EngineFault."""
+        f = EngineFault(method, delay, hang, close, error, result, times, app)
+        with self._lock:
+            self._engine_faults.append(f)
+        return f
+
+    def clear_engine_faults(self):
+        with self._lock:
+            self._engine_faults.clear()
+
+    def _take_engine_fault(self, method, app):
+        with self._lock:
+            for f in self._engine_faults:
+                if f.matches(method, app):
+                    f.applied += 1
+                    return f
+        return None
+
+    def wait_for_engine_calls(self, count, method=None, timeout=5.0):
+        """Wait until at least count engine calls (of METHOD) were recorded."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                got = [c for c in self._engine_calls if method is None or c.method == method]
+                if len(got) >= count:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("%d of %d engine calls after %.1f s" % (len(got), count, timeout))
+                self._cond.wait(left)
 
     def starts(self, accepted_only=False):
         """Task ids from the paths of POST /qrs/task/{id}/start requests, in
@@ -1076,18 +1754,27 @@ def _log_line(rec):
     print(line, flush=True)
 
 
+def _log_engine_call(c):
+    t = time.strftime("%H:%M:%S", time.localtime(c.time)) + ".%03d" % int(c.time * 1000 % 1000)
+    print("%s engine session %d app %s: %s handle %s id %s %s" % (
+        t, c.session, c.app, c.method, c.handle, c.id, json.dumps(c.params)[:200]), flush=True)
+
+
 def _log_tls(e):
     print("%s TLS handshake from %s failed: %s" % (time.strftime("%H:%M:%S"), e["peer"], e["error"]),
           flush=True)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Qlik Sense simulator (QRS) for butlerd")
+    ap = argparse.ArgumentParser(description="Qlik Sense simulator (QRS and Engine) for butlerd")
     ap.add_argument("--fixture", default=DEFAULT_FIXTURE, help="fixture JSON (default: %(default)s)")
     ap.add_argument("--certs", help="certificate directory (created with openssl if needed)")
     ap.add_argument("--make-certs", metavar="DIR", help="create the test certificates in DIR and exit")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--qrs-port", type=int, default=4242, help="0 = any free port")
+    ap.add_argument("--engine-port", type=int, default=4747, help="0 = any free port")
+    ap.add_argument("--large-app", metavar="N", type=int, default=0,
+                    help="also serve app 00000000-0000-4000-8000-00000000000a with N objects of each kind")
     ap.add_argument("--no-client-cert", action="store_true",
                     help="do not require a client certificate (still verified if presented)")
     ap.add_argument("--no-tls", action="store_true", help="plain HTTP (configQRS.useSSL = false)")
@@ -1104,13 +1791,18 @@ def main(argv=None):
     sim = QlikSim(a.fixture, host=a.host, qrs_port=a.qrs_port, certs_dir=a.certs,
                   require_client_cert=not a.no_client_cert, use_tls=not a.no_tls,
                   on_request=None if a.quiet else _log_line,
-                  on_tls_error=None if a.quiet else _log_tls)
+                  on_tls_error=None if a.quiet else _log_tls, engine_port=a.engine_port,
+                  on_engine_call=None if a.quiet else _log_engine_call)
+    if a.large_app:
+        sim.add_engine_app(make_large_app("00000000-0000-4000-8000-00000000000a", a.large_app))
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     sim.start()
-    print("qlik-sim: QRS listening on %s (certificates in %s, %d tasks, %d apps)"
-          % (sim.qrs_url, sim.certs_dir, len(sim.tasks), len(sim.apps)), flush=True)
+    print("qlik-sim: QRS listening on %s (certificates in %s, %d tasks, %d apps); "
+          "Engine on %s (%d apps)"
+          % (sim.qrs_url, sim.certs_dir, len(sim.tasks), len(sim.apps), sim.engine_url,
+             len(sim.engine_apps)), flush=True)
     while not done.wait(0.5):
         pass
     sim.stop()
