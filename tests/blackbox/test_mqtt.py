@@ -14,6 +14,7 @@ import collections
 import json
 import os
 import re
+import subprocess
 import time
 
 import pytest
@@ -669,5 +670,35 @@ def test_tls_wrong_ca_never_connects(start_daemon, tmp_path, certs):
         assert r.status == 503, r
         assert json.loads(r.body)["message"] == "Not connected to MQTT broker 127.0.0.1:%d" % b.port
         assert "connected to MQTT broker" not in d.log().replace("Not connected", "")
+    finally:
+        b.stop()
+
+
+# ------------------------------------------------------------------ credentials
+
+
+def auth_broker(tmp_path):
+    pw = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "butler", "s3cret"], check=True,
+                   capture_output=True, timeout=10)
+    os.chmod(pw, 0o600)
+    return Broker(tmp_path / "auth-broker", extra=[
+        "allow_anonymous false", "password_file %s" % pw]).start()
+
+
+@pytest.mark.parametrize("password,ok", [("s3cret", True), ("wrong", False)])
+def test_username_and_password(start_daemon, tmp_path, password, ok):
+    b = auth_broker(tmp_path)
+    try:
+        d = mqtt_daemon(start_daemon, b, {"butlerd": {"mqtt": {
+            "username": "butler", "password": password}}}, wait=False)
+        if ok:
+            d.wait_log("connected to MQTT broker 127.0.0.1:%d" % b.port, 10)
+            r = put(d, {"topic": "auth/test", "message": "x", "qos": 1})
+            assert r.status == 201, r
+        else:
+            d.wait_log("refused the connection", 10)
+            r = put(d, {"topic": "auth/test", "message": "x"})
+            assert r.status == 503, r
     finally:
         b.stop()
