@@ -981,12 +981,16 @@ int fsop_move(const struct fsop_loc *from, const struct fsop_loc *to, int overwr
         goto out;
     if ((rc = place_create(&dp, to)) != FSOP_OK)
         goto out;
-    if (rename_to(sp.dir, sp.name, dp.dir, dp.name, overwrite) == 0)
+    /* A directory only ever moves to a free name: rename(2) would replace an empty
+     * directory that appeared at TO since it was checked. */
+    if (rename_to(sp.dir, sp.name, dp.dir, dp.name, overwrite && !S_ISDIR(sst.st_mode)) == 0)
         rc = FSOP_OK;
     else if (errno == EXDEV)
         rc = move_across(sp.dir, sp.name, &sst, dp.dir, dp.name, overwrite, from->abs);
-    else
-        rc = rename_rc(to->abs);
+    else if ((rc = rename_rc(to->abs)) == FSOP_EXISTS && overwrite)
+        rc = fstatat(dp.dir, dp.name, &dst, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(dst.st_mode)
+                 ? FSOP_NOTDIR
+                 : FSOP_ISDIR;
 out:
     place_close(&sp);
     place_close(&dp);
