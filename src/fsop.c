@@ -34,11 +34,70 @@
 #define MAX_DEPTH 256 /* directory levels a recursive copy or removal descends */
 #define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
+/* A file or symbolic link as a move across file systems read it. */
+struct seen {
+    dev_t dev;
+    ino_t ino;
+    struct timespec ctim, mtim;
+    off_t size;
+    nlink_t nlink;
+};
+
+/* Everything a move across file systems copied, so that removing the source
+ * removes only that: an entry added, replaced or changed meanwhile is kept. */
+struct seenlist {
+    struct seen *v;
+    size_t n, cap;
+};
+
 struct copy_opts {
     int preserve; /* copy access and modification times */
     int move;     /* half of a move: directories are fsync'ed too, since the source
                      goes afterwards, and nothing may be left behind */
+    struct seenlist *seen; /* a move: what was copied (NULL for a copy) */
 };
+
+static void seen_add(struct seenlist *l, const struct stat *st)
+{
+    if (!l)
+        return;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->v = xrealloc(l->v, l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] =
+        (struct seen){st->st_dev, st->st_ino, st->st_ctim, st->st_mtim, st->st_size, st->st_nlink};
+}
+
+static int seen_cmp(const void *a, const void *b)
+{
+    const struct seen *x = a, *y = b;
+    if (x->dev != y->dev)
+        return x->dev < y->dev ? -1 : 1;
+    return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static int same_time(struct timespec a, struct timespec b)
+{
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+/* True if ST is a file or link that was copied and has not changed since: same
+ * inode, same size and the same change time (any write, chmod, rename or link
+ * moves it). A file with several hard links gets a new change time when the move
+ * unlinks one of its names, so for it the modification time is compared instead.
+ * For a directory: it was copied (its entries are checked one by one). */
+static int seen_unchanged(const struct seenlist *l, const struct stat *st)
+{
+    struct seen key = {st->st_dev, st->st_ino, {0, 0}, {0, 0}, 0, 0};
+    const struct seen *s = bsearch(&key, l->v, l->n, sizeof *l->v, seen_cmp);
+    /* hard links inside the tree give equal keys next to each other: any will do,
+     * they share the inode and so its times and size */
+    if (!s || S_ISDIR(st->st_mode))
+        return s != NULL;
+    return s->size == st->st_size &&
+           (s->nlink > 1 ? same_time(s->mtim, st->st_mtim) : same_time(s->ctim, st->st_ctim));
+}
 
 static int fail(const char *call, const char *arg)
 {
@@ -536,8 +595,8 @@ static int copy_regular(int sdir, const char *sname, const struct stat *st, int 
         rc = fail("fstat", sname);
     else if (!same_file(&now, st) || !S_ISREG(now.st_mode))
         rc = (log_warnx("%s changed while being copied", sname), FSOP_FAIL);
-    else
-        rc = copy_file(in, &now, ddir, dname, replace, o);
+    else if ((rc = copy_file(in, &now, ddir, dname, replace, o)) == FSOP_OK)
+        seen_add(o->seen, &now); /* as it was before its bytes were read */
     close(in);
     return rc;
 }
@@ -557,6 +616,7 @@ static int copy_link(int sdir, const char *sname, const struct stat *st, int ddi
                      : (log_warnx("%s changed while being copied", sname), FSOP_FAIL);
     }
     target[n] = '\0';
+    seen_add(o->seen, st); /* removed later only if still this link, unchanged */
     int made = -1;
     for (int i = 0; i < 16 && made < 0; i++) {
         temp_name(tmp);
@@ -610,7 +670,7 @@ static int copy_subdir(int sdir, const char *name, const struct stat *st, int dd
         rc = fail("openat", name);
     else if (!same_file(&cur, st))
         rc = (log_warnx("%s changed while being copied", name), FSOP_FAIL);
-    else if ((d = openat(ddir, name, DIR_FLAGS)) < 0)
+    else if (seen_add(o->seen, &cur), (d = openat(ddir, name, DIR_FLAGS)) < 0)
         rc = fail("openat", name);
     else if ((rc = copy_entries(s, d, o, depth + 1)) == FSOP_OK)
         rc = finish_dir(d, st, created, name, o);
@@ -714,7 +774,7 @@ int fsop_copy(const struct fsop_loc *from, const struct fsop_loc *to, int overwr
 {
     struct place dp = PLACE_INIT;
     struct stat sst, dst;
-    struct copy_opts o = {preserve, 0};
+    struct copy_opts o = {preserve, 0, NULL};
     int sroot = -1, src = -1, in = -1, exists = 0, rc, drc;
 
     /* The source is followed to its end, below its approved directory. */
@@ -777,18 +837,59 @@ out:
 
 /* ------------------------------------------------------------ move, delete */
 
-/* The EXDEV half of a move: copy with times, make it durable, put it in place,
- * and remove the source only if it is still what was copied. If anything fails,
- * the source stays. */
-static int move_across(int sdir, const char *sname, const struct stat *st, int ddir,
-                       const char *dname, int replace, const char *what)
+/* rm -r of the source tree NAME in DFD after its copy is in place, removing only
+ * entries SEEN says were copied and have not changed since: a file written,
+ * added or replaced in the source while the copy ran stays (and so do the
+ * directories holding it). Every other entry is removed. 0, or -1 with errno
+ * (ENOTEMPTY when something was kept). */
+static int remove_moved(int dfd, const char *name, const struct seenlist *seen, int depth,
+                        size_t *kept)
 {
-    struct copy_opts o = {1, 1};
+    if (depth > MAX_DEPTH) {
+        errno = ELOOP;
+        return -1;
+    }
+    int fd = openat(dfd, name, DIR_FLAGS);
+    if (fd < 0)
+        return -1;
+    struct strlist names = {0};
+    int r = list_dir(fd, &names), e = errno;
+    for (size_t i = 0; r == 0 && i < names.n; i++) {
+        const char *n = names.v[i];
+        struct stat st;
+        if (fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT)
+                r = -1, e = errno;
+        } else if (!seen_unchanged(seen, &st)) {
+            log_warnx("%s changed or appeared in the source during the move: kept", n);
+            ++*kept;
+        } else if (S_ISDIR(st.st_mode)) {
+            if (remove_moved(fd, n, seen, depth + 1, kept) < 0 && errno != ENOTEMPTY)
+                r = -1, e = errno;
+        } else if (unlinkat(fd, n, 0) < 0 && errno != ENOENT) {
+            r = -1, e = errno;
+        }
+    }
+    strlist_free(&names);
+    close(fd);
+    if (r < 0) {
+        errno = e;
+        return -1;
+    }
+    return unlinkat(dfd, name, AT_REMOVEDIR);
+}
+
+/* The EXDEV half of a move, first part: copy with times, make it durable and put
+ * it in place. */
+static int move_across_copy(int sdir, const char *sname, const struct stat *st, int ddir,
+                            const char *dname, int replace, const char *what,
+                            const struct copy_opts *o)
+{
     int rc, in;
     if (S_ISREG(st->st_mode)) {
-        rc = copy_regular(sdir, sname, st, ddir, dname, replace, &o);
+        rc = copy_regular(sdir, sname, st, ddir, dname, replace, o);
     } else if (S_ISLNK(st->st_mode)) {
-        rc = copy_link(sdir, sname, st, ddir, dname, replace, &o);
+        rc = copy_link(sdir, sname, st, ddir, dname, replace, o);
     } else if (S_ISDIR(st->st_mode)) {
         struct stat now;
         if ((in = openat(sdir, sname, DIR_FLAGS)) < 0 || fstat(in, &now) < 0)
@@ -796,28 +897,59 @@ static int move_across(int sdir, const char *sname, const struct stat *st, int d
         else if (!same_file(&now, st))
             rc = (log_warnx("%s changed while being moved", what), FSOP_FAIL);
         else
-            rc = copy_dir_top(in, st, ddir, dname, 0, &o);
+            rc = copy_dir_top(in, st, ddir, dname, 0, o);
         if (in >= 0)
             close(in);
     } else {
         log_warnx("%s is not a regular file, directory or symbolic link: not moved", what);
         rc = FSOP_FAIL;
     }
-    if (rc != FSOP_OK || (rc = sync_dir(ddir, dname)) != FSOP_OK)
+    if (rc != FSOP_OK)
         return rc;
+    return sync_dir(ddir, dname);
+}
 
+/* Second part: remove the source as far as it is still what was copied. */
+static int move_across_remove(int sdir, const char *sname, const struct stat *st,
+                              const char *what, struct seenlist *seen)
+{
     struct stat now;
-    if (fstatat(sdir, sname, &now, AT_SYMLINK_NOFOLLOW) < 0 || !same_file(&now, st)) {
+    size_t kept = 0;
+    qsort(seen->v, seen->n, sizeof *seen->v, seen_cmp);
+    if (fstatat(sdir, sname, &now, AT_SYMLINK_NOFOLLOW) < 0 || !same_file(&now, st) ||
+        (!S_ISDIR(st->st_mode) && !seen_unchanged(seen, &now))) {
         log_warnx("%s changed while being moved: the copy is in place, the source is kept",
                   what);
         return FSOP_FAIL;
     }
-    if ((S_ISDIR(st->st_mode) ? remove_tree(sdir, sname, 0) : unlinkat(sdir, sname, 0)) < 0) {
-        log_warn("%s was copied but cannot be removed", what);
+    if (S_ISDIR(st->st_mode) ? remove_moved(sdir, sname, seen, 0, &kept) < 0
+                             : unlinkat(sdir, sname, 0) < 0) {
+        if (kept)
+            log_warnx("%s: %zu entries changed or appeared during the move; the copy is "
+                      "in place, they are kept in the source",
+                      what, kept);
+        else
+            log_warn("%s was copied but cannot be removed", what);
         return FSOP_FAIL;
     }
     (void)sync_dir(sdir, sname); /* logged if it fails; the move itself is done */
     return FSOP_OK;
+}
+
+/* The EXDEV half of a move: copy with times, make it durable, put it in place,
+ * and remove the source only as far as it is still what was copied: an entry
+ * added or changed in the source meanwhile is kept there. If anything fails, the
+ * source stays. */
+static int move_across(int sdir, const char *sname, const struct stat *st, int ddir,
+                       const char *dname, int replace, const char *what)
+{
+    struct seenlist seen = {NULL, 0, 0};
+    struct copy_opts o = {1, 1, &seen};
+    int rc = move_across_copy(sdir, sname, st, ddir, dname, replace, what, &o);
+    if (rc == FSOP_OK)
+        rc = move_across_remove(sdir, sname, st, what, &seen);
+    free(seen.v);
+    return rc;
 }
 
 int fsop_move(const struct fsop_loc *from, const struct fsop_loc *to, int overwrite)
@@ -849,12 +981,16 @@ int fsop_move(const struct fsop_loc *from, const struct fsop_loc *to, int overwr
         goto out;
     if ((rc = place_create(&dp, to)) != FSOP_OK)
         goto out;
-    if (rename_to(sp.dir, sp.name, dp.dir, dp.name, overwrite) == 0)
+    /* A directory only ever moves to a free name: rename(2) would replace an empty
+     * directory that appeared at TO since it was checked. */
+    if (rename_to(sp.dir, sp.name, dp.dir, dp.name, overwrite && !S_ISDIR(sst.st_mode)) == 0)
         rc = FSOP_OK;
     else if (errno == EXDEV)
         rc = move_across(sp.dir, sp.name, &sst, dp.dir, dp.name, overwrite, from->abs);
-    else
-        rc = rename_rc(to->abs);
+    else if ((rc = rename_rc(to->abs)) == FSOP_EXISTS && overwrite)
+        rc = fstatat(dp.dir, dp.name, &dst, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(dst.st_mode)
+                 ? FSOP_NOTDIR
+                 : FSOP_ISDIR;
 out:
     place_close(&sp);
     place_close(&dp);

@@ -28,6 +28,8 @@ ANSWERS = {
     "500": (500, b"rollup_error: something broke"),
     # 199 ASCII bytes, then a 2-byte character across the 200-byte cut
     "long": (400, b"x" * 199 + "\u00e9".encode() + b"y" * 100),
+    # a redirect (to the receiver itself) must not be followed
+    "redirect": (302, b"moved"),
 }
 
 
@@ -69,6 +71,8 @@ class Receiver:
                     return
                 status, data = ANSWERS[mode]
                 self.send_response(status)
+                if status == 302:
+                    self.send_header("Location", HOOK_PATH + "/elsewhere")
                 if status != 204:
                     self.send_header("Content-Type", "text/plain; charset=utf-8")
                     self.send_header("Content-Length", str(len(data)))
@@ -229,6 +233,31 @@ def test_slack_error_is_502(d, hook, mode, message):
     hook.mode = mode
     check(put(d, {"channel": "c", "from_user": "u", "msg": "m"}), 502, err(502, message))
     assert one_post(hook) == payload("c", "u", "m")
+
+
+def test_redirect_not_followed(d, hook):
+    """A 3xx is Slack's answer, passed on as 502; the Location is not followed, so
+    the payload is posted once, to the configured URL only."""
+    hook.mode = "redirect"
+    check(put(d, {"channel": "c", "from_user": "u", "msg": "m"}), 502,
+          err(502, "Slack returned HTTP 302: moved"))
+    assert one_post(hook) == payload("c", "u", "m")
+
+
+def test_only_http_and_https(start_daemon, tmp_path):
+    """A webhook URL of another scheme is refused by libcurl: nothing is read or
+    sent, the answer is 502 without the URL."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top secret")
+    for url in ("file://" + str(secret), "ftp://127.0.0.1:1/x", "gopher://127.0.0.1:1/x"):
+        dm = start_daemon(overrides(url))
+        r = put(dm, {"channel": "c", "from_user": "u", "msg": "m"})
+        assert r.status == 502, r
+        msg = json.loads(r.body)["message"]
+        assert msg.startswith("Failed sending Slack message: "), msg
+        assert "not supported" in msg, msg  # libcurl: Protocol "file" not supported...
+        assert "top secret" not in msg and str(secret) not in msg and "/x" not in msg, msg
+    assert secret.read_text() == "top secret"
 
 
 def test_slack_never_answers(d, hook):
