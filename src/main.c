@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -193,6 +194,13 @@ int main(int argc, char **argv)
         return EXIT_FATAL;
     }
 
+    /* Connections, copies of deep directory trees and the publish socket all take
+     * descriptors: use what the administrator allows (the hard limit). */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     /* Before any thread or fork: libcurl's global state is shared by every worker. */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct master_opts o = {conf, fg, -1};
