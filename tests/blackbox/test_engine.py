@@ -345,6 +345,27 @@ def test_dump_verifies_a_host_name(sim, butler):
     assert upgrades(sim)[0].headers.get("Host") == "localhost:%d" % sim.engine_port
 
 
+@pytest.mark.parametrize("host", ["127.0.0.2", "127.2"])
+def test_dump_host_name_mismatch_is_refused(certs, butler, host):
+    """A certificate signed by the right CA but for another name: the engine at
+    127.0.0.2 presents IP:127.0.0.1/DNS:localhost. Refused with rejectUnauthorized,
+    as an IP address ("127.0.0.2") and as a name that resolves to it ("127.2",
+    which inet_aton reads but the IP check does not)."""
+    s = QlikSim(fixture_path=FIXTURE, certs_dir=os.path.dirname(certs["root.pem"]),
+                host="127.0.0.2").start()
+    try:
+        more = {"Butler": {"configEngine": {"host": host}}}
+        d = butler(engine_port=s.engine_port, more=more)
+        check_error(d.get("/v4/app/%s/dump" % A1), FAILED_DUMP)
+        assert d.wait_log(re.compile(r"engine certificate not trusted: .*mismatch"), 5), \
+            d.log_tail()
+        assert upgrades(s) == []
+        d2 = butler(engine_port=s.engine_port, more=more, reject=False)
+        check_dump(d2.get("/v4/app/%s/dump" % A1), expected_dump(fixture_app(A1)))
+    finally:
+        s.stop()
+
+
 def test_dump_server_not_verified_when_reject_unauthorized_is_false(sim, butler):
     d = butler(ca="other_root.pem", reject=False)
     check_dump(d.get("/v4/app/%s/dump" % A1), expected_dump(fixture_app(A1)))
