@@ -422,6 +422,11 @@ def test_dump_concurrent_requests(sim, butler):
         t.join(30)
     for r in out:
         check_dump(r, want)
+    # The engine puts connections of one user to one app in one session: every
+    # dump's list objects have qIds of their own, so no dump destroys another's.
+    created = [c.params["qInfo"]["qId"] for c in sim.engine_calls("CreateSessionObject")]
+    assert len(created) == 11 * len(out) and len(set(created)) == len(created), created
+    assert all(re.match(r"^butlerd-[A-Za-z]+-[0-9a-f]{16}$", q) for q in created), created
 
 
 def test_dump_disabled_and_v2_validation(sim, butler):
