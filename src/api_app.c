@@ -123,10 +123,10 @@ struct dump {
     char tag[17]; /* random, appended to every list object's qId */
 };
 
-/* The qId of list L in this dump: "butlerd-SheetList-<tag>". The engine shares one
- * session among all connections of the same user to the same app (several butlerd
- * workers or instances dumping one app at once), so a fixed qId could be created
- * twice, or destroyed by another dump while this one still reads it. */
+/* The qId of list L in this dump ("butlerd-Sheet-<tag>", "butlerd-DimensionList-<tag>",
+ * ...). The engine shares one session among all connections of the same user to the
+ * same app (several butlerd workers or instances dumping one app at once), so a fixed
+ * qId could be created twice, or destroyed by another dump while this one reads it. */
 static void list_qid(const struct dump *d, const struct list_def *L, char *out, size_t n)
 {
     const char *b = strstr(L->def, "butlerd-");

@@ -299,6 +299,75 @@ def test_dump_engine_closes_mid_call(sim, butler):
     assert d.wait_log("connection closed", 5)
 
 
+class FloodingEngine:
+    """A hostile engine on plain ws: it accepts the upgrade properly and then pushes
+    notifications without pause, faster than anyone can parse them."""
+
+    def __init__(self):
+        import socket
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.srv.settimeout(0.1)
+        self.port = self.srv.getsockname()[1]
+        self.stop_ev = threading.Event()
+        note = jdump({"jsonrpc": "2.0", "method": "OnEngineNotice", "params": {"n": 1}})
+        frame = bytes([0x81, len(note)]) + note
+        self.block = frame * ((1 << 20) // len(frame))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        import socket
+        while not self.stop_ev.is_set():
+            try:
+                c, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=self._flood, args=(c,), daemon=True).start()
+
+    def _flood(self, c):
+        import base64
+        import hashlib
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = c.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            key = re.search(rb"(?im)^Sec-WebSocket-Key: *(\S+)", head).group(1)
+            acc = base64.b64encode(hashlib.sha1(
+                key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+            while not self.stop_ev.is_set():
+                c.sendall(self.block)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.stop_ev.set()
+        self.thread.join(5)
+        self.srv.close()
+
+
+def test_dump_engine_floods_notifications(sim, butler):
+    """Every wait ends at butlerd.engine.timeoutMs even while the socket never runs
+    dry (wslay keeps reading until a read would block)."""
+    fl = FloodingEngine()
+    try:
+        d = butler(use_ssl=False, engine_port=fl.port)
+        r, t = timed(d.request, "GET", "/v4/app/%s/dump" % A1, timeout=20)
+        check_error(r, FAILED_DUMP)
+        assert t < 3, t  # without the bound: 3 to 20 s, as the reader happens to catch up
+        assert d.wait_log("no answer from the engine in time", 5)
+    finally:
+        fl.stop()
+
+
 def test_dump_engine_hangs_before_upgrade(sim, butler):
     sim.set_behaviour(r"^/app/", hang=True, service="engine")
     d = butler()
