@@ -612,11 +612,13 @@ def test_reload_session_lost_starts_nothing(sim, butler):
 
 
 def test_reload_replies_before_the_reload_ends(sim, butler):
-    sim.find_engine_app(A1)["reloadSeconds"] = 2.0
+    # 4 s of reload against a reply bound of 3.5 s: room for a session on a busy
+    # 2-CPU machine, and the reply still provably comes before the reload ends
+    sim.find_engine_app(A1)["reloadSeconds"] = 4.0
     d = butler(more={"butlerd": {"engine": {"reloadTimeoutSeconds": 30}}})
     r, t = timed(reload, d, A1, {"startQSEoWTaskOnSuccess": [T1]})
-    assert r.status == 201 and t < 1.5, (r, t)
-    assert sim.starts() == []
+    assert r.status == 201 and t < 3.5, (r, t)
+    assert sim.starts() == [] and sim.saves == []
     assert wait_starts(sim, 1, timeout=10) == [T1]
 
 
