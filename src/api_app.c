@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #define ERR_APP_NOT_FOUND 1003 /* QIX: the app does not exist */
 /* Items whose objects are fetched at once. A bookmark has two calls in flight, and
@@ -118,7 +120,18 @@ struct dump {
     int doc;
     struct buf out;
     struct engine_err err;
+    char tag[17]; /* random, appended to every list object's qId */
 };
+
+/* The qId of list L in this dump ("butlerd-Sheet-<tag>", "butlerd-DimensionList-<tag>",
+ * ...). The engine shares one session among all connections of the same user to the
+ * same app (several butlerd workers or instances dumping one app at once), so a fixed
+ * qId could be created twice, or destroyed by another dump while this one reads it. */
+static void list_qid(const struct dump *d, const struct list_def *L, char *out, size_t n)
+{
+    const char *b = strstr(L->def, "butlerd-");
+    snprintf(out, n, "%.*s-%s", (int)strcspn(b, "\""), b, d->tag);
+}
 
 static void put_raw(struct dump *d, const char *s) { buf_append(&d->out, s, strlen(s)); }
 
@@ -151,7 +164,10 @@ static json_object *wait_id(struct dump *d, int id)
  * object destroyed again without waiting. Returns the layout (items inside) or NULL. */
 static json_object *list_layout(struct dump *d, const struct list_def *L, json_object **items)
 {
+    char qid[64];
     json_object *def = json_tokener_parse(L->def);
+    list_qid(d, L, qid, sizeof qid);
+    json_object_object_add(member(def, "qInfo"), "qId", json_object_new_string(qid));
     json_object *res = call(d, d->doc, "CreateSessionObject", def);
     int h = engine_handle_of(res);
     json_object_put(res);
@@ -172,8 +188,7 @@ static json_object *list_layout(struct dump *d, const struct list_def *L, json_o
 static void destroy_list(struct dump *d, const struct list_def *L)
 {
     char id[64];
-    snprintf(id, sizeof id, "%s", strstr(L->def, "butlerd-"));
-    id[strcspn(id, "\"")] = '\0';
+    list_qid(d, L, id, sizeof id);
     engine_post(d->e, d->doc, "DestroySessionObject", qid_params("qId", id), &d->err);
 }
 
@@ -446,8 +461,16 @@ out:
 
 static void dump_and_reply(struct req *r, const char *app)
 {
-    struct dump d = {r->cfg, NULL, -1, {0}, {0}};
+    struct dump d = {r->cfg, NULL, -1, {0}, {0}, ""};
     int64_t t0 = now_ms();
+    unsigned char rnd[8];
+    if (getrandom(rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd) {
+        uint64_t x = (uint64_t)t0 * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid() << 32 ^
+                     (uint64_t)(uintptr_t)&d;
+        memcpy(rnd, &x, sizeof rnd);
+    }
+    for (int i = 0; i < 8; i++)
+        snprintf(d.tag + 2 * i, 3, "%02x", rnd[i]);
     d.e = engine_open(r->cfg, app, &d.err);
     if (d.e)
         d.doc = open_doc(d.e, r->cfg, app, 1, &d.err);

@@ -52,6 +52,7 @@ struct engine {
     size_t pre_len, pre_off;
     int ssl_wants_write;  /* SSL_read needs the socket writable */
     int eof;              /* the peer closed the TCP or TLS connection */
+    int64_t deadline;     /* of the wait in progress: reads stop there */
     int next_id;
     struct slot slots[ENGINE_MAX_INFLIGHT];
     int nslots;
@@ -568,6 +569,10 @@ static ssize_t on_ws_recv(wslay_event_context_ptr ws, uint8_t *buf, size_t len, 
         e->pre_off += n;
         return (ssize_t)n;
     }
+    /* wslay_event_recv() reads until the socket would block: an engine that never
+     * stops sending (notifications, answers to nobody) would keep it there. */
+    if (now_ms() >= e->deadline)
+        return io_done(ws, 0);
     const char *why = NULL;
     ssize_t n = raw_read(e, buf, len, &why);
     if (n < 0) {
@@ -667,6 +672,11 @@ static int pump_until(struct engine *e, int id, int64_t deadline, struct engine_
             *err = e->fail;
             return -1;
         }
+        e->deadline = deadline;
+        if (now_ms() >= deadline) {
+            fail(e, ENGINE_ETIMEOUT, "no answer from the engine in time");
+            continue;
+        }
         if (wslay_event_want_write(e->ws) && wslay_event_send(e->ws) < 0) {
             fail(e, ENGINE_EIO, "sending to the engine failed");
             continue;
@@ -687,10 +697,8 @@ static int pump_until(struct engine *e, int id, int64_t deadline, struct engine_
         int ready = e->pre_off < e->pre_len || (e->ssl && SSL_pending(e->ssl) > 0);
         if (!ready) {
             int64_t left = deadline - now_ms();
-            if (left <= 0) {
-                fail(e, ENGINE_ETIMEOUT, "no answer from the engine in time");
-                continue;
-            }
+            if (left <= 0)
+                continue; /* the timeout at the top of the loop */
             struct pollfd p = {e->fd, POLLIN, 0};
             if (wslay_event_want_write(e->ws) || e->ssl_wants_write)
                 p.events |= POLLOUT;
