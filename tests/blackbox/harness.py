@@ -19,11 +19,20 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_BINARY = os.path.normpath(os.path.join(HERE, "..", "..", "src", "butlerd"))
+
+# The Qlik Sense simulator (tests/qlik-sim): importable as qlik_sim after this.
+SIM_DIR = os.path.normpath(os.path.join(HERE, "..", "qlik-sim"))
+if SIM_DIR not in sys.path:
+    sys.path.insert(0, SIM_DIR)
+FIXTURE = os.path.join(SIM_DIR, "fixture.json")
+X_QLIK_USER = "UserDirectory=Internal;UserId=sa_repository"
+CLIENT_CN = "butlerd-test-client"   # the CN make_certs gives the client certificate
 
 READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0

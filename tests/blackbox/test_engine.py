@@ -12,7 +12,6 @@ connectTimeoutMs = 1000, so no test waits for the 30 s default."""
 import json
 import os
 import re
-import sys
 import threading
 import time
 
@@ -21,15 +20,8 @@ import pytest
 import harness
 from harness import JSON_CT, Raw
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SIM_DIR = os.path.normpath(os.path.join(HERE, "..", "qlik-sim"))
-sys.path.insert(0, SIM_DIR)
-
-from qlik_sim import QlikSim, make_certs, make_large_app  # noqa: E402
-
-FIXTURE = os.path.join(SIM_DIR, "fixture.json")
-X_QLIK_USER = "UserDirectory=Internal;UserId=sa_repository"
-CLIENT_CN = "butlerd-test-client"
+from harness import CLIENT_CN, FIXTURE, X_QLIK_USER
+from qlik_sim import QlikSim, make_certs, make_large_app
 TIMEOUT_MS = 1000
 
 A1 = "3d5a6b7c-1e2f-4a3b-9c4d-5e6f7a8b9c01"   # the dump fixture

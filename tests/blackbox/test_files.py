@@ -22,7 +22,7 @@ import time
 import pytest
 
 import harness
-from harness import JSON_CT, jdump, not_found, validation, err
+from harness import jdump, not_found, validation, err
 from harness import check_204, check_reply as check
 
 MISSING = err(400, "Required parameter missing")

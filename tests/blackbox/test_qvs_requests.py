@@ -5,8 +5,6 @@ a raw keep-alive socket, and butlerd's answers (spec 1.3, 1.4, 2.6, 3).
 Tasks are started against the Qlik Sense simulator (tests/qlik-sim)."""
 
 import json
-import os
-import sys
 import urllib.parse
 
 import pytest
@@ -14,14 +12,8 @@ import pytest
 import harness
 from harness import JSON_CT, Raw
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SIM_DIR = os.path.normpath(os.path.join(HERE, "..", "qlik-sim"))
-sys.path.insert(0, SIM_DIR)
-
-from qlik_sim import QlikSim, make_certs  # noqa: E402
-
-FIXTURE = os.path.join(SIM_DIR, "fixture.json")
-X_QLIK_USER = "UserDirectory=Internal;UserId=sa_repository"
+from harness import FIXTURE, X_QLIK_USER
+from qlik_sim import QlikSim, make_certs
 
 T1 = "e3b27f50-b1c0-4879-88fc-c7cdd9c1cf3e"
 T2 = "7552d9fc-d1bb-4975-9a38-18357de531ea"

@@ -15,7 +15,6 @@ import collections
 import json
 import os
 import re
-import sys
 import threading
 import time
 import urllib.parse
@@ -25,16 +24,8 @@ import pytest
 import harness
 from harness import JSON_CT, PING_TEXT, Raw
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SIM_DIR = os.path.normpath(os.path.join(HERE, "..", "qlik-sim"))
-sys.path.insert(0, SIM_DIR)
-
-from qlik_sim import QlikSim, make_certs  # noqa: E402
-
-FIXTURE = os.path.join(SIM_DIR, "fixture.json")
-
-X_QLIK_USER = "UserDirectory=Internal;UserId=sa_repository"
-CLIENT_CN = "butlerd-test-client"
+from harness import CLIENT_CN, FIXTURE, SIM_DIR, X_QLIK_USER  # noqa: F401 (re-exported)
+from qlik_sim import QlikSim, make_certs
 TIMEOUT_MS = 1500
 CONNECT_TIMEOUT_MS = 1000
 TLS_REASON = re.compile(r"(?i)tls|ssl|certificate|handshake|verif|alert")
