@@ -533,7 +533,10 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
             }
             if (m.reloading) {
                 m.reloading = 0;
-                int old = pool_drain_older(m.gen, m.cfg->shutdownTimeout);
+                int old = pool_drain_older(m.gen, m.cfg->shutdownTimeout,
+                                           m.cfg->ep.senseAppReload
+                                               ? m.cfg->engineReloadTimeoutSeconds
+                                               : 0);
                 log_info("gen %u ready, draining %d older workers", m.gen, old);
             }
         }

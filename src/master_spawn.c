@@ -33,6 +33,7 @@ struct worker {
     int draining;
     int64_t started_ms;
     int64_t kill_at_ms; /* draining: SIGKILL after this */
+    int retired;        /* draining after a reload (SIGQUIT), not stopping */
 };
 
 struct slot_state {
@@ -262,24 +263,36 @@ int pool_ctl_event(struct pollfd *p, int n, unsigned gen)
     return 1;
 }
 
+/* SIGTERM: drain within TIMEOUT_S and exit (stop). A worker that was retired
+ * (SIGQUIT) gets the SIGTERM too, so a stop never waits for app reloads. */
 static void term(struct worker *w, int timeout_s)
 {
-    if (w->draining)
+    if (w->draining && !w->retired)
         return;
+    int64_t at = now_ms() + (int64_t)timeout_s * 1000 + 2000;
+    if (!w->draining || at < w->kill_at_ms)
+        w->kill_at_ms = at;
     w->draining = 1;
-    w->kill_at_ms = now_ms() + (int64_t)timeout_s * 1000 + 2000;
+    w->retired = 0;
     if (kill(w->pid, SIGTERM) < 0)
         log_warn("kill(%ld, SIGTERM)", (long)w->pid);
 }
 
-int pool_drain_older(unsigned gen, int timeout_s)
+int pool_drain_older(unsigned gen, int timeout_s, int background_s)
 {
     int n = 0;
-    for (int i = 0; i < MAX_WORKERS; i++)
-        if (workers[i].pid && workers[i].gen < gen && !workers[i].draining) {
-            term(&workers[i], timeout_s);
-            n++;
-        }
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        struct worker *w = &workers[i];
+        if (!w->pid || w->gen >= gen || w->draining)
+            continue;
+        /* SIGQUIT: drain like SIGTERM, then let running app reloads end. */
+        w->draining = 1;
+        w->retired = 1;
+        w->kill_at_ms = now_ms() + ((int64_t)timeout_s + background_s) * 1000 + 2000;
+        if (kill(w->pid, SIGQUIT) < 0)
+            log_warn("kill(%ld, SIGQUIT)", (long)w->pid);
+        n++;
+    }
     return n;
 }
 

@@ -28,8 +28,10 @@ int pool_pollfds(struct pollfd *p, int max);
 /* Handles readiness on worker control sockets. Returns 1 once every worker of the
  * newest generation is ready (the caller then drains older generations). */
 int pool_ctl_event(struct pollfd *p, int n, unsigned gen);
-/* Sends SIGTERM to every worker older than GEN; returns how many. */
-int pool_drain_older(unsigned gen, int timeout_s);
+/* Retires every worker older than GEN (SIGQUIT): each drains its connections within
+ * TIMEOUT_S, then waits up to BACKGROUND_S for the app reloads it runs; returns how
+ * many. */
+int pool_drain_older(unsigned gen, int timeout_s, int background_s);
 /* Sends SIGTERM to all workers (shutdown). */
 void pool_stop_all(int timeout_s);
 void pool_kill_all(void);

@@ -18,7 +18,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t got_term, got_usr1;
+static volatile sig_atomic_t got_term, got_quit, got_usr1;
 static int sigpipe_w = -1;
 
 static void on_signal(int sig)
@@ -26,6 +26,8 @@ static void on_signal(int sig)
     int saved = errno;
     if (sig == SIGTERM || sig == SIGINT)
         got_term = 1;
+    else if (sig == SIGQUIT)
+        got_quit = 1;
     else if (sig == SIGUSR1)
         got_usr1 = 1;
     ssize_t w = write(sigpipe_w, "", 1);
@@ -41,6 +43,7 @@ static void setup_signals(int sp[2])
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGHUP, &sa, NULL);
@@ -72,8 +75,18 @@ static void drain(struct MHD_Daemon *d, int64_t limit_ms)
     if (http_connections(d) > 0 && http_inflight() > 0)
         log_warnx("closing %u connections with %d requests unfinished", http_connections(d),
                   http_inflight());
+}
+
+/* A retired generation (SIGQUIT, after a configuration reload) lets the app reloads
+ * it started run to their end, up to LIMIT_MS; a SIGTERM, or the master's death,
+ * cuts this short. */
+static void wait_background(int64_t limit_ms, pid_t master)
+{
+    int64_t end = now_ms() + limit_ms;
     if (http_background() > 0)
-        log_warnx("exiting with %d app reloads still running", http_background());
+        log_info("waiting for %d app reloads to finish before exiting", http_background());
+    while (http_background() > 0 && !got_term && getppid() == master && now_ms() < end)
+        poll(NULL, 0, 100);
 }
 
 void worker_main(const struct worker_args *a)
@@ -103,7 +116,7 @@ void worker_main(const struct worker_args *a)
         got_term = 1;
 
     int master_gone = 0;
-    while (!got_term && !master_gone) {
+    while (!got_term && !got_quit && !master_gone) {
         struct pollfd p[2] = {{a->ctl_fd, POLLIN, 0}, {sp[0], POLLIN, 0}};
         if (poll(p, 2, -1) < 0 && errno != EINTR)
             break;
@@ -129,6 +142,10 @@ void worker_main(const struct worker_args *a)
     if (d) {
         /* Without a master nobody will respawn us or hold the port: be quick. */
         drain(d, master_gone ? 1000 : (int64_t)a->cfg->shutdownTimeout * 1000);
+        if (got_quit && !got_term && !master_gone)
+            wait_background((int64_t)a->cfg->engineReloadTimeoutSeconds * 1000, master);
+        if (http_background() > 0)
+            log_warnx("exiting with %d app reloads still running", http_background());
         /* libmicrohttpd aborts if stopped with a connection suspended for a job; a
          * job still waiting on QRS here simply ends with the process. */
         if (http_jobs() == 0)

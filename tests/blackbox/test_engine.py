@@ -698,3 +698,39 @@ def test_reload_survives_a_configuration_reload(sim, butler):
     assert wait_starts(sim, 1, timeout=10) == [T1]
     assert harness.wait_until(lambda: not (set(d.worker_pids()) & old), 10), d.log_tail()
     assert not d.find("app reloads still running", mark)
+
+
+def test_reload_longer_than_shutdown_timeout_survives_sighup(sim, butler):
+    """A retired generation waits for its app reloads (up to
+    butlerd.engine.reloadTimeoutSeconds), not just shutdownTimeout."""
+    import signal
+    sim.find_engine_app(A1)["reloadSeconds"] = 4.0
+    d = butler(more={"butlerd": {"shutdownTimeout": 1}})
+    old = set(d.worker_pids())
+    assert reload(d, A1, {"startQSEoWTaskOnSuccess": [T1]}).status == 201
+    assert harness.wait_until(lambda: sim.reloads, 5)
+    mark = d.mark()
+    d.signal(signal.SIGHUP)
+    d.wait_log("configuration reloaded", 10, start=mark)
+    d.wait_log("waiting for 1 app reloads to finish", 10, start=mark)
+    assert wait_starts(sim, 1, timeout=15) == [T1]
+    assert harness.wait_until(lambda: not (set(d.worker_pids()) & old), 10), d.log_tail()
+    assert not d.find("app reloads still running", mark)
+    assert not d.find("killing it", mark)
+    assert d.get("/v4/butlerping").status == 200
+
+
+def test_stop_does_not_wait_for_a_retired_workers_reload(sim, butler):
+    import signal
+    sim.find_engine_app(A1)["reloadSeconds"] = 30.0
+    d = butler(more={"butlerd": {"shutdownTimeout": 1}})
+    assert reload(d, A1, {"startQSEoWTaskOnSuccess": [T1]}).status == 201
+    assert harness.wait_until(lambda: sim.reloads, 5)
+    mark = d.mark()
+    d.signal(signal.SIGHUP)
+    d.wait_log("waiting for 1 app reloads to finish", 10, start=mark)
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(10) == 0, d.log_tail()
+    assert time.monotonic() - t0 < 8
+    assert d.find("app reloads still running", mark)
