@@ -36,8 +36,11 @@ static char *form_decode(const char *s, size_t n, size_t *outlen)
         }
     }
     out[o] = '\0';
-    *outlen = o;
-    return out;
+    /* %XX escapes decode as UTF-8 (spec 1.5): invalid sequences become U+FFFD, so
+     * every string that reaches a handler, and every JSON answer, is valid UTF-8. */
+    char *clean = utf8_repair(out, o, outlen);
+    free(out);
+    return clean;
 }
 
 json_object *qs_parse(const char *raw, size_t len)

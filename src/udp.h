@@ -23,9 +23,6 @@ void udp_on_connect(void);
 void udp_stop(void);
 
 /* Exposed for the unit tests. */
-/* Copies LEN bytes of IN to OUT as valid UTF-8, each invalid sequence replaced by
- * U+FFFD. */
-void udp_utf8_clean(const unsigned char *in, size_t len, char **out, size_t *outlen);
 /* Removes U+0000-U+001F and U+007F and cuts S (valid UTF-8) to MAX code points, in
  * place. */
 void udp_sanitise(char *s, size_t max_cp);

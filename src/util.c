@@ -97,3 +97,52 @@ int set_cloexec(int fd)
     int fl = fcntl(fd, F_GETFD);
     return fl < 0 ? -1 : fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
 }
+
+/* ------------------------------------------------------------ UTF-8 */
+
+static void put_fffd(struct buf *b) { buf_append(b, "\xEF\xBF\xBD", 3); }
+
+char *utf8_repair(const void *in, size_t n, size_t *outlen)
+{
+    const unsigned char *s = in;
+    struct buf b = {0};
+    buf_append(&b, "", 0);
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t k = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3
+                                : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+        if (k == 0) {
+            put_fffd(&b);
+            i++;
+            continue;
+        }
+        size_t j = 1;
+        for (; j < k && i + j < n; j++) {
+            unsigned char d = s[i + j];
+            unsigned char lo = 0x80, hi = 0xBF;
+            if (j == 1) { /* overlongs, surrogates and > U+10FFFF */
+                if (c == 0xE0)
+                    lo = 0xA0;
+                else if (c == 0xED)
+                    hi = 0x9F;
+                else if (c == 0xF0)
+                    lo = 0x90;
+                else if (c == 0xF4)
+                    hi = 0x8F;
+            }
+            if (d < lo || d > hi)
+                break;
+        }
+        if (j == k) {
+            buf_append(&b, s + i, k);
+            i += k;
+        } else { /* a maximal invalid prefix becomes one U+FFFD */
+            put_fffd(&b);
+            i += j;
+        }
+    }
+    if (outlen)
+        *outlen = b.len;
+    return b.p;
+}

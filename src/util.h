@@ -22,6 +22,10 @@ struct buf {
 void buf_append(struct buf *b, const void *data, size_t n);
 void buf_free(struct buf *b);
 
+/* A copy of LEN bytes of IN as valid UTF-8: each maximal invalid sequence becomes one
+ * U+FFFD (as the WHATWG decoder does). NUL-terminated; its length in *OUTLEN. */
+char *utf8_repair(const void *in, size_t len, size_t *outlen);
+
 int set_nonblock(int fd);
 int set_cloexec(int fd);
 

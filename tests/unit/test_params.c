@@ -42,6 +42,14 @@ int main(void)
     free(err);
     json_object_put(q);
 
+    /* escapes decode as UTF-8: an invalid sequence becomes U+FFFD, in names too */
+    raw = "u=%FF%C3%A9&v=%E2%82&%C3=x";
+    q = qs_parse(raw, strlen(raw));
+    CHECK_STR(qs_get(q, "u"), "\xef\xbf\xbd\xc3\xa9");
+    CHECK_STR(qs_get(q, "v"), "\xef\xbf\xbd");
+    CHECK_STR(qs_get(q, "\xef\xbf\xbd"), "x");
+    json_object_put(q);
+
     char *p = pct_decode_path("a%2Fb%20c", 9);
     CHECK_STR(p, "a/b c");
     free(p);

@@ -1,6 +1,7 @@
 /* UDP intake text handling: UTF-8 repair (each maximal invalid sequence becomes one
  * U+FFFD, as WHATWG/Unicode recommend) and field sanitising (spec 6.2 steps 4, 7). */
 #include "../../src/udp.h"
+#include "../../src/util.h"
 #include "unit.h"
 
 #include <stdlib.h>
@@ -9,9 +10,8 @@
 
 static void clean_n(const char *in, size_t len, const char *want, size_t wlen)
 {
-    char *out;
     size_t n;
-    udp_utf8_clean((const unsigned char *)in, len, &out, &n);
+    char *out = utf8_repair(in, len, &n);
     CHECK(n == wlen && !memcmp(out, want, wlen));
     CHECK(out[n] == '\0');
     free(out);
