@@ -263,9 +263,15 @@ int mqtt_start(const struct cfg *c)
     }
     if (configure_client(c) < 0)
         return -1;
+    /* A shared subscription ($share/<group>/<filter>) delivers each message to one
+     * member of the group: what several load-balanced instances want. */
+    const char *filter = c->mqtt.subscriptionRootTopic;
+    if (!strncmp(filter, "$share/", 7) && strchr(filter + 7, '/'))
+        filter = strchr(filter + 7, '/') + 1;
     bool covered = false;
-    if (mosquitto_topic_matches_sub(c->mqtt.subscriptionRootTopic, c->mqtt.taskStartTopic,
-                                    &covered) != MOSQ_ERR_SUCCESS || !covered)
+    if (mosquitto_topic_matches_sub(filter, c->mqtt.taskStartTopic, &covered) !=
+            MOSQ_ERR_SUCCESS ||
+        !covered)
         log_warnx("Butler.mqttConfig.taskStartTopic %s is not covered by subscriptionRootTopic "
                   "%s: tasks cannot be started over MQTT",
                   c->mqtt.taskStartTopic, c->mqtt.subscriptionRootTopic);

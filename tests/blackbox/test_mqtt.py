@@ -702,3 +702,27 @@ def test_username_and_password(start_daemon, tmp_path, password, ok):
             assert r.status == 503, r
     finally:
         b.stop()
+
+
+# ------------------------------------------------------------------ several instances
+
+
+def test_two_instances_with_a_shared_subscription_start_each_task_once(
+        start_daemon, broker, subs, sim, certs):
+    """Load-balanced instances on one broker: with a plain subscription each would
+    start every task; with $share/<group>/ each message reaches one of them."""
+    shared = harness.merge(qrs_overrides(sim, certs), {"Butler": {"mqttConfig": {
+        "subscriptionRootTopic": "$share/butlerd/qliksense/#"}}})
+    a = mqtt_daemon(start_daemon, broker, shared, client_id="butlerd-a")
+    b = mqtt_daemon(start_daemon, broker, shared, client_id="butlerd-b")
+    for d in (a, b):
+        assert not d.find("is not covered by subscriptionRootTopic")
+    pub = publisher(broker, subs)
+    ids = [T1, T2, T3, T4, T5, SEED_V2]
+    for t in ids:
+        pub.publish(START_TOPIC, t.encode())
+    wait_starts(sim, collections.Counter(ids), timeout=10)
+    time.sleep(SETTLE)
+    assert starts_counter(sim) == collections.Counter(ids)   # once each, not twice
+    # both instances took part (mosquitto deals shared messages round-robin)
+    assert a.find("MQTT start task: started task") and b.find("MQTT start task: started task")
