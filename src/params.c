@@ -102,6 +102,15 @@ char *pct_decode_path(const char *raw, size_t len)
         i += 2;
     }
     out[o] = '\0';
+    /* Like decodeURIComponent: bytes that are not UTF-8 make the component invalid. */
+    size_t clen;
+    char *check = utf8_repair(out, o, &clen);
+    int valid = clen == o && !memcmp(check, out, o);
+    free(check);
+    if (!valid) {
+        free(out);
+        return NULL;
+    }
     return out;
 }
 

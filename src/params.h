@@ -11,7 +11,7 @@
 json_object *qs_parse(const char *raw, size_t len);
 
 /* Strict percent-decoding of a path parameter: returns a malloc'd string, or NULL
- * for a bad escape or a decoded NUL byte. */
+ * for a bad escape, a decoded NUL byte or a result that is not valid UTF-8. */
 char *pct_decode_path(const char *raw, size_t len);
 
 enum sch_type { SCH_STRING, SCH_NUMBER, SCH_INTEGER, SCH_BOOLEAN, SCH_ARRAY, SCH_OBJECT };

@@ -852,6 +852,9 @@ def test_encoded_slash_in_delete_key(store):
     ("GET", "/v4/keylist/%zz"),
     ("GET", "/v4/keylist/ab%2"),
     ("GET", "/v4/keyvalues/a%00b"),
+    ("GET", "/v4/keyvalues/a%FFb"),          # not UTF-8, as decodeURIComponent says
+    ("DELETE", "/v4/keyvalues/ns1/%C3"),      # a cut UTF-8 sequence
+    ("POST", "/v4/keyvalues/%ED%A0%80"),      # a UTF-16 surrogate
     ("DELETE", "/v4/keyvalues/%zz"),
     ("DELETE", "/v4/keyvalues/ns1/%zz"),
     ("DELETE", "/v4/keyvalues/%zz/k1"),

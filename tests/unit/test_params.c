@@ -50,6 +50,13 @@ int main(void)
     CHECK_STR(qs_get(q, "\xef\xbf\xbd"), "x");
     json_object_put(q);
 
+    CHECK(pct_decode_path("a%FFb", 5) == NULL);      /* not UTF-8 */
+    CHECK(pct_decode_path("%C3", 3) == NULL);        /* cut sequence */
+    CHECK(pct_decode_path("%ED%A0%80", 9) == NULL);  /* surrogate */
+    char *u8 = pct_decode_path("%C3%A9", 6);
+    CHECK_STR(u8, "\xc3\xa9");
+    free(u8);
+
     char *p = pct_decode_path("a%2Fb%20c", 9);
     CHECK_STR(p, "a/b c");
     free(p);
