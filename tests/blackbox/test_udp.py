@@ -759,3 +759,59 @@ def test_stats_of_a_dead_instance(start_daemon):
     out = subprocess.run([harness.binary(), "-S", "-c", d.config_path], capture_output=True,
                          text=True, timeout=10)
     assert out.returncode != 0 and "which is gone" in out.stderr, out.stderr
+
+
+# ------------------------------------------------------------------ hostile input
+
+
+def random_datagram(rng):
+    kind = rng.randrange(6)
+    if kind == 0:                                   # random bytes
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(0, 300)))
+    if kind == 1:                                   # many fields, control chars, bad UTF-8
+        parts = [bytes(rng.choice(b"ab;\x00\x1f\x7f\xff\xc3\xe2\x82") for _ in
+                       range(rng.randrange(0, 20))) for _ in range(rng.randrange(1, 30))]
+        return b";".join(parts)
+    if kind == 2:                                   # a scheduler type with junk fields
+        f = ["/scheduler-task-failed/"] + ["x" * rng.randrange(0, 900) for _ in range(10)]
+        f[5] = rng.choice(["", "not-a-guid", T1.upper(), T1 + "0"])
+        return ";".join(f).encode()
+    if kind == 3:                                   # a proxy type with junk
+        f = ["/PROXY-SESSION/", "h" * rng.randrange(0, 600), rng.choice(
+            ["Start session", "stop SESSION", "Open connection", "", "x"]),
+             "d" * rng.randrange(0, 400), "u" * rng.randrange(0, 400)]
+        f += ["o"] * rng.randrange(0, 5)
+        return ";".join(f).encode()
+    if kind == 4:                                   # empty and separators only
+        return b";" * rng.randrange(0, 40)
+    return b"/scheduler-task-success//" + b";" * 10 + bytes([rng.randrange(256)]) * 50
+
+
+def test_random_datagrams_never_hurt(start_daemon):
+    import random
+    rng = random.Random(20261123)   # fixed seed: a failure can be replayed
+    d = udp_daemon(start_daemon, workers=1,
+                   overrides={"butlerd": {"shm": {"maxActiveUsers": 50}}})
+    n = 3000
+    for i in range(n):
+        dg = random_datagram(rng)
+        (d.task_tx if i % 2 else d.sess_tx).send(dg)
+        if i % 200 == 0:
+            time.sleep(0.01)       # stay within the receive buffers
+    want = n // 2
+
+    def settled(st):
+        return (st["udp"]["taskEvents"]["received"], st["udp"]["sessionEvents"]["received"])
+    assert wait_stats(d, settled, (want, n - want), timeout=15) == (want, n - want)
+    st = stats(d)
+    for sock in ("taskEvents", "sessionEvents"):
+        c = st["udp"][sock]
+        parts = sum(v for k, v in c.items() if k != "received")
+        assert parts == c["received"], (sock, c)
+    alive(d)
+    # the active-user list is still well-formed JSON of valid UTF-8 strings
+    r = d.get("/v4/activeusers")
+    assert r.status == 200
+    users = json.loads(r.body.decode("utf-8"))
+    assert isinstance(users, list) and len(users) <= 50
+    assert d.get("/v2/activeUserCount").body == str(len(users)).encode()
