@@ -78,6 +78,11 @@ void udp_sanitise(char *s, size_t max_cp)
     for (char *p = s; *p;) {
         unsigned char c = (unsigned char)*p;
         size_t k = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        for (size_t j = 1; j < k; j++) /* a sequence cut by the end of S */
+            if (!p[j]) {
+                k = j;
+                break;
+            }
         if (c < 0x20 || c == 0x7F) {
             p++;
             continue;

@@ -23,8 +23,8 @@ void udp_on_connect(void);
 void udp_stop(void);
 
 /* Exposed for the unit tests. */
-/* Removes U+0000-U+001F and U+007F and cuts S (valid UTF-8) to MAX code points, in
- * place. */
+/* Removes U+0000-U+001F and U+007F and cuts S to MAX code points, in place. S is
+ * UTF-8; a sequence cut short by the end of S is kept as it is, never read past. */
 void udp_sanitise(char *s, size_t max_cp);
 
 #endif

@@ -60,6 +60,8 @@ int main(void)
     sanitise("\xC3\xA9\xC3\xA9\xC3\xA9", 2, "\xC3\xA9\xC3\xA9");
     sanitise("\xF0\x9F\x98\x80x", 1, "\xF0\x9F\x98\x80");
     sanitise("\x01" "ab", 1, "a"); /* removed characters do not count */
+    sanitise("ab\xe2\x82", 500, "ab\xe2\x82"); /* cut sequence: not read past the end */
+    sanitise("\xf0", 500, "\xf0");
     char big[2000];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
