@@ -727,3 +727,26 @@ def test_two_instances_with_a_shared_subscription_start_each_task_once(
     assert starts_counter(sim) == collections.Counter(ids)   # once each, not twice
     # both instances took part (mosquitto deals shared messages round-robin)
     assert a.find("MQTT start task: started task") and b.find("MQTT start task: started task")
+
+
+def test_random_start_topic_payloads_never_hurt(start_daemon, broker, subs, sim, certs):
+    import random
+    rng = random.Random(1123)   # fixed seed: a failure can be replayed
+    d = mqtt_daemon(start_daemon, broker, qrs_overrides(sim, certs))
+    events = wait_events_pid(d)
+    pub = publisher(broker, subs)
+    pieces = [b"[", b"]", b"{", b"}", b'"type"', b'"starttaskid"', b'"payload"', b":", b",",
+              b'"taskId"', T1.encode(), b"\xff", b"\x00", b" ", b'"tag"', b"null", b"1e999"]
+    for i in range(300):
+        if i % 3 == 0:
+            p = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 200)))
+        else:
+            p = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 40)))
+        if p.strip() in (T1.encode(),):
+            continue
+        pub.publish(START_TOPIC, p)
+    pub.publish(START_TOPIC, T2.encode())       # a valid one after all that
+    wait_starts(sim, collections.Counter([T2]), timeout=15)
+    assert harness.alive(events) and d.running()
+    assert not d.find("killed by signal")
+    assert d.get("/v4/butlerping").status == 200
