@@ -21,7 +21,8 @@ import harness
 from harness import JSON_CT, Raw
 
 from harness import CLIENT_CN, FIXTURE, X_QLIK_USER
-from qlik_sim import QlikSim, make_certs, make_large_app
+from test_task import certs, sim  # noqa: F401 (pytest fixtures)
+from qlik_sim import QlikSim, make_large_app
 TIMEOUT_MS = 1000
 
 A1 = "3d5a6b7c-1e2f-4a3b-9c4d-5e6f7a8b9c01"   # the dump fixture
@@ -99,18 +100,6 @@ def check_dump(r, want):
 
 
 # ------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return make_certs(str(tmp_path_factory.mktemp("certs")))
-
-
-@pytest.fixture
-def sim(certs):
-    s = QlikSim(fixture_path=FIXTURE, certs_dir=os.path.dirname(certs["root.pem"])).start()
-    yield s
-    s.stop()
 
 
 def static(user=X_QLIK_USER):

@@ -71,18 +71,10 @@ def q(s):
     return urllib.parse.quote(s, safe="")
 
 
-def check(r, status, body):
-    assert r.status == status, r
-    assert r.body == body, "\n got: %r\nwant: %r" % (r.body, body)
-    assert r.header("Content-Type") == JSON_CT, r
-    assert r.header("Content-Length") == str(len(r.body)), r
+check = harness.check_reply
 
 
-def check_204(r):
-    assert r.status == 204, r
-    assert r.body == b"", r
-    assert r.header("Content-Type") is None, r
-    assert r.header("Content-Length") is None, r
+check_204 = harness.check_204
 
 
 # ------------------------------------------------------------------ daemon

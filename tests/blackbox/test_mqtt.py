@@ -21,7 +21,7 @@ import pytest
 
 import harness
 from broker import STATUS_TOPIC, Broker, Subscriber, mqtt_overrides, status_text
-from harness import JSON_CT, Raw, jdump, validation
+from harness import Raw, jdump, validation
 # the simulator fixtures and fixture constants of the start-task suite
 from test_task import (certs, sim, filter_cfg, X_QLIK_USER,  # noqa: F401 (pytest fixtures)
                        T1, T2, T3, T4, T5, SEED_V2)
@@ -129,11 +129,7 @@ def v2(d, query):
     return d.get("/v2/mqttPublishMessage" + query)
 
 
-def check(r, status, body):
-    assert r.status == status, r
-    assert r.body == body, "\n got: %r\nwant: %r" % (r.body, body)
-    assert r.header("Content-Type") == JSON_CT, r
-    assert r.header("Content-Length") == str(len(body)), r
+check = harness.check_reply
 
 
 def starts_counter(sim):

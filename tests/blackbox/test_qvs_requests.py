@@ -10,7 +10,7 @@ import urllib.parse
 import pytest
 
 import harness
-from harness import JSON_CT, Raw
+from harness import Raw
 
 from harness import FIXTURE, X_QLIK_USER
 from qlik_sim import QlikSim, make_certs
@@ -114,17 +114,10 @@ class Qvs:
         return self.c.read_response()
 
 
-def check(r, status, body):
-    assert r.status == status, r
-    assert r.body == body, "\n got: %r\nwant: %r" % (r.body, body)
-    assert r.header("Content-Type") == JSON_CT, r
-    assert r.header("Content-Length") == str(len(body)), r
+check = harness.check_reply
 
 
-def check_204(r):
-    assert r.status == 204, r
-    assert r.body == b"", r
-    assert r.header("Content-Type") is None and r.header("Content-Length") is None, r
+check_204 = harness.check_204
 
 
 def get_row(ns, key, override="GET"):
