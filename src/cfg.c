@@ -617,6 +617,14 @@ static void validate(struct loader *ld)
             (double)shm_bytes / 1048576.0, (double)vfs.f_blocks * vfs.f_frsize / 1048576.0);
 
     /* Warnings: butlerd starts anyway. */
+    if (!c->rest.enable && !c->udp.enable && !c->mqtt.enable)
+        msg(&m->warnings, c->file, 0,
+            "no listener is enabled (Butler.restServerConfig, Butler.udpServerConfig, "
+            "Butler.mqttConfig): butlerd will do nothing");
+    else if (c->rest.enable && c->ep_enabled.n == 0)
+        msg(&m->warnings, c->file, line_of(c, "Butler.restServerConfig.enable"),
+            "the REST API is enabled but no endpoint in Butler.restServerEndpointsEnable is: "
+            "every request will get 404");
     for (size_t i = 0; i < c->startTaskFilter.taskId.n; i++)
         if (!strict_task_id(c->startTaskFilter.taskId.v[i]))
             msg(&m->warnings, c->file, line_of(c, "Butler.startTaskFilter.allowTask.taskId"),
@@ -667,6 +675,14 @@ struct cfg *cfg_load(const char *file, struct cfg_msgs *msgs)
         goto fail;
     }
 
+    /* An empty or foreign file would otherwise load as "everything off" and, on a
+     * reload, silently turn every route into a 404. */
+    const config_setting_t *bg = config_lookup(&lc, "Butler");
+    if (!bg || config_setting_type(bg) != CONFIG_TYPE_GROUP) {
+        msg(&msgs->errors, file, 0,
+            "no \"Butler\" group: this is not a butlerd configuration file");
+        goto fail;
+    }
     struct loader ld = {c, msgs, file};
     walk(&ld, config_root_setting(&lc), "");
     const config_setting_t *ep = config_lookup(&lc, "Butler.restServerEndpointsEnable");
@@ -682,6 +698,36 @@ fail:
     config_destroy(&lc);
     cfg_free(c);
     return NULL;
+}
+
+/* A reload must not take away what the running instance serves: the listeners are
+ * restart keys anyway, and a file that turns them (or every route) off is far more
+ * likely a mistake - a truncated or half-written file - than an intention. */
+int cfg_check_reload(const struct cfg *old, const struct cfg *neu, struct strlist *errors)
+{
+    size_t before = errors->n;
+    static const struct {
+        size_t off;
+        const char *key;
+    } listeners[] = {
+        {offsetof(struct cfg, rest.enable), "Butler.restServerConfig.enable"},
+        {offsetof(struct cfg, udp.enable), "Butler.udpServerConfig.enable"},
+        {offsetof(struct cfg, mqtt.enable), "Butler.mqttConfig.enable"},
+    };
+    for (size_t i = 0; i < sizeof listeners / sizeof listeners[0]; i++) {
+        bool was = *(const bool *)((const char *)old + listeners[i].off);
+        bool is = *(const bool *)((const char *)neu + listeners[i].off);
+        if (was && !is)
+            msg(errors, neu->file, line_of(neu, listeners[i].key),
+                "%s is not true but that listener is running: a reload cannot turn it off "
+                "(restart butlerd to do so)",
+                listeners[i].key);
+    }
+    if (old->rest.enable && old->ep_enabled.n > 0 && neu->ep_enabled.n == 0)
+        msg(errors, neu->file, 0,
+            "no endpoint in Butler.restServerEndpointsEnable is enabled: the reload would "
+            "turn every route of the running REST API off");
+    return errors->n == before ? 0 : -1;
 }
 
 void cfg_keep_restart_keys(const struct cfg *a, struct cfg *b, struct strlist *out)

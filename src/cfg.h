@@ -159,6 +159,9 @@ void cfg_msgs_free(struct cfg_msgs *m);
 
 /* Keys that need a restart keep OLD's value in NEU; those that differed are
  * appended to OUT so the caller can warn about them. */
+/* Errors for a reload from OLD to NEU that would turn off a running listener or every
+ * route; 0 if the reload may go ahead. */
+int cfg_check_reload(const struct cfg *old, const struct cfg *neu, struct strlist *errors);
 void cfg_keep_restart_keys(const struct cfg *old, struct cfg *neu, struct strlist *out);
 
 void strlist_add(struct strlist *l, char *s); /* takes ownership of s */

@@ -356,6 +356,10 @@ static void reload(struct master *m)
     struct cfg_msgs msgs;
     memset(&msgs, 0, sizeof msgs);
     struct cfg *neu = cfg_load(m->o->conf_path, &msgs);
+    if (neu && cfg_check_reload(m->cfg, neu, &msgs.errors) < 0) {
+        cfg_free(neu);
+        neu = NULL;
+    }
     if (!neu) {
         print_msgs(&msgs.errors, log_errorx);
         log_errorx("configuration reload failed, keeping the old configuration");

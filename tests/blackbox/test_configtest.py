@@ -574,3 +574,32 @@ butlerd = {
   };
 };
 '''
+
+
+# ------------------------------------------------ files that are not configurations
+
+@pytest.mark.parametrize("text", ["", "\n# nothing here\n", "butlerd = { workers = 2; };\n",
+                                  "Butler = 1;\n"])
+def test_file_without_butler_group_is_an_error(tmp_path, text):
+    path = write(tmp_path, text)
+    cp = check_t(path)
+    assert cp.returncode == 1, cp
+    assert "configuration OK" not in cp.stdout
+    assert 'no "Butler" group' in cp.stderr and path in cp.stderr, cp.stderr
+    # and the daemon refuses to start with it
+    cp = run_cli(["-f", "-c", path], timeout=20)
+    assert cp.returncode != 0, cp
+    assert 'no "Butler" group' in cp.stderr, cp.stderr
+    assert "ready: listening" not in cp.stderr
+
+
+def test_nothing_enabled_is_a_warning(tmp_path):
+    cp = check_t(write(tmp_path, "Butler = { };\n"))
+    assert cp.returncode == 0, cp
+    assert "no listener is enabled" in cp.stderr, cp.stderr
+
+
+def test_rest_without_endpoints_is_a_warning(tmp_path):
+    cp = check_t(write(tmp_path, "Butler = { restServerConfig = { enable = true; }; };\n"))
+    assert cp.returncode == 0, cp
+    assert "no endpoint in Butler.restServerEndpointsEnable" in cp.stderr, cp.stderr

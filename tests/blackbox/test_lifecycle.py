@@ -10,6 +10,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 import harness
 from harness import not_found, wait_until
 
@@ -341,3 +343,40 @@ def test_sigusr1_keeps_running(daemon):
     assert daemon.running()
     assert set(daemon.worker_pids()) == set(pids)
     assert ping_ok(daemon)
+
+
+def refused_reload(d, text, needle):
+    """SIGHUP with TEXT: the reload is refused with NEEDLE in the log and the old
+    configuration keeps serving every request."""
+    old = set(d.wait_workers(2))
+    d.write_config(text)
+    mark = d.mark()
+    d.signal(signal.SIGHUP)
+    d.wait_log("configuration reload failed, keeping the old configuration", 10, start=mark)
+    assert any(needle in l for l in d.find(d.config_path, mark)), d.log_tail()
+    assert not d.find("configuration reloaded", mark), d.log_tail()
+    time.sleep(0.5)
+    assert set(d.worker_pids()) == old, d.log_tail()
+    for _ in range(6):
+        assert ping_ok(d)
+        r = d.get("/v4/configfile/endpointsenabled")
+        assert r.status == 200, r
+
+
+@pytest.mark.parametrize("text", ["", "# emptied by a careless editor\n",
+                                  "butlerd = { workers = 2; };\n"])
+def test_reload_file_without_butler_group_keeps_old_config(daemon, text):
+    refused_reload(daemon, text, 'no "Butler" group')
+
+
+def test_reload_that_turns_rest_off_keeps_old_config(daemon):
+    text = daemon.config({"Butler": {"restServerConfig": {"enable": False}}})
+    refused_reload(daemon, text, "Butler.restServerConfig.enable is not true")
+
+
+def test_reload_that_disables_every_route_keeps_old_config(daemon):
+    text = daemon.config()
+    flags = re.search(r"restServerEndpointsEnable = \{(.*?)\n  \};", text, re.S)
+    assert flags, text
+    text = text.replace(flags.group(1), re.sub(r"= true;", "= false;", flags.group(1)))
+    refused_reload(daemon, text, "would turn every route of the running REST API off")
