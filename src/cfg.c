@@ -187,6 +187,8 @@ static const struct key keys[] = {
     I("butlerd.http.keepAliveTimeout", http.keepAliveTimeout, 72, 1, 86400),
     I("butlerd.http.requestTimeout", http.requestTimeout, 30, 1, 3600),
     I("butlerd.http.maxConnections", http.maxConnections, 1024, 1, 1000000),
+    I("butlerd.http.headerTimeout", http.headerTimeout, 10, 1, 3600),
+    I("butlerd.http.maxConnectionsPerClient", http.maxConnectionsPerClient, 128, 0, 1000000),
     B("butlerd.rateLimit.enable", rateLimit.enable, 0),
     I("butlerd.rateLimit.maxRequests", rateLimit.maxRequests, 100, 1, INT_MAX),
     I("butlerd.rateLimit.windowSeconds", rateLimit.windowSeconds, 60, 1, 86400),

@@ -116,6 +116,7 @@ struct cfg {
     } log;
     struct {
         int maxBodyBytes, maxHeaderBytes, keepAliveTimeout, requestTimeout, maxConnections;
+        int headerTimeout, maxConnectionsPerClient;
     } http;
     struct {
         bool enable;

@@ -8,7 +8,10 @@
 #include "cfg.h"
 #include "log.h"
 
+#include <assert.h>
 #include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <microhttpd.h>
@@ -18,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -314,20 +318,34 @@ json_object *http_query(struct req *r, const struct sch_prop *props)
 
 /* --------------------------------------------------------------------- jobs */
 
-/* Handlers that wait on the network (QRS, the engine, Slack) run on a small pool
- * of job threads, with their connection suspended, so the MHD thread keeps serving
- * every other connection of this worker meanwhile. */
-#define JOB_THREADS 8
-
+/* Handlers that wait (on QRS, the engine, Slack, the broker, the disk) run on job
+ * threads, with their connection suspended, so the MHD thread keeps serving every
+ * other connection of this worker meanwhile. Each kind of work has a pool of its own
+ * (the route table says which, router.h): forty start-task requests stuck on a hung
+ * QRS must not make a file copy wait behind them. */
 struct job {
     struct req *r;
     api_handler fn;
     struct job *next;
 };
 
-static pthread_mutex_t jq_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t jq_cv = PTHREAD_COND_INITIALIZER;
-static struct job *jq_head, *jq_tail;
+struct jpool {
+    const char *name;
+    int threads;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *head, *tail;
+};
+
+#define JPOOL(n, t) {n, t, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL}
+static struct jpool jpools[JP_COUNT] = {
+    [JP_QLIK] = JPOOL("qlik", 8),
+    [JP_FILES] = JPOOL("files", 4),
+    [JP_OUTBOUND] = JPOOL("outbound", 4),
+    [JP_LOCAL] = JPOOL("local", 2),
+};
+
 static int jobs_inflight;
 
 int http_jobs(void) { return __atomic_load_n(&jobs_inflight, __ATOMIC_RELAXED); }
@@ -339,15 +357,16 @@ int http_background(void) { return __atomic_load_n(&background, __ATOMIC_RELAXED
 
 static void *job_thread(void *arg)
 {
+    struct jpool *p = arg;
     for (;;) {
-        pthread_mutex_lock(&jq_mu);
-        while (!jq_head)
-            pthread_cond_wait(&jq_cv, &jq_mu);
-        struct job *j = jq_head;
-        jq_head = j->next;
-        if (!jq_head)
-            jq_tail = NULL;
-        pthread_mutex_unlock(&jq_mu);
+        pthread_mutex_lock(&p->mu);
+        while (!p->head)
+            pthread_cond_wait(&p->cv, &p->mu);
+        struct job *j = p->head;
+        p->head = j->next;
+        if (!p->head)
+            p->tail = NULL;
+        pthread_mutex_unlock(&p->mu);
         j->fn(j->r);
         if (!j->r->prepared) {
             log_errorx("handler for %s sent no reply", j->r->target);
@@ -360,27 +379,31 @@ static void *job_thread(void *arg)
     return NULL;
 }
 
-/* Started on the first deferred request, so a worker that never talks to other
- * servers carries no extra threads. */
-static pthread_once_t jobs_once = PTHREAD_ONCE_INIT;
-
-static void start_job_threads(void)
+/* A pool's threads start with its first job (under its lock), so a worker carries
+ * only the threads of the kinds of work it is given. */
+static void jpool_start(struct jpool *p)
 {
-    for (int i = 0; i < JOB_THREADS; i++) {
+    for (int i = 0; i < p->threads; i++) {
         pthread_t t;
-        if (pthread_create(&t, NULL, job_thread, NULL) != 0) {
-            log_error("pthread_create for job thread %d", i);
+        if (pthread_create(&t, NULL, job_thread, p) != 0) {
+            log_error("pthread_create for %s job thread %d", p->name, i);
             if (i == 0)
                 abort(); /* no thread at all: deferred requests could never finish */
-            return;
+            break;
         }
         pthread_detach(t);
     }
+    p->started = 1;
 }
 
 void http_defer(struct req *r, api_handler fn)
 {
-    pthread_once(&jobs_once, start_job_threads);
+    unsigned k = r->route ? r->route->pool : JP_NONE;
+    if (k == JP_NONE || k >= JP_COUNT) {
+        assert(!"route defers without a job pool"); /* router.c gives each one */
+        k = JP_LOCAL;
+    }
+    struct jpool *p = &jpools[k];
     struct job *j = xmalloc(sizeof *j);
     j->r = r;
     j->fn = fn;
@@ -388,14 +411,143 @@ void http_defer(struct req *r, api_handler fn)
     r->deferred = 1;
     __atomic_add_fetch(&jobs_inflight, 1, __ATOMIC_RELAXED);
     MHD_suspend_connection(r->conn);
-    pthread_mutex_lock(&jq_mu);
-    if (jq_tail)
-        jq_tail->next = j;
+    pthread_mutex_lock(&p->mu);
+    if (!p->started)
+        jpool_start(p);
+    if (p->tail)
+        p->tail->next = j;
     else
-        jq_head = j;
-    jq_tail = j;
-    pthread_cond_signal(&jq_cv);
-    pthread_mutex_unlock(&jq_mu);
+        p->head = j;
+    p->tail = j;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ------------------------------------------------------------ connection guard */
+
+/* libmicrohttpd's own timeout is an idle limit: a client that sends one header line
+ * every few seconds keeps a connection forever, and a few thousand such clients fill
+ * every worker (slowloris). The guard gives each connection absolute deadlines by
+ * phase - doc/butlerd.conf.5, "HTTP":
+ *   idle   (accepted, or between requests, no request line yet): keepAliveTimeout,
+ *          or BUSY_IDLE_MS when the worker is near maxConnections;
+ *   head   (request line seen, headers not complete): headerTimeout;
+ *   body   (head complete, body arriving): requestTimeout from the request line;
+ *   busy   (handler running or reply being sent): no limit here.
+ * A sweeper thread closes connections past their deadline with shutdown(2), which
+ * libmicrohttpd then sees as the client going away. It only touches descriptors of
+ * connections in the registry, under its lock, and libmicrohttpd reports a
+ * connection closed (NOTIFY_CLOSED, which removes it) before it closes the socket,
+ * so a descriptor is never shut down after it was reused. */
+enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY };
+#define BUSY_IDLE_MS 2000
+#define SWEEP_MS 250
+
+struct hconn {
+    int fd;
+    int phase;        /* PH_*, written by the MHD thread, read by the sweeper */
+    int64_t since_ms; /* start of the phase */
+    struct hconn *prev, *next;
+};
+
+static pthread_mutex_t hc_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct hconn *hc_head;
+static unsigned hc_count;
+static unsigned long long hc_swept[4];
+
+static void hc_set(struct MHD_Connection *conn, int phase, int64_t since)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct hconn *h = ci ? ci->socket_context : NULL;
+    if (!h)
+        return;
+    __atomic_store_n(&h->since_ms, since, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->phase, phase, __ATOMIC_RELEASE);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct hconn *h = xcalloc(1, sizeof *h);
+        h->fd = ci ? ci->connect_fd : -1;
+        h->phase = PH_IDLE;
+        h->since_ms = now_ms();
+        pthread_mutex_lock(&hc_mu);
+        h->next = hc_head;
+        if (hc_head)
+            hc_head->prev = h;
+        hc_head = h;
+        hc_count++;
+        pthread_mutex_unlock(&hc_mu);
+        *socket_context = h;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        struct hconn *h = *socket_context;
+        if (!h)
+            return;
+        pthread_mutex_lock(&hc_mu);
+        if (h->prev)
+            h->prev->next = h->next;
+        else
+            hc_head = h->next;
+        if (h->next)
+            h->next->prev = h->prev;
+        hc_count--;
+        pthread_mutex_unlock(&hc_mu);
+        free(h);
+        *socket_context = NULL;
+    }
+}
+
+/* A 408 for a request cut off by its deadline; plain HTTP only (under TLS the
+ * socket carries records, so the connection is just closed). */
+static void hc_408(int fd)
+{
+    static const char body[] = "{\"statusCode\":408,\"error\":\"Request Timeout\","
+                               "\"message\":\"Request Timeout\"}";
+    char head[160];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: "
+                     JSON_TYPE "\r\nContent-Length: %zu\r\n\r\n",
+                     sizeof body - 1);
+    struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, sizeof body - 1}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w;
+}
+
+static void *sweeper(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct timespec ts = {0, SWEEP_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        int64_t now = now_ms();
+        pthread_mutex_lock(&hc_mu);
+        int busy = hc_count >= (unsigned)cfg->http.maxConnections / 4 * 3;
+        int64_t limit[3] = {
+            busy ? BUSY_IDLE_MS : (int64_t)cfg->http.keepAliveTimeout * 1000,
+            (int64_t)cfg->http.headerTimeout * 1000,
+            (int64_t)cfg->http.requestTimeout * 1000,
+        };
+        for (struct hconn *h = hc_head; h; h = h->next) {
+            int ph = __atomic_load_n(&h->phase, __ATOMIC_ACQUIRE);
+            if (ph == PH_BUSY || h->fd < 0)
+                continue;
+            if (now - __atomic_load_n(&h->since_ms, __ATOMIC_RELAXED) <= limit[ph])
+                continue;
+            if (ph != PH_IDLE && !tls_on)
+                hc_408(h->fd);
+            shutdown(h->fd, SHUT_RDWR);
+            __atomic_store_n(&h->phase, PH_BUSY, __ATOMIC_RELAXED); /* once */
+            hc_swept[ph]++;
+        }
+        pthread_mutex_unlock(&hc_mu);
+    }
+    return NULL;
 }
 
 /* ----------------------------------------------------------------- requests */
@@ -408,7 +560,17 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->target = xstrdup(uri);
     r->pathlen = strcspn(uri, "?");
     r->started_ms = now_ms();
+    hc_set(conn, PH_HEAD, r->started_ms);
     __atomic_add_fetch(&inflight, 1, __ATOMIC_RELAXED);
+    /* The query string is parsed by http_query() from our copy of the target, never
+     * by libmicrohttpd: its argument table lives in the connection's memory pool, and
+     * a few hundred parameters exhaust it, after which it drops the connection
+     * without an answer. libmicrohttpd calls this callback before it splits off the
+     * arguments (of the buffer it owns and passes here), so ending the string right
+     * after the '?' leaves it nothing to parse. */
+    char *q = strchr(uri, '?');
+    if (q && q[1])
+        q[1] = '\0';
     /* While a request is being received the idle limit is requestTimeout; between
      * requests it is keepAliveTimeout again (set in on_done). */
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
@@ -439,6 +601,7 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
                               (unsigned)cfg->http.keepAliveTimeout);
+    hc_set(conn, PH_IDLE, now_ms());
     __atomic_sub_fetch(&inflight, 1, __ATOMIC_RELAXED);
 }
 
@@ -510,11 +673,49 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
     const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
-    unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
-    int has_body = clen > 0 || (te && strcasestr(te, "chunked"));
+    unsigned long long clen = 0;
+    if (cl) {
+        /* libmicrohttpd rejects a Content-Length that is not a number, or too large
+         * for it, itself - with an HTML page and, in the version Debian ships, the
+         * response head written twice - and still calls us. Answer with the JSON
+         * error directly and close, before its reply is sent. */
+        int cl_bad = !*cl || strspn(cl, "0123456789") != strlen(cl);
+        errno = 0;
+        if (!cl_bad)
+            clen = strtoull(cl, NULL, 10);
+        if (cl_bad || errno == ERANGE) {
+            unsigned st = cl_bad ? 400 : 413;
+            r->close = 1;
+            if (!tls_on)
+                reply_raw(r, st, cl_bad ? "FST_ERR_CTP_INVALID_CONTENT_LENGTH"
+                                        : "FST_ERR_CTP_BODY_TOO_LARGE",
+                          cl_bad ? "Content-Length is not a number" : "Request body is too large");
+            r->stage = 2;
+            return MHD_NO;
+        }
+    }
+    int chunked = 0;
+    if (te) {
+        size_t n = strlen(te);
+        chunked = n == 7 && !strncasecmp(te, "chunked", 7);
+    }
+    int has_body = clen > 0 || chunked;
     int bodyless = !strcmp(rm, "GET");
     unsigned status = 0;
 
+    if (te && !chunked) {
+        /* Any other coding (gzip, "gzip, chunked", ...) would make libmicrohttpd read
+         * the body until the connection closes. */
+        r->close = 1;
+        http_reply_error(r, 501, NULL, "Transfer-Encoding \"%.100s\" is not supported", te);
+        return MHD_YES;
+    }
+    if (te && cl) {
+        /* Both framings at once: a request-smuggling pattern (RFC 9112, 6.1). */
+        r->close = 1;
+        http_reply_error(r, 400, NULL, "Transfer-Encoding and Content-Length together");
+        return MHD_YES;
+    }
     if (head_size(r, method, version) > (size_t)cfg->http.maxHeaderBytes)
         status = 431;
     else if (expect && strcasecmp(expect, "100-continue") != 0)
@@ -542,6 +743,71 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
     return MHD_YES;
 }
 
+/* What JSON allows but json-c lets through: non-finite numbers (NaN, Infinity, and
+ * literals such as 1e999 that overflow to infinity) and strings that are not
+ * well-formed UTF-8 (overlong forms, encoded or escaped lone surrogates, code points
+ * above U+10FFFF). Returns why O is unacceptable, or NULL. */
+static const char *json_suspect(json_object *o)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_double:
+        return isfinite(json_object_get_double(o)) ? NULL : "body has a number out of range";
+    case json_type_string:
+        return utf8_valid(json_object_get_string(o), (size_t)json_object_get_string_len(o))
+                   ? NULL
+                   : "body has a string that is not valid UTF-8";
+    case json_type_array:
+        for (size_t i = 0, n = json_object_array_length(o); i < n; i++) {
+            const char *why = json_suspect(json_object_array_get_idx(o, i));
+            if (why)
+                return why;
+        }
+        return NULL;
+    case json_type_object: {
+        json_object_object_foreach(o, k, v) {
+            if (!utf8_valid(k, strlen(k)))
+                return "body has a member name that is not valid UTF-8";
+            const char *why = json_suspect(v);
+            if (why)
+                return why;
+        }
+        return NULL;
+    }
+    default:
+        return NULL;
+    }
+}
+
+/* json-c turns an escaped lone surrogate (\ud800 without its pair) silently into
+ * U+FFFD; it is not a character, so the body is refused instead of altered. Runs on
+ * text the tokener accepted, where a backslash only occurs as an escape in a string. */
+static int lone_surrogate_escape(const char *p, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (p[i] != '\\')
+            continue;
+        if (p[i + 1] != 'u' || i + 6 > n) {
+            i++; /* any other escape, including \\ */
+            continue;
+        }
+        unsigned v = (unsigned)strtoul((char[5]){p[i + 2], p[i + 3], p[i + 4], p[i + 5], 0},
+                                       NULL, 16);
+        i += 5;
+        if (v >= 0xDC00 && v <= 0xDFFF)
+            return 1; /* a low half with no high half before it */
+        if (v >= 0xD800 && v <= 0xDBFF) {
+            if (i + 7 > n || p[i + 1] != '\\' || p[i + 2] != 'u')
+                return 1;
+            unsigned w = (unsigned)strtoul(
+                (char[5]){p[i + 3], p[i + 4], p[i + 5], p[i + 6], 0}, NULL, 16);
+            if (w < 0xDC00 || w > 0xDFFF)
+                return 1;
+            i += 6;
+        }
+    }
+    return 0;
+}
+
 static void run_handler(struct req *r)
 {
     if (r->keep_body && r->raw.len > 0) {
@@ -566,6 +832,13 @@ static void run_handler(struct req *r)
                 reply_status(r, 400);
                 return;
             }
+            const char *why = lone_surrogate_escape(r->raw.p, r->raw.len)
+                                  ? "body has a string that is not valid UTF-8"
+                                  : json_suspect(r->body);
+            if (why) {
+                http_reply_error(r, 400, "FST_ERR_CTP_INVALID_JSON_BODY", "%s", why);
+                return;
+            }
         }
     }
     r->route->fn(r);
@@ -585,6 +858,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_NO;
     if (r->stage == 0) {
         r->stage = 1;
+        hc_set(conn, PH_BODY, r->started_ms);
         return on_head(r, method, version);
     }
     if (*upload_data_size) {
@@ -617,6 +891,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return r->abort ? MHD_NO : MHD_YES;
     }
+    hc_set(conn, PH_BUSY, now_ms());
     if (r->pending)
         reply_status(r, (unsigned)r->pending);
     else
@@ -642,19 +917,28 @@ struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tl
     if (tls_cert)
         flags |= MHD_USE_TLS;
     tls_on = tls_cert != NULL;
-    /* The connection pool holds the request head and the I/O buffers. */
-    size_t pool = (size_t)c->http.maxHeaderBytes + 16384;
+    /* Each header also takes a 56-byte record from the pool: room for a head of
+     * maxHeaderBytes and several hundred headers besides the I/O buffers. */
+    size_t pool = 2 * (size_t)c->http.maxHeaderBytes + 16384;
     struct MHD_OptionItem tls_opts[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)tls_cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)tls_key},
         {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
         {MHD_OPTION_END, 0, NULL},
     };
+    pthread_t t;
+    if (pthread_create(&t, NULL, sweeper, NULL) != 0) {
+        log_error("pthread_create for the connection sweeper");
+        return NULL;
+    }
+    pthread_detach(t);
     return MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->http.keepAliveTimeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->http.maxConnections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->http.maxConnectionsPerClient,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_ARRAY, tls_cert ? tls_opts : tls_opts + 3, MHD_OPTION_END);
 }

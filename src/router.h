@@ -11,12 +11,24 @@ typedef void (*api_handler)(struct req *r);
 #define R_V2 1u    /* legacy /v2 route: case-insensitive, needs butlerd.v2Api.enable */
 #define R_SCHED 2u /* scheduler route: needs Butler.scheduler.enable */
 
+/* The job pool a route's handler runs on when it defers (http_defer): one pool per
+ * kind of waiting, so that one kind stuck (a hung QRS) never delays another. */
+enum job_pool {
+    JP_NONE = 0,  /* answers on the MHD thread, never defers */
+    JP_QLIK,      /* QRS and the engine */
+    JP_FILES,     /* file copy, move, delete, directories */
+    JP_OUTBOUND,  /* Slack, the MQTT broker */
+    JP_LOCAL,     /* long local work: the key list */
+    JP_COUNT
+};
+
 struct route {
     const char *method;
     const char *pattern; /* segments; ":name" is a parameter */
     api_handler fn;
     size_t flag; /* offsetof(struct cfg, ep.<flag>) */
     unsigned opts;
+    enum job_pool pool;
 };
 
 #define ROUTE_MAX_PARAMS 4
