@@ -676,6 +676,38 @@ def _condensed_app(a):
             "stream": a.get("stream"), "privileges": None}
 
 
+# The Repository Service's paths: template -> method -> query parameter names,
+# generated from Qlik's QRS OpenAPI description by gen_qrs_paths.py (see README.md).
+QRS_PATHS_FILE = os.path.join(HERE, "qrs_paths.json")
+
+
+def _load_qrs_paths():
+    with open(QRS_PATHS_FILE, encoding="utf-8") as f:
+        t = json.load(f)
+    out = []
+    for tpl, ops in t["paths"].items():
+        segs = tpl.strip("/").split("/")
+        rx = "/".join("[^/]+" if x.startswith("{") else re.escape(x) for x in segs)
+        literal = sum(1 for x in segs if not x.startswith("{"))
+        out.append((t["basePath"] + tpl, re.compile(re.escape(t["basePath"]) + "/" + rx + r"\Z",
+                                                      re.I), literal, ops))
+    # the most literal template first: /qrs/app/full is not /qrs/app/{id}
+    out.sort(key=lambda x: -x[2])
+    return out
+
+
+QRS_PATHS = _load_qrs_paths()
+
+
+def qrs_operation(path):
+    """(template, {method: [query parameter names]}) of the QRS path PATH (without
+    the query), or None when the QRS API has no such path."""
+    for tpl, rx, _, ops in QRS_PATHS:
+        if rx.match(path):
+            return tpl, ops
+    return None
+
+
 class _QrsHandler(_BaseHandler):
     """The QRS rules (spec qlik-sense.md 2.1, 1) and endpoints (2.3)."""
 
@@ -710,16 +742,23 @@ class _QrsHandler(_BaseHandler):
         user = rec.headers.get("X-Qlik-User")
         if not user or not _parse_qlik_user(user):
             return 401, "Unauthorized: X-Qlik-User missing or malformed", self.TEXT
-        allowed = []
+        # the QRS API's paths and methods (qrs_paths.json)
+        op = qrs_operation(rec.path)
+        if op is None:
+            return 404, "Not found", self.TEXT
+        if rec.method not in op[1]:
+            return 405, "Method not allowed", self.TEXT, {"Allow": ", ".join(op[1])}
+        # stricter than QRS, which ignores them: a misspelt "filter" must not pass
+        known = {n.lower() for n in op[1][rec.method]} | {"xrfkey"}
+        for k, _, _ in (p.partition("=") for p in rec.query.split("&") if p):
+            if urllib.parse.unquote(k).lower() not in known:
+                return 400, "Unknown query parameter '%s' for %s %s" % (
+                    urllib.parse.unquote(k), rec.method, op[0]), self.TEXT
         for method, rx, name in self._COMPILED:
             m = rx.match(rec.path)
-            if m:
-                if method == rec.method:
-                    return getattr(self, "r_" + name)(rec, **m.groupdict())
-                allowed.append(method)
-        if allowed:
-            return 405, "Method not allowed", self.TEXT, {"Allow": ", ".join(allowed)}
-        return 404, "Not found", self.TEXT
+            if m and method == rec.method:
+                return getattr(self, "r_" + name)(rec, **m.groupdict())
+        return 501, "Not simulated: %s %s" % (rec.method, op[0]), self.TEXT
 
     # ---- helpers
     @property
@@ -728,7 +767,9 @@ class _QrsHandler(_BaseHandler):
 
     def _filtered(self, rec, records, shape):
         try:
-            found = filter_records(records, rec.params.get("filter"))
+            # QRS takes query parameter names in any case
+            flt = next((v for k, v in rec.params.items() if k.lower() == "filter"), None)
+            found = filter_records(records, flt)
         except FilterError as e:
             return 400, str(e), self.TEXT
         return 200, [shape(r) for r in found], self.JSON

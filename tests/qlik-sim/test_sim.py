@@ -461,6 +461,69 @@ def test_unknown_path_404_and_wrong_method_405(sim, certs):
     assert st == 405 and r.getheader("Allow") == "POST"
 
 
+def test_qrs_paths_methods_and_query_names_of_the_openapi(sim, certs):
+    """Paths and methods come from the table made from Qlik's QRS OpenAPI
+    (qrs_paths.json): another path is 404, another method 405 with the methods
+    it has, an unknown query parameter 400, and a real one not simulated 501."""
+    assert call(sim, certs, "GET", "/qrs/tasks")[0] == 404
+    assert call(sim, certs, "GET", "/qrs/task/%s/startt" % APP1_TASK)[0] == 404
+    assert call(sim, certs, "POST", "/qrs/task/start/many/now", body="[]")[0] == 404
+    st, _, r = call(sim, certs, "DELETE", "/qrs/about")
+    assert st == 405 and r.getheader("Allow") == "GET"
+    st, _, r = call(sim, certs, "PUT", "/qrs/task/full", body="{}")
+    assert st == 405 and r.getheader("Allow") == "GET"
+    st, _, r = call(sim, certs, "PUT", "/qrs/app/" + APP1_TASK, body="{}")
+    assert st == 501 and r.getheader("Allow") is None  # PUT /qrs/app/{id} is real
+    st, body, _ = call(sim, certs, "GET", "/qrs/task", query_extra="filtr=" + enc("name eq 'x'"))
+    assert (st, body) == (400, b"Unknown query parameter 'filtr' for GET /qrs/task")
+    st, body, _ = call(sim, certs, "POST", "/qrs/task/%s/start" % APP1_TASK, body="{}",
+                       query_extra="filter=x")
+    assert (st, body) == (400, b"Unknown query parameter 'filter' for POST /qrs/task/{id}/start")
+    assert sim.starts(accepted_only=True) == [] and sim.started_tasks == []
+    # names are matched without regard to case, as QRS does; known ones it ignores
+    st, body, _ = call(sim, certs, "GET", "/qrs/task",
+                       query_extra="Filter=" + enc("id eq " + APP1_TASK) + "&orderby=name")
+    assert st == 200 and ids(body) == [APP1_TASK]
+    st, body, _ = call(sim, certs, "GET", "/qrs/stream")
+    assert (st, body) == (501, b"Not simulated: GET /qrs/stream")
+    assert qlik_sim.qrs_operation("/qrs/app/full")[0] == "/qrs/app/full"
+    assert qlik_sim.qrs_operation("/qrs/app/" + APP1_TASK)[0] == "/qrs/app/{id}"
+    assert qlik_sim.qrs_operation("/qrs/task/" + APP1_TASK) is None
+
+
+def test_qrs_routes_are_openapi_operations():
+    """Every route the simulator answers is a path and method of the QRS API."""
+    routes = qlik_sim._QrsHandler.ROUTES
+    assert len(routes) >= 13
+    for method, rx, name in routes:
+        sample = rx.replace("(?P<id>[^/]+)", APP1_TASK)
+        op = qlik_sim.qrs_operation(sample)
+        assert op is not None and method in op[1], (method, rx)
+    assert len(qlik_sim.QRS_PATHS) > 1000
+
+
+def test_gen_qrs_paths(tmp_path):
+    api = {"swagger": "2.0", "basePath": "/qrs", "paths": {
+        "/task": {"get": {"parameters": [{"name": "filter", "in": "query"},
+                                         {"name": "orderby", "in": "query"}]}},
+        "/task/{id}/start": {"parameters": [{"name": "id", "in": "path"}],
+                             "post": {"parameters": [{"name": "x", "in": "body"}]}},
+        "/app/{id}": {"get": {}, "delete": {}, "parameters": [{"name": "privileges",
+                                                               "in": "query"}]}}}
+    src = tmp_path / "qrs.json"
+    src.write_text(json.dumps(api))
+    out = tmp_path / "t.json"
+    gen = os.path.join(HERE, "gen_qrs_paths.py")
+    r = subprocess.run([sys.executable, gen, str(src), "-o", str(out)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    t = json.loads(out.read_text())
+    assert t["source"] == "qrs.json" and t["basePath"] == "/qrs"
+    assert t["paths"] == {"/app/{id}": {"GET": ["privileges"], "DELETE": ["privileges"]},
+                          "/task": {"GET": ["filter", "orderby"]},
+                          "/task/{id}/start": {"POST": []}}
+
+
 # ------------------------------------------------------------------ behaviours
 
 def test_behaviour_status_times_and_method(sim, certs):
