@@ -748,7 +748,7 @@ class _QrsHandler(_BaseHandler):
             return 404, "Not found", self.TEXT
         if rec.method not in op[1]:
             return 405, "Method not allowed", self.TEXT, {"Allow": ", ".join(op[1])}
-        # stricter than QRS, which ignores them: a misspelt "filter" must not pass
+        # unknown names: refused so a misspelt "filter" fails a test instead of matching all
         known = {n.lower() for n in op[1][rec.method]} | {"xrfkey"}
         for k, _, _ in (p.partition("=") for p in rec.query.split("&") if p):
             if urllib.parse.unquote(k).lower() not in known:
