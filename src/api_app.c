@@ -65,7 +65,7 @@ enum list_kind { K_TREE, K_PROPS, K_BOOKMARK, K_VARIABLE, K_MEDIA, K_FIELDS, K_C
 struct list_def {
     const char *member;  /* of the dump, in spec order */
     enum list_kind kind;
-    const char *def;     /* CreateSessionObject parameters */
+    const char *def;     /* the properties (qProp) of CreateSessionObject */
     const char *list;    /* the qLayout member holding qItems */
     const char *getter;  /* opens one item by qId */
 };
@@ -168,7 +168,10 @@ static json_object *list_layout(struct dump *d, const struct list_def *L, json_o
     json_object *def = json_tokener_parse(L->def);
     list_qid(d, L, qid, sizeof qid);
     json_object_object_add(member(def, "qInfo"), "qId", json_object_new_string(qid));
-    json_object *res = call(d, d->doc, "CreateSessionObject", def);
+    /* Params by name: the properties are the value of qProp, not the params object. */
+    json_object *p = json_object_new_object();
+    json_object_object_add(p, "qProp", def);
+    json_object *res = call(d, d->doc, "CreateSessionObject", p);
     int h = engine_handle_of(res);
     json_object_put(res);
     if (h < 0) {

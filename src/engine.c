@@ -847,12 +847,18 @@ json_object *engine_wait(struct engine *e, int id, int timeout_ms, struct engine
     s->answer = NULL;
     drop_slot(e, s);
     if (json_object_object_get_ex(msg, "error", &ev)) {
-        json_object *cv, *mv;
+        json_object *cv, *mv, *pv;
         int code = json_object_object_get_ex(ev, "code", &cv) ? json_object_get_int(cv) : 0;
         const char *text = json_object_object_get_ex(ev, "message", &mv)
                                ? json_object_get_string(mv)
                                : "no message";
-        set_err(err, ENGINE_ERPC, code, "engine error %d: %s", code, text);
+        /* The engine names what it refused there ("Invalid params" says which one). */
+        const char *what = json_object_object_get_ex(ev, "parameter", &pv) &&
+                                   json_object_is_type(pv, json_type_string)
+                               ? json_object_get_string(pv)
+                               : "";
+        set_err(err, ENGINE_ERPC, code, "engine error %d: %s%s%s%s", code, text,
+                *what ? " (" : "", what, *what ? ")" : "");
     } else if (!json_object_object_get_ex(msg, "result", &res)) {
         set_err(err, ENGINE_EIO, 0, "engine answer %d has neither result nor error", id);
         res = NULL;

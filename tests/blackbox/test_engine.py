@@ -172,14 +172,15 @@ def test_dump_fixture_app_field_by_field(sim, butler):
     opens = sim.engine_calls("OpenDoc")
     assert [(c.handle, c.params) for c in opens] == [(-1, {"qDocName": A1, "qNoData": True})]
     # every list object has its own qId, and each was destroyed again
-    created = [c.params["qInfo"]["qId"] for c in sim.engine_calls("CreateSessionObject")]
+    created = [c.params["qProp"]["qInfo"]["qId"] for c in sim.engine_calls("CreateSessionObject")]
     assert len(created) == 11 and len(set(created)) == 11, created
     # (the last destroy is not waited for: it may reach the simulator after the reply)
     sim.wait_for_engine_calls(11, "DestroySessionObject")
     destroyed = [c.params["qId"] for c in sim.engine_calls("DestroySessionObject")]
     assert sorted(destroyed) == sorted(created)
     # the field list asks for everything; the variable list for reserved and config ones
-    defs = {c.params["qInfo"]["qId"]: c.params for c in sim.engine_calls("CreateSessionObject")}
+    defs = {c.params["qProp"]["qInfo"]["qId"]: c.params["qProp"]
+            for c in sim.engine_calls("CreateSessionObject")}
     fl = next(p["qFieldListDef"] for p in defs.values() if "qFieldListDef" in p)
     assert fl == {"qShowSystem": True, "qShowHidden": True, "qShowSrcTables": True,
                   "qShowSemantic": True}
@@ -195,6 +196,30 @@ def test_dump_fixture_app_field_by_field(sim, butler):
     assert names[i - 2:i] == ["GetObject", "GetObject"], names
     assert all(c.answered for c in sim.engine_calls()
                if c.method != "DestroySessionObject"), "a request was left unanswered"
+
+
+def test_dump_calls_fit_the_engine_schema(sim, butler):
+    """Issue 11: the engine takes params by name only under the names of its schema,
+    and the simulator checks every call against the table made from it
+    (tests/qlik-sim/qix_methods.json) as a real engine does. CreateSessionObject
+    takes {"qProp": properties}: sent the properties themselves, it was refused
+    ("Invalid params") and every dump failed with 500 on a real engine."""
+    d = butler()
+    check_dump(d.get("/v4/app/%s/dump" % A1), expected_dump(fixture_app(A1)))
+    sim.wait_for_engine_calls(11, "DestroySessionObject")
+    calls = sim.engine_calls()
+    assert [(c.method, c.error) for c in calls if c.error is not None] == []
+    created = sim.engine_calls("CreateSessionObject")
+    assert len(created) == 11
+    for c in created:
+        assert list(c.raw_params) == ["qProp"], c.raw_params
+        assert "qInfo" in c.raw_params["qProp"], c.raw_params
+    # every call that takes parameters has them by name
+    assert {c.method: sorted(c.raw_params) for c in calls if c.raw_params} == {
+        "OpenDoc": ["qDocName", "qNoData"], "CreateSessionObject": ["qProp"],
+        "GetObject": ["qId"], "GetDimension": ["qId"], "GetMeasure": ["qId"],
+        "GetBookmark": ["qId"], "GetVariableById": ["qId"], "GetConnection": ["qConnectionId"],
+        "DestroySessionObject": ["qId"]}
 
 
 def test_dump_three_routes_and_head(sim, butler):
@@ -474,7 +499,7 @@ def test_dump_concurrent_requests(sim, butler):
         check_dump(r, want)
     # The engine puts connections of one user to one app in one session: every
     # dump's list objects have qIds of their own, so no dump destroys another's.
-    created = [c.params["qInfo"]["qId"] for c in sim.engine_calls("CreateSessionObject")]
+    created = [c.params["qProp"]["qInfo"]["qId"] for c in sim.engine_calls("CreateSessionObject")]
     assert len(created) == 11 * len(out) and len(set(created)) == len(created), created
     assert all(re.match(r"^butlerd-[A-Za-z]+-[0-9a-f]{16}$", q) for q in created), created
 
@@ -553,6 +578,7 @@ def test_reload_success_starts_success_tasks(sim, butler):
     assert [x["app"] for x in sim.saves] == [A1]
     names = [c.method for c in sim.engine_calls()]
     assert names == ["EngineVersion", "OpenDoc", "DoReload", "DoSave"], names
+    assert [c.error for c in sim.engine_calls()] == [None] * 4  # they fit the engine's schema
     assert sim.engine_calls("OpenDoc")[0].params == {"qDocName": A1, "qNoData": False}
     assert d.wait_log("task ID \"not-a-guid\" is not a GUID, skipped", 5)
     assert d.wait_log("app reload %s succeeded" % A1, 5)

@@ -676,6 +676,38 @@ def _condensed_app(a):
             "stream": a.get("stream"), "privileges": None}
 
 
+# The Repository Service's paths: template -> method -> query parameter names,
+# generated from Qlik's QRS OpenAPI description by gen_qrs_paths.py (see README.md).
+QRS_PATHS_FILE = os.path.join(HERE, "qrs_paths.json")
+
+
+def _load_qrs_paths():
+    with open(QRS_PATHS_FILE, encoding="utf-8") as f:
+        t = json.load(f)
+    out = []
+    for tpl, ops in t["paths"].items():
+        segs = tpl.strip("/").split("/")
+        rx = "/".join("[^/]+" if x.startswith("{") else re.escape(x) for x in segs)
+        literal = sum(1 for x in segs if not x.startswith("{"))
+        out.append((t["basePath"] + tpl, re.compile(re.escape(t["basePath"]) + "/" + rx + r"\Z",
+                                                      re.I), literal, ops))
+    # the most literal template first: /qrs/app/full is not /qrs/app/{id}
+    out.sort(key=lambda x: -x[2])
+    return out
+
+
+QRS_PATHS = _load_qrs_paths()
+
+
+def qrs_operation(path):
+    """(template, {method: [query parameter names]}) of the QRS path PATH (without
+    the query), or None when the QRS API has no such path."""
+    for tpl, rx, _, ops in QRS_PATHS:
+        if rx.match(path):
+            return tpl, ops
+    return None
+
+
 class _QrsHandler(_BaseHandler):
     """The QRS rules (spec qlik-sense.md 2.1, 1) and endpoints (2.3)."""
 
@@ -710,16 +742,23 @@ class _QrsHandler(_BaseHandler):
         user = rec.headers.get("X-Qlik-User")
         if not user or not _parse_qlik_user(user):
             return 401, "Unauthorized: X-Qlik-User missing or malformed", self.TEXT
-        allowed = []
+        # the QRS API's paths and methods (qrs_paths.json)
+        op = qrs_operation(rec.path)
+        if op is None:
+            return 404, "Not found", self.TEXT
+        if rec.method not in op[1]:
+            return 405, "Method not allowed", self.TEXT, {"Allow": ", ".join(op[1])}
+        # unknown names: refused so a misspelt "filter" fails a test instead of matching all
+        known = {n.lower() for n in op[1][rec.method]} | {"xrfkey"}
+        for k, _, _ in (p.partition("=") for p in rec.query.split("&") if p):
+            if urllib.parse.unquote(k).lower() not in known:
+                return 400, "Unknown query parameter '%s' for %s %s" % (
+                    urllib.parse.unquote(k), rec.method, op[0]), self.TEXT
         for method, rx, name in self._COMPILED:
             m = rx.match(rec.path)
-            if m:
-                if method == rec.method:
-                    return getattr(self, "r_" + name)(rec, **m.groupdict())
-                allowed.append(method)
-        if allowed:
-            return 405, "Method not allowed", self.TEXT, {"Allow": ", ".join(allowed)}
-        return 404, "Not found", self.TEXT
+            if m and method == rec.method:
+                return getattr(self, "r_" + name)(rec, **m.groupdict())
+        return 501, "Not simulated: %s %s" % (rec.method, op[0]), self.TEXT
 
     # ---- helpers
     @property
@@ -728,7 +767,9 @@ class _QrsHandler(_BaseHandler):
 
     def _filtered(self, rec, records, shape):
         try:
-            found = filter_records(records, rec.params.get("filter"))
+            # QRS takes query parameter names in any case
+            flt = next((v for k, v in rec.params.items() if k.lower() == "filter"), None)
+            found = filter_records(records, flt)
         except FilterError as e:
             return 400, str(e), self.TEXT
         return 200, [shape(r) for r in found], self.JSON
@@ -821,11 +862,49 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 ENGINE_APP_NOT_FOUND = 1003
 ENGINE_METHOD_NOT_FOUND = -32601
 ENGINE_INVALID_HANDLE = -32602
-# positional parameter names, for clients that send params as an array
-_POSITIONAL = {"OpenDoc": ["qDocName", "qUserName", "qPassword", "qSerial", "qNoData"],
-               "DoReload": ["qMode", "qPartial", "qDebug"], "DoReloadEx": ["qParams"],
-               "CreateSessionObject": ["qProp"], "DestroySessionObject": ["qId"],
-               "GetConnection": ["qConnectionId"]}
+ENGINE_INVALID_PARAMS = -32602
+
+# The engine's methods: object type -> method -> [{"name", "optional"}] in order,
+# generated from Qlik's QIX schema by gen_qix_methods.py (see README.md).
+QIX_METHODS_FILE = os.path.join(HERE, "qix_methods.json")
+with open(QIX_METHODS_FILE, encoding="utf-8") as _f:
+    QIX_METHODS = json.load(_f)["types"]
+del _f
+
+# the object type behind each kind of handle the simulator hands out
+_HANDLE_TYPES = {"doc": "Doc", "session": "GenericObject", "object": "GenericObject",
+                 "dimension": "GenericDimension", "measure": "GenericMeasure",
+                 "bookmark": "GenericBookmark", "variable": "GenericVariable"}
+
+
+def check_qix_params(qtype, method, params):
+    """Checks a call as the engine does: METHOD must exist on object type QTYPE,
+    and PARAMS (an array by position, an object by name, or None for none) must
+    fit its parameters. Returns (params as a dict by name, error), where error is
+    None or (code, message, parameter)."""
+    spec = QIX_METHODS.get(qtype, {}).get(method)
+    names = [p["name"] for p in spec or []]
+    if params is None:
+        params = []
+    if isinstance(params, list):
+        named = dict(zip(names, params))
+    elif isinstance(params, dict):
+        named = params
+    else:
+        return {}, (ENGINE_INVALID_PARAMS, "Invalid params", "params must be an array or an object")
+    if spec is None:
+        return named, (ENGINE_METHOD_NOT_FOUND, "Method not found", method)
+    if isinstance(params, list) and len(params) > len(spec):
+        return named, (ENGINE_INVALID_PARAMS, "Invalid params",
+                       "%s takes at most %d params, got %d" % (method, len(spec), len(params)))
+    if isinstance(params, dict):
+        extra = [k for k in params if k not in names]
+        if extra:
+            return named, (ENGINE_INVALID_PARAMS, "Invalid params", extra[0])
+    missing = [p["name"] for p in spec if not p["optional"] and p["name"] not in named]
+    if missing:
+        return named, (ENGINE_INVALID_PARAMS, "Invalid params", missing[0])
+    return named, None
 
 
 class EngineFault:
@@ -845,12 +924,13 @@ class EngineFault:
 class EngineCall:
     """One recorded JSON-RPC request: session (int, one per WebSocket), app (the
     app id of the URL), id, handle, method, params (dict, positional ones named),
-    time, answered (False while unanswered, hung or cut), error (code or None)."""
+    raw_params (as sent: a list, a dict or None), time, answered (False while
+    unanswered, hung or cut), error (code or None)."""
 
     def __init__(self, session, app, msg, params):
         self.session, self.app = session, app
         self.id, self.handle, self.method = msg.get("id"), msg.get("handle"), msg.get("method")
-        self.params, self.time = params, time.time()
+        self.params, self.raw_params, self.time = params, msg.get("params"), time.time()
         self.answered, self.error = False, None
 
     def to_dict(self):
@@ -925,16 +1005,26 @@ class _EngineSession:
         self.handles[h] = (kind, data)
         return h
 
-    # ---- one request -> (result, error)
+    # ---- one request: check(), then call() if it passed
+    def check(self, method, handle, raw):
+        """(params by name, error): the handle must exist, the method must exist on
+        its object type (qix_methods.json) and the params must fit it."""
+        if handle == -1:
+            qtype = "Global"
+        elif isinstance(handle, int) and handle in self.handles:
+            qtype = _HANDLE_TYPES[self.handles[handle][0]]
+        else:
+            named = raw if isinstance(raw, dict) else {}
+            return named, (ENGINE_INVALID_HANDLE, "Invalid handle", str(handle))
+        return check_qix_params(qtype, method, raw)
+
     def call(self, method, handle, p):
         if handle == -1:
             return self.global_call(method, p)
-        if handle not in self.handles:
-            return None, (ENGINE_INVALID_HANDLE, "Invalid handle", str(handle))
         kind, data = self.handles[handle]
         fn = getattr(self, "m_%s_%s" % (kind, method), None)
-        if fn is None:
-            return None, (ENGINE_METHOD_NOT_FOUND, "Method not found", method)
+        if fn is None:  # a real method that the simulator does not do
+            return None, (ENGINE_METHOD_NOT_FOUND, "Method not found", method + " (not simulated)")
         return fn(data, p), None
 
     def global_call(self, method, p):
@@ -954,7 +1044,7 @@ class _EngineSession:
                 self.doc_handle = self.new_handle("doc", app)
             return {"qReturn": {"qType": "Doc", "qHandle": self.doc_handle,
                                 "qGenericId": app["id"]}}, None
-        return None, (ENGINE_METHOD_NOT_FOUND, "Method not found", method)
+        return None, (ENGINE_METHOD_NOT_FOUND, "Method not found", method + " (not simulated)")
 
     # ---- doc methods
     def m_doc_GetAppProperties(self, app, p):
@@ -1006,7 +1096,9 @@ class _EngineSession:
         return self._open("variable", app.get("variables", []), "/qProp/qInfo/qId", p)
 
     def m_doc_CreateSessionObject(self, app, p):
-        prop = p.get("qProp", p)
+        prop = p["qProp"]
+        if not isinstance(prop, dict):
+            raise _EngineError(ENGINE_INVALID_PARAMS, "Invalid params", "qProp")
         info = prop.get("qInfo") or {}
         h = self.new_handle("session", prop)
         return {"qReturn": {"qType": "GenericObject", "qHandle": h,
@@ -1025,7 +1117,7 @@ class _EngineSession:
         return {"qReturn": ok}
 
     def m_doc_DoReloadEx(self, app, p):
-        ok = self.sim._reload(app, p.get("qParams", p))
+        ok = self.sim._reload(app, p.get("qParams", {}))
         return {"qResult": {"qSuccess": ok,
                             "qScriptLogFile": "C:\\ProgramData\\Qlik\\Sense\\Log\\Script\\%s.log"
                                               % app["id"]}}
@@ -1307,10 +1399,7 @@ class _EngineHandler(_BaseHandler):
         except (ValueError, UnicodeDecodeError):
             return None, json.dumps({"jsonrpc": "2.0", "id": None, "error": {
                 "code": -32700, "message": "Parse error"}}).encode()
-        params = msg.get("params", {})
-        if isinstance(params, list):
-            names = _POSITIONAL.get(msg.get("method"), ["qId"])
-            params = dict(zip(names, params))
+        params, invalid = sess.check(msg.get("method"), msg.get("handle"), msg.get("params"))
         call = EngineCall(sess.number, sess.url_app, msg, params)
         sim._record_engine_call(call)
         fault = sim._take_engine_fault(call.method, sess.url_app)
@@ -1327,6 +1416,8 @@ class _EngineHandler(_BaseHandler):
                 res, err = None, tuple(fault.error) + ("",) * (3 - len(fault.error))
             elif fault is not None and fault.result is not None:
                 res = fault.result
+            elif invalid is not None:
+                res, err = None, invalid
             else:
                 res, err = sess.call(call.method, call.handle, params)
         except _EngineError as e:

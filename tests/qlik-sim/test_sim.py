@@ -461,6 +461,69 @@ def test_unknown_path_404_and_wrong_method_405(sim, certs):
     assert st == 405 and r.getheader("Allow") == "POST"
 
 
+def test_qrs_paths_methods_and_query_names_of_the_openapi(sim, certs):
+    """Paths and methods come from the table made from Qlik's QRS OpenAPI
+    (qrs_paths.json): another path is 404, another method 405 with the methods
+    it has, an unknown query parameter 400, and a real one not simulated 501."""
+    assert call(sim, certs, "GET", "/qrs/tasks")[0] == 404
+    assert call(sim, certs, "GET", "/qrs/task/%s/startt" % APP1_TASK)[0] == 404
+    assert call(sim, certs, "POST", "/qrs/task/start/many/now", body="[]")[0] == 404
+    st, _, r = call(sim, certs, "DELETE", "/qrs/about")
+    assert st == 405 and r.getheader("Allow") == "GET"
+    st, _, r = call(sim, certs, "PUT", "/qrs/task/full", body="{}")
+    assert st == 405 and r.getheader("Allow") == "GET"
+    st, _, r = call(sim, certs, "PUT", "/qrs/app/" + APP1_TASK, body="{}")
+    assert st == 501 and r.getheader("Allow") is None  # PUT /qrs/app/{id} is real
+    st, body, _ = call(sim, certs, "GET", "/qrs/task", query_extra="filtr=" + enc("name eq 'x'"))
+    assert (st, body) == (400, b"Unknown query parameter 'filtr' for GET /qrs/task")
+    st, body, _ = call(sim, certs, "POST", "/qrs/task/%s/start" % APP1_TASK, body="{}",
+                       query_extra="filter=x")
+    assert (st, body) == (400, b"Unknown query parameter 'filter' for POST /qrs/task/{id}/start")
+    assert sim.starts(accepted_only=True) == [] and sim.started_tasks == []
+    # names are matched without regard to case, as QRS does; known ones it ignores
+    st, body, _ = call(sim, certs, "GET", "/qrs/task",
+                       query_extra="Filter=" + enc("id eq " + APP1_TASK) + "&orderby=name")
+    assert st == 200 and ids(body) == [APP1_TASK]
+    st, body, _ = call(sim, certs, "GET", "/qrs/stream")
+    assert (st, body) == (501, b"Not simulated: GET /qrs/stream")
+    assert qlik_sim.qrs_operation("/qrs/app/full")[0] == "/qrs/app/full"
+    assert qlik_sim.qrs_operation("/qrs/app/" + APP1_TASK)[0] == "/qrs/app/{id}"
+    assert qlik_sim.qrs_operation("/qrs/task/" + APP1_TASK) is None
+
+
+def test_qrs_routes_are_openapi_operations():
+    """Every route the simulator answers is a path and method of the QRS API."""
+    routes = qlik_sim._QrsHandler.ROUTES
+    assert len(routes) >= 13
+    for method, rx, name in routes:
+        sample = rx.replace("(?P<id>[^/]+)", APP1_TASK)
+        op = qlik_sim.qrs_operation(sample)
+        assert op is not None and method in op[1], (method, rx)
+    assert len(qlik_sim.QRS_PATHS) > 1000
+
+
+def test_gen_qrs_paths(tmp_path):
+    api = {"swagger": "2.0", "basePath": "/qrs", "paths": {
+        "/task": {"get": {"parameters": [{"name": "filter", "in": "query"},
+                                         {"name": "orderby", "in": "query"}]}},
+        "/task/{id}/start": {"parameters": [{"name": "id", "in": "path"}],
+                             "post": {"parameters": [{"name": "x", "in": "body"}]}},
+        "/app/{id}": {"get": {}, "delete": {}, "parameters": [{"name": "privileges",
+                                                               "in": "query"}]}}}
+    src = tmp_path / "qrs.json"
+    src.write_text(json.dumps(api))
+    out = tmp_path / "t.json"
+    gen = os.path.join(HERE, "gen_qrs_paths.py")
+    r = subprocess.run([sys.executable, gen, str(src), "-o", str(out)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    t = json.loads(out.read_text())
+    assert t["source"] == "qrs.json" and t["basePath"] == "/qrs"
+    assert t["paths"] == {"/app/{id}": {"GET": ["privileges"], "DELETE": ["privileges"]},
+                          "/task": {"GET": ["filter", "orderby"]},
+                          "/task/{id}/start": {"POST": []}}
+
+
 # ------------------------------------------------------------------ behaviours
 
 def test_behaviour_status_times_and_method(sim, certs):
@@ -763,6 +826,158 @@ def test_engine_open_doc_and_doc_calls(sim, certs):
     assert all(c.answered for c in calls)
 
 
+def invalid(r, parameter, code=-32602, message="Invalid params"):
+    """The JSON-RPC error of a call that does not fit the engine's schema."""
+    return r.get("error") == {"code": code, "parameter": parameter, "message": message}
+
+
+SHEETS = {"qInfo": {"qId": "L", "qType": "SheetList"},
+          "qAppObjectListDef": {"qType": "sheet", "qData": {"id": "/qInfo/qId"}}}
+
+
+def test_engine_rejects_a_method_the_object_type_does_not_have(sim, certs):
+    ws, doc = open_app(sim, certs)
+    try:
+        assert invalid(ws.call("GetScript", -1), "GetScript", -32601, "Method not found")
+        assert invalid(ws.call("OpenDoc", doc, {"qDocName": A1}), "OpenDoc", -32601,
+                       "Method not found")
+        assert invalid(ws.call("GetFullPropertyTree", doc), "GetFullPropertyTree", -32601,
+                       "Method not found")
+        d = ws.call("GetDimension", doc, {"qId": "dm01"})["result"]["qReturn"]["qHandle"]
+        assert invalid(ws.call("GetFullPropertyTree", d), "GetFullPropertyTree", -32601,
+                       "Method not found")  # a GenericObject method, not a GenericDimension one
+        v = ws.call("GetVariableById", doc, {"qId": "vr01"})["result"]["qReturn"]["qHandle"]
+        assert invalid(ws.call("GetFullPropertyTree", v), "GetFullPropertyTree", -32601,
+                       "Method not found")
+        # a real method that the simulator does not do says so
+        assert invalid(ws.call("GetAllInfos", doc), "GetAllInfos (not simulated)", -32601,
+                       "Method not found")
+    finally:
+        ws.close()
+    assert [c.error for c in sim.engine_calls()][1:] == [
+        -32601, -32601, -32601, None, -32601, None, -32601, -32601]
+
+
+def test_engine_rejects_params_by_name_that_are_not_parameters(sim, certs):
+    ws, doc = open_app(sim, certs)
+    try:
+        # the properties themselves as params, instead of {"qProp": properties}
+        assert invalid(ws.call("CreateSessionObject", doc, SHEETS), "qInfo")
+        assert invalid(ws.call("GetObject", doc, {"qid": "sh01"}), "qid")  # names are exact
+        assert invalid(ws.call("GetObject", doc, {"qId": "sh01", "qType": "sheet"}), "qType")
+        assert invalid(ws.call("GetScript", doc, {"qScript": ""}), "qScript")
+        assert invalid(ws.call("DoReload", doc, {"qMode": 0, "qPartial": False, "qDbg": False}),
+                       "qDbg")
+        assert invalid(ws.call("OpenDoc", -1, {"qDocName": A1, "qNoData": True, "qTitle": ""}),
+                       "qTitle")
+        assert invalid(ws.call("GetScript", doc, "x"), "params must be an array or an object")
+        assert sim.reloads == []
+        # {"qProp": ...} is the call that works
+        r = ws.call("CreateSessionObject", doc, {"qProp": SHEETS})
+        assert r["result"]["qReturn"]["qGenericId"] == "L"
+    finally:
+        ws.close()
+    bad = sim.engine_calls("CreateSessionObject")[0]
+    assert bad.error == -32602 and bad.raw_params == SHEETS
+
+
+def test_engine_rejects_missing_required_params(sim, certs):
+    ws, doc = open_app(sim, certs)
+    try:
+        assert invalid(ws.call("GetObject", doc, {}), "qId")
+        assert invalid(ws.call("CreateSessionObject", doc, {}), "qProp")
+        assert invalid(ws.call("DestroySessionObject", doc, []), "qId")
+        assert invalid(ws.call("GetConnection", doc, []), "qConnectionId")
+        assert invalid(ws.call("OpenDoc", -1, {"qNoData": True}), "qDocName")
+        assert invalid(ws.call("OpenDoc", -1, []), "qDocName")
+        # optional ones may be left out, by name or by position
+        assert ws.call("OpenDoc", -1, {"qDocName": A1})["result"]["qReturn"]["qHandle"] == doc
+        assert ws.call("OpenDoc", -1, [A1])["result"]["qReturn"]["qHandle"] == doc
+        assert ws.call("DoSave", doc, [])["result"] == {}
+        assert ws.call("DoSave", doc, {})["result"] == {}
+    finally:
+        ws.close()
+    # a message without params is a call without params
+    ws, doc = open_app(sim, certs)
+    try:
+        i = ws.next_id
+        ws.next_id += 1
+        ws.sock.sendall(ws.frame(json.dumps({"jsonrpc": "2.0", "id": i, "handle": doc,
+                                             "method": "GetObject"}).encode()))
+        while True:
+            op, m = ws.recv()
+            if op == 1 and m.get("id") == i:
+                break
+        assert invalid(m, "qId")
+    finally:
+        ws.close()
+
+
+def test_engine_params_by_position(sim, certs):
+    ws, doc = open_app(sim, certs)
+    try:
+        assert invalid(ws.call("GetObject", doc, ["sh01", "sheet"]),
+                       "GetObject takes at most 1 params, got 2")
+        assert invalid(ws.call("GetScript", doc, [True]), "GetScript takes at most 0 params, got 1")
+        assert invalid(ws.call("DoReload", doc, [0, False, False, 1]),
+                       "DoReload takes at most 3 params, got 4")
+        o = ws.call("GetObject", doc, ["sh01"])["result"]["qReturn"]["qHandle"]
+        assert ws.call("GetProperties", o, [])["result"]["qProp"]["qInfo"]["qId"] == "sh01"
+        h = ws.call("CreateSessionObject", doc, [SHEETS])["result"]["qReturn"]["qHandle"]
+        items = ws.call("GetLayout", h)["result"]["qLayout"]["qAppObjectList"]["qItems"]
+        assert [i["qInfo"]["qId"] for i in items] == ["sh01", "sh02"]
+        assert ws.call("DestroySessionObject", doc, ["L"])["result"] == {"qSuccess": True}
+    finally:
+        ws.close()
+    got = sim.engine_calls("GetObject")[-1]
+    assert got.params == {"qId": "sh01"} and got.raw_params == ["sh01"]
+    assert sim.engine_calls("CreateSessionObject")[0].params == {"qProp": SHEETS}
+
+
+def test_engine_method_table_covers_what_the_simulator_does():
+    """Every method the simulator answers exists, on that object type, in the table
+    generated from Qlik's schema; the table has the types the simulator hands out."""
+    done = [n.split("_", 2)[1:] for n in dir(qlik_sim._EngineSession) if n.startswith("m_")]
+    assert len(done) > 20
+    for kind, method in done:
+        assert method in qlik_sim.QIX_METHODS[qlik_sim._HANDLE_TYPES[kind]], (kind, method)
+    for method in ("EngineVersion", "GetDocList", "OpenDoc"):
+        assert method in qlik_sim.QIX_METHODS["Global"]
+    assert qlik_sim.QIX_METHODS["Doc"]["CreateSessionObject"] == [
+        {"name": "qProp", "optional": False}]
+
+
+def test_gen_qix_methods(tmp_path):
+    """The generator keeps names, order and the optional flag of each parameter and
+    drops the rest; it refuses a schema without one of the object types."""
+    p = lambda n, opt=None: dict({"Name": n, "DefaultValue": 0}, **(
+        {"Optional": opt} if opt is not None else {}))
+    structs = {t: {} for t in ("Global", "Doc", "GenericObject", "GenericDimension",
+                               "GenericMeasure", "GenericBookmark", "GenericVariable", "Field")}
+    structs["Doc"]["DoReload"] = {"In": [p("qMode", True), p("qPartial", True)], "Out": []}
+    structs["Doc"]["CreateSessionObject"] = {"In": [p("qProp")], "Out": []}
+    structs["Global"]["EngineVersion"] = {"Out": [{"Name": "qVersion"}]}
+    structs["Other"] = {"X": {"In": []}}
+    schema = tmp_path / "12.0.0.json"
+    schema.write_text(json.dumps({"structs": structs, "enums": {}}))
+    out = tmp_path / "t.json"
+    gen = os.path.join(HERE, "gen_qix_methods.py")
+    r = subprocess.run([sys.executable, gen, str(schema), "-o", str(out)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    t = json.loads(out.read_text())
+    assert t["source"] == "12.0.0.json" and "Other" not in t["types"]
+    assert t["types"]["Doc"] == {
+        "CreateSessionObject": [{"name": "qProp", "optional": False}],
+        "DoReload": [{"name": "qMode", "optional": True}, {"name": "qPartial", "optional": True}]}
+    assert t["types"]["Global"] == {"EngineVersion": []}
+    del structs["Field"]
+    schema.write_text(json.dumps({"structs": structs, "enums": {}}))
+    r = subprocess.run([sys.executable, gen, str(schema), "-o", str(out)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode != 0 and "Field" in r.stderr
+
+
 def test_engine_pipelined_answers_come_back_reversed(sim, certs):
     ws, doc = open_app(sim, certs)
     try:
@@ -784,7 +999,8 @@ def test_engine_lists_and_objects(sim, certs):
         # two session objects with the same qId both work; destroy removes both
         defs = [{"qInfo": {"qId": "L", "qType": "SheetList"},
                  "qAppObjectListDef": {"qType": "sheet", "qData": {"id": "/qInfo/qId"}}}] * 2
-        hs = [ws.call("CreateSessionObject", doc, d)["result"]["qReturn"]["qHandle"] for d in defs]
+        hs = [ws.call("CreateSessionObject", doc, {"qProp": d})["result"]["qReturn"]["qHandle"]
+              for d in defs]
         assert hs[0] != hs[1]
         for h in hs:
             items = ws.call("GetLayout", h)["result"]["qLayout"]["qAppObjectList"]["qItems"]
@@ -799,22 +1015,22 @@ def test_engine_lists_and_objects(sim, certs):
         assert ws.call("GetObject", doc, {"qId": "zz"})["result"]["qReturn"]["qHandle"] is None
         # variables: reserved/config ones only when asked for; flags only when true
         vdef = {"qInfo": {"qType": "VariableList"}, "qVariableListDef": {"qType": "variable"}}
-        h = ws.call("CreateSessionObject", doc, vdef)["result"]["qReturn"]["qHandle"]
+        h = ws.call("CreateSessionObject", doc, {"qProp": vdef})["result"]["qReturn"]["qHandle"]
         items = ws.call("GetLayout", h)["result"]["qLayout"]["qVariableList"]["qItems"]
         assert [(i["qName"], i.get("qIsScriptCreated")) for i in items] == [
             ("vThreshold", None), ("ThousandSep", True)]
         vdef["qVariableListDef"].update(qShowReserved=True, qShowConfig=True)
-        h = ws.call("CreateSessionObject", doc, vdef)["result"]["qReturn"]["qHandle"]
+        h = ws.call("CreateSessionObject", doc, {"qProp": vdef})["result"]["qReturn"]["qHandle"]
         items = ws.call("GetLayout", h)["result"]["qLayout"]["qVariableList"]["qItems"]
         assert items[2]["qIsReserved"] and items[2]["qIsConfig"]
         # fields: system and hidden ones only when asked for
         fdef = {"qInfo": {"qType": "FieldList"}, "qFieldListDef": {"qShowSrcTables": True}}
-        h = ws.call("CreateSessionObject", doc, fdef)["result"]["qReturn"]["qHandle"]
+        h = ws.call("CreateSessionObject", doc, {"qProp": fdef})["result"]["qReturn"]["qHandle"]
         items = ws.call("GetLayout", h)["result"]["qLayout"]["qFieldList"]["qItems"]
         assert [i["qName"] for i in items] == ["Region", "Sales"]
         # bookmarks and snapshots are separate lists; a bookmark's layout has qBookmark
         bdef = {"qInfo": {"qType": "BL"}, "qBookmarkListDef": {"qType": "snapshot"}}
-        h = ws.call("CreateSessionObject", doc, bdef)["result"]["qReturn"]["qHandle"]
+        h = ws.call("CreateSessionObject", doc, {"qProp": bdef})["result"]["qReturn"]["qHandle"]
         items = ws.call("GetLayout", h)["result"]["qLayout"]["qBookmarkList"]["qItems"]
         assert [i["qInfo"]["qId"] for i in items] == ["sn01"]
         b = ws.call("GetBookmark", doc, {"qId": "bm01"})["result"]["qReturn"]["qHandle"]
@@ -905,7 +1121,7 @@ def test_make_large_app(sim, certs):
     ws, doc = open_app(sim, certs, app["id"])
     try:
         d = {"qInfo": {"qType": "L"}, "qAppObjectListDef": {"qType": "masterobject"}}
-        h = ws.call("CreateSessionObject", doc, d)["result"]["qReturn"]["qHandle"]
+        h = ws.call("CreateSessionObject", doc, {"qProp": d})["result"]["qReturn"]["qHandle"]
         assert len(ws.call("GetLayout", h)["result"]["qLayout"]["qAppObjectList"]["qItems"]) == 50
     finally:
         ws.close()
