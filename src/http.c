@@ -58,6 +58,20 @@ static const char *reason(unsigned status)
     return MHD_get_reason_phrase_for(status);
 }
 
+/* 0 if CL is a Content-Length value (1*DIGIT that fits in 64 bits) stored in *N;
+ * otherwise the status for it: 400 not a number, 413 too large. */
+static unsigned content_length(const char *cl, unsigned long long *n)
+{
+    if (!*cl || strspn(cl, "0123456789") != strlen(cl))
+        return 400;
+    errno = 0;
+    *n = strtoull(cl, NULL, 10);
+    return errno == ERANGE ? 413 : 0;
+}
+
+/* The connection whose request line this (the MHD) thread saw last; see cl_refused. */
+static __thread struct MHD_Connection *uri_conn;
+
 /* ------------------------------------------------------------------ replies */
 
 /* {"statusCode","code"?,"error","message"}: the one error shape (spec 1.8). */
@@ -78,13 +92,10 @@ static json_object *error_body(unsigned status, const char *code, const char *me
  * connection. Plain HTTP only; under TLS the connection is just closed. */
 /* Writes a complete response head, and BODY unless it is NULL, straight to the
  * socket; the caller then makes MHD close the connection (r->abort). */
-static int write_raw(struct req *r, unsigned status, const char *ctype, size_t clen,
-                     const char *body)
+/* Writes a response that closes the connection straight to socket FD, without
+ * waiting: used where libmicrohttpd cannot answer (see the callers). */
+static void send_raw(int fd, unsigned status, const char *ctype, size_t clen, const char *body)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci || tls_on || r->stage == 2)
-        return -1;
     char date[64], head[512];
     time_t now = time(NULL);
     struct tm tm;
@@ -95,13 +106,20 @@ static int write_raw(struct req *r, unsigned status, const char *ctype, size_t c
                      "%s%s%sContent-Length: %zu\r\n\r\n",
                      status, reason(status), date, ctype ? "Content-Type: " : "",
                      ctype ? ctype : "", ctype ? "\r\n" : "", clen);
-    struct buf b = {0};
-    buf_append(&b, head, (size_t)n);
-    if (body)
-        buf_append(&b, body, clen);
-    ssize_t w = send(ci->connect_fd, b.p, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, body ? clen : 0}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
-    buf_free(&b);
+}
+
+static int write_raw(struct req *r, unsigned status, const char *ctype, size_t clen,
+                     const char *body)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci || tls_on || r->stage == 2)
+        return -1;
+    send_raw(ci->connect_fd, status, ctype, clen, body);
     r->stage = 2;
     r->abort = 1;
     return 0;
@@ -485,6 +503,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         pthread_mutex_unlock(&hc_mu);
         *socket_context = h;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (uri_conn == conn)
+            uri_conn = NULL; /* never look at a freed connection */
         struct hconn *h = *socket_context;
         if (!h)
             return;
@@ -508,15 +528,7 @@ static void hc_408(int fd)
 {
     static const char body[] = "{\"statusCode\":408,\"error\":\"Request Timeout\","
                                "\"message\":\"Request Timeout\"}";
-    char head[160];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: "
-                     JSON_TYPE "\r\nContent-Length: %zu\r\n\r\n",
-                     sizeof body - 1);
-    struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, sizeof body - 1}};
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
-    ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)w;
+    send_raw(fd, 408, JSON_TYPE, sizeof body - 1, body);
 }
 
 static void *sweeper(void *arg)
@@ -561,6 +573,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->pathlen = strcspn(uri, "?");
     r->started_ms = now_ms();
     hc_set(conn, PH_HEAD, r->started_ms);
+    uri_conn = conn;
     __atomic_add_fetch(&inflight, 1, __ATOMIC_RELAXED);
     /* The query string is parsed by http_query() from our copy of the target, never
      * by libmicrohttpd: its argument table lives in the connection's memory pool, and
@@ -602,6 +615,8 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
                               (unsigned)cfg->http.keepAliveTimeout);
     hc_set(conn, PH_IDLE, now_ms());
+    if (uri_conn == conn)
+        uri_conn = NULL;
     __atomic_sub_fetch(&inflight, 1, __ATOMIC_RELAXED);
 }
 
@@ -674,25 +689,12 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
     unsigned long long clen = 0;
-    if (cl) {
-        /* libmicrohttpd rejects a Content-Length that is not a number, or too large
-         * for it, itself - with an HTML page and, in the version Debian ships, the
-         * response head written twice - and still calls us. Answer with the JSON
-         * error directly and close, before its reply is sent. */
-        int cl_bad = !*cl || strspn(cl, "0123456789") != strlen(cl);
-        errno = 0;
-        if (!cl_bad)
-            clen = strtoull(cl, NULL, 10);
-        if (cl_bad || errno == ERANGE) {
-            unsigned st = cl_bad ? 400 : 413;
-            r->close = 1;
-            if (!tls_on)
-                reply_raw(r, st, cl_bad ? "FST_ERR_CTP_INVALID_CONTENT_LENGTH"
-                                        : "FST_ERR_CTP_BODY_TOO_LARGE",
-                          cl_bad ? "Content-Length is not a number" : "Request body is too large");
-            r->stage = 2;
-            return MHD_NO;
-        }
+    if (cl && content_length(cl, &clen)) {
+        /* libmicrohttpd refuses these before calling us (see cl_refused), but
+         * should one get through, it must not be read as 0 */
+        r->close = 1;
+        http_reply_error(r, 400, NULL, "Content-Length is not a number");
+        return MHD_YES;
     }
     int chunked = 0;
     if (te) {
@@ -899,12 +901,46 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return r->abort ? MHD_NO : MHD_YES;
 }
 
+/* libmicrohttpd answers a Content-Length it cannot parse itself, before it calls
+ * the access handler, with an HTML page - and version 0.9.75 (Debian 12) writes the
+ * response head twice. It logs the refusal just before it queues that answer, in
+ * the thread that parses the head, and the connection whose request line came last
+ * in this thread is almost always the one (a head arrives in one piece). So when
+ * that line is logged and that connection's Content-Length is indeed unparsable,
+ * the JSON error is written to its socket and the socket shut down: the client gets
+ * one clean answer, libmicrohttpd's own write then fails and it closes the
+ * connection. If the guess is not borne out, nothing is done. */
+static void cl_refused(void)
+{
+    struct MHD_Connection *c = uri_conn;
+    if (!c || tls_on)
+        return;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    unsigned long long n;
+    unsigned st = cl ? content_length(cl, &n) : 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!st || !ci)
+        return;
+    json_object *o = error_body(st, st == 413 ? "FST_ERR_CTP_BODY_TOO_LARGE" : NULL,
+                                st == 413 ? "Request body is too large"
+                                          : "Content-Length is not a number");
+    size_t blen;
+    const char *body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &blen);
+    send_raw(ci->connect_fd, st, JSON_TYPE, blen, body);
+    json_object_put(o);
+    shutdown(ci->connect_fd, SHUT_RDWR);
+    uri_conn = NULL;
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char line[1024];
     vsnprintf(line, sizeof line, fmt, ap);
     line[strcspn(line, "\n")] = '\0';
     log_verbose("libmicrohttpd: %s", line);
+    if (strstr(line, "'Content-Length'") || strstr(line, "`Content-Length'"))
+        cl_refused();
 }
 
 struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tls_cert,

@@ -118,6 +118,18 @@ def test_transfer_encoding_other_than_chunked_is_501_at_once(kvd, te):
     assert kvd.get("/v4/keyvaluesnamespaces").body == b"[]"
 
 
+@pytest.mark.parametrize("cl, status", [
+    (b"-1", 400), (b"10abc", 400), (b"1 0", 400), (b"0x10", 400), (b"+5", 400),
+    (b"99999999999999999999999", 413), (b"18446744073709551616", 413),
+])
+def test_bad_content_length_gets_one_json_answer(kvd, cl, status):
+    data, took, closed = exchange(kvd.port, post_head(b"Content-Length: " + cl + b"\r\n",
+                                                      b'{"key":"a","value":"b"}'))
+    one_json_error(data, status)
+    assert closed and took < 4, (closed, took)
+    assert kvd.get("/v4/keyvaluesnamespaces").body == b"[]"
+
+
 def test_transfer_encoding_with_content_length_is_400(kvd):
     data, _, closed = exchange(kvd.port, post_head(
         b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
