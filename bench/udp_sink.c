@@ -73,7 +73,7 @@ int main(int argc, char **argv)
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0)
         die("bind 127.0.0.1");
-    int sz = 8 << 20; /* as butlerd's src/udp.c */
+    int sz = 8 << 20; /* as butlerd's src/events/udp.c */
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) < 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
     int got_sz = 0;

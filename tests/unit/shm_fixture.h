@@ -2,9 +2,9 @@
 #ifndef SHM_FIXTURE_H
 #define SHM_FIXTURE_H
 
-#include "../../src/cfg.h"
-#include "../../src/kv.h"
-#include "../../src/shm.h"
+#include "cfg.h"
+#include "kv.h"
+#include "shm.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* base62 <-> base16 conversion: examples from the spec, edge cases, long input. */
-#include "../../src/base62.h"
+#include "base62.h"
 #include "unit.h"
 
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* Configuration loading: defaults, types, bounds, unknown keys, file:line errors. */
-#include "../../src/cfg.h"
+#include "cfg.h"
 #include "unit.h"
 
 #include <stdlib.h>
@@ -36,8 +36,14 @@ int main(void)
     struct cfg_msgs m;
     struct cfg *c;
 
-    /* empty file: every default */
+    /* an empty file is not a configuration (it would turn everything off) */
     c = load("", &m);
+    CHECK(c == NULL);
+    CHECK(has(&m.errors, 0, "no \"Butler\" group"));
+    cfg_msgs_free(&m);
+
+    /* an empty Butler group: every default */
+    c = load("Butler = { };\n", &m);
     CHECK(c != NULL);
     if (c) {
         CHECK(!c->rest.enable);

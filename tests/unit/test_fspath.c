@@ -1,6 +1,6 @@
 /* Lexical path rules of spec 2.4.1: normalisation (echo form), absolute form,
  * containment, UNC detection and length limits. */
-#include "../../src/fspath.h"
+#include "fspath.h"
 #include "unit.h"
 
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* The framing between butlerd's processes (ipc.c): frames split over many reads,
  * many frames in one read, bad lengths, EOF, and the blocking reader's timeout. */
-#include "../../src/ipc.h"
-#include "../../src/util.h"
+#include "ipc.h"
+#include "util.h"
 #include "unit.h"
 
 #include <errno.h>

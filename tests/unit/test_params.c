@@ -1,5 +1,5 @@
 /* Query-string decoding and schema coercion (spec 1.5, 1.6). */
-#include "../../src/params.h"
+#include "params.h"
 #include "unit.h"
 
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* Route matching: exact /v4, case-insensitive /v2, methods, enable flags. */
-#include "../../src/cfg.h"
-#include "../../src/router.h"
+#include "cfg.h"
+#include "router.h"
 #include "unit.h"
 
 static const struct route *m(const char *method, const char *path)

@@ -2,7 +2,7 @@
  * SIGKILLed at that step while holding the locks. The parent then uses the store:
  * the next locker must repair it without deadlock, every invariant must hold, and
  * every write the child had acknowledged before dying must be there. */
-#include "../../src/shm_lock.h"
+#include "shm_lock.h"
 #include "shm_fixture.h"
 #include "unit.h"
 

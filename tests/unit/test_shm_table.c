@@ -1,5 +1,5 @@
 /* The shared-memory table and the KV operations on it, in one process. */
-#include "../../src/shm_table.h"
+#include "shm_table.h"
 #include "shm_fixture.h"
 #include "unit.h"
 

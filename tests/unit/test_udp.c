@@ -1,7 +1,7 @@
 /* UDP intake text handling: UTF-8 repair (each maximal invalid sequence becomes one
  * U+FFFD, as WHATWG/Unicode recommend) and field sanitising (spec 6.2 steps 4, 7). */
-#include "../../src/udp.h"
-#include "../../src/util.h"
+#include "udp.h"
+#include "util.h"
 #include "unit.h"
 
 #include <stdlib.h>
