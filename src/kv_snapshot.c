@@ -155,7 +155,10 @@ int kv_snapshot_check(const struct cfg *c, struct strlist *errs, struct strlist 
     const char *file = c->kvPersistence.file, *base;
     if (!*file)
         return 0;
-    char *path = file[0] != '/' && *c->workingDirectory
+    /* A relative file is resolved against the working directory the start changes
+     * to; -t runs before that. Joined only when absolute, so it means the same
+     * before and after the chdir. */
+    char *path = file[0] != '/' && c->workingDirectory[0] == '/'
                      ? xasprintf("%s/%s", c->workingDirectory, file)
                      : xstrdup(file);
     char *why;
@@ -676,6 +679,7 @@ long kv_snapshot_load(const char *path, uid_t uid)
     ssize_t n = pread(fd, first, sizeof first, 0);
     long rc = -1;
     char *why = NULL;
+    int64_t t0 = 0, t1 = 0;
     if (fstat(fd, &st) < 0 || n < 0) {
         log_error("cannot read snapshot %s", path);
         goto out;
@@ -686,7 +690,8 @@ long kv_snapshot_load(const char *path, uid_t uid)
     if (n == (ssize_t)sizeof first && memcmp(first, SNAP_MAGIC, 8) == 0) {
         if ((uint64_t)st.st_size < SNAP_HEADER + SNAP_HASH)
             why = xasprintf("truncated");
-        else if (!(why = pass(fd, (uint64_t)st.st_size, l))) {
+        else if (t0 = now_ms(), !(why = pass(fd, (uint64_t)st.st_size, l))) {
+            t1 = now_ms();
             /* Checked whole: now load it, pre-faulting the memory it will take. */
             uint64_t live = l->live;
             memset(l, 0, sizeof *l);
@@ -697,6 +702,8 @@ long kv_snapshot_load(const char *path, uid_t uid)
             struct kv_prefault *pf = kv_prefault_start(live);
             why = pass(fd, (uint64_t)st.st_size, l);
             kv_prefault_end(pf);
+            log_debug("snapshot %s: checked in %lld ms, loaded in %lld ms", path,
+                      (long long)(t1 - t0), (long long)(now_ms() - t1));
             if (why) /* the file changed between the passes: keep what loaded */
                 log_errorx("snapshot %s: %s while loading", path, why);
             free(why);

@@ -605,9 +605,10 @@ def test_damaged_segment_falls_back_to_snapshot(kvd, damage):
         check(d.kv_get("ns", "k3"), 200, entry("ns", "k3", "v3"))
 
 
-def test_load_snapshot_applies_current_limits(kvd):
+@pytest.mark.parametrize("fmt", ["json-v1", "binary-v2"])
+def test_load_snapshot_applies_current_limits(kvd, fmt):
     """Entries that break the current limits are dropped with a warning; the
-    first ones in file order are kept."""
+    first ones in file order are kept, in either format."""
     d = kvd(file=True, interval=0, namespaces=2, keys=4, key_bytes=8, value_bytes=8,
             start=False)
     snap = {"format": "butlerd-kv", "version": 1, "savedAt": "2026-11-22T22:49:53.123Z",
@@ -626,7 +627,7 @@ def test_load_snapshot_applies_current_limits(kvd):
                 {"namespace": "c", "keys": [  # third namespace: over kvMaxNamespaces
                     {"key": "k", "value": "v", "expiresAt": None}]}]}
     with open(d.snapshot_file, "wb") as f:
-        f.write(jdump(snap))
+        f.write(jdump(snap) if fmt == "json-v1" else kvsnapfile.encode(snap["namespaces"]))
     d.start()
     assert d.namespaces() == ["a", "b"]
     check(d.keylist("a"), 200, keylist_body("a", ["k1", "k3"]))
