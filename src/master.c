@@ -315,11 +315,11 @@ static int snapshot_final(struct master *m)
     return 0;
 }
 
+static void print_msgs(const struct strlist *l, void (*fn)(const char *, ...));
+
 /* Before the store is loaded: the snapshot directory must pass the check butlerd -t
  * makes (kv_snapshot.h), and temporary files of snapshots killed while writing
  * are removed. -1 if butlerd must not start. */
-static void print_msgs(const struct strlist *l, void (*fn)(const char *, ...));
-
 static int snapshot_start(const struct cfg *c)
 {
     struct strlist errs = {0}, warns = {0};
