@@ -9,6 +9,7 @@
 #   butlerd_pid     butlerd's master, butlerd_workers its workers (start_butlerd)
 #   shm_name        the shared-memory name written into butlerd.conf
 #   shm_path        the object cleanup removes if butlerd left it behind
+#   kv_file         butlerd's kvPersistence.file (write_butlerd_conf), "" = none
 #   nginx_pid       nginx's master, nginx_workers its workers (start_nginx)
 #   sim_pid         the Qlik Sense simulator (task.sh)
 #   client_pid      the client (wrk, python) running in the background
@@ -24,6 +25,7 @@ sim_pid=
 client_pid=
 shm_name=
 shm_path=
+kv_file=
 stopping="the servers"
 client_kill=0
 
@@ -214,7 +216,8 @@ children_of() {
 # ---------------------------------------------------------------- butlerd
 # write_butlerd_conf PORT WORKERS LEVEL ENDPOINTS BUTLER SHM: butlerd.conf in
 # $tmp with the REST server on 127.0.0.1:PORT, butlerping enabled, logging to
-# stderr at LEVEL, no key-value snapshot file and shared memory $shm_name.
+# stderr at LEVEL, the key-value snapshot file $kv_file (none if empty; written
+# only at an orderly stop) and shared memory $shm_name.
 # ENDPOINTS, BUTLER and SHM are extra lines (or empty) for the end of
 # restServerEndpointsEnable, of Butler and of shm.
 write_butlerd_conf() {
@@ -243,7 +246,8 @@ butlerd = {
     level = "$level";
   };
   kvPersistence = {
-    file = "";
+    file = "$kv_file";
+    intervalSeconds = 0;
   };
   shm = {
     name = "$shm_name";
@@ -268,6 +272,145 @@ check_workers() {
     if ((${#butlerd_workers[@]} != $1)); then
         warn "butlerd master $butlerd_pid has ${#butlerd_workers[@]} child processes, expected ${2:-$1 workers}"
     fi
+}
+
+# report_butlerd_memory: per-process table of butlerd (RSS, PSS, RssAnon,
+# RssShmem of the master and its children); sets mem_summary and pss_total_kb.
+report_butlerd_memory() {
+    local pid rss pss anon shmem rss_sum=0 pss_sum=0 role
+    local -a kids
+    mapfile -t kids < <(children_of "$butlerd_pid")
+    printf '   %-7s %8s %9s %9s %11s %12s\n' role pid "RSS MB" "PSS MB" "RssAnon MB" "RssShmem MB"
+    for pid in "$butlerd_pid" "${kids[@]}"; do
+        rss=$(status_kb "$pid" VmRSS)
+        anon=$(status_kb "$pid" RssAnon)
+        shmem=$(status_kb "$pid" RssShmem)
+        pss=$(pss_kb "$pid")
+        rss_sum=$((rss_sum + rss))
+        pss_sum=$((pss_sum + pss))
+        role=worker
+        [[ $pid == "$butlerd_pid" ]] && role=master
+        printf '   %-7s %8s %9s %9s %11s %12s\n' "$role" "$pid" "$(mb "$rss")" "$(mb "$pss")" \
+            "$(mb "$anon")" "$(mb "$shmem")"
+    done
+    printf '   %-7s %8s %9s %9s\n' total "" "$(mb "$rss_sum")" "$(mb "$pss_sum")"
+    mem_summary="RSS $(mb "$rss_sum") MB, PSS $(mb "$pss_sum") MB"
+    pss_total_kb=$pss_sum
+}
+
+# load_keys URL KEYS: POSTs key-000001 .. key-<KEYS> with 16-byte values
+# (v000000000000001 ...) to URL (/v4/keyvalues/NS) with wrk, $THREADS threads
+# and $CONNECTIONS connections, each key exactly once; fails unless every key
+# was answered 201. Sets load_secs.
+# Each wrk thread owns a contiguous range of keys and POSTs each of them
+# once (the request() that wrk calls once before the run to check the
+# script is answered with a peek, not a new key). A thread that has its
+# whole range answered writes TMP/done.ID and stops; once every thread has,
+# the script ends wrk with SIGINT (wrk otherwise runs for its full -d).
+# Requests issued after a thread's range is used up are GET /v4/butlerping.
+load_keys() {
+    local url_kv=$1 KEYS=$2 cap t0 t1 all_done ndone i created other
+    rm -f -- "$tmp"/done.*
+    cat >"$tmp/load.lua" <<'LUA'
+-- written by load_keys in bench/lib.sh. Arguments: KEYS THREADS DONE_DIR
+local threads = {}
+function setup(thread)
+   table.insert(threads, thread)
+   thread:set("id", #threads)
+end
+local n, nthreads, dir, hi, nextk, share, peek, path, headers, ping, finished
+function init(args)
+   n, nthreads, dir = tonumber(args[1]), tonumber(args[2]), args[3]
+   local lo = math.floor((id - 1) * n / nthreads) + 1
+   hi = math.floor(id * n / nthreads)
+   nextk, share = lo, hi - lo + 1
+   peek = (id == 1) -- wrk checks the request() of its first thread once
+   path = wrk.path
+   headers = { ["Content-Type"] = "application/json" }
+   ping = wrk.format("GET", "/v4/butlerping")
+   created, bad, badstatus = 0, 0, {}
+end
+function request()
+   if nextk > hi then return ping end
+   local k = nextk
+   if peek then peek = false else nextk = nextk + 1 end
+   return wrk.format("POST", path, headers,
+                     string.format('{"key":"key-%06d","value":"v%015d","ttl":0}', k, k))
+end
+function response(status)
+   if status == 201 then
+      created = created + 1
+   elseif status ~= 200 then
+      bad = bad + 1
+      badstatus[status] = (badstatus[status] or 0) + 1
+   end
+   if not finished and created + bad >= share then
+      finished = true
+      local f = io.open(dir .. "/done." .. id, "w")
+      if f then f:close() end
+      wrk.thread:stop()
+   end
+end
+function done()
+   local c, b, s = 0, 0, {}
+   for _, t in ipairs(threads) do
+      c = c + (t:get("created") or 0)
+      b = b + (t:get("bad") or 0)
+      for status, k in pairs(t:get("badstatus") or {}) do
+         s[status] = (s[status] or 0) + k
+      end
+   end
+   io.write(string.format("loader created: %d\nloader other: %d\n", c, b))
+   for status, k in pairs(s) do
+      io.write(string.format("loader status %d: %d\n", status, k))
+   end
+end
+LUA
+
+    # Hard limit for the load: 60 s plus 0.5 ms per key (wrk normally loads
+    # 20000+ keys/s, so this is only reached when something is wrong).
+    cap=$((60 + KEYS / 2000))
+    info "loading $KEYS keys with wrk -t $THREADS -c $CONNECTIONS (POST, 16-byte values; limit $cap s)"
+    t0=$(date +%s.%N)
+    wrk -t "$THREADS" -c "$CONNECTIONS" -d "${cap}s" -s "$tmp/load.lua" "$url_kv" \
+        -- "$KEYS" "$THREADS" "$tmp" >"$tmp/load.out" 2>&1 &
+    client_pid=$!
+    all_done=0
+    while kill -0 "$client_pid" 2>/dev/null; do
+        ndone=0
+        for ((i = 1; i <= THREADS; i++)); do
+            [[ -e $tmp/done.$i ]] && ndone=$((ndone + 1))
+        done
+        if ((ndone == THREADS)); then
+            all_done=1
+            kill -INT "$client_pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    t1=$(date +%s.%N)
+    # wrk prints its summary and exits at once on SIGINT; give it 10 s.
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$client_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$client_pid" 2>/dev/null && warn "wrk did not exit 10 s after SIGINT"
+    stop_client kill
+    check_alive butlerd "$butlerd_pid" "$tmp/butlerd.log"
+    created=$(awk '/^loader created:/ { print $3 }' "$tmp/load.out")
+    other=$(awk '/^loader other:/ { print $3 }' "$tmp/load.out")
+    if [[ -z $created ]]; then
+        cat "$tmp/load.out" >&2
+        die "could not read the loader's counts from wrk's output (above)"
+    fi
+    awk -v n="$created" -v a="$t0" -v b="$t1" 'BEGIN {
+        printf "   %d keys created (201) in %.1f s, %.0f keys/s\n", n, b - a, n / (b - a) }'
+    if ((!all_done || created != KEYS || other != 0)); then
+        sed -n '/^loader status/p; /Socket errors/p; /Non-2xx/p' "$tmp/load.out" | sed 's/^/   /' >&2
+        tail -n 5 "$tmp/butlerd.log" >&2
+        die "the load did not complete: $created of $KEYS keys answered 201, $other other statuses$( ((all_done)) || echo ", and wrk ran into its $cap s limit")"
+    fi
+    load_secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 }
 
 # ---------------------------------------------------------------- nginx

@@ -15,6 +15,7 @@
 #include "fsop.h"
 #include "cfg.h"
 #include "log.h"
+#include "newfile.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -26,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -369,34 +369,11 @@ static int check_not_inside(int dirfd, const struct stat *st)
 
 /* ------------------------------------------------------------- primitives */
 
-/* ".butlerd-" and 12 random hex digits: a name no reader mistakes for the file. */
-static void temp_name(char out[32])
-{
-    static unsigned counter;
-    unsigned char r[6];
-    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
-        uint64_t x = (uint64_t)now_ms() * 2654435761u ^ (uint64_t)getpid() << 20 ^
-                     __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-        memcpy(r, &x, sizeof r);
-    }
-    snprintf(out, 32, ".butlerd-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5]);
-}
-
-static int temp_file(int dfd, char name[32])
-{
-    for (int i = 0; i < 16; i++) {
-        temp_name(name);
-        int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
-    }
-    return -1;
-}
-
+/* A new directory with a random name (newfile_random_name) in DFD. */
 static int temp_dir(int dfd, char name[32])
 {
     for (int i = 0; i < 16; i++) {
-        temp_name(name);
+        newfile_random_name(name);
         if (mkdirat(dfd, name, 0700) == 0)
             return 0;
         if (errno != EEXIST)
@@ -405,25 +382,7 @@ static int temp_dir(int dfd, char name[32])
     return -1;
 }
 
-/* rename(2) that never replaces unless REPLACE; 0, or -1 with errno. */
-static int rename_to(int sdir, const char *sname, int ddir, const char *dname, int replace)
-{
-    if (replace)
-        return renameat(sdir, sname, ddir, dname);
-    if (renameat2(sdir, sname, ddir, dname, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EINVAL)
-        return -1;
-    /* A file system without RENAME_NOREPLACE: check, then rename. */
-    struct stat st;
-    if (fstatat(ddir, dname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        errno = EEXIST;
-        return -1;
-    }
-    return errno == ENOENT ? renameat(sdir, sname, ddir, dname) : -1;
-}
-
-/* Result of a failed rename_to for the destination WHAT. */
+/* Result of a failed newfile_rename or newfile_commit for the destination WHAT. */
 static int rename_rc(const char *what)
 {
     switch (errno) {
@@ -553,17 +512,18 @@ static int copy_data(int in, int out, off_t size)
     }
 }
 
-/* Regular file IN (stat ST) to NAME in DFD: written to a temporary name, fsync'ed,
- * then renamed over NAME (REPLACE) or into a free NAME only. */
+/* Regular file IN (stat ST) to NAME in DFD: written to a new file without a name
+ * where the file system allows it, else to a temporary name, fsync'ed, then put
+ * in place over NAME (REPLACE) or into a free NAME only (newfile.h). A worker
+ * killed meanwhile leaves no partial copy behind on most file systems. */
 static int copy_file(int in, const struct stat *st, int dfd, const char *name, int replace,
                      const struct copy_opts *o)
 {
-    char tmp[32];
+    struct newfile nf;
     struct timespec ts[2];
-    int out = temp_file(dfd, tmp);
-    if (out < 0)
+    if (newfile_open(&nf, dfd, NULL, 0600) < 0)
         return fail("openat", name);
-    int rc = FSOP_OK;
+    int rc = FSOP_OK, out = nf.fd;
     if (copy_data(in, out, st->st_size) < 0)
         rc = fail("copy", name);
     else if (fchmod(out, st->st_mode & 0777) < 0)
@@ -572,12 +532,10 @@ static int copy_file(int in, const struct stat *st, int dfd, const char *name, i
         rc = fail("futimens", name);
     else if (fsync(out) < 0)
         rc = fail("fsync", name);
-    if (close(out) < 0 && rc == FSOP_OK)
-        rc = fail("close", name);
-    if (rc == FSOP_OK && rename_to(dfd, tmp, dfd, name, replace) < 0)
+    if (rc != FSOP_OK)
+        newfile_abort(&nf);
+    else if (newfile_commit(&nf, name, replace) < 0)
         rc = rename_rc(name);
-    if (rc != FSOP_OK && unlinkat(dfd, tmp, 0) < 0)
-        log_warn("unlinkat(%s) failed; temporary copy of %s left behind", tmp, name);
     return rc;
 }
 
@@ -619,7 +577,7 @@ static int copy_link(int sdir, const char *sname, const struct stat *st, int ddi
     seen_add(o->seen, st); /* removed later only if still this link, unchanged */
     int made = -1;
     for (int i = 0; i < 16 && made < 0; i++) {
-        temp_name(tmp);
+        newfile_random_name(tmp);
         made = symlinkat(target, ddir, tmp);
         if (made < 0 && errno != EEXIST)
             break;
@@ -629,7 +587,7 @@ static int copy_link(int sdir, const char *sname, const struct stat *st, int ddi
         return fail("symlinkat", dname);
     if (o->preserve && utimensat(ddir, tmp, times_of(st, ts), AT_SYMLINK_NOFOLLOW) < 0)
         rc = fail("utimensat", dname);
-    else if (rename_to(ddir, tmp, ddir, dname, replace) < 0)
+    else if (newfile_rename(ddir, tmp, ddir, dname, replace) < 0)
         rc = rename_rc(dname);
     if (rc != FSOP_OK && unlinkat(ddir, tmp, 0) < 0)
         log_warn("unlinkat(%s) failed", tmp);
@@ -743,7 +701,7 @@ static int copy_dir_top(int in, const struct stat *st, int ddir, const char *nam
         rc = finish_dir(d, st, 1, name, o);
     if (d >= 0)
         close(d);
-    if (rc == FSOP_OK && rename_to(ddir, tmp, ddir, name, 0) < 0)
+    if (rc == FSOP_OK && newfile_rename(ddir, tmp, ddir, name, 0) < 0)
         rc = rename_rc(name);
     if (rc != FSOP_OK && remove_tree(ddir, tmp, 0) < 0)
         log_warn("cannot remove %s, the unfinished copy of %s", tmp, name);
@@ -983,7 +941,7 @@ int fsop_move(const struct fsop_loc *from, const struct fsop_loc *to, int overwr
         goto out;
     /* A directory only ever moves to a free name: rename(2) would replace an empty
      * directory that appeared at TO since it was checked. */
-    if (rename_to(sp.dir, sp.name, dp.dir, dp.name, overwrite && !S_ISDIR(sst.st_mode)) == 0)
+    if (newfile_rename(sp.dir, sp.name, dp.dir, dp.name, overwrite && !S_ISDIR(sst.st_mode)) == 0)
         rc = FSOP_OK;
     else if (errno == EXDEV)
         rc = move_across(sp.dir, sp.name, &sst, dp.dir, dp.name, overwrite, from->abs);

@@ -29,8 +29,9 @@ struct fsop_loc {
 /* Copies FROM to TO (spec 2.4.2). A symbolic link given as FROM is followed; a
  * directory is copied recursively (symbolic links in it as links) into a temporary
  * directory that is renamed into place, or merged into an existing directory when
- * OVERWRITE. Files are written to a temporary name, fsync'ed and renamed over the
- * destination. PRESERVE copies access and modification times. */
+ * OVERWRITE. Files are written without a name where the file system has O_TMPFILE
+ * (else under a temporary name), fsync'ed and put in place over the destination
+ * (newfile.h). PRESERVE copies access and modification times. */
 int fsop_copy(const struct fsop_loc *from, const struct fsop_loc *to, int overwrite,
               int preserve);
 

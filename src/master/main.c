@@ -1,6 +1,7 @@
 /* butlerd: command line, configuration test (-t) and daemonizing; then the master. */
 #include "butlerd.h"
 #include "cfg.h"
+#include "kv_snapshot.h"
 #include "log.h"
 #include "master.h"
 #include "shm.h"
@@ -166,6 +167,11 @@ int main(int argc, char **argv)
     memset(&msgs, 0, sizeof msgs);
     struct cfg *cfg = cfg_load(conf, &msgs);
     if (test) {
+        /* The start refuses an unsafe snapshot directory: so does the test. */
+        if (cfg && kv_snapshot_check(cfg, &msgs.errors, &msgs.warnings) < 0) {
+            cfg_free(cfg);
+            cfg = NULL;
+        }
         print_list(&msgs.errors, "");
         print_list(&msgs.warnings, "warning: ");
         if (!cfg) {

@@ -6,6 +6,7 @@
 #include "cfg.h"
 #include "events.h"
 #include "kv.h"
+#include "kv_snapshot.h"
 #include "mqtt.h"
 #include "udp.h"
 #include "qrs.h"
@@ -17,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -313,6 +315,27 @@ static int snapshot_final(struct master *m)
     return 0;
 }
 
+static void print_msgs(const struct strlist *l, void (*fn)(const char *, ...));
+
+/* Before the store is loaded: the snapshot directory must pass the check butlerd -t
+ * makes (kv_snapshot.h), and temporary files of snapshots killed while writing
+ * are removed. -1 if butlerd must not start. */
+static int snapshot_start(const struct cfg *c)
+{
+    struct strlist errs = {0}, warns = {0};
+    if (!*c->kvPersistence.file)
+        return 0;
+    int rc = kv_snapshot_check(c, &errs, &warns);
+    print_msgs(&errs, log_errorx);
+    print_msgs(&warns, log_warnx);
+    strlist_free(&errs);
+    strlist_free(&warns);
+    if (rc < 0)
+        return -1;
+    kv_snapshot_cleanup(c->kvPersistence.file, kv_snapshot_uid(c));
+    return 0;
+}
+
 /* The master's timers: TTL sweep every second, snapshot every intervalSeconds.
  * Returns ms until the next one. */
 static int run_timers(struct master *m)
@@ -455,15 +478,21 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
     }
     if (*cfg->pidfile && pidfile_create(cfg->pidfile) < 0)
         goto out;
+    if (snapshot_start(cfg) < 0)
+        goto out;
     int attached = shm_open_region(cfg);
     if (attached < 0)
         goto out;
     kv_set_limits(cfg->kvs.maxKeysPerNamespace);
     if (!attached && *cfg->kvPersistence.file) {
-        long n = kv_snapshot_load(cfg->kvPersistence.file);
+        long n = kv_snapshot_load(cfg->kvPersistence.file, kv_snapshot_uid(cfg));
         if (n >= 0)
             log_info("loaded %ld keys from %s", n, cfg->kvPersistence.file);
     }
+    /* Whatever loading or start-up left free on the heap goes back to the system
+     * now, or every forked process would inherit it, and the first malloc in each
+     * would copy those pages for itself (butlerd(8), "Persistence"). */
+    malloc_trim(0);
     m.saved_mutations = attached ? 0 : kv_mutations();
     m.next_sweep = now_ms() + 1000;
     m.next_snapshot = now_ms() + (int64_t)cfg->kvPersistence.intervalSeconds * 1000;

@@ -15,11 +15,13 @@
 #include "util.h"
 
 #include <errno.h>
+#include <math.h>
+#include <pthread.h>
 #include <fcntl.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -235,15 +237,55 @@ static int count_used(struct kv_nstable *n)
     return (int)c;
 }
 
+/* With the namespace lock held: writes the key whose composite form (namespace id,
+ * then name) is CK into namespace record R, with an absolute expiry (0 = none).
+ * KV_OK, or the limit it breaks. */
+static int put_locked(struct kv_nstable *n, struct kv_ns *r, const char *ck, size_t cklen,
+                      const char *val, size_t vlen, int64_t expires, int64_t now)
+{
+    struct shm_table *t = tbl();
+    uint32_t h = shm_hash(ck, cklen, shm.hdr->hash_seed);
+    uint32_t s = shm_table_stripe_of(t, h);
+    for (int attempt = 0;; attempt++) {
+        shm_table_lock(t, s);
+        struct shm_slot *sl = shm_table_find(t, s, h, ck, (uint32_t)cklen);
+        if (sl) {
+            /* An expired key written again counts as new: it moves to the end. */
+            int keep = !expired(sl, now);
+            shm_table_put(t, s, h, ck, (uint32_t)cklen, val, (uint32_t)vlen, expires,
+                          next_seq(), keep);
+            shm_table_unlock(t, s);
+            changed();
+            return KV_OK;
+        }
+        int full = r->count >= (uint32_t)max_per_ns ? KV_FULL_NS
+                   : n->total >= shm.hdr->geo.kv_max_keys || shm_table_room(t, s) < 2
+                       ? KV_FULL_KEYS
+                       : KV_OK;
+        if (full == KV_OK) {
+            shm_table_put(t, s, h, ck, (uint32_t)cklen, val, (uint32_t)vlen, expires,
+                          next_seq(), 0);
+            SHM_STEP(32);
+            r->count++;
+            n->total++;
+            shm_table_unlock(t, s);
+            changed();
+            return KV_OK;
+        }
+        shm_table_unlock(t, s);
+        /* Expired keys never count towards a limit: reclaim them, then try once more. */
+        if (attempt > 0 || !reclaim_locked(n, now))
+            return full;
+    }
+}
+
 /* Creates or overwrites KEY in NS with an absolute expiry (0 = none). KEY NULL only
  * makes sure the namespace exists. */
 static int put_abs(const char *ns, size_t nslen, const char *key, size_t klen, const char *val,
                    size_t vlen, int64_t expires)
 {
-    struct shm_table *t = tbl();
     int64_t now = kv_now_ms();
-    size_t cklen = 0;
-    char *ck = NULL;
+    char *ck = key ? xmalloc(8 + klen) : NULL; /* no allocation under the lock */
     int rc = KV_OK;
     struct kv_nstable *n = lock_ns();
     int i = find_ns(n, ns, nslen);
@@ -275,43 +317,11 @@ static int put_abs(const char *ns, size_t nslen, const char *key, size_t klen, c
     if (!key)
         goto out;
     struct kv_ns *r = rec(n, (uint32_t)i);
-    ck = compose(r->id, key, klen, &cklen);
-    uint32_t h = shm_hash(ck, cklen, shm.hdr->hash_seed);
-    uint32_t s = shm_table_stripe_of(t, h);
-    for (int attempt = 0;; attempt++) {
-        shm_table_lock(t, s);
-        struct shm_slot *sl = shm_table_find(t, s, h, ck, (uint32_t)cklen);
-        if (sl) {
-            /* An expired key written again counts as new: it moves to the end. */
-            int keep = !expired(sl, now);
-            shm_table_put(t, s, h, ck, (uint32_t)cklen, val, (uint32_t)vlen, expires,
-                          next_seq(), keep);
-            shm_table_unlock(t, s);
-            break;
-        }
-        int full = r->count >= (uint32_t)max_per_ns ? KV_FULL_NS
-                   : n->total >= shm.hdr->geo.kv_max_keys || shm_table_room(t, s) < 2
-                       ? KV_FULL_KEYS
-                       : KV_OK;
-        if (full == KV_OK) {
-            shm_table_put(t, s, h, ck, (uint32_t)cklen, val, (uint32_t)vlen, expires,
-                          next_seq(), 0);
-            SHM_STEP(32);
-            r->count++;
-            n->total++;
-            shm_table_unlock(t, s);
-            break;
-        }
-        shm_table_unlock(t, s);
-        /* Expired keys never count towards a limit: reclaim them, then try once more. */
-        if (attempt > 0 || !reclaim_locked(n, now)) {
-            rc = full;
-            if (created_ns) /* a failed write changes nothing */
-                __atomic_store_n(&r->used, 0, __ATOMIC_RELEASE);
-            goto out;
-        }
-    }
-    changed();
+    memcpy(ck, &r->id, 8);
+    memcpy(ck + 8, key, klen);
+    rc = put_locked(n, r, ck, 8 + klen, val, vlen, expires, now);
+    if (rc != KV_OK && created_ns) /* a failed write changes nothing */
+        __atomic_store_n(&r->used, 0, __ATOMIC_RELEASE);
 out:
     unlock_ns(n);
     free(ck);
@@ -611,182 +621,201 @@ int kv_keys(const char *ns, size_t nslen, struct kv_list *out)
     return KV_OK;
 }
 
-/* ----------------------------------------------------------------- snapshot */
+/* ------------------------------------------------------- dump and restore */
 
-int kv_snapshot_save(const char *path)
+struct dkey {
+    uint64_t seq;
+    uint32_t rank; /* of its namespace in creation order */
+    uint32_t klen, vlen;
+    int64_t expires;
+    size_t off; /* key then value in the byte buffer */
+};
+
+struct idrank {
+    uint64_t id;
+    uint32_t rank;
+};
+
+static int by_id(const void *a, const void *b)
 {
-    struct item *nss, *keys;
+    const struct idrank *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int by_rank_seq(const void *a, const void *b)
+{
+    const struct dkey *x = a, *y = b;
+    if (x->rank != y->rank)
+        return x->rank < y->rank ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void kv_dump(struct kv_dump *d)
+{
+    struct shm_table *t = tbl();
+    struct item *nss;
+    memset(d, 0, sizeof *d);
     size_t nns = ns_snapshot(&nss);
-    size_t nkeys = collect(0, 1, &keys);
-    json_object *root = json_object_new_object();
-    json_object_object_add(root, "format", json_object_new_string("butlerd-kv"));
-    json_object_object_add(root, "version", json_object_new_int(1));
-    char ts[64];
-    struct timespec now;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             now.tv_nsec / 1000000);
-    json_object_object_add(root, "savedAt", json_object_new_string(ts));
-    json_object *arr = json_object_new_array();
-    for (size_t i = 0; i < nns; i++) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "namespace",
-                               json_object_new_string_len(nss[i].key, (int)nss[i].klen));
-        json_object *ka = json_object_new_array();
-        for (size_t k = 0; k < nkeys; k++) {
-            if (keys[k].id != nss[i].id)
-                continue;
-            json_object *e = json_object_new_object();
-            json_object_object_add(e, "key",
-                                   json_object_new_string_len(keys[k].key, (int)keys[k].klen));
-            json_object_object_add(e, "value",
-                                   json_object_new_string_len(keys[k].val, (int)keys[k].vlen));
-            json_object_object_add(e, "expiresAt", keys[k].expires
-                                                       ? json_object_new_int64(keys[k].expires)
-                                                       : NULL);
-            json_object_array_add(ka, e);
-        }
-        json_object_object_add(o, "keys", ka);
-        json_object_array_add(arr, o);
-    }
-    json_object_object_add(root, "namespaces", arr);
+    struct idrank *ids = xcalloc(nns + 1, sizeof *ids);
     for (size_t i = 0; i < nns; i++)
+        ids[i] = (struct idrank){nss[i].id, (uint32_t)i};
+    qsort(ids, nns, sizeof *ids, by_id);
+
+    /* Live keys stripe by stripe, copied out under the stripe lock as kv_keys does;
+     * keys and values go to one growing buffer rather than two allocations each. */
+    size_t cap = 1024, n = 0, bcap = 65536, blen = 0;
+    struct dkey *dk = xmalloc(cap * sizeof *dk);
+    char *bytes = xmalloc(bcap);
+    struct collect c = {t, 0, 1, kv_now_ms(),
+                        xmalloc((size_t)t->slots_per_stripe * t->slot_size), 0};
+    for (uint32_t s = 0; s < t->nstripes; s++) {
+        c.got = 0;
+        shm_table_lock(t, s);
+        shm_table_visit(t, s, collect_cb, &c);
+        shm_table_unlock(t, s);
+        for (size_t g = 0; g < c.got; g++) {
+            struct shm_slot *sl = (struct shm_slot *)(c.buf + g * t->slot_size);
+            struct idrank key = {slot_ns_id(sl), 0};
+            const struct idrank *r = bsearch(&key, ids, nns, sizeof *ids, by_id);
+            if (!r) /* its namespace was created or deleted since the list was taken */
+                continue;
+            if (n == cap)
+                dk = xrealloc(dk, (cap *= 2) * sizeof *dk);
+            size_t sz = (size_t)(sl->klen - 8) + sl->vlen;
+            while (blen + sz > bcap)
+                bytes = xrealloc(bytes, bcap *= 2);
+            dk[n++] = (struct dkey){sl->seq, r->rank, sl->klen - 8, sl->vlen, sl->expires, blen};
+            memcpy(bytes + blen, sl->data + 8, sz);
+            blen += sz;
+        }
+    }
+    shm_log_repairs();
+    free(c.buf);
+    free(ids);
+    qsort(dk, n, sizeof *dk, by_rank_seq);
+
+    d->nns = nns;
+    d->ns = xcalloc(nns + 1, sizeof *d->ns);
+    d->nkeys = n;
+    d->keys = xcalloc(n + 1, sizeof *d->keys);
+    d->bytes = bytes;
+    d->names = nss;
+    for (size_t i = 0; i < nns; i++) {
+        d->ns[i].name = nss[i].key;
+        d->ns[i].len = (uint32_t)nss[i].klen;
+    }
+    for (size_t k = n; k-- > 0;) { /* first = the lowest index of the rank */
+        d->ns[dk[k].rank].first = k;
+        d->ns[dk[k].rank].count++;
+    }
+    for (size_t k = 0; k < n; k++)
+        d->keys[k] = (struct kv_dump_key){bytes + dk[k].off, bytes + dk[k].off + dk[k].klen,
+                                          dk[k].klen, dk[k].vlen, dk[k].expires};
+    free(dk);
+}
+
+void kv_dump_free(struct kv_dump *d)
+{
+    struct item *nss = d->names;
+    for (size_t i = 0; i < d->nns; i++)
         free(nss[i].key);
     free(nss);
-    for (size_t k = 0; k < nkeys; k++) {
-        free(keys[k].key);
-        free(keys[k].val);
-    }
-    free(keys);
-
-    size_t len;
-    const char *text = json_object_to_json_string_length(
-        root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-    int rc = -1;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        log_error("cannot create snapshot %s", tmp);
-        goto done;
-    }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            log_error("cannot write snapshot %s", tmp);
-            close(fd);
-            unlink(tmp);
-            goto done;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) < 0 || close(fd) < 0) {
-        log_error("cannot flush snapshot %s", tmp);
-        unlink(tmp);
-        goto done;
-    }
-    if (rename(tmp, path) < 0) {
-        log_error("cannot rename %s to %s", tmp, path);
-        unlink(tmp);
-        goto done;
-    }
-    /* The rename itself must reach the disk: sync the directory too. */
-    char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = '\0';
-    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    free(dir);
-    rc = 0;
-done:
-    free(tmp);
-    json_object_put(root);
-    return rc;
+    free(d->ns);
+    free(d->keys);
+    free(d->bytes);
+    memset(d, 0, sizeof *d);
 }
 
-static void quarantine(const char *path, const char *why)
+int kv_restore(const char *ns, size_t nslen, const char *key, size_t klen, const char *val,
+               size_t vlen, int64_t expires)
 {
-    char *bad = xasprintf("%s.bad", path);
-    if (rename(path, bad) < 0)
-        log_error("snapshot %s is unusable (%s) and cannot be renamed to %s", path, why, bad);
-    else
-        log_errorx("snapshot %s is unusable (%s); renamed to %s, starting with an empty store",
-                   path, why, bad);
-    free(bad);
+    return put_abs(ns, nslen, key, klen, val, vlen, expires);
 }
 
-long kv_snapshot_load(const char *path)
+size_t kv_restore_keys(const char *ns, size_t nslen, const struct kv_dump_key *keys, size_t nk)
 {
-    if (access(path, F_OK) < 0)
-        return 0;
-    json_object *root = json_object_from_file(path);
-    json_object *v, *arr;
-    if (!root || !json_object_object_get_ex(root, "format", &v) ||
-        strcmp(json_object_get_string(v), "butlerd-kv") != 0 ||
-        !json_object_object_get_ex(root, "version", &v) || json_object_get_int(v) != 1 ||
-        !json_object_object_get_ex(root, "namespaces", &arr) ||
-        !json_object_is_type(arr, json_type_array)) {
-        json_object_put(root);
-        quarantine(path, root ? "not a butlerd-kv version 1 file" : "not valid JSON");
-        return -1;
-    }
+    struct shm_table *t = tbl();
+    char *ck = xmalloc(t->key_max);
     int64_t now = kv_now_ms();
-    long loaded = 0, dropped = 0;
-    size_t keymax = tbl()->key_max - 8, valmax = tbl()->value_max;
-    for (size_t i = 0; i < json_object_array_length(arr); i++) {
-        json_object *o = json_object_array_get_idx(arr, i), *nsv, *keys;
-        if (!json_object_object_get_ex(o, "namespace", &nsv) ||
-            !json_object_is_type(nsv, json_type_string) ||
-            !json_object_object_get_ex(o, "keys", &keys) ||
-            !json_object_is_type(keys, json_type_array)) {
-            dropped++;
-            continue;
-        }
-        const char *ns = json_object_get_string(nsv);
-        size_t nslen = (size_t)json_object_get_string_len(nsv);
-        if (nslen == 0 || nslen > keymax || put_abs(ns, nslen, NULL, 0, NULL, 0, 0) != KV_OK) {
-            dropped += 1 + (long)json_object_array_length(keys);
-            continue;
-        }
-        for (size_t k = 0; k < json_object_array_length(keys); k++) {
-            json_object *e = json_object_array_get_idx(keys, k), *kv, *vv, *xv = NULL;
-            if (!json_object_object_get_ex(e, "key", &kv) ||
-                !json_object_object_get_ex(e, "value", &vv) ||
-                !json_object_is_type(kv, json_type_string) ||
-                !json_object_is_type(vv, json_type_string)) {
-                dropped++;
+    size_t done = 0;
+    struct kv_nstable *n = lock_ns();
+    int i = find_ns(n, ns, nslen);
+    if (i >= 0) {
+        struct kv_ns *r = rec(n, (uint32_t)i);
+        memcpy(ck, &r->id, 8);
+        for (size_t k = 0; k < nk; k++) {
+            if (keys[k].klen > t->key_max - 8 || keys[k].vlen > t->value_max)
                 continue;
-            }
-            json_object_object_get_ex(e, "expiresAt", &xv);
-            int64_t exp = xv ? json_object_get_int64(xv) : 0;
-            if (exp && exp <= now)
-                continue; /* expired while we were down */
-            size_t klen = (size_t)json_object_get_string_len(kv);
-            size_t vlen = (size_t)json_object_get_string_len(vv);
-            if (klen == 0 || klen > keymax || vlen > valmax ||
-                put_abs(ns, nslen, json_object_get_string(kv), klen, json_object_get_string(vv),
-                        vlen, exp) != KV_OK) {
-                dropped++;
-                continue;
-            }
-            loaded++;
+            memcpy(ck + 8, keys[k].key, keys[k].klen);
+            done += put_locked(n, r, ck, 8 + keys[k].klen, keys[k].value, keys[k].vlen,
+                               keys[k].expires, now) == KV_OK;
         }
     }
-    json_object_put(root);
-    if (dropped)
-        log_warnx("snapshot %s: %ld entries dropped (malformed or over the current limits)",
-                  path, dropped);
-    return loaded;
+    unlock_ns(n);
+    free(ck);
+    return done;
 }
+
+/* ------------------------------------------------------------ pre-faulting */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels answer EINVAL: no harm */
+#endif
+
+struct kv_prefault {
+    pthread_t thread;
+    uint32_t slots; /* per stripe */
+    int stripes;    /* also the stripe headers and buckets */
+};
+
+static void populate(void *from, void *to)
+{
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)from + pg - 1) & ~(pg - 1), b = (uintptr_t)to & ~(pg - 1);
+    if (b > a)
+        madvise((void *)a, b - a, MADV_POPULATE_WRITE);
+}
+
+static void *prefault_main(void *arg)
+{
+    struct kv_prefault *p = arg;
+    struct shm_table *t = tbl();
+    if (p->stripes)
+        populate(shm.base + t->stripes_off, shm.base + t->slots_off);
+    for (uint32_t s = 0; s < t->nstripes; s++)
+        populate(shm_table_slot(t, s, 1), (unsigned char *)shm_table_slot(t, s, p->slots) +
+                                              t->slot_size);
+    return NULL;
+}
+
+struct kv_prefault *kv_prefault_start(size_t nkeys)
+{
+    struct shm_table *t = tbl();
+    double avg = (double)nkeys / t->nstripes;
+    double sure = avg - 3 * sqrt(avg); /* a stripe gets fewer keys once in 700 */
+    long pg = sysconf(_SC_PAGESIZE);
+    if (sure * t->slot_size < 4.0 * pg)
+        return NULL;
+    struct kv_prefault *p = xcalloc(1, sizeof *p);
+    p->slots = sure < t->slots_per_stripe - 1 ? (uint32_t)sure : t->slots_per_stripe - 1;
+    p->stripes = avg >= 8.0 * ((double)t->stripe_stride / pg + 1);
+    if (pthread_create(&p->thread, NULL, prefault_main, p) != 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void kv_prefault_end(struct kv_prefault *p)
+{
+    if (!p)
+        return;
+    pthread_join(p->thread, NULL);
+    free(p);
+}
+
+size_t kv_key_max(void) { return tbl()->key_max - 8; }
+size_t kv_value_max(void) { return tbl()->value_max; }
 
 struct check {
     struct kv_nstable *n;

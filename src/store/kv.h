@@ -1,5 +1,6 @@
 /* The key-value store (spec section 4) on the shared-memory table: namespaces in
- * creation order, keys in creation order, TTLs, limits, and the snapshot file.
+ * creation order, keys in creation order, TTLs and limits; dump and restore for the
+ * snapshot file (kv_snapshot.h).
  * Knows nothing about HTTP. */
 #ifndef KV_H
 #define KV_H
@@ -77,11 +78,50 @@ int kv_keys(const char *ns, size_t nslen, struct kv_list *out);
 unsigned kv_sweep(void);
 uint64_t kv_mutations(void);
 
-/* Snapshot file (spec 4.7). save: temp file, fsync, rename, mode 0600. */
-int kv_snapshot_save(const char *path);
-/* Loads PATH into an empty store; a file that cannot be parsed is renamed to
- * PATH.bad. Returns the number of keys loaded, or -1. */
-long kv_snapshot_load(const char *path);
+/* The whole store, for the snapshot file (kv_snapshot.c): namespaces in creation
+ * order, each with its live keys in creation order. The strings are not
+ * NUL-terminated; they point into buffers kv_dump_free releases. */
+struct kv_dump_key {
+    const char *key, *value;
+    uint32_t klen, vlen;
+    int64_t expires; /* ms since the epoch, 0 = no TTL */
+};
+struct kv_dump_ns {
+    const char *name;
+    uint32_t len;
+    size_t first, count; /* its keys: keys[first .. first + count - 1] */
+};
+struct kv_dump {
+    size_t nns, nkeys;
+    struct kv_dump_ns *ns;
+    struct kv_dump_key *keys;
+    char *bytes;
+    void *names;
+};
+void kv_dump(struct kv_dump *d);
+void kv_dump_free(struct kv_dump *d);
+
+/* Writes a key read back from a snapshot, with its absolute expiry (0 = none), in
+ * the order of the file; KEY NULL only creates the namespace. The limits of kv_put
+ * apply. */
+int kv_restore(const char *ns, size_t nslen, const char *key, size_t klen, const char *val,
+               size_t vlen, int64_t expires);
+
+/* Writes NK keys read back from a snapshot into namespace NS (made with kv_restore)
+ * under one hold of the namespace lock, in order. Returns how many were written;
+ * the others broke a limit. */
+size_t kv_restore_keys(const char *ns, size_t nslen, const struct kv_dump_key *keys, size_t nk);
+
+/* Loading NKEYS keys into a new store: a helper thread pre-faults the shared memory
+ * the keys will almost surely occupy, so that the kernel's page faults overlap
+ * with the loading instead of interrupting it. NULL if not worth it. Only while
+ * nothing else uses the store (the master before it forks). */
+struct kv_prefault *kv_prefault_start(size_t nkeys);
+void kv_prefault_end(struct kv_prefault *p);
+
+/* The longest key name and value the table holds. */
+size_t kv_key_max(void);
+size_t kv_value_max(void);
 
 /* Structural check of the whole store (tests): 0 if every invariant holds. */
 int kv_check(void);
