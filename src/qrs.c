@@ -64,10 +64,25 @@ static void set_blob(CURL *e, CURLoption opt, const struct blob *b)
     curl_easy_setopt(e, opt, &cb);
 }
 
+/* The reply is kept in memory, so it is capped (butlerd.qrs.maxReplyBytes, see
+ * butlerd.conf(5)): a reply that grows past the cap ends the transfer, because a
+ * short count makes libcurl fail with CURLE_WRITE_ERROR. */
+struct sink {
+    struct buf *b;
+    size_t max;
+    int too_large;
+};
+
 static size_t on_data(char *p, size_t size, size_t n, void *arg)
 {
-    buf_append(arg, p, size * n);
-    return size * n;
+    struct sink *s = arg;
+    size_t len = size * n;
+    if (len > s->max - s->b->len) {
+        s->too_large = 1;
+        return 0;
+    }
+    buf_append(s->b, p, len);
+    return len;
 }
 
 static void xrfkey(char out[17])
@@ -194,8 +209,11 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
+    struct sink sink = {&out->body, (size_t)c->qrsMaxReplyBytes, 0};
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &out->body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &sink);
+    /* A Content-Length above the cap fails before any of the body is read. */
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->qrsMaxReplyBytes);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->qrsTimeoutMs);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->qrsConnectTimeoutMs);
@@ -226,7 +244,15 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
         long conns = 0;
         curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
         int tls_fail = c->qrs.useSSL && conns > 0;
-        snprintf(out->error, sizeof out->error, "%s", reason(rc, oserr, tls_fail));
+        if (sink.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+            out->too_large = 1;
+            snprintf(out->error, sizeof out->error,
+                     "reply larger than butlerd.qrs.maxReplyBytes (%d bytes)",
+                     c->qrsMaxReplyBytes);
+            buf_free(&out->body);
+        } else {
+            snprintf(out->error, sizeof out->error, "%s", reason(rc, oserr, tls_fail));
+        }
         log_warnx("QRS %s /qrs/%s failed: %s (%s)", method, path, out->error, errbuf);
         buf_free(&url);
         return -1;

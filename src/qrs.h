@@ -11,6 +11,7 @@ struct qrs_resp {
     long status;      /* HTTP status, 0 if no answer */
     struct buf body;
     char error[128];  /* short reason when status is 0: "connection refused", ... */
+    int too_large;    /* the reply passed butlerd.qrs.maxReplyBytes (status 0, body freed) */
 };
 
 /* Sends METHOD /qrs/PATH[?filter=FILTER]&xrfkey=...; FILTER is the raw expression
