@@ -279,11 +279,17 @@ static int cp_allowed(const struct cfg *c, const char *name, const char *value)
     return 0;
 }
 
+/* The length of S percent-encoded as qrs_call() does (RFC 3986 unreserved stay). */
 static size_t enc_len(const char *s)
 {
     size_t n = 0;
-    for (; *s; s++)
-        n += isalnum((unsigned char)*s) || strchr("-._~", *s) ? 1 : 3;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        n += (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                     c == '-' || c == '.' || c == '_' || c == '~'
+                 ? 1
+                 : 3;
+    }
     return n;
 }
 

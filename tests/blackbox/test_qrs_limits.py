@@ -227,3 +227,35 @@ def test_malformed_task_id_from_existence_check(sim, butler):
         {"taskId": EVIL, "taskName": "Evil", "statusCode": 0, "message": BAD_ID_MSG}]
     check_json(r, expected)
     assert {(q.method, q.path) for q in sim.requests} == {("GET", "/qrs/task")}
+
+
+def test_events_process_checks_task_ids_and_items_too(start_daemon, sim, certs):
+    """A start-task body on the MQTT start topic runs in the events process: the
+    same GUID check on task IDs from QRS, the same bound on items."""
+    from test_mqtt import (START_TOPIC, Broker, Subscriber, mqtt_daemon, qrs_overrides,
+                           wait_starts)
+    import collections
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Broker(tmp + "/broker").start()
+        pub = None
+        try:
+            d = mqtt_daemon(start_daemon, broker, qrs_overrides(sim, certs))
+            pub = Subscriber(broker, "test/unused/#", qos=0)
+            sim.set_behaviour(r"^/qrs/task/full$", status=200, method="GET",
+                              body=[{"id": EVIL, "name": "Evil"}, {"id": T2, "name": NAMES[T2]}])
+            mark = d.mark()
+            pub.publish(START_TOPIC, jdump([item_tag("startTask1")]))
+            wait_starts(sim, collections.Counter([T2]))
+            d.wait_log('QRS returned the task ID "%s", which is not a GUID' % EVIL, 5, start=mark)
+            pub.publish(START_TOPIC, jdump([item_tag(t) for t in fake_tags(1001)]))
+            d.wait_log("MQTT start task: invalid message: body must NOT have more than 1000 items",
+                       5, start=mark)
+            assert {(q.method, q.path) for q in sim.requests} == {
+                ("GET", "/qrs/task/full"), ("POST", "/qrs/task/%s/start" % T2)}
+            assert len(gets(sim, "/qrs/task/full")) == 1
+            assert sim.starts() == [T2]
+        finally:
+            if pub:
+                pub.close()
+            broker.stop()
