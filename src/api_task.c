@@ -412,6 +412,41 @@ static void bad_id(struct start *s, const char *id, const char *name)
     json_object_array_add(s->bad, f);
 }
 
+struct chunk { /* one lookup's answer being read */
+    struct start *s;
+    const size_t *ks;
+    size_t n;
+    enum kind kind;
+    size_t seen;   /* elements so far */
+    int unmatched; /* a task matched none of the keys */
+};
+
+static void chunk_task(json_object *t, void *arg)
+{
+    struct chunk *c = arg;
+    /* Looked up alone, an ID takes element 0 of the answer (spec 3.3). */
+    if (c->n == 1 && c->kind == K_ID && c->seen++ > 0)
+        return;
+    const char *id = str_member(t, "id"), *name = str_member(t, "name");
+    char low[37];
+    if (!id)
+        return;
+    if (!task_loose_id(id, low)) {
+        bad_id(c->s, id, name);
+        return;
+    }
+    int hit = 0;
+    for (size_t j = 0; j < c->n; j++) {
+        struct key *k = &c->s->keys[c->ks[j]];
+        if (c->n > 1 && !matches(k, t, low))
+            continue;
+        hit = 1;
+        if (c->kind != K_ID || json_object_array_length(k->tasks) == 0)
+            json_object_array_add(k->tasks, task_obj(low, name ? name : ""));
+    }
+    c->unmatched |= !hit;
+}
+
 /* Looks up keys KS[0..N) with one filter. Returns 0 if QRS answered (an error
  * status or a body that is no array means: nothing found), -1 if not. */
 static int lookup_chunk(struct start *s, const size_t *ks, size_t n)
@@ -437,39 +472,18 @@ static int lookup_chunk(struct start *s, const size_t *ks, size_t n)
         buf_free(&f);
         return -1;
     }
-    json_object *arr = q.status == 200 ? json_tokener_parse(q.body.p) : NULL;
-    int unmatched = 0;
-    if (!arr || !json_object_is_type(arr, json_type_array)) {
+    struct chunk ch = {s, ks, n, kind, 0, 0};
+    if ((q.status != 200 || qrs_array_each(q.body.p, q.body.len, chunk_task, &ch) < 0)) {
         log_warnx("QRS lookup %s for \"%.200s\" answered HTTP %ld without a task list", path,
                   f.p, q.status);
-    } else {
-        size_t len = json_object_array_length(arr);
-        /* Looked up alone, an ID takes element 0 of the answer (spec 3.3). */
-        if (n == 1 && kind == K_ID && len > 1)
-            len = 1;
-        for (size_t i = 0; i < len; i++) {
-            json_object *t = json_object_array_get_idx(arr, i);
-            const char *id = str_member(t, "id"), *name = str_member(t, "name");
-            char low[37];
-            if (!id)
-                continue;
-            if (!task_loose_id(id, low)) {
-                bad_id(s, id, name);
-                continue;
-            }
-            int hit = 0;
-            for (size_t j = 0; j < n; j++) {
-                struct key *k = &s->keys[ks[j]];
-                if (n > 1 && !matches(k, t, low))
-                    continue;
-                hit = 1;
-                if (kind != K_ID || json_object_array_length(k->tasks) == 0)
-                    json_object_array_add(k->tasks, task_obj(low, name ? name : ""));
-            }
-            unmatched |= !hit;
+        /* as before this change: a list that is not an array counts as empty */
+        for (size_t j = 0; j < n; j++) {
+            json_object_put(s->keys[ks[j]].tasks);
+            s->keys[ks[j]].tasks = json_object_new_array();
         }
+        ch.unmatched = 0;
     }
-    json_object_put(arr);
+    int unmatched = ch.unmatched;
     qrs_resp_free(&q);
     if (unmatched) {
         log_info("QRS lookup %s for %zu values returned a task that matches none of them "
@@ -802,30 +816,43 @@ void api_v2_start_task(struct req *r) { http_defer(r, v2_start_job); }
 
 /* ------------------------------------------------------------------ apps list */
 
+/* Each app is rendered as it is read, so a list of many apps costs about its text,
+ * not a parse tree per app. */
+static void app_entry(json_object *a, void *arg)
+{
+    struct buf *out = arg;
+    json_object *e = json_object_new_object();
+    const char *id = str_member(a, "id"), *name = str_member(a, "name");
+    json_object_object_add(e, "id", json_object_new_string(id ? id : ""));
+    json_object_object_add(e, "name", json_object_new_string(name ? name : ""));
+    size_t len;
+    const char *js = json_object_to_json_string_length(
+        e, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    buf_append(out, out->len > 1 ? "," : "", out->len > 1);
+    buf_append(out, js, len);
+    json_object_put(e);
+}
+
 static void apps_job(struct req *r)
 {
     struct qrs_resp q;
-    json_object *arr = NULL;
+    struct buf out = {0};
+    long n = -1;
+    buf_append(&out, "[", 1);
     if (qrs_call(r->cfg, "GET", "app", NULL, NULL, &q) == 0 && q.status == 200)
-        arr = json_tokener_parse(q.body.p);
+        n = qrs_array_each(q.body.p, q.body.len, app_entry, &out);
     if (q.too_large) {
         log_errorx("apps list: QRS %s", q.error);
         http_reply_error(r, 502, NULL, "QRS request failed: %s", q.error);
-    } else if (!arr || !json_object_is_type(arr, json_type_array)) {
+    } else if (n < 0) {
         log_warnx("apps list: QRS answered %s", q.status ? "without an app list" : q.error);
         http_reply_error(r, 500, NULL, "Failed getting list of Sense apps");
     } else {
-        json_object *out = json_object_new_array();
-        for (size_t i = 0; i < json_object_array_length(arr); i++) {
-            json_object *a = json_object_array_get_idx(arr, i), *e = json_object_new_object();
-            const char *id = str_member(a, "id"), *name = str_member(a, "name");
-            json_object_object_add(e, "id", json_object_new_string(id ? id : ""));
-            json_object_object_add(e, "name", json_object_new_string(name ? name : ""));
-            json_object_array_add(out, e);
-        }
-        http_reply_json(r, 200, out);
+        qrs_resp_free(&q);
+        buf_append(&out, "]", 1);
+        http_reply_json_buf(r, 200, &out);
     }
-    json_object_put(arr);
+    buf_free(&out);
     qrs_resp_free(&q);
 }
 
