@@ -3,6 +3,7 @@
 #include "../../src/qrs.h"
 #include "unit.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static void collect(json_object *o, void *arg)
@@ -19,7 +20,11 @@ static char out[4096];
 static const char *each(const char *body)
 {
     struct buf b = {0};
-    long n = qrs_array_each(body, strlen(body), collect, &b);
+    size_t len = strlen(body);
+    char *exact = malloc(len ? len : 1); /* no NUL after it: a sanitizer sees any over-read */
+    memcpy(exact, body, len);
+    long n = qrs_array_each(exact, len, collect, &b);
+    free(exact);
     snprintf(out, sizeof out, "%s#%ld", b.p ? b.p : "", n);
     buf_free(&b);
     return out;
