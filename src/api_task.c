@@ -762,6 +762,8 @@ void api_task_start(struct req *r) { http_defer(r, start_job); }
 
 /* ----------------------------------------------------------- /v2/senseStartTask */
 
+static void count_only(json_object *o, void *arg) {}
+
 static void v2_start_job(struct req *r)
 {
     const struct cfg *c = r->cfg;
@@ -792,10 +794,7 @@ static void v2_start_job(struct req *r)
         qrs_resp_free(&qr);
         return;
     }
-    json_object *arr = json_tokener_parse(qr.body.p);
-    int found = arr && json_object_is_type(arr, json_type_array) &&
-                json_object_array_length(arr) > 0;
-    json_object_put(arr);
+    int found = qrs_array_each(qr.body.p, qr.body.len, count_only, NULL) > 0;
     qrs_resp_free(&qr);
     if (!found) {
         http_reply_error(r, 404, NULL, "Task not found: %s", id);
