@@ -216,6 +216,8 @@ static const struct key keys[] = {
     B("butlerd.v2Api.enable", v2Enable, 1),
     I("butlerd.qrs.timeoutMs", qrsTimeoutMs, 30000, 100, 600000),
     I("butlerd.qrs.connectTimeoutMs", qrsConnectTimeoutMs, 10000, 100, 600000),
+    I("butlerd.qrs.maxReplyBytes", qrsMaxReplyBytes, 67108864, 4096, 1073741824),
+    I("butlerd.startTask.maxItems", startTaskMaxItems, 1000, 1, 1000000),
     I("butlerd.engine.connectTimeoutMs", engineConnectTimeoutMs, 30000, 100, 600000),
     I("butlerd.engine.timeoutMs", engineTimeoutMs, 30000, 100, 3600000),
     I("butlerd.engine.reloadTimeoutSeconds", engineReloadTimeoutSeconds, 21600, 1, 604800),

@@ -138,7 +138,8 @@ struct cfg {
         char *tlsCaFile, *tlsCertFile, *tlsKeyFile;
     } bmqtt;
     bool v2Enable;
-    int qrsTimeoutMs, qrsConnectTimeoutMs;
+    int qrsTimeoutMs, qrsConnectTimeoutMs, qrsMaxReplyBytes;
+    int startTaskMaxItems;
     int engineConnectTimeoutMs, engineTimeoutMs, engineReloadTimeoutSeconds,
         engineMaxMessageBytes;
 

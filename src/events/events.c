@@ -129,14 +129,14 @@ static void start_from_mqtt(const struct cfg *c, char *p, size_t len)
                   tok->char_offset != (int)strlen(p);
         json_tokener_free(tok);
         char *verr = NULL, err[128];
-        json_object *items = bad ? NULL : task_items_validate(body, &verr);
+        json_object *items = bad ? NULL : task_items_validate(body, c->startTaskMaxItems, &verr);
         json_object_put(body);
         if (!items) {
             log_warnx("MQTT start task: invalid message: %s", verr ? verr : "not valid JSON");
             free(verr);
             return;
         }
-        json_object *res = task_start_run(c, "-", items, 0, err, sizeof err);
+        json_object *res = task_start_run(c, "-", items, 0, NULL, err, sizeof err);
         json_object_put(items);
         if (!res) {
             log_errorx("MQTT start task: QRS lookup failed (%s), no task started", err);

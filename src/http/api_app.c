@@ -9,6 +9,7 @@
 #include "http.h"
 #include "log.h"
 #include "qrs.h"
+#include "task.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -556,24 +557,18 @@ static int loose_guid(const char *s, char out[37])
 static void start_tasks(const struct reload *rl, const struct strlist *ids, const char *why)
 {
     for (size_t i = 0; i < ids->n; i++) {
-        char id[37], path[64];
+        char id[37];
         if (!loose_guid(ids->v[i], id)) {
             log_warnx("app reload %s: task ID \"%s\" is not a GUID, skipped", rl->app,
                       ids->v[i]);
             continue;
         }
-        snprintf(path, sizeof path, "task/%s/start", id);
-        struct qrs_resp q;
-        int rc = qrs_call(rl->c, "POST", path, NULL, "{}", &q);
-        if (rc == 0 && q.status >= 200 && q.status <= 299)
+        long st;
+        char msg[200];
+        if (task_start_one(rl->c, id, &st, msg, sizeof msg) == 0)
             log_info("app reload %s %s: started task %s", rl->app, why, id);
-        else if (rc == 0)
-            log_warnx("app reload %s %s: starting task %s failed: QRS responded with HTTP %ld",
-                      rl->app, why, id, q.status);
         else
-            log_warnx("app reload %s %s: starting task %s failed: %s", rl->app, why, id,
-                      q.error);
-        qrs_resp_free(&q);
+            log_warnx("app reload %s %s: starting task %s failed: %s", rl->app, why, id, msg);
     }
 }
 

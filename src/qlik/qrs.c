@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +65,25 @@ static void set_blob(CURL *e, CURLoption opt, const struct blob *b)
     curl_easy_setopt(e, opt, &cb);
 }
 
+/* The reply is kept in memory, so it is capped (butlerd.qrs.maxReplyBytes, see
+ * butlerd.conf(5)): a reply that grows past the cap ends the transfer, because a
+ * short count makes libcurl fail with CURLE_WRITE_ERROR. */
+struct sink {
+    struct buf *b;
+    size_t max;
+    int too_large;
+};
+
 static size_t on_data(char *p, size_t size, size_t n, void *arg)
 {
-    buf_append(arg, p, size * n);
-    return size * n;
+    struct sink *s = arg;
+    size_t len = size * n;
+    if (len > s->max - s->b->len) {
+        s->too_large = 1;
+        return 0;
+    }
+    buf_append(s->b, p, len);
+    return len;
 }
 
 static void xrfkey(char out[17])
@@ -194,8 +210,11 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
+    struct sink sink = {&out->body, (size_t)c->qrsMaxReplyBytes, 0};
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &out->body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &sink);
+    /* A Content-Length above the cap fails before any of the body is read. */
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->qrsMaxReplyBytes);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->qrsTimeoutMs);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->qrsConnectTimeoutMs);
@@ -226,7 +245,15 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
         long conns = 0;
         curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &conns);
         int tls_fail = c->qrs.useSSL && conns > 0;
-        snprintf(out->error, sizeof out->error, "%s", reason(rc, oserr, tls_fail));
+        if (sink.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+            out->too_large = 1;
+            snprintf(out->error, sizeof out->error,
+                     "reply larger than butlerd.qrs.maxReplyBytes (%d bytes)",
+                     c->qrsMaxReplyBytes);
+            buf_free(&out->body);
+        } else {
+            snprintf(out->error, sizeof out->error, "%s", reason(rc, oserr, tls_fail));
+        }
         log_warnx("QRS %s /qrs/%s failed: %s (%s)", method, path, out->error, errbuf);
         buf_free(&url);
         return -1;
@@ -237,6 +264,84 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
     log_debug("QRS %s /qrs/%s -> %ld", method, path, out->status);
     buf_free(&url);
     return 0;
+}
+
+static size_t skip_ws(const char *p, size_t i, size_t len)
+{
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* The end of the JSON value starting at P[I] (one past it), found by counting
+ * brackets outside strings; the value itself is checked by json-c. */
+static size_t value_end(const char *p, size_t i, size_t len)
+{
+    int depth = 0, in_str = 0;
+    for (; i < len; i++) {
+        char c = p[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+            if (!in_str && depth == 0)
+                return i + 1;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return i; /* a scalar before the array's end */
+            if (--depth == 0)
+                return i + 1;
+        } else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
+            return i;
+        }
+    }
+    return len;
+}
+
+long qrs_array_each(const char *p, size_t len, void (*fn)(json_object *, void *), void *arg)
+{
+    size_t i = skip_ws(p, 0, len);
+    long n = 0;
+    if (i >= len || p[i] != '[')
+        return -1;
+    i = skip_ws(p, i + 1, len);
+    if (i < len && p[i] == ']')
+        return 0;
+    json_tokener *tok = json_tokener_new();
+    for (;;) {
+        size_t end = value_end(p, i, len);
+        if (end <= i || end - i > INT32_MAX)
+            break;
+        if (p[i] != '{' && p[i] != '[') {
+            fn(NULL, arg); /* the callers want objects: a scalar is not parsed */
+        } else {
+            json_tokener_reset(tok);
+            json_object *o = json_tokener_parse_ex(tok, p + i, (int)(end - i));
+            if (json_tokener_get_error(tok) != json_tokener_success ||
+                (size_t)tok->char_offset != end - i) {
+                json_object_put(o);
+                break;
+            }
+            fn(o, arg);
+            json_object_put(o);
+        }
+        n++;
+        i = skip_ws(p, end, len);
+        if (i < len && p[i] == ']') {
+            json_tokener_free(tok);
+            return n;
+        }
+        if (i >= len || p[i] != ',')
+            break;
+        i = skip_ws(p, i + 1, len);
+    }
+    json_tokener_free(tok);
+    return -1;
 }
 
 void qrs_thread_done(void)

@@ -5,12 +5,15 @@
 
 #include "util.h"
 
+#include <json-c/json.h>
+
 struct cfg;
 
 struct qrs_resp {
     long status;      /* HTTP status, 0 if no answer */
     struct buf body;
     char error[128];  /* short reason when status is 0: "connection refused", ... */
+    int too_large;    /* the reply passed butlerd.qrs.maxReplyBytes (status 0, body freed) */
 };
 
 /* Sends METHOD /qrs/PATH[?filter=FILTER]&xrfkey=...; FILTER is the raw expression
@@ -33,6 +36,14 @@ struct pem_blob {
     size_t len;
 };
 void qrs_credentials(struct pem_blob *cert, struct pem_blob *key, struct pem_blob *ca);
+
+/* Calls FN for each element of the JSON array in BODY[0..LEN), parsed one at a time,
+ * so a large list costs about one element's parse tree rather than the whole
+ * list's; FN does not own the element, which is NULL for a scalar (not parsed).
+ * Returns the number of elements, or -1 if BODY is not a JSON array (FN may have
+ * been called for the elements before the fault). */
+long qrs_array_each(const char *body, size_t len, void (*fn)(json_object *elem, void *arg),
+                    void *arg);
 
 /* Quotes S for a QRS filter string: ' -> \' and \ -> \\ (malloc'd). */
 char *qrs_quote(const char *s);

@@ -119,25 +119,42 @@ static const struct destination {
 
 /* ------------------------------------------------------------ QRS lookups */
 
-/* GET /qrs/PATH?filter=id eq ID; returns the parsed array, or NULL (logged). */
+struct first {
+    json_object *arr; /* element 0 only */
+    size_t n;         /* elements in the answer */
+};
+
+static void keep_first(json_object *o, void *arg)
+{
+    struct first *f = arg;
+    if (f->n++ == 0)
+        json_object_array_add(f->arr, o ? json_object_get(o) : NULL);
+}
+
+/* GET /qrs/PATH?filter=id eq ID; returns an array with element 0 of the answer (the
+ * answer is read one element at a time, see qrs_array_each) and its length in *N,
+ * or NULL (logged). */
 static json_object *qrs_array(const struct cfg *c, const char *path, const char *id,
-                              const char *what)
+                              const char *what, size_t *n)
 {
     char filter[64];
     snprintf(filter, sizeof filter, "id eq %s", id);
     struct qrs_resp q;
-    json_object *arr = NULL;
-    if (qrs_call(c, "GET", path, filter, NULL, &q) < 0)
+    struct first f = {json_object_new_array(), 0};
+    if (qrs_call(c, "GET", path, filter, NULL, &q) < 0) {
         log_errorx("%s: QRS request failed: %s", what, q.error);
-    else if (q.status != 200)
+    } else if (q.status != 200) {
         log_errorx("%s: QRS responded with HTTP %ld", what, q.status);
-    else if (!(arr = json_tokener_parse(q.body.p)) || !json_object_is_type(arr, json_type_array)) {
+    } else if (qrs_array_each(q.body.p, q.body.len, keep_first, &f) >= 0) {
+        qrs_resp_free(&q);
+        *n = f.n;
+        return f.arr;
+    } else {
         log_errorx("%s: QRS answer is not a JSON array", what);
-        json_object_put(arr);
-        arr = NULL;
     }
     qrs_resp_free(&q);
-    return arr;
+    json_object_put(f.arr);
+    return NULL;
 }
 
 static const char *const task_types[] = {"reload", "external program", "user sync",
@@ -166,18 +183,19 @@ void taskevent_handle(const struct cfg *c, const char *job)
     if (!wanted)
         goto out;
     int ok = 0;
-    tasks = qrs_array(c, "task", e.f[5], what);
+    size_t n;
+    tasks = qrs_array(c, "task", e.f[5], what, &n);
     if (!tasks)
         goto out;
-    if (json_object_array_length(tasks) == 0) {
+    if (n == 0) {
         log_warnx("Task ID %s does not exist in Sense", e.f[5]);
         goto out;
     }
-    full = qrs_array(c, "task/full", e.f[5], what);
+    full = qrs_array(c, "task/full", e.f[5], what, &n);
     if (!full)
         goto out;
-    if (json_object_array_length(full) != 1) {
-        log_errorx("%s: QRS returned %zu full tasks for %s", what, json_object_array_length(full),
+    if (n != 1) {
+        log_errorx("%s: QRS returned %zu full tasks for %s", what, n,
                    e.f[5]);
         goto out;
     }
@@ -194,10 +212,10 @@ void taskevent_handle(const struct cfg *c, const char *job)
         log_warnx("%s %s (%s): the event has no app ID", what, e.f[5], e.f[2]);
         goto out;
     }
-    apps = qrs_array(c, "app/full", e.f[6], what);
+    apps = qrs_array(c, "app/full", e.f[6], what, &n);
     if (!apps)
         goto out;
-    if (json_object_array_length(apps) == 0) {
+    if (n == 0) {
         log_warnx("%s %s: app %s does not exist in Sense", what, e.f[5], e.f[6]);
         goto out;
     }

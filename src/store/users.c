@@ -148,13 +148,17 @@ int users_view(struct users_view *v)
         a.e[i].user = a.e[i].dir + strlen(a.e[i].dir) + 1;
         v->hosts[i] = (char *)a.e[i].host;
     }
-    /* Distinct pairs, each with its earliest entry, then in order of that entry. */
-    qsort(a.e, a.n, sizeof *a.e, by_pair);
+    /* Distinct pairs, each with its earliest entry, then in order of that entry.
+     * With no entry a.e is NULL, which qsort(3) must not get even for 0 elements. */
     size_t m = 0;
-    for (size_t i = 0; i < a.n; i++)
-        if (m == 0 || strcmp(a.e[i].dir, a.e[m - 1].dir) || strcmp(a.e[i].user, a.e[m - 1].user))
-            a.e[m++] = a.e[i];
-    qsort(a.e, m, sizeof *a.e, by_seq);
+    if (a.n > 0) {
+        qsort(a.e, a.n, sizeof *a.e, by_pair);
+        for (size_t i = 0; i < a.n; i++)
+            if (m == 0 || strcmp(a.e[i].dir, a.e[m - 1].dir) ||
+                strcmp(a.e[i].user, a.e[m - 1].user))
+                a.e[m++] = a.e[i];
+        qsort(a.e, m, sizeof *a.e, by_seq);
+    }
     v->nusers = m;
     v->names = xcalloc(m + 1, sizeof *v->names);
     for (size_t i = 0; i < m; i++)

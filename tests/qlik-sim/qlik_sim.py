@@ -464,6 +464,7 @@ class Behaviour:
         self.status, self.delay, self.hang, self.body = status, delay, hang, body
         self.times, self.method, self.drop = times, method.upper() if method else None, drop
         self.headers = dict(headers or {})
+        self.stream_bytes, self.chunked = None, False
         self.applied = 0
         self.released = threading.Event()
 
@@ -612,6 +613,8 @@ class _BaseHandler(http.server.BaseHTTPRequestHandler):
                 return self._abandon(rec)
         if srv.stopping.is_set():
             return self._abandon(rec)
+        if beh is not None and beh.stream_bytes is not None:
+            return self._stream(rec, beh.stream_bytes, beh.chunked)
 
         res = self.route(rec)
         if beh is not None and beh.status is not None and res[0] not in (401, 403):
@@ -632,6 +635,48 @@ class _BaseHandler(http.server.BaseHTTPRequestHandler):
             pass
         if rec is not None:
             self.server.sim._notify(rec)
+
+    def _stream(self, rec, nbytes, chunked):
+        """A 200 JSON array of condensed apps, exactly nbytes long (whitespace
+        pads it), written in 1 MiB pieces and never held in memory; with a
+        Content-Length, or chunked without one. A client that hangs up early
+        ends it."""
+        elem = json.dumps(_condensed_app({"id": "3d5a6b7c-1e2f-4a3b-9c4d-5e6f7a8b9c01",
+                                          "name": "A huge reply"})).encode()
+        piece = b",".join([elem] * (1048576 // (len(elem) + 1)))
+        self.server.sim._answered(rec, 200)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(nbytes))
+        self.end_headers()
+
+        def write(data):
+            if chunked:
+                data = b"%x\r\n%s\r\n" % (len(data), data)
+            self.wfile.write(data)
+
+        try:
+            write(b"[")
+            left, first = nbytes - 2, True
+            while left > 0 and not self.server.stopping.is_set():
+                chunk = piece if first else b"," + piece
+                if len(chunk) > left:
+                    chunk = b" " * min(left, len(piece))
+                else:
+                    first = False
+                write(chunk)
+                left -= len(chunk)
+            write(b"]")
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (OSError, ssl.SSLError):
+            pass  # the client gave up
+        self.close_connection = True
+        self.server.sim._notify(rec)
 
     def _answer(self, rec, status, body, ctype, extra=None):
         if isinstance(body, (dict, list)):
@@ -1785,7 +1830,8 @@ class QlikSim:
 
     # ---- behaviours
     def set_behaviour(self, path_regex, status=None, delay=0.0, hang=False, body=None, times=None,
-                      method=None, drop=False, headers=None, service="qrs"):
+                      method=None, drop=False, headers=None, service="qrs", stream_bytes=None,
+                      chunked=False):
         """Change how requests whose path (no query) matches path_regex
         (re.search) and method (None = any) are answered:
           delay   seconds to wait before answering (or before hang/drop)
@@ -1797,9 +1843,14 @@ class QlikSim:
                   answer. The xrfkey (403) and X-Qlik-User (401) checks still come
                   first.
           times   apply to this many requests only (None = all)
+          stream_bytes  answer 200 with a JSON array of apps exactly this many
+                  bytes long, generated while it is sent (a huge reply that the
+                  simulator never holds in memory); chunked: without a
+                  Content-Length, in chunked transfer encoding
         The first installed behaviour that matches applies. Returns the
         Behaviour; clear_behaviour(b) removes just that one."""
         b = Behaviour(path_regex, status, delay, hang, body, times, method, drop, headers)
+        b.stream_bytes, b.chunked = stream_bytes, chunked
         b.service = service
         with self._lock:
             self._behaviours.append(b)
