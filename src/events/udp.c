@@ -438,8 +438,8 @@ static int session_event(char **f, size_t n)
     }
     const char *host = f[1], *cmd = f[2], *dir = f[3], *user = f[4];
     if (!*user) {
-        log_info("UDP session event without a user id ignored (%s on %s)", cmd, host);
-        return 0;
+        warn("UDP session event without a user id ignored (%s on %s)", cmd, host);
+        return -1;
     }
     const char *topic;
     int op; /* 1 add, -1 remove, 0 none */

@@ -815,3 +815,14 @@ def test_random_datagrams_never_hurt(start_daemon):
     users = json.loads(r.body.decode("utf-8"))
     assert isinstance(users, list) and len(users) <= 50
     assert d.get("/v2/activeUserCount").body == str(len(users)).encode()
+
+
+def test_session_event_without_user_is_counted_malformed(start_daemon):
+    """An empty user ID is logged and ignored, and counted as malformed (butlerd(8))."""
+    d = udp_daemon(start_daemon, workers=1)
+    d.sess_tx.send(join(session_fields("start", "h1", "ACME", "")))
+    d.sess_tx.send(start_ev("h1", "ACME", "ok"))
+    want = {"received": 2, "accepted": 1, "malformed": 1, "duplicates": 0, "droppedSource": 0,
+            "droppedSize": 0, "droppedRate": 0, "droppedQueue": 0}
+    assert wait_stats(d, lambda st: st["udp"]["sessionEvents"], want) == want
+    assert users_now(d) == ["ACME/ok"]
