@@ -735,24 +735,67 @@ int kv_restore(const char *ns, size_t nslen, const char *key, size_t klen, const
 size_t kv_restore_keys(const char *ns, size_t nslen, const struct kv_dump_key *keys, size_t nk)
 {
     struct shm_table *t = tbl();
+    uint32_t *hash = xmalloc((nk + 1) * sizeof *hash), *order = xmalloc((nk + 1) * sizeof *order);
+    uint32_t *first = xcalloc(t->nstripes + 1, sizeof *first);
     char *ck = xmalloc(t->key_max);
     int64_t now = kv_now_ms();
     size_t done = 0;
     struct kv_nstable *n = lock_ns();
     int i = find_ns(n, ns, nslen);
-    if (i >= 0) {
-        struct kv_ns *r = rec(n, (uint32_t)i);
-        memcpy(ck, &r->id, 8);
-        for (size_t k = 0; k < nk; k++) {
-            if (keys[k].klen > t->key_max - 8 || keys[k].vlen > t->value_max)
-                continue;
-            memcpy(ck + 8, keys[k].key, keys[k].klen);
-            done += put_locked(n, r, ck, 8 + keys[k].klen, keys[k].value, keys[k].vlen,
-                               keys[k].expires, now) == KV_OK;
-        }
+    if (i < 0)
+        goto out;
+    struct kv_ns *r = rec(n, (uint32_t)i);
+    memcpy(ck, &r->id, 8);
+    /* Keys grouped by stripe, in file order within each (a counting sort), so each
+     * stripe's lock is taken once and its buckets and slots are written in a run
+     * rather than in a random order over the whole table. */
+    for (size_t k = 0; k < nk; k++) {
+        /* a key too long is skipped below; its hash only has to be some stripe's */
+        size_t kl = keys[k].klen <= t->key_max - 8 ? keys[k].klen : 0;
+        memcpy(ck + 8, keys[k].key, kl);
+        hash[k] = shm_hash(ck, 8 + kl, shm.hdr->hash_seed);
+        first[shm_table_stripe_of(t, hash[k]) + 1]++;
     }
+    for (uint32_t s = 0; s < t->nstripes; s++)
+        first[s + 1] += first[s];
+    for (size_t k = 0; k < nk; k++)
+        order[first[shm_table_stripe_of(t, hash[k])]++] = (uint32_t)k;
+    /* Creation order is file order: the batch's sequence numbers are taken at once. */
+    uint64_t seq0 = __atomic_fetch_add(&shm.hdr->seq, (uint64_t)nk, __ATOMIC_RELAXED) + 1;
+    for (size_t a = 0; a < nk;) {
+        uint32_t s = shm_table_stripe_of(t, hash[order[a]]);
+        shm_table_lock(t, s);
+        for (; a < nk && shm_table_stripe_of(t, hash[order[a]]) == s; a++) {
+            const struct kv_dump_key *e = &keys[order[a]];
+            uint32_t cklen = 8 + e->klen, h = hash[order[a]];
+            if (e->klen > t->key_max - 8 || e->vlen > t->value_max)
+                continue;
+            memcpy(ck + 8, e->key, e->klen);
+            struct shm_slot *sl = shm_table_find(t, s, h, ck, cklen);
+            if (sl) { /* written twice in the file: the later value wins */
+                shm_table_put(t, s, h, ck, cklen, e->value, e->vlen, e->expires,
+                              seq0 + order[a], !expired(sl, now));
+                done++;
+            } else if (r->count < (uint32_t)max_per_ns &&
+                       n->total < shm.hdr->geo.kv_max_keys && shm_table_room(t, s) >= 2) {
+                shm_table_put(t, s, h, ck, cklen, e->value, e->vlen, e->expires,
+                              seq0 + order[a], 0);
+                SHM_STEP(32);
+                r->count++;
+                n->total++;
+                done++;
+            }
+        }
+        shm_table_unlock(t, s);
+    }
+    if (done)
+        changed();
+out:
     unlock_ns(n);
     free(ck);
+    free(first);
+    free(order);
+    free(hash);
     return done;
 }
 

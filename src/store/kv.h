@@ -108,8 +108,9 @@ int kv_restore(const char *ns, size_t nslen, const char *key, size_t klen, const
                size_t vlen, int64_t expires);
 
 /* Writes NK keys read back from a snapshot into namespace NS (made with kv_restore)
- * under one hold of the namespace lock, in order. Returns how many were written;
- * the others broke a limit. */
+ * under one hold of the namespace lock, with creation order as in KEYS, one stripe
+ * after another. Returns how many were written; the others broke a limit (no
+ * expired key is reclaimed for them: the store is new). */
 size_t kv_restore_keys(const char *ns, size_t nslen, const struct kv_dump_key *keys, size_t nk);
 
 /* Loading NKEYS keys into a new store: a helper thread pre-faults the shared memory

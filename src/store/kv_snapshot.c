@@ -40,7 +40,7 @@
 #define SNAP_HEADER 32        /* magic, version, header size, savedAt, reserved */
 #define SNAP_HASH 32          /* SHA-256 */
 #define SNAP_RECORD_MAX (64u << 20) /* larger than any key or value can be: damage */
-#define IO_BUF (1u << 20)
+#define IO_BUF (4u << 20)  /* also bounds a batch of keys (struct load) */
 
 /* ------------------------------------------------------- the directory */
 
@@ -419,7 +419,7 @@ static uint64_t get_u64(const unsigned char *p)
     return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
 }
 
-#define BATCH 1024
+#define BATCH 65536
 
 struct load {
     int apply; /* pass 2: write into the store */

@@ -360,3 +360,18 @@ def test_damaged_snapshot_loads_nothing(kvd, damage):
     with open(d.snapshot_file + ".bad", "rb") as f:
         assert f.read() == data
     assert d.find(re.compile(r"error: snapshot .* is unusable")), d.log_tail()
+
+
+def test_key_twice_in_file_later_value_wins(kvd):
+    """As for two writes through the API: the value of the later one, the place
+    in the creation order of the first."""
+    d = kvd(file=True, interval=0, start=False)
+    with open(d.snapshot_file, "wb") as f:
+        f.write(kvsnapfile.encode([{"namespace": "ns", "keys": [
+            {"key": "k1", "value": "first", "expiresAt": None},
+            {"key": "k2", "value": "v2", "expiresAt": None},
+            {"key": "k1", "value": "second", "expiresAt": None}]}]))
+    d.start()
+    r = d.keylist("ns")
+    assert [k["key"] for k in json.loads(r.body)["keys"]] == ["k1", "k2"], r
+    assert json.loads(d.kv_get("ns", "k1").body)["value"] == "second"
