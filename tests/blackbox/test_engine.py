@@ -21,7 +21,7 @@ import harness
 from harness import JSON_CT, Raw
 
 from harness import CLIENT_CN, FIXTURE, X_QLIK_USER
-from test_task import certs, sim  # noqa: F401 (pytest fixtures)
+from taskfix import certs, sim  # noqa: F401 (pytest fixtures)
 from qlik_sim import QlikSim, make_large_app
 TIMEOUT_MS = 1000
 

@@ -18,7 +18,7 @@ import pytest
 
 import harness
 from harness import X_QLIK_USER
-from test_task import certs, sim, T1  # noqa: F401 (pytest fixtures)
+from taskfix import certs, sim, T1  # noqa: F401 (pytest fixtures)
 
 SLOW_ADDR = "127.0.0.2"
 

@@ -23,7 +23,7 @@ import harness
 from broker import STATUS_TOPIC, Broker, Subscriber, mqtt_overrides, status_text
 from harness import Raw, jdump, validation
 # the simulator fixtures and fixture constants of the start-task suite
-from test_task import (certs, sim, filter_cfg, X_QLIK_USER,  # noqa: F401 (pytest fixtures)
+from taskfix import (certs, sim, filter_cfg, X_QLIK_USER,  # noqa: F401 (pytest fixtures)
                        T1, T2, T3, T4, T5, SEED_V2)
 
 CLIENT_ID = "butlerd-test"

@@ -19,7 +19,7 @@ import pytest
 
 import harness
 from harness import Raw, jdump, err, validation
-from test_task import (certs, sim, butler, start, check_json, result, item_id, item_tag,  # noqa: F401
+from taskfix import (certs, sim, butler, start, check_json, result, item_id, item_tag,  # noqa: F401
                        item_cp, item_kv, kv_get, split_terms, started, once, NAMES,
                        T1, T2, T3, T4, T5, TOB, TFN, MISSING)
 

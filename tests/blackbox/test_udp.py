@@ -27,7 +27,7 @@ from harness import JSON_CT, jdump
 from broker import STATUS_TOPIC
 from test_mqtt import (broker, subs, certs, sim,  # noqa: F401 (pytest fixtures)
                        mqtt_daemon, qrs_overrides, SETTLE)
-from test_task import SIM_DIR, FIXTURE, T1, T2, T3, MISSING, TEXT
+from taskfix import SIM_DIR, FIXTURE, T1, T2, T3, MISSING, TEXT
 
 sys.path.insert(0, SIM_DIR)
 from udp_sender import Sender, join, session_datagram, session_fields, task_fields  # noqa: E402
