@@ -3,6 +3,7 @@
  * parsed into a fresh struct cfg; the caller swaps it in only if cfg_load() succeeds. */
 #include "cfg.h"
 #include "butlerd.h"
+#include "guid.h"
 #include "log.h"
 #include "shm.h"
 #include "util.h"
@@ -516,27 +517,6 @@ static int line_of(const struct cfg *c, const char *path)
     return ki >= 0 ? c->lines[ki] : 0;
 }
 
-static int strict_task_id(const char *s)
-{
-    static const char pat[] = "xxxxxxxx-xxxx-5xxx-8xxx-xxxxxxxxxxxx";
-    if (strlen(s) != sizeof pat - 1)
-        return 0;
-    for (size_t i = 0; pat[i]; i++) {
-        char ch = (char)tolower((unsigned char)s[i]);
-        if (pat[i] == '-') {
-            if (ch != '-')
-                return 0;
-        } else if (!isxdigit((unsigned char)ch)) {
-            return 0;
-        } else if (pat[i] == '5' && !(ch >= '0' && ch <= '5')) {
-            return 0;
-        } else if (pat[i] == '8' && !strchr("89ab", ch)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static void check_readable(struct loader *ld, const char *key, const char *val, int fatal)
 {
     const struct cfg *c = ld->c;
@@ -630,7 +610,7 @@ static void validate(struct loader *ld)
             "the REST API is enabled but no endpoint in Butler.restServerEndpointsEnable is: "
             "every request will get 404");
     for (size_t i = 0; i < c->startTaskFilter.taskId.n; i++)
-        if (!strict_task_id(c->startTaskFilter.taskId.v[i]))
+        if (!guid_task_id(c->startTaskFilter.taskId.v[i], NULL))
             msg(&m->warnings, c->file, line_of(c, "Butler.startTaskFilter.allowTask.taskId"),
                 "Butler.startTaskFilter.allowTask.taskId entry \"%s\" is not a valid task ID",
                 c->startTaskFilter.taskId.v[i]);

@@ -7,11 +7,12 @@
 #include "udp.h"
 #include "cfg.h"
 #include "events.h"
+#include "guid.h"
 #include "log.h"
 #include "mqtt.h"
 #include "stats.h"
-#include "task.h"
 #include "users.h"
+#include "utf8.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -71,31 +72,7 @@ static struct {
 
 /* ------------------------------------------------------------ text */
 
-void udp_sanitise(char *s, size_t max_cp)
-{
-    char *d = s;
-    size_t cps = 0;
-    for (char *p = s; *p;) {
-        unsigned char c = (unsigned char)*p;
-        size_t k = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-        for (size_t j = 1; j < k; j++) /* a sequence cut by the end of S */
-            if (!p[j]) {
-                k = j;
-                break;
-            }
-        if (c < 0x20 || c == 0x7F) {
-            p++;
-            continue;
-        }
-        if (cps == max_cp)
-            break;
-        memmove(d, p, k);
-        d += k;
-        p += k;
-        cps++;
-    }
-    *d = '\0';
-}
+void udp_sanitise(char *s, size_t max_cp) { utf8_strip_controls(s, max_cp); }
 
 /* Splits TEXT on ';' into at most MAX fields, the last one keeping the rest. */
 static size_t split(char *text, char **f, size_t max)
@@ -520,11 +497,11 @@ static int task_event(enum ttype t, char **f, size_t n)
         warn("UDP task event with %zu fields (11 needed): %.300s", n, f[0]);
         return -1;
     }
-    if (!task_loose_id(f[5], tid)) {
+    if (!guid_loose(f[5], tid)) {
         warn("UDP task event with an invalid task ID \"%.100s\"", f[5]);
         return -1;
     }
-    if (*f[6] && !task_loose_id(f[6], aid)) {
+    if (*f[6] && !guid_loose(f[6], aid)) {
         warn("UDP task event with an invalid app ID \"%.100s\"", f[6]);
         return -1;
     }
@@ -626,7 +603,7 @@ static void datagram(int s, const unsigned char *p, size_t len, int truncated,
         rc = -1;
     } else if (tt == T_ENGINE) {
         char id[37];
-        if (n < 9 || !task_loose_id(f[2], id)) {
+        if (n < 9 || !guid_loose(f[2], id)) {
             warn("UDP engine event with %zu fields or a bad app ID: %.300s", n, f[0]);
             rc = -1;
         } else {

@@ -7,6 +7,7 @@
 #include "butlerd.h"
 #include "cfg.h"
 #include "log.h"
+#include "utf8.h"
 
 #include <assert.h>
 #include <ctype.h>

@@ -1,6 +1,7 @@
 /* Request inputs. Query strings are decoded with form rules and kept as JSON
  * strings so the same schema check and coercion serve query strings and bodies. */
 #include "params.h"
+#include "utf8.h"
 #include "util.h"
 
 #include <math.h>
@@ -263,15 +264,6 @@ static const char *type_word(enum sch_type t)
     return w[t];
 }
 
-static size_t utf8_codepoints(const char *s, size_t n)
-{
-    size_t cp = 0;
-    for (size_t i = 0; i < n; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            cp++;
-    return cp;
-}
-
 int sch_check(json_object *obj, const char *loc, const struct sch_prop *props, char **err)
 {
     const struct sch_prop *p;
@@ -293,7 +285,7 @@ int sch_check(json_object *obj, const char *loc, const struct sch_prop *props, c
         if (p->type == SCH_STRING) {
             const char *s = json_object_get_string(c);
             size_t n = (size_t)json_object_get_string_len(c);
-            if (p->maxlen && utf8_codepoints(s, n) > (size_t)p->maxlen) {
+            if (p->maxlen && utf8_count(s, n) > (size_t)p->maxlen) {
                 *err = xasprintf("%s/%s must NOT have more than %d characters", loc, p->name,
                                  p->maxlen);
                 return -1;
