@@ -5,7 +5,7 @@
 #include "butlerd.h"
 #include "guid.h"
 #include "log.h"
-#include "shm.h"
+#include "shm_layout.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -586,7 +586,11 @@ static void validate(struct loader *ld)
         msg(&m->errors, c->file, line_of(c, "butlerd.shm.name"),
             "butlerd.shm.name \"%s\" must start with / and contain no other /", c->shm.name);
 
-    uint64_t shm_bytes = shm_region_size(c);
+    struct shm_geometry geo;
+    shm_geometry_make(&geo, (uint32_t)c->shm.kvMaxKeys, (uint32_t)c->shm.kvMaxKeyBytes,
+                      (uint32_t)c->shm.kvMaxValueBytes, (uint32_t)c->shm.kvMaxNamespaces,
+                      (uint32_t)c->shm.maxActiveUsers);
+    uint64_t shm_bytes = shm_layout_size(&geo);
     struct statvfs vfs;
     if (shm_bytes > ((uint64_t)1 << 40))
         msg(&m->errors, c->file, line_of(c, "butlerd.shm.kvMaxKeys"),
