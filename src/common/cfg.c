@@ -228,23 +228,6 @@ static const struct key keys[] = {
 
 #define FIELD(c, k, T) ((T *)((char *)(c) + (k)->off))
 
-/* ------------------------------------------------------------------ lists */
-
-void strlist_add(struct strlist *l, char *s)
-{
-    l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
-    l->v[l->n++] = s;
-}
-
-void strlist_free(struct strlist *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
 static void tuplelist_free(struct tuplelist *l)
 {
     for (size_t i = 0; i < l->n; i++)

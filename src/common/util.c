@@ -86,6 +86,21 @@ void buf_free(struct buf *b)
     b->len = b->cap = 0;
 }
 
+void strlist_add(struct strlist *l, char *s)
+{
+    l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    l->v[l->n++] = s;
+}
+
+void strlist_free(struct strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
 int set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);

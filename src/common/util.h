@@ -1,4 +1,5 @@
-/* Small helpers used everywhere: checked allocation, strings, time. */
+/* Small helpers used everywhere: checked allocation, byte buffers, string lists,
+ * time, file descriptors. */
 #ifndef UTIL_H
 #define UTIL_H
 
@@ -21,6 +22,14 @@ struct buf {
 };
 void buf_append(struct buf *b, const void *data, size_t n);
 void buf_free(struct buf *b);
+
+/* A growable list of malloc'd strings. */
+struct strlist {
+    size_t n;
+    char **v;
+};
+void strlist_add(struct strlist *l, char *s); /* takes ownership of s */
+void strlist_free(struct strlist *l);
 
 int set_nonblock(int fd);
 int set_cloexec(int fd);
