@@ -6,7 +6,7 @@
 #include "appreload.h"
 #include "cfg.h"
 #include "http.h"
-#include "params.h"
+#include "schema.h"
 #include "util.h"
 
 #include <stdio.h>

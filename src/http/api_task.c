@@ -5,7 +5,7 @@
 #include "cfg.h"
 #include "http.h"
 #include "log.h"
-#include "params.h"
+#include "schema.h"
 #include "qrs.h"
 #include "task.h"
 #include "util.h"

@@ -8,7 +8,7 @@
 #include "guid.h"
 #include "kv.h"
 #include "log.h"
-#include "params.h"
+#include "schema.h"
 #include "qrs.h"
 #include "util.h"
 
