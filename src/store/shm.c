@@ -1,7 +1,8 @@
-/* The shared-memory region. Layout: header, namespace table, key table; every
- * reference inside is an offset from the base. A segment that survives a master
- * crash is re-attached only if its header (magic, format, size, geometry) matches
- * what this configuration would build; otherwise it is replaced. */
+/* The shared-memory segment: created by the master, or re-attached when one survives
+ * a master crash, but only if its header (magic, format, size, geometry) matches what
+ * this configuration would build; otherwise it is replaced. The layout (header,
+ * namespace table, key table, active users, counters) is shm_layout.c's; every
+ * reference inside is an offset from the base (shm_region.h). */
 #include "shm.h"
 #include "cfg.h"
 #include "kv_ns.h"
