@@ -1,26 +1,18 @@
 /* The start-task endpoints (spec 2.14, 3, and /v2/senseStartTask) and the apps list:
- * they parse the request, call task.c and render. Everything here waits on QRS, so
+ * they parse the request, call task.c or apps.c and render. Everything here waits on QRS, so
  * the handlers run on job threads. */
 #include "api.h"
+#include "apps.h"
 #include "cfg.h"
 #include "http.h"
 #include "log.h"
 #include "schema.h"
-#include "qrs.h"
 #include "task.h"
 #include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *str_member(json_object *o, const char *k)
-{
-    json_object *v;
-    return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
-               ? json_object_get_string(v)
-               : NULL;
-}
 
 static void start_job(struct req *r)
 {
@@ -101,44 +93,16 @@ void api_v2_start_task(struct req *r) { http_defer(r, v2_start_job); }
 
 /* ------------------------------------------------------------------ apps list */
 
-/* Each app is rendered as it is read, so a list of many apps costs about its text,
- * not a parse tree per app. */
-static void app_entry(json_object *a, void *arg)
-{
-    struct buf *out = arg;
-    json_object *e = json_object_new_object();
-    const char *id = str_member(a, "id"), *name = str_member(a, "name");
-    json_object_object_add(e, "id", json_object_new_string(id ? id : ""));
-    json_object_object_add(e, "name", json_object_new_string(name ? name : ""));
-    size_t len;
-    const char *js = json_object_to_json_string_length(
-        e, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    buf_append(out, out->len > 1 ? "," : "", out->len > 1);
-    buf_append(out, js, len);
-    json_object_put(e);
-}
-
 static void apps_job(struct req *r)
 {
-    struct qrs_resp q;
     struct buf out = {0};
-    long n = -1;
-    buf_append(&out, "[", 1);
-    if (qrs_call(r->cfg, "GET", "app", NULL, NULL, &q) == 0 && q.status == 200)
-        n = qrs_array_each(q.body.p, q.body.len, app_entry, &out);
-    if (q.too_large) {
-        log_errorx("apps list: QRS %s", q.error);
-        http_reply_error(r, 502, NULL, "QRS request failed: %s", q.error);
-    } else if (n < 0) {
-        log_warnx("apps list: QRS answered %s", q.status ? "without an app list" : q.error);
-        http_reply_error(r, 500, NULL, "Failed getting list of Sense apps");
-    } else {
-        qrs_resp_free(&q);
-        buf_append(&out, "]", 1);
-        http_reply_json_buf(r, 200, &out);
+    char err[128];
+    switch (apps_list(r->cfg, &out, err, sizeof err)) {
+    case APPS_OK: http_reply_json_buf(r, 200, &out); break;
+    case APPS_TOO_LARGE: http_reply_error(r, 502, NULL, "QRS request failed: %s", err); break;
+    case APPS_FAILED: http_reply_error(r, 500, NULL, "Failed getting list of Sense apps"); break;
     }
     buf_free(&out);
-    qrs_resp_free(&q);
 }
 
 void api_apps_list(struct req *r) { http_defer(r, apps_job); }
