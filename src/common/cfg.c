@@ -8,7 +8,6 @@
 #include "shm_layout.h"
 #include "util.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <limits.h>

@@ -8,8 +8,8 @@
 #include "guid.h"
 #include "kv.h"
 #include "log.h"
-#include "schema.h"
 #include "qrs.h"
+#include "schema.h"
 #include "util.h"
 
 #include <math.h>
