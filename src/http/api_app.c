@@ -15,14 +15,15 @@
 
 /* ------------------------------------------------------------------- dump */
 
-struct dump_reply {
+/* What a domain module's callback needs to answer. */
+struct app_reply {
     struct req *r;
     const char *app;
 };
 
 static void dump_done(void *arg, enum appdump_rc rc, struct buf *out)
 {
-    struct dump_reply *d = arg;
+    struct app_reply *d = arg;
     if (rc == APPDUMP_OK)
         http_reply_json_buf(d->r, 200, out);
     else if (rc == APPDUMP_NOT_FOUND)
@@ -33,7 +34,7 @@ static void dump_done(void *arg, enum appdump_rc rc, struct buf *out)
 
 static void dump_and_reply(struct req *r, const char *app)
 {
-    struct dump_reply d = {r, app};
+    struct app_reply d = {r, app};
     appdump_run(r->cfg, app, dump_done, &d);
 }
 
@@ -65,6 +66,28 @@ static json_object *member(json_object *o, const char *k)
 {
     json_object *v;
     return json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+static void reload_done(void *arg, enum appreload_rc rc, const char *why)
+{
+    struct app_reply *d = arg;
+    switch (rc) {
+    case APPRELOAD_STARTED: {
+        json_object *res = json_object_new_object();
+        json_object_object_add(res, "appId", json_object_new_string(d->app));
+        http_reply_json(d->r, 201, res);
+        break;
+    }
+    case APPRELOAD_NOT_FOUND:
+        http_reply_error(d->r, 404, NULL, "App not found: %s", d->app);
+        break;
+    case APPRELOAD_FAILED:
+        http_reply_error(d->r, 500, NULL, "Failed getting list of Sense apps");
+        break;
+    case APPRELOAD_NO_THREAD:
+        http_reply_error(d->r, 500, NULL, "Cannot start the reload: %s", why);
+        break;
+    }
 }
 
 /* One of the two task lists: an array (a scalar becomes one) of strings. */
@@ -106,22 +129,8 @@ static void reload_job(struct req *r)
         o.mode = m >= 0 && m <= 2 ? (int)m : 0;
     }
     o.partial = (v = member(b, "partialReload")) != NULL && json_object_get_boolean(v);
-    char err[128];
-    switch (appreload_start(r->cfg, app, &o, http_background_add, err, sizeof err)) {
-    case APPRELOAD_STARTED: {
-        json_object *res = json_object_new_object();
-        json_object_object_add(res, "appId", json_object_new_string(app));
-        http_reply_json(r, 201, res);
-        break;
-    }
-    case APPRELOAD_NOT_FOUND: http_reply_error(r, 404, NULL, "App not found: %s", app); break;
-    case APPRELOAD_FAILED:
-        http_reply_error(r, 500, NULL, "Failed getting list of Sense apps");
-        break;
-    case APPRELOAD_NO_THREAD:
-        http_reply_error(r, 500, NULL, "Cannot start the reload: %s", err);
-        break;
-    }
+    struct app_reply rep = {r, app};
+    appreload_start(r->cfg, app, &o, http_background_add, reload_done, &rep);
 out:
     strlist_free(&o.on_success);
     strlist_free(&o.on_failure);

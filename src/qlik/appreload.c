@@ -93,8 +93,8 @@ static void *reload_thread(void *arg)
     return NULL;
 }
 
-enum appreload_rc appreload_start(const struct cfg *c, const char *app, struct appreload_opts *o,
-                                  void (*bg)(int delta), char *err, size_t errsz)
+void appreload_start(const struct cfg *c, const char *app, struct appreload_opts *o,
+                     void (*bg)(int delta), appreload_done_fn done, void *arg)
 {
     struct reload *rl = xcalloc(1, sizeof *rl);
     rl->c = c;
@@ -120,9 +120,9 @@ enum appreload_rc appreload_start(const struct cfg *c, const char *app, struct a
         log_debug("engine version %s", json_object_get_string(cv));
     json_object_put(ver);
     if (rl->doc < 0) {
-        int missing = engine_app_missing(&eerr);
+        done(arg, engine_app_missing(&eerr) ? APPRELOAD_NOT_FOUND : APPRELOAD_FAILED, NULL);
         reload_free(rl);
-        return missing ? APPRELOAD_NOT_FOUND : APPRELOAD_FAILED;
+        return;
     }
     log_info("app reload %s started (mode %d, partial %s)", app, rl->mode,
              rl->partial ? "true" : "false");
@@ -139,9 +139,9 @@ enum appreload_rc appreload_start(const struct cfg *c, const char *app, struct a
         if (bg)
             bg(-1);
         log_errorx("app reload %s: cannot create a thread: %s", app, strerror(rc));
-        snprintf(err, errsz, "%s", strerror(rc));
+        done(arg, APPRELOAD_NO_THREAD, strerror(rc));
         reload_free(rl);
-        return APPRELOAD_NO_THREAD;
+        return;
     }
-    return APPRELOAD_STARTED;
+    done(arg, APPRELOAD_STARTED, NULL);
 }
