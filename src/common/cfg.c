@@ -3,11 +3,11 @@
  * parsed into a fresh struct cfg; the caller swaps it in only if cfg_load() succeeds. */
 #include "cfg.h"
 #include "butlerd.h"
+#include "guid.h"
 #include "log.h"
-#include "shm.h"
+#include "shm_layout.h"
 #include "util.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <limits.h>
@@ -226,23 +226,6 @@ static const struct key keys[] = {
 #define NKEYS (sizeof keys / sizeof keys[0])
 
 #define FIELD(c, k, T) ((T *)((char *)(c) + (k)->off))
-
-/* ------------------------------------------------------------------ lists */
-
-void strlist_add(struct strlist *l, char *s)
-{
-    l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
-    l->v[l->n++] = s;
-}
-
-void strlist_free(struct strlist *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
 
 static void tuplelist_free(struct tuplelist *l)
 {
@@ -516,27 +499,6 @@ static int line_of(const struct cfg *c, const char *path)
     return ki >= 0 ? c->lines[ki] : 0;
 }
 
-static int strict_task_id(const char *s)
-{
-    static const char pat[] = "xxxxxxxx-xxxx-5xxx-8xxx-xxxxxxxxxxxx";
-    if (strlen(s) != sizeof pat - 1)
-        return 0;
-    for (size_t i = 0; pat[i]; i++) {
-        char ch = (char)tolower((unsigned char)s[i]);
-        if (pat[i] == '-') {
-            if (ch != '-')
-                return 0;
-        } else if (!isxdigit((unsigned char)ch)) {
-            return 0;
-        } else if (pat[i] == '5' && !(ch >= '0' && ch <= '5')) {
-            return 0;
-        } else if (pat[i] == '8' && !strchr("89ab", ch)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static void check_readable(struct loader *ld, const char *key, const char *val, int fatal)
 {
     const struct cfg *c = ld->c;
@@ -606,7 +568,11 @@ static void validate(struct loader *ld)
         msg(&m->errors, c->file, line_of(c, "butlerd.shm.name"),
             "butlerd.shm.name \"%s\" must start with / and contain no other /", c->shm.name);
 
-    uint64_t shm_bytes = shm_region_size(c);
+    struct shm_geometry geo;
+    shm_geometry_make(&geo, (uint32_t)c->shm.kvMaxKeys, (uint32_t)c->shm.kvMaxKeyBytes,
+                      (uint32_t)c->shm.kvMaxValueBytes, (uint32_t)c->shm.kvMaxNamespaces,
+                      (uint32_t)c->shm.maxActiveUsers);
+    uint64_t shm_bytes = shm_layout_size(&geo);
     struct statvfs vfs;
     if (shm_bytes > ((uint64_t)1 << 40))
         msg(&m->errors, c->file, line_of(c, "butlerd.shm.kvMaxKeys"),
@@ -630,7 +596,7 @@ static void validate(struct loader *ld)
             "the REST API is enabled but no endpoint in Butler.restServerEndpointsEnable is: "
             "every request will get 404");
     for (size_t i = 0; i < c->startTaskFilter.taskId.n; i++)
-        if (!strict_task_id(c->startTaskFilter.taskId.v[i]))
+        if (!guid_task_id(c->startTaskFilter.taskId.v[i], NULL))
             msg(&m->warnings, c->file, line_of(c, "Butler.startTaskFilter.allowTask.taskId"),
                 "Butler.startTaskFilter.allowTask.taskId entry \"%s\" is not a valid task ID",
                 c->startTaskFilter.taskId.v[i]);

@@ -3,13 +3,10 @@
 #ifndef CFG_H
 #define CFG_H
 
+#include "util.h" /* struct strlist */
+
 #include <stdbool.h>
 #include <stddef.h>
-
-struct strlist {
-    size_t n;
-    char **v;
-};
 
 /* A list of groups with up to three string members, e.g. {name, value}. */
 struct tuple {
@@ -166,8 +163,6 @@ void cfg_msgs_free(struct cfg_msgs *m);
 int cfg_check_reload(const struct cfg *old, const struct cfg *neu, struct strlist *errors);
 void cfg_keep_restart_keys(const struct cfg *old, struct cfg *neu, struct strlist *out);
 
-void strlist_add(struct strlist *l, char *s); /* takes ownership of s */
-void strlist_free(struct strlist *l);
 
 /* Access to a bool field by offset, used by the route table's enable flags. */
 static inline bool cfg_flag(const struct cfg *c, size_t off)

@@ -86,6 +86,21 @@ void buf_free(struct buf *b)
     b->len = b->cap = 0;
 }
 
+void strlist_add(struct strlist *l, char *s)
+{
+    l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    l->v[l->n++] = s;
+}
+
+void strlist_free(struct strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
 int set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
@@ -98,75 +113,3 @@ int set_cloexec(int fd)
     return fl < 0 ? -1 : fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
 }
 
-/* ------------------------------------------------------------ UTF-8 */
-
-static void put_fffd(struct buf *b) { buf_append(b, "\xEF\xBF\xBD", 3); }
-
-/* Length of the well-formed UTF-8 sequence at S (at most N bytes: 1 to 4), or 0 if
- * there is none; then *BAD is the length of the maximal invalid prefix (at least 1).
- * Overlong forms, encoded surrogates and code points above U+10FFFF are invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
-{
-    unsigned char c = s[0];
-    size_t k = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3
-                            : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
-    if (k == 0) {
-        *bad = 1;
-        return 0;
-    }
-    size_t j = 1;
-    for (; j < k && j < n; j++) {
-        unsigned char d = s[j];
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (j == 1) { /* overlongs, surrogates and > U+10FFFF */
-            if (c == 0xE0)
-                lo = 0xA0;
-            else if (c == 0xED)
-                hi = 0x9F;
-            else if (c == 0xF0)
-                lo = 0x90;
-            else if (c == 0xF4)
-                hi = 0x8F;
-        }
-        if (d < lo || d > hi)
-            break;
-    }
-    if (j == k)
-        return k;
-    *bad = j;
-    return 0;
-}
-
-int utf8_valid(const void *in, size_t n)
-{
-    const unsigned char *s = in;
-    size_t i = 0, bad;
-    while (i < n) {
-        size_t k = utf8_seq(s + i, n - i, &bad);
-        if (!k)
-            return 0;
-        i += k;
-    }
-    return 1;
-}
-
-char *utf8_repair(const void *in, size_t n, size_t *outlen)
-{
-    const unsigned char *s = in;
-    struct buf b = {0};
-    buf_append(&b, "", 0);
-    size_t i = 0, bad;
-    while (i < n) {
-        size_t k = utf8_seq(s + i, n - i, &bad);
-        if (k) {
-            buf_append(&b, s + i, k);
-            i += k;
-        } else { /* a maximal invalid prefix becomes one U+FFFD */
-            put_fffd(&b);
-            i += bad;
-        }
-    }
-    if (outlen)
-        *outlen = b.len;
-    return b.p;
-}

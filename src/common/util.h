@@ -1,4 +1,5 @@
-/* Small helpers used everywhere: checked allocation, strings, time. */
+/* Small helpers used everywhere: checked allocation, byte buffers, string lists,
+ * time, file descriptors. */
 #ifndef UTIL_H
 #define UTIL_H
 
@@ -22,12 +23,13 @@ struct buf {
 void buf_append(struct buf *b, const void *data, size_t n);
 void buf_free(struct buf *b);
 
-/* A copy of LEN bytes of IN as valid UTF-8: each maximal invalid sequence becomes one
- * U+FFFD (as the WHATWG decoder does). NUL-terminated; its length in *OUTLEN. */
-char *utf8_repair(const void *in, size_t len, size_t *outlen);
-/* True if LEN bytes of IN are well-formed UTF-8: no overlong forms, no encoded
- * surrogates, nothing above U+10FFFF. */
-int utf8_valid(const void *in, size_t len);
+/* A growable list of malloc'd strings. */
+struct strlist {
+    size_t n;
+    char **v;
+};
+void strlist_add(struct strlist *l, char *s); /* takes ownership of s */
+void strlist_free(struct strlist *l);
 
 int set_nonblock(int fd);
 int set_cloexec(int fd);

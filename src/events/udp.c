@@ -7,11 +7,12 @@
 #include "udp.h"
 #include "cfg.h"
 #include "events.h"
+#include "guid.h"
 #include "log.h"
 #include "mqtt.h"
 #include "stats.h"
-#include "task.h"
 #include "users.h"
+#include "utf8.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -71,31 +72,7 @@ static struct {
 
 /* ------------------------------------------------------------ text */
 
-void udp_sanitise(char *s, size_t max_cp)
-{
-    char *d = s;
-    size_t cps = 0;
-    for (char *p = s; *p;) {
-        unsigned char c = (unsigned char)*p;
-        size_t k = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-        for (size_t j = 1; j < k; j++) /* a sequence cut by the end of S */
-            if (!p[j]) {
-                k = j;
-                break;
-            }
-        if (c < 0x20 || c == 0x7F) {
-            p++;
-            continue;
-        }
-        if (cps == max_cp)
-            break;
-        memmove(d, p, k);
-        d += k;
-        p += k;
-        cps++;
-    }
-    *d = '\0';
-}
+void udp_sanitise(char *s, size_t max_cp) { utf8_strip_controls(s, max_cp); }
 
 /* Splits TEXT on ';' into at most MAX fields, the last one keeping the rest. */
 static size_t split(char *text, char **f, size_t max)
@@ -491,28 +468,26 @@ static int session_event(char **f, size_t n)
 
 /* ------------------------------------------------------------ task events */
 
-enum ttype { T_NONE, T_FAILED, T_ABORTED, T_SUCCESS, T_DISTRIBUTE, T_ENGINE };
-
-static enum ttype task_type(const char *t)
+static enum udp_ttype task_type(const char *t)
 {
     static const struct {
         const char *name;
-        enum ttype type;
+        enum udp_ttype type;
     } map[] = {
-        {"/scheduler-task-failed/", T_FAILED},        {"/scheduler-reload-failed/", T_FAILED},
-        {"/scheduler-reloadtask-failed/", T_FAILED},  {"/scheduler-task-aborted/", T_ABORTED},
-        {"/scheduler-reload-aborted/", T_ABORTED},    {"/scheduler-task-success/", T_SUCCESS},
-        {"/scheduler-task-success//", T_SUCCESS},     {"/scheduler-reloadtask-success/", T_SUCCESS},
-        {"/scheduler-distribute/", T_DISTRIBUTE},     {"/engine-reload-failed/", T_ENGINE},
+        {"/scheduler-task-failed/", UDP_T_FAILED},        {"/scheduler-reload-failed/", UDP_T_FAILED},
+        {"/scheduler-reloadtask-failed/", UDP_T_FAILED},  {"/scheduler-task-aborted/", UDP_T_ABORTED},
+        {"/scheduler-reload-aborted/", UDP_T_ABORTED},    {"/scheduler-task-success/", UDP_T_SUCCESS},
+        {"/scheduler-task-success//", UDP_T_SUCCESS},     {"/scheduler-reloadtask-success/", UDP_T_SUCCESS},
+        {"/scheduler-distribute/", UDP_T_DISTRIBUTE},     {"/engine-reload-failed/", UDP_T_ENGINE},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(t, map[i].name))
             return map[i].type;
-    return T_NONE;
+    return UDP_T_NONE;
 }
 
 /* Steps 6-8 for a scheduler event whose fields are sanitised; 0 if dispatched. */
-static int task_event(enum ttype t, char **f, size_t n)
+static int task_event(enum udp_ttype t, char **f, size_t n)
 {
     const struct cfg *c = u.cfg;
     char tid[37], aid[37];
@@ -520,24 +495,24 @@ static int task_event(enum ttype t, char **f, size_t n)
         warn("UDP task event with %zu fields (11 needed): %.300s", n, f[0]);
         return -1;
     }
-    if (!task_loose_id(f[5], tid)) {
+    if (!guid_loose(f[5], tid)) {
         warn("UDP task event with an invalid task ID \"%.100s\"", f[5]);
         return -1;
     }
-    if (*f[6] && !task_loose_id(f[6], aid)) {
+    if (*f[6] && !guid_loose(f[6], aid)) {
         warn("UDP task event with an invalid app ID \"%.100s\"", f[6]);
         return -1;
     }
     if (!*f[6])
         aid[0] = '\0';
-    if (t == T_SUCCESS || t == T_DISTRIBUTE) {
+    if (t == UDP_T_SUCCESS || t == UDP_T_DISTRIBUTE) {
         log_info("%s: host %s, task %s (%s), execution %s",
-                 t == T_SUCCESS ? "reload task succeeded" : "distribution task finished", f[1],
+                 t == UDP_T_SUCCESS ? "reload task succeeded" : "distribution task finished", f[1],
                  f[2], tid, f[9]);
         return 0;
     }
     log_info("reload task %s: host %s, task %s (%s), app %s, execution %s: %s",
-             t == T_FAILED ? "failed" : "aborted", f[1], f[2], tid, aid, f[9], f[10]);
+             t == UDP_T_FAILED ? "failed" : "aborted", f[1], f[2], tid, aid, f[9], f[10]);
     if (!c->mqtt.enable)
         return 0; /* the only destination today */
     unsigned out = events_outstanding(EV_TASK_EVENT);
@@ -555,7 +530,7 @@ static int task_event(enum ttype t, char **f, size_t n)
         return 1;
     }
     json_object *job = json_object_new_object(), *fa = json_object_new_array();
-    json_object_object_add(job, "outcome", json_object_new_string(t == T_FAILED ? "failed"
+    json_object_object_add(job, "outcome", json_object_new_string(t == UDP_T_FAILED ? "failed"
                                                                                  : "aborted"));
     for (int i = 0; i < 11; i++)
         json_object_array_add(fa, json_object_new_string(i == 5 ? tid : i == 6 ? aid : f[i]));
@@ -573,6 +548,27 @@ static int task_event(enum ttype t, char **f, size_t n)
         u.backpressure_warned = 0;
     }
     return 0;
+}
+
+/* Steps 4 and 7 of spec 6.2, pure: the datagram as valid UTF-8, its type, its fields
+ * split on ';' (the last one keeping the rest) and sanitised, field 0 lower-cased. */
+void udp_parse(int sock, const void *p, size_t len, struct udp_msg *m)
+{
+    size_t tlen;
+    char *text = utf8_repair(p, len, &tlen);
+    char *semi = strchr(text, ';');
+    size_t t0 = semi ? (size_t)(semi - text) : tlen;
+    char type[64];
+    snprintf(type, sizeof type, "%.*s", (int)(t0 < sizeof type ? t0 : sizeof type - 1), text);
+    udp_sanitise(type, FIELD_MAX_CP);
+    lower(type);
+    m->text = text;
+    m->type = sock == UDP_TASK ? task_type(type) : UDP_T_NONE;
+    size_t maxf = m->type == UDP_T_ENGINE ? 9 : sock == UDP_TASK ? 11 : 8;
+    m->n = split(text, m->f, maxf);
+    for (size_t i = 0; i < m->n; i++)
+        udp_sanitise(m->f[i], FIELD_MAX_CP);
+    lower(m->f[0]);
 }
 
 /* ------------------------------------------------------------ the pipeline */
@@ -603,30 +599,20 @@ static void datagram(int s, const unsigned char *p, size_t len, int truncated,
         }
         u.window_count[s]++;
     }
-    char *f[16];
-    size_t tlen;
-    char *text = utf8_repair(p, len, &tlen);
-    char *semi = strchr(text, ';');
-    size_t t0 = semi ? (size_t)(semi - text) : tlen;
-    char type[64];
-    snprintf(type, sizeof type, "%.*s", (int)(t0 < sizeof type ? t0 : sizeof type - 1), text);
-    udp_sanitise(type, FIELD_MAX_CP);
-    lower(type);
-    enum ttype tt = s == UDP_TASK ? task_type(type) : T_NONE;
-    size_t maxf = tt == T_ENGINE ? 9 : s == UDP_TASK ? 11 : 8;
-    size_t n = split(text, f, maxf);
-    for (size_t i = 0; i < n; i++)
-        udp_sanitise(f[i], FIELD_MAX_CP);
-    lower(f[0]);
+    struct udp_msg m;
+    udp_parse(s, p, len, &m);
+    char **f = m.f, *text = m.text;
+    size_t n = m.n;
+    enum udp_ttype tt = m.type;
     int rc;
     if (s == UDP_SESSION) {
         rc = session_event(f, n);
-    } else if (tt == T_NONE) {
+    } else if (tt == UDP_T_NONE) {
         warn("Unknown UDP message type: \"%s\"", f[0]);
         rc = -1;
-    } else if (tt == T_ENGINE) {
+    } else if (tt == UDP_T_ENGINE) {
         char id[37];
-        if (n < 9 || !task_loose_id(f[2], id)) {
+        if (n < 9 || !guid_loose(f[2], id)) {
             warn("UDP engine event with %zu fields or a bad app ID: %.300s", n, f[0]);
             rc = -1;
         } else {

@@ -27,4 +27,19 @@ void udp_stop(void);
  * UTF-8; a sequence cut short by the end of S is kept as it is, never read past. */
 void udp_sanitise(char *s, size_t max_cp);
 
+/* Kinds of scheduler and engine events on the task socket. */
+enum udp_ttype { UDP_T_NONE, UDP_T_FAILED, UDP_T_ABORTED, UDP_T_SUCCESS, UDP_T_DISTRIBUTE,
+                 UDP_T_ENGINE };
+
+/* A datagram split into sanitised fields (spec 6.2 steps 4 and 7). */
+struct udp_msg {
+    char *text;          /* malloc'd; the fields point into it */
+    char *f[16];
+    size_t n;            /* fields: at most 11 (task), 9 (engine) or 8 (session) */
+    enum udp_ttype type; /* task socket: the kind from field 0; session socket: NONE */
+};
+/* Parses LEN bytes of P received on socket SOCK (UDP_TASK or UDP_SESSION, stats.h).
+ * The caller frees M->text. */
+void udp_parse(int sock, const void *p, size_t len, struct udp_msg *m);
+
 #endif

@@ -7,6 +7,7 @@
 #include "cfg.h"
 #include "http.h"
 #include "log.h"
+#include "utf8.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -22,48 +23,6 @@
 struct slack_msg {
     json_object *channel, *from_user, *msg, *emoji; /* emoji may be NULL */
 };
-
-/* Length of the longest prefix of S (N bytes) that is at most MAX code points. */
-static size_t utf8_prefix_chars(const char *s, size_t n, size_t max)
-{
-    size_t i = 0;
-    for (size_t chars = 0; i < n && chars < max; chars++)
-        for (i++; i < n && ((unsigned char)s[i] & 0xC0) == 0x80; i++)
-            ;
-    return i;
-}
-
-/* Appends at most MAX bytes of S (N bytes) to OUT, as valid UTF-8: a sequence that
- * is broken or would be cut becomes '?' or is left out. */
-static void utf8_clean(struct buf *out, const char *s, size_t n, size_t max)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 && c >= 0xC2 ? 2
-                                  : (c & 0xF0) == 0xE0              ? 3
-                                  : (c & 0xF8) == 0xF0 && c <= 0xF4 ? 4
-                                                                    : 0;
-        int ok = len > 0 && i + len <= n;
-        for (size_t k = 1; ok && k < len; k++)
-            ok = ((unsigned char)s[i + k] & 0xC0) == 0x80;
-        /* overlong 3- and 4-byte forms, surrogates, above U+10FFFF */
-        if (ok && len == 3)
-            ok = !(c == 0xE0 && (unsigned char)s[i + 1] < 0xA0) &&
-                 !(c == 0xED && (unsigned char)s[i + 1] >= 0xA0);
-        if (ok && len == 4)
-            ok = !(c == 0xF0 && (unsigned char)s[i + 1] < 0x90) &&
-                 !(c == 0xF4 && (unsigned char)s[i + 1] >= 0x90);
-        if (!ok)
-            len = 1;
-        if (out->len + len > max)
-            break;
-        buf_append(out, ok ? s + i : "?", len);
-        i += len;
-    }
-    if (!out->p)
-        buf_append(out, "", 0);
-}
 
 static json_object *jstr(json_object *v)
 {
@@ -92,7 +51,7 @@ static char *payload(const struct slack_msg *m)
     json_object_object_add(text, "type", json_object_new_string("mrkdwn"));
     json_object_object_add(
         text, "text",
-        json_object_new_string_len(msg, (int)utf8_prefix_chars(msg, mlen, SECTION_MAX_CHARS)));
+        json_object_new_string_len(msg, (int)utf8_prefix(msg, mlen, SECTION_MAX_CHARS)));
     json_object_object_add(section, "text", text);
     json_object_array_add(blocks, section);
     json_object_object_add(o, "blocks", blocks);
@@ -177,7 +136,7 @@ static void send_and_reply(struct req *r, const struct slack_msg *m, unsigned st
         echo = NULL;
     } else if (st) {
         struct buf shown = {0};
-        utf8_clean(&shown, answer.p ? answer.p : "", answer.len, ANSWER_SHOW);
+        utf8_append_clean(&shown, answer.p ? answer.p : "", answer.len, ANSWER_SHOW);
         log_warnx("Slack answered HTTP %ld: %s", st, shown.p);
         http_reply_error(r, 502, NULL, "Slack returned HTTP %ld: %s", st, shown.p);
         buf_free(&shown);

@@ -7,6 +7,9 @@
 #include "butlerd.h"
 #include "cfg.h"
 #include "log.h"
+#include "pct.h"
+#include "query.h"
+#include "utf8.h"
 
 #include <assert.h>
 #include <ctype.h>

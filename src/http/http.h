@@ -3,7 +3,7 @@
 #ifndef HTTP_H
 #define HTTP_H
 
-#include "params.h"
+#include "schema.h"
 #include "router.h"
 #include "util.h"
 

@@ -884,3 +884,28 @@ int engine_handle_of(json_object *result)
         return -1;
     return json_object_get_int(h);
 }
+
+/* ------------------------------------------------------------ documents */
+
+#define ERR_APP_NOT_FOUND 1003 /* QIX: the app does not exist */
+
+int engine_open_doc(struct engine *e, const struct cfg *c, const char *app, int no_data,
+                    struct engine_err *err)
+{
+    json_object *p = json_object_new_object();
+    json_object_object_add(p, "qDocName", json_object_new_string(app));
+    json_object_object_add(p, "qNoData", json_object_new_boolean(no_data));
+    json_object *res = engine_call(e, -1, "OpenDoc", p, c->engineTimeoutMs, err);
+    int doc = engine_handle_of(res);
+    json_object_put(res);
+    if (res && doc < 0)
+        snprintf(err->msg, sizeof err->msg, "OpenDoc answered without a handle");
+    if (doc < 0)
+        log_warnx("engine: OpenDoc %s failed: %s", app, err->msg);
+    return doc;
+}
+
+int engine_app_missing(const struct engine_err *err)
+{
+    return err->kind == ENGINE_ERPC && err->code == ERR_APP_NOT_FOUND;
+}

@@ -49,4 +49,11 @@ json_object *engine_call(struct engine *e, int handle, const char *method, json_
 /* The qReturn.qHandle of a call that returns an object, or -1. */
 int engine_handle_of(json_object *result);
 
+/* OpenDoc APP (QNODATA: without its data) on session E: the doc handle, or -1 with
+ * ERR filled (and logged). */
+int engine_open_doc(struct engine *e, const struct cfg *c, const char *app, int no_data,
+                    struct engine_err *err);
+/* True if ERR is the engine's "app not found" answer. */
+int engine_app_missing(const struct engine_err *err);
+
 #endif

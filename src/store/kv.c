@@ -9,8 +9,9 @@
  * Nothing allocates, logs or makes a system call while a lock is held: buffers are
  * sized from the geometry beforehand. */
 #include "kv.h"
+#include "kv_ns.h"
 #include "log.h"
-#include "shm.h"
+#include "shm_region.h"
 #include "shm_table.h"
 #include "util.h"
 
@@ -26,8 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ALIGN64(x) (((x) + 63) & ~(uint64_t)63)
-
 static int max_per_ns = 1000;
 
 void kv_set_limits(int n) { max_per_ns = n; }
@@ -42,25 +41,7 @@ int64_t kv_now_ms(void)
 static struct kv_nstable *nst(void) { return shm_ptr(shm.hdr->kv_ns_off); }
 static struct shm_table *tbl(void) { return shm_ptr(shm.hdr->kv_table_off); }
 
-static struct kv_ns *rec(struct kv_nstable *n, uint32_t i)
-{
-    return (struct kv_ns *)((unsigned char *)n + ALIGN64(sizeof *n) + (uint64_t)i * n->rec_size);
-}
-
-size_t kv_ns_bytes(const struct shm_geometry *g)
-{
-    return ALIGN64(sizeof(struct kv_nstable)) +
-           (size_t)g->kv_max_ns * ALIGN64(sizeof(struct kv_ns) + g->kv_key_bytes);
-}
-
-void kv_init_region(uint64_t ns_off, const struct shm_geometry *g)
-{
-    struct kv_nstable *n = shm_ptr(ns_off);
-    shm_mutex_init(&n->lock);
-    n->max_ns = g->kv_max_ns;
-    n->rec_size = (uint32_t)ALIGN64(sizeof(struct kv_ns) + g->kv_key_bytes);
-    n->next_id = 1;
-}
+static struct kv_ns *rec(struct kv_nstable *n, uint32_t i) { return kv_ns_rec(n, i); }
 
 static uint64_t next_seq(void)
 {

@@ -5,39 +5,10 @@
 #ifndef KV_H
 #define KV_H
 
-#include "shm_lock.h"
-
 #include <stddef.h>
 #include <stdint.h>
 
 struct cfg;
-struct shm_geometry;
-
-/* One namespace record; the name is stored inline after the struct. */
-struct kv_ns {
-    uint32_t used;
-    uint32_t name_len;
-    uint64_t id;   /* unique per creation: keys carry it, so a re-created namespace
-                      never sees the keys of a deleted one */
-    uint64_t seq;  /* creation order */
-    uint32_t count; /* linked keys, expired ones included until reclaimed */
-    uint32_t pad;
-    char name[];
-};
-
-struct kv_nstable {
-    struct shm_mutex lock; /* taken before any stripe lock, by every write */
-    uint32_t max_ns, rec_size;
-    uint32_t total;        /* keys in the whole store */
-    uint32_t op;           /* nonzero while a namespace is being deleted */
-    uint32_t hwm;          /* records [0, hwm) have been used: scans stop there */
-    uint32_t pad;
-    uint64_t next_id;
-    /* max_ns records of rec_size bytes follow */
-};
-
-size_t kv_ns_bytes(const struct shm_geometry *g);
-void kv_init_region(uint64_t ns_off, const struct shm_geometry *g);
 
 enum kv_rc {
     KV_OK,

@@ -1,18 +1,19 @@
-/* The shared-memory region. Layout: header, namespace table, key table; every
- * reference inside is an offset from the base. A segment that survives a master
- * crash is re-attached only if its header (magic, format, size, geometry) matches
- * what this configuration would build; otherwise it is replaced. */
+/* The shared-memory segment: created by the master, or re-attached when one survives
+ * a master crash, but only if its header (magic, format, size, geometry) matches what
+ * this configuration would build; otherwise it is replaced. The layout (header,
+ * namespace table, key table, active users, counters) is shm_layout.c's; every
+ * reference inside is an offset from the base (shm_region.h). */
 #include "shm.h"
 #include "cfg.h"
-#include "kv.h"
+#include "kv_ns.h"
 #include "log.h"
+#include "shm_layout.h"
 #include "shm_table.h"
 #include "stats.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -20,63 +21,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ALIGN64(x) (((x) + 63) & ~(uint64_t)63)
-
-struct shm_region shm;
-
-static uint32_t pow2_at_least(uint64_t n)
-{
-    uint32_t p = 1;
-    while (p < n && p < (1u << 30))
-        p <<= 1;
-    return p;
-}
-
 void shm_geometry_from_cfg(const struct cfg *c, struct shm_geometry *g)
 {
-    memset(g, 0, sizeof *g);
-    g->kv_max_keys = (uint32_t)c->shm.kvMaxKeys;
-    g->kv_key_bytes = (uint32_t)c->shm.kvMaxKeyBytes;
-    g->kv_value_bytes = (uint32_t)c->shm.kvMaxValueBytes;
-    g->kv_max_ns = (uint32_t)c->shm.kvMaxNamespaces;
-    g->users_max = (uint32_t)c->shm.maxActiveUsers;
-    uint32_t stripes = pow2_at_least(g->kv_max_keys / 32 + 1);
-    if (stripes > 1024)
-        stripes = 1024;
-    g->kv_stripes = stripes;
-    /* Keys spread unevenly: leave four standard deviations of slack per stripe, plus
-     * the spare slot a replacement needs. Unused slots cost address space only. */
-    uint32_t per = (g->kv_max_keys + stripes - 1) / stripes;
-    g->kv_slots_per_stripe = per + (uint32_t)(4 * sqrt((double)per)) + 9;
-    g->kv_buckets_per_stripe = pow2_at_least(g->kv_slots_per_stripe);
-}
-
-struct layout {
-    uint64_t ns_off, table_off, users_off, stats_off, total;
-};
-
-static uint32_t users_slots(const struct shm_geometry *g) { return g->users_max + 1; }
-
-static void layout_for(const struct shm_geometry *g, struct layout *l)
-{
-    l->ns_off = ALIGN64(sizeof(struct shm_header));
-    l->table_off = ALIGN64(l->ns_off + kv_ns_bytes(g));
-    l->users_off = ALIGN64(l->table_off + shm_table_bytes(g->kv_stripes, g->kv_slots_per_stripe,
-                                                          g->kv_buckets_per_stripe,
-                                                          8 + g->kv_key_bytes, g->kv_value_bytes));
-    l->stats_off = ALIGN64(l->users_off + shm_table_bytes(1, users_slots(g),
-                                                          pow2_at_least(users_slots(g)),
-                                                          USERS_KEY_MAX, sizeof(int64_t)));
-    l->total = ALIGN64(l->stats_off + sizeof(struct stats));
+    shm_geometry_make(g, (uint32_t)c->shm.kvMaxKeys, (uint32_t)c->shm.kvMaxKeyBytes,
+                      (uint32_t)c->shm.kvMaxValueBytes, (uint32_t)c->shm.kvMaxNamespaces,
+                      (uint32_t)c->shm.maxActiveUsers);
 }
 
 uint64_t shm_region_size(const struct cfg *c)
 {
     struct shm_geometry g;
-    struct layout l;
     shm_geometry_from_cfg(c, &g);
-    layout_for(&g, &l);
-    return l.total;
+    return shm_layout_size(&g);
 }
 
 static int map(int fd, size_t size)
@@ -92,7 +48,7 @@ static int map(int fd, size_t size)
     return 0;
 }
 
-static int try_attach(const struct shm_geometry *g, const struct layout *l)
+static int try_attach(const struct shm_geometry *g, const struct shm_layout *l)
 {
     int fd = shm_open(shm.name, O_RDWR, 0600);
     if (fd < 0) {
@@ -127,9 +83,9 @@ static int try_attach(const struct shm_geometry *g, const struct layout *l)
 int shm_open_region(const struct cfg *c)
 {
     struct shm_geometry g;
-    struct layout l;
+    struct shm_layout l;
     shm_geometry_from_cfg(c, &g);
-    layout_for(&g, &l);
+    shm_layout_for(&g, &l);
     snprintf(shm.name, sizeof shm.name, "%s.%d", c->shm.name, c->rest.serverPort);
 
     if (try_attach(&g, &l)) {
@@ -166,7 +122,7 @@ int shm_open_region(const struct cfg *c)
     h->stats_off = l.stats_off;
     if (getrandom(&h->hash_seed, sizeof h->hash_seed, 0) != sizeof h->hash_seed)
         h->hash_seed = (uint64_t)now_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
-    kv_init_region(l.ns_off, &g);
+    kv_ns_init(shm_ptr(l.ns_off), g.kv_max_ns, g.kv_key_bytes);
     if (shm_table_init(shm_ptr(l.table_off), l.table_off, g.kv_stripes, g.kv_slots_per_stripe,
                        g.kv_buckets_per_stripe, 8 + g.kv_key_bytes, g.kv_value_bytes) < 0) {
         log_errorx("cannot initialise robust mutexes in %s", shm.name);
@@ -195,9 +151,9 @@ int shm_chown_region(uid_t uid, gid_t gid)
 void shm_reset_volatile(void)
 {
     const struct shm_geometry *g = &shm.hdr->geo;
-    uint32_t n = users_slots(g);
+    uint32_t n = shm_users_slots(g);
     /* No other process is attached yet, so the table is simply rebuilt. */
-    shm_table_init(shm_ptr(shm.hdr->users_off), shm.hdr->users_off, 1, n, pow2_at_least(n),
+    shm_table_init(shm_ptr(shm.hdr->users_off), shm.hdr->users_off, 1, n, shm_pow2_at_least(n),
                    USERS_KEY_MAX, sizeof(int64_t));
     memset(shm_ptr(shm.hdr->stats_off), 0, sizeof(struct stats));
     shm.hdr->master_pid = (int32_t)getpid();

@@ -10,7 +10,7 @@
  * op record says which operation was interrupted; the steps are numbered SHM_STEP(k)
  * so the crash-injection tests can kill a process at each one. */
 #include "shm_table.h"
-#include "shm.h"
+#include "shm_region.h"
 
 #include <string.h>
 

@@ -4,7 +4,7 @@
 #ifndef STATS_H
 #define STATS_H
 
-#include "shm.h"
+#include "shm_region.h"
 
 #include <stdint.h>
 

@@ -2,7 +2,7 @@
  * table is small (butlerd.shm.maxActiveUsers), so readers copy it out under the lock
  * and do the sorting and de-duplication outside it. */
 #include "users.h"
-#include "shm.h"
+#include "shm_region.h"
 #include "shm_table.h"
 #include "util.h"
 

@@ -1,5 +1,7 @@
 /* Query-string decoding and schema coercion (spec 1.5, 1.6). */
-#include "params.h"
+#include "pct.h"
+#include "query.h"
+#include "schema.h"
 #include "unit.h"
 
 #include <stdlib.h>

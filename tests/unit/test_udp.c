@@ -1,6 +1,7 @@
 /* UDP intake text handling: UTF-8 repair (each maximal invalid sequence becomes one
  * U+FFFD, as WHATWG/Unicode recommend) and field sanitising (spec 6.2 steps 4, 7). */
 #include "udp.h"
+#include "utf8.h"
 #include "util.h"
 #include "unit.h"
 

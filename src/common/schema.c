@@ -1,120 +1,13 @@
-/* Request inputs. Query strings are decoded with form rules and kept as JSON
- * strings so the same schema check and coercion serve query strings and bodies. */
-#include "params.h"
+/* JSON-schema checks and Butler's type coercion (spec 1.5, 1.6): messages are worded
+ * as Butler's (Fastify, AJV) are, e.g. "querystring/ttl must be number". */
+#include "schema.h"
+#include "utf8.h"
 #include "util.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Form decoding: '+' is a space, %XX is a byte, a malformed escape stays literal. */
-static char *form_decode(const char *s, size_t n, size_t *outlen)
-{
-    char *out = xmalloc(n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '+') {
-            out[o++] = ' ';
-        } else if (s[i] == '%' && i + 2 < n &&
-                   hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    out[o] = '\0';
-    /* %XX escapes decode as UTF-8 (spec 1.5): invalid sequences become U+FFFD, so
-     * every string that reaches a handler, and every JSON answer, is valid UTF-8. */
-    char *clean = utf8_repair(out, o, outlen);
-    free(out);
-    return clean;
-}
-
-json_object *qs_parse(const char *raw, size_t len)
-{
-    json_object *obj = json_object_new_object();
-    const char *p = raw, *end = raw + len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *pe = amp ? amp : end;
-        if (pe > p) {
-            const char *eq = memchr(p, '=', (size_t)(pe - p));
-            size_t nlen, vlen;
-            char *name = form_decode(p, (size_t)((eq ? eq : pe) - p), &nlen);
-            char *val = eq ? form_decode(eq + 1, (size_t)(pe - eq - 1), &vlen) : xstrdup("");
-            if (!eq)
-                vlen = 0;
-            json_object *v = json_object_new_string_len(val, (int)vlen);
-            json_object *prev;
-            if (memchr(name, '\0', nlen)) {
-                json_object_put(v); /* a name with NUL cannot be a schema property */
-            } else if (json_object_object_get_ex(obj, name, &prev)) {
-                if (!json_object_is_type(prev, json_type_array)) {
-                    json_object *arr = json_object_new_array();
-                    json_object_array_add(arr, json_object_get(prev));
-                    json_object_object_add(obj, name, arr);
-                    prev = arr;
-                }
-                json_object_array_add(prev, v);
-            } else {
-                json_object_object_add(obj, name, v);
-            }
-            free(name);
-            free(val);
-        }
-        p = pe + 1;
-    }
-    return obj;
-}
-
-char *pct_decode_path(const char *raw, size_t len)
-{
-    char *out = xmalloc(len + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (raw[i] != '%') {
-            out[o++] = raw[i];
-            continue;
-        }
-        if (i + 2 >= len) {
-            free(out);
-            return NULL;
-        }
-        int hi = hexval(raw[i + 1]), lo = hexval(raw[i + 2]);
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-            free(out);
-            return NULL;
-        }
-        out[o++] = (char)(hi * 16 + lo);
-        i += 2;
-    }
-    out[o] = '\0';
-    /* Like decodeURIComponent: bytes that are not UTF-8 make the component invalid. */
-    size_t clen;
-    char *check = utf8_repair(out, o, &clen);
-    int valid = clen == o && !memcmp(check, out, o);
-    free(check);
-    if (!valid) {
-        free(out);
-        return NULL;
-    }
-    return out;
-}
-
-/* ---------------------------------------------------------------- coercion */
 
 static int is_decimal_literal(const char *s)
 {
@@ -263,15 +156,6 @@ static const char *type_word(enum sch_type t)
     return w[t];
 }
 
-static size_t utf8_codepoints(const char *s, size_t n)
-{
-    size_t cp = 0;
-    for (size_t i = 0; i < n; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            cp++;
-    return cp;
-}
-
 int sch_check(json_object *obj, const char *loc, const struct sch_prop *props, char **err)
 {
     const struct sch_prop *p;
@@ -293,7 +177,7 @@ int sch_check(json_object *obj, const char *loc, const struct sch_prop *props, c
         if (p->type == SCH_STRING) {
             const char *s = json_object_get_string(c);
             size_t n = (size_t)json_object_get_string_len(c);
-            if (p->maxlen && utf8_codepoints(s, n) > (size_t)p->maxlen) {
+            if (p->maxlen && utf8_count(s, n) > (size_t)p->maxlen) {
                 *err = xasprintf("%s/%s must NOT have more than %d characters", loc, p->name,
                                  p->maxlen);
                 return -1;

@@ -1,18 +1,10 @@
-/* Request inputs: query-string and path decoding, and the small JSON-schema check
- * with Butler's type coercion (spec 1.5, 1.6). Knows nothing about HTTP itself. */
-#ifndef PARAMS_H
-#define PARAMS_H
+/* The small JSON-schema check with Butler's type coercion (spec 1.5, 1.6), for query
+ * strings, request bodies and MQTT start-task messages alike. */
+#ifndef SCHEMA_H
+#define SCHEMA_H
 
 #include <json-c/json.h>
 #include <stddef.h>
-
-/* Form-decodes a raw query string (without '?') into an object of strings; a name
- * given more than once becomes an array of strings. Never fails. */
-json_object *qs_parse(const char *raw, size_t len);
-
-/* Strict percent-decoding of a path parameter: returns a malloc'd string, or NULL
- * for a bad escape, a decoded NUL byte or a result that is not valid UTF-8. */
-char *pct_decode_path(const char *raw, size_t len);
 
 enum sch_type { SCH_STRING, SCH_NUMBER, SCH_INTEGER, SCH_BOOLEAN, SCH_ARRAY, SCH_OBJECT };
 
