@@ -1,4 +1,5 @@
-/* GUID checks (spec 1.11): one place decides what a task ID or an app ID looks like,
+/* GUID checks (butlerd-api(7), Task IDs): one place decides what a task ID or an app ID looks
+ * like,
  * for the configuration check, starting tasks, app reload and the UDP intake. */
 #include "guid.h"
 

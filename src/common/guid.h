@@ -1,4 +1,5 @@
-/* GUIDs as Qlik Sense writes them (spec 1.11): the strict task-ID form and the loose
+/* GUIDs as Qlik Sense writes them (butlerd-api(7), Task IDs): the strict task-ID form and the
+ * loose
  * form, both checked case-insensitively and returned lower-cased. */
 #ifndef GUID_H
 #define GUID_H

@@ -1,4 +1,5 @@
-/* JSON-schema checks and Butler's type coercion (spec 1.5, 1.6): messages are worded
+/* JSON-schema checks and Butler's type coercion (butlerd-api(7), Query strings;
+ * butlerd-api(7), Validation): messages are worded
  * as Butler's (Fastify, AJV) are, e.g. "querystring/ttl must be number". */
 #include "schema.h"
 #include "utf8.h"

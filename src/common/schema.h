@@ -1,4 +1,5 @@
-/* The small JSON-schema check with Butler's type coercion (spec 1.5, 1.6), for query
+/* The small JSON-schema check with Butler's type coercion (butlerd-api(7), Query strings;
+ * butlerd-api(7), Validation), for query
  * strings, request bodies and MQTT start-task messages alike. */
 #ifndef SCHEMA_H
 #define SCHEMA_H
@@ -21,7 +22,8 @@ struct sch_prop {
  * -1 and sets *ERR to a malloc'd message such as "querystring/ttl must be number". */
 int sch_check(json_object *obj, const char *loc, const struct sch_prop *props, char **err);
 
-/* Coerces V to type T (spec 1.6); returns a new reference or NULL if impossible. */
+/* Coerces V to type T (butlerd-api(7), Validation); returns a new reference or NULL if
+ * impossible. */
 json_object *sch_coerce(json_object *v, enum sch_type t);
 
 #endif

@@ -1,4 +1,4 @@
-/* The MQTT client of the master (spec 5) and the publish socket.
+/* The MQTT client of the master (butlerd(8), MQTT) and the publish socket.
  *
  * libmosquitto runs without its own thread: the master polls the client's socket
  * and calls loop_read/loop_write/loop_misc, and connects with connect_async so a

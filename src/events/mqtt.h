@@ -1,4 +1,4 @@
-/* MQTT (spec 5): one libmosquitto client, owned by the master and driven from its
+/* MQTT (butlerd(8), MQTT): one libmosquitto client, owned by the master and driven from its
  * poll loop without ever blocking it; a publish socket through which workers and the
  * events process publish; and the client side of that socket. */
 #ifndef MQTT_H

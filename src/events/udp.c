@@ -1,4 +1,5 @@
-/* UDP intake (spec 6). Everything runs in the master's loop and never waits: session
+/* UDP intake (butlerd-api(7), UDP EVENTS). Everything runs in the master's loop and never
+ * waits: session
  * events update the shared active-user table directly; task events that need QRS are
  * handed to the events process. Datagrams are read in batches with recvmmsg. The
  * three aggregate active-user topics are published at most ten times a second, each
@@ -550,7 +551,8 @@ static int task_event(enum udp_ttype t, char **f, size_t n)
     return 0;
 }
 
-/* Steps 4 and 7 of spec 6.2, pure: the datagram as valid UTF-8, its type, its fields
+/* Steps 4 and 7 of butlerd-api(7), Processing of a datagram, pure: the datagram as valid
+ * UTF-8, its type, its fields
  * split on ';' (the last one keeping the rest) and sanitised, field 0 lower-cased. */
 void udp_parse(int sock, const void *p, size_t len, struct udp_msg *m)
 {

@@ -1,4 +1,5 @@
-/* UDP intake (spec 6), in the master: the task-event and session-event sockets, the
+/* UDP intake (butlerd-api(7), UDP EVENTS), in the master: the task-event and session-event
+ * sockets, the
  * intake pipeline (allow-list, size, rate, decode, de-duplication, queue, sanitise,
  * dispatch), active-user tracking and the active-user publications. */
 #ifndef UDP_H
@@ -31,7 +32,8 @@ void udp_sanitise(char *s, size_t max_cp);
 enum udp_ttype { UDP_T_NONE, UDP_T_FAILED, UDP_T_ABORTED, UDP_T_SUCCESS, UDP_T_DISTRIBUTE,
                  UDP_T_ENGINE };
 
-/* A datagram split into sanitised fields (spec 6.2 steps 4 and 7). */
+/* A datagram split into sanitised fields (butlerd-api(7), Processing of a datagram steps 4 and
+ * 7). */
 struct udp_msg {
     char *text;          /* malloc'd; the fields point into it */
     char *f[16];

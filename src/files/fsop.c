@@ -708,7 +708,7 @@ static int copy_dir_top(int in, const struct stat *st, int ddir, const char *nam
     return rc;
 }
 
-/* The checks copy and move share once both ends are resolved, in the order of spec
+/* The checks copy and move share once both ends are resolved, in the order of
  * 2.4.2: approval (a path leading out), the source, the destination's parents, and
  * the same path given twice. */
 static int both_ends(int src_rc, int dst_rc, const struct fsop_loc *from,

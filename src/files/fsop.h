@@ -26,7 +26,7 @@ struct fsop_loc {
     int confined;
 };
 
-/* Copies FROM to TO (spec 2.4.2). A symbolic link given as FROM is followed; a
+/* Copies FROM to TO (butlerd-api(7), File endpoints). A symbolic link given as FROM is followed; a
  * directory is copied recursively (symbolic links in it as links) into a temporary
  * directory that is renamed into place, or merged into an existing directory when
  * OVERWRITE. Files are written without a name where the file system has O_TMPFILE

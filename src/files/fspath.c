@@ -1,4 +1,5 @@
-/* Lexical path handling (spec 2.4.1). The approval decision of the file endpoints is
+/* Lexical path handling (butlerd-api(7), File endpoints). The approval decision of the file
+ * endpoints is
  * made on these strings; fsop.c then makes the kernel resolve the same path below
  * the approved directory, so a symbolic link cannot take it anywhere else. */
 #include "fspath.h"

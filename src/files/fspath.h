@@ -1,4 +1,5 @@
-/* Lexical path handling for the file endpoints (spec 2.4.1): UNC detection, the
+/* Lexical path handling for the file endpoints (butlerd-api(7), File endpoints): UNC
+ * detection, the
  * normalised "echo form", the absolute form and segment-wise containment. Pure
  * string work: nothing here looks at the file system except getcwd(). */
 #ifndef FSPATH_H

@@ -1,4 +1,5 @@
-/* App dump (spec 2.12, /v2/senseAppDump) and app reload (2.11): the handlers parse
+/* App dump (butlerd-api(7), app dump, /v2/senseAppDump) and app reload (butlerd-api(7), app
+ * reload): the handlers parse
  * the request, call appdump.c or appreload.c and render. Both start on job threads;
  * a reload's DoReload continues on a thread of its own after the 201. */
 #include "api.h"
@@ -117,7 +118,7 @@ static void reload_job(struct req *r)
     char *app = http_param(r, 0, &len);
     if (!app)
         return;
-    if (!r->body) /* no body is the same as {} (spec 2.11) */
+    if (!r->body) /* no body is the same as {} (butlerd-api(7), app reload) */
         r->body = json_object_new_object();
     struct appreload_opts o = {0};
     json_object *b = http_body(r, bp), *v;

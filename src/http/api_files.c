@@ -1,4 +1,5 @@
-/* The file endpoints (spec 2.4, 2.5 and /v2/createDir, /v2/createDirQVD): input
+/* The file endpoints (butlerd-api(7), File endpoints; butlerd-api(7), createdir and
+ * /v2/createDir, /v2/createDirQVD): input
  * checks, the lexical rules of fspath.c, the approved-directory lists, then fsop.c
  * does the work. Every handler runs on a job thread: a copy can take long, and a
  * network file system can block any call. */
@@ -47,7 +48,8 @@ static int path_sane(struct req *r, json_object *v)
     return 1;
 }
 
-/* Spec 2.4.1 step 1. Butler says "copy" for delete too; butlerd names the operation. */
+/* butlerd-api(7), File endpoints, path rule 1. Butler says "copy" for delete too; butlerd
+ * names the operation. */
 static int not_unc(struct req *r, json_object *v, enum op op)
 {
     const char *p = json_object_get_string(v);
@@ -94,7 +96,8 @@ static int run(enum op op, const struct fsop_loc *a, const struct fsop_loc *b, i
     }
 }
 
-/* Runs OP under the first approval that holds (spec 2.4.2 step 4): one entry whose
+/* Runs OP under the first approval that holds (butlerd-api(7), File endpoints step 4): one
+ * entry whose
  * directories hold the parent of every path. An entry under which the kernel finds
  * that a path leads out through a symbolic link approves nothing; the next one is
  * tried. FSOP_ESCAPE if no entry approves. */
@@ -172,7 +175,7 @@ static const struct sch_prop move_props[] = {{"fromFile", SCH_STRING, 0, 0, NULL
                                              {"overwrite", SCH_BOOLEAN, 0, 0, NULL},
                                              {NULL, 0, 0, 0, NULL}};
 
-/* PUT /v4/filecopy and /v4/filemove: the steps of spec 2.4.2 and 2.4.3. */
+/* PUT /v4/filecopy and /v4/filemove: the steps of butlerd-api(7), File endpoints. */
 static void transfer(struct req *r, enum op op)
 {
     json_object *b = http_body(r, op == OP_COPY ? copy_props : move_props);
@@ -218,7 +221,7 @@ out:
 static void copy_job(struct req *r) { transfer(r, OP_COPY); }
 static void move_job(struct req *r) { transfer(r, OP_MOVE); }
 
-/* DELETE /v4/filedelete (spec 2.4.4). */
+/* DELETE /v4/filedelete (butlerd-api(7), File endpoints). */
 static void delete_job(struct req *r)
 {
     static const struct sch_prop props[] = {{"deleteFile", SCH_STRING, 0, 0, NULL},
@@ -283,7 +286,8 @@ static void reply_dir(struct req *r, int v2, json_object *v)
     http_reply_json(r, v2 ? 200 : 201, o);
 }
 
-/* POST /v4/createdir, GET /v2/createDir (spec 2.5.1): anywhere butlerd may write. */
+/* POST /v4/createdir, GET /v2/createDir (butlerd-api(7), createdir): anywhere butlerd may
+ * write. */
 static void createdir(struct req *r, int v2)
 {
     json_object *v = dir_input(r, v2, 0);
@@ -300,7 +304,8 @@ static void createdir(struct req *r, int v2)
     free(abs);
 }
 
-/* POST /v4/createdirqvd, GET /v2/createDirQVD (spec 2.5.2): below the QVD folder,
+/* POST /v4/createdirqvd, GET /v2/createDirQVD (butlerd-api(7), createdirqvd): below the QVD
+ * folder,
  * lexically and as the kernel resolves it. */
 static void createdirqvd(struct req *r, int v2)
 {

@@ -1,4 +1,5 @@
-/* The key-value store endpoints (spec 2.6): parse and validate, call kv.c, render. */
+/* The key-value store endpoints (butlerd-api(7), Key-value store): parse and validate, call
+ * kv.c, render. */
 #include "api.h"
 #include "cfg.h"
 #include "http.h"

@@ -1,4 +1,5 @@
-/* Publishing over MQTT from REST (spec 2.7, /v2/mqttPublishMessage). The master
+/* Publishing over MQTT from REST (butlerd-api(7), mqttpublishmessage, /v2/mqttPublishMessage).
+ * The master
  * owns the broker connection; the job thread asks it and waits for its answer. */
 #include "api.h"
 #include "cfg.h"

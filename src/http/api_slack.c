@@ -1,4 +1,4 @@
-/* Slack incoming-webhook posts: PUT /v4/slackpostmessage (spec 2.8) and
+/* Slack incoming-webhook posts: PUT /v4/slackpostmessage (butlerd-api(7), slackpostmessage) and
  * GET /v2/slackPostMessage. The payload keeps the text as given, so Slack renders
  * its markdown and emoji codes; Slack's answer is passed on instead of a blind 201.
  * The POST waits on Slack, so the handlers run on job threads. */
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SLACK_TIMEOUT_MS 10000        /* the whole request, spec 2.8 */
+#define SLACK_TIMEOUT_MS 10000        /* the whole request, butlerd-api(7), slackpostmessage */
 #define SLACK_CONNECT_TIMEOUT_MS 5000 /* of that, for connecting (DNS, TCP, TLS) */
 #define SECTION_MAX_CHARS 3000        /* Slack's limit for the text of a section */
 #define ANSWER_KEEP 4096              /* bytes of Slack's answer kept for the message */
@@ -29,7 +29,7 @@ static json_object *jstr(json_object *v)
     return json_object_new_string_len(json_object_get_string(v), json_object_get_string_len(v));
 }
 
-/* The webhook body of spec 2.8; malloc'd. */
+/* The webhook body of butlerd-api(7), slackpostmessage; malloc'd. */
 static char *payload(const struct slack_msg *m)
 {
     json_object *o = json_object_new_object(), *blocks = json_object_new_array();

@@ -1,4 +1,4 @@
-/* The start-task endpoints (spec 2.14, 3, and /v2/senseStartTask) and the apps list:
+/* The start-task endpoints (butlerd-api(7), start task and /v2/senseStartTask) and the apps list:
  * they parse the request, call task.c or apps.c and render. Everything here waits on QRS, so
  * the handlers run on job threads. */
 #include "api.h"

@@ -1,4 +1,5 @@
-/* Active users (spec 2.15, 2.16): read from the shared table the master keeps. */
+/* Active users (butlerd-api(7), active users; butlerd-api(7), Legacy /v2 routes): read from
+ * the shared table the master keeps. */
 #include "api.h"
 #include "http.h"
 #include "users.h"

@@ -77,7 +77,7 @@ static __thread struct MHD_Connection *uri_conn;
 
 /* ------------------------------------------------------------------ replies */
 
-/* {"statusCode","code"?,"error","message"}: the one error shape (spec 1.8). */
+/* {"statusCode","code"?,"error","message"}: the one error shape (butlerd-api(7), Error body). */
 static json_object *error_body(unsigned status, const char *code, const char *message)
 {
     json_object *o = json_object_new_object();

@@ -34,7 +34,8 @@ char *pct_decode_form(const char *s, size_t n, size_t *outlen)
         }
     }
     out[o] = '\0';
-    /* %XX escapes decode as UTF-8 (spec 1.5): invalid sequences become U+FFFD, so
+    /* %XX escapes decode as UTF-8 (butlerd-api(7), Query strings): invalid sequences become
+     * U+FFFD, so
      * every string that reaches a handler, and every JSON answer, is valid UTF-8. */
     char *clean = utf8_repair(out, o, outlen);
     free(out);

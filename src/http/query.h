@@ -1,4 +1,4 @@
-/* Query strings (spec 1.5). */
+/* Query strings (butlerd-api(7), Query strings). */
 #ifndef QUERY_H
 #define QUERY_H
 

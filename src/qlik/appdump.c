@@ -1,4 +1,4 @@
-/* App dump (spec 2.12, /v2/senseAppDump) through the Qlik Engine: the app's
+/* App dump (butlerd-api(7), app dump, /v2/senseAppDump) through the Qlik Engine: the app's
  * properties, script and lineage, then every object list, fetched DUMP_WINDOW items
  * at a time. The dump is written as JSON text while the answers come in, one object
  * at a time, so a large app costs about its reply size in memory rather than a whole
@@ -37,7 +37,7 @@ static json_object *qid_params(const char *key, const char *id)
 enum list_kind { K_TREE, K_PROPS, K_BOOKMARK, K_VARIABLE, K_MEDIA, K_FIELDS, K_CONNECTIONS };
 
 struct list_def {
-    const char *member;  /* of the dump, in spec order */
+    const char *member;  /* of the dump, in the documented order */
     enum list_kind kind;
     const char *def;     /* the properties (qProp) of CreateSessionObject */
     const char *list;    /* the qLayout member holding qItems */
@@ -387,7 +387,7 @@ static int dump_list(struct dump *d, const struct list_def *L)
     return rc;
 }
 
-/* The dump of spec 2.12 into D->out. Returns 0, or -1 with D->err set. */
+/* The dump of butlerd-api(7), app dump into D->out. Returns 0, or -1 with D->err set. */
 static int dump_app(struct dump *d, const char *app)
 {
     const struct cfg *c = d->c;

@@ -1,4 +1,5 @@
-/* App dump (spec 2.12): every part of an app, as JSON text, through the Qlik Engine.
+/* App dump (butlerd-api(7), app dump): every part of an app, as JSON text, through the Qlik
+ * Engine.
  * Blocks on the engine; knows nothing about HTTP. */
 #ifndef APPDUMP_H
 #define APPDUMP_H

@@ -1,4 +1,5 @@
-/* App reload (spec 2.11) through the Qlik Engine: the session and OpenDoc while the
+/* App reload (butlerd-api(7), app reload) through the Qlik Engine: the session and OpenDoc
+ * while the
  * caller waits, then DoReload and DoSave on a thread of its own, so a long reload
  * never holds a job thread; afterwards the tasks named for success or failure are
  * started through task.c. Knows nothing about HTTP. */
@@ -107,7 +108,7 @@ void appreload_start(const struct cfg *c, const char *app, struct appreload_opts
     memset(&o->on_failure, 0, sizeof o->on_failure);
     rl->bg = bg;
 
-    /* Spec 2.11 steps 1 and 2: a session, EngineVersion, OpenDoc with data. */
+    /* butlerd-api(7), app reload, steps 1 and 2: a session, EngineVersion, OpenDoc with data. */
     struct engine_err eerr;
     json_object *ver = NULL, *v, *cv = NULL;
     rl->doc = -1;

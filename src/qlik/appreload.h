@@ -1,4 +1,4 @@
-/* App reload (spec 2.11) through the Qlik Engine, and the tasks started after it.
+/* App reload (butlerd-api(7), app reload) through the Qlik Engine, and the tasks started after it.
  * Knows nothing about HTTP. */
 #ifndef APPRELOAD_H
 #define APPRELOAD_H

@@ -1,4 +1,4 @@
-/* The list of apps (spec 2.13): the id and name of every app QRS knows. Knows
+/* The list of apps (butlerd-api(7), apps list): the id and name of every app QRS knows. Knows
  * nothing about HTTP. */
 #include "apps.h"
 #include "log.h"

@@ -1,4 +1,4 @@
-/* The list of apps from QRS (spec 2.13). Knows nothing about HTTP. */
+/* The list of apps from QRS (butlerd-api(7), apps list). Knows nothing about HTTP. */
 #ifndef APPS_H
 #define APPS_H
 

@@ -110,7 +110,8 @@ char *qrs_quote(const char *s)
     return o;
 }
 
-/* RFC 3986 unreserved characters stay, everything else becomes %XX (spec 1.12). */
+/* RFC 3986 unreserved characters stay, everything else becomes %XX (butlerd(8), QRS
+ * connection). */
 static void encode(struct buf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";

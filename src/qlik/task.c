@@ -1,4 +1,5 @@
-/* Starting Qlik Sense tasks (spec 3, /v2/senseStartTask): the start-task body check,
+/* Starting Qlik Sense tasks (butlerd-api(7), start task, /v2/senseStartTask): the start-task
+ * body check,
  * the batched QRS lookups of task IDs, tags and custom properties, the start-task
  * filter, the starts and the result object. Called by the REST handlers
  * (api_task.c), the MQTT start topic (events.c) and the follow-up tasks of an app
@@ -312,7 +313,7 @@ static struct sel *add_sel(struct start *s, enum kind kind)
     return x;
 }
 
-/* checkId of spec 3.2 up to the existence check, which is batched. */
+/* checkId of butlerd-api(7), start task up to the existence check, which is batched. */
 static void select_id(struct start *s, const char *x)
 {
     struct sel *e = add_sel(s, K_ID);
@@ -399,7 +400,7 @@ struct chunk { /* one lookup's answer being read */
 static void chunk_task(json_object *t, void *arg)
 {
     struct chunk *c = arg;
-    /* Looked up alone, an ID takes element 0 of the answer (spec 3.3). */
+    /* Looked up alone, an ID takes element 0 of the answer (butlerd(8), Starting tasks). */
     if (c->n == 1 && c->kind == K_ID && c->seen++ > 0)
         return;
     const char *id = str_member(t, "id"), *name = str_member(t, "name");
@@ -495,7 +496,7 @@ static int lookup_all(struct start *s)
             size_t add = key ? key->enc_len + (n ? 8 : 0) + (kind == K_CP ? 6 : 0) : 0;
             if (n && (!key || n == CHUNK_TERMS || bytes + add > CHUNK_BYTES)) {
                 if (lookup_chunk(s, ks, n) < 0 && (kind != K_ID || s->too_large))
-                    rc = -1; /* an ID that cannot be checked is invalid (spec 3.2) */
+                    rc = -1; /* an ID that cannot be checked is invalid */
                 n = bytes = 0;
                 add = key ? key->enc_len + (kind == K_CP ? 6 : 0) : 0;
             }
@@ -546,7 +547,8 @@ json_object *task_start_run(const struct cfg *c, const char *url_id, json_object
                       .key_index = json_object_new_object(),
                       .bad = json_object_new_array(),
                       .bad_seen = json_object_new_object()};
-    /* Step 1 and 2 of spec 3.2: the selectors in request order; lookups batched. */
+    /* Step 1 and 2 of butlerd-api(7), start task: the selectors in request order; lookups
+     * batched. */
     if (url_id && strcmp(url_id, "-") != 0)
         select_id(&s, url_id);
     for (size_t i = 0; i < json_object_array_length(items); i++) {

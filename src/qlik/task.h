@@ -1,4 +1,5 @@
-/* Starting Qlik Sense tasks (spec 3): one implementation (task.c) shared by the REST
+/* Starting Qlik Sense tasks (butlerd-api(7), start task): one implementation (task.c) shared
+ * by the REST
  * handlers, the events process (tasks started from MQTT) and app reload's follow-up
  * tasks. Knows nothing about HTTP; everything here blocks on QRS. */
 #ifndef TASK_H
@@ -16,7 +17,8 @@ int task_allowed_id(const struct cfg *c, const char *id);
 /* POST /qrs/task/ID/start: 0 accepted, else *STATUS (0 = no answer) and MSG set.
  * An ID that is not a loose GUID is refused without a QRS call. */
 int task_start_one(const struct cfg *c, const char *id, long *status, char *msg, size_t msz);
-/* Checks a start-task body (spec 3.1) with at most MAX_ITEMS items: the item array
+/* Checks a start-task body (butlerd-api(7), start task) with at most MAX_ITEMS items: the item
+ * array
  * (a new reference), or NULL and *ERR (malloc'd, the validation message). */
 json_object *task_items_validate(json_object *body, int max_items, char **err);
 /* Spec 3.2 for URL_ID ("-" or NULL: none) and ITEMS: the response object, or NULL if

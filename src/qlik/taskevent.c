@@ -1,4 +1,5 @@
-/* Task failed/aborted events: enrichment from QRS and fan-out (spec 5.4, 6.4). */
+/* Task failed/aborted events: enrichment from QRS and fan-out (butlerd-api(7), Full task-event
+ * payload; butlerd-api(7), Task events). */
 #include "taskevent.h"
 #include "cfg.h"
 #include "events.h"

@@ -1,4 +1,5 @@
-/* Reload task failed/aborted events (spec 6.4) in the events process: QRS lookups,
+/* Reload task failed/aborted events (butlerd-api(7), Task events) in the events process: QRS
+ * lookups,
  * then fan-out to every destination that wants the event. MQTT is the destination
  * today; e-mail, Slack, Teams and webhooks are entries to add to the table. */
 #ifndef TASKEVENT_H

@@ -1,4 +1,4 @@
-/* The key-value store (spec section 4) on the shared-memory table: namespaces in
+/* The key-value store (butlerd(8), KEY-VALUE STORE) on the shared-memory table: namespaces in
  * creation order, keys in creation order, TTLs and limits; dump and restore for the
  * snapshot file (kv_snapshot.h).
  * Knows nothing about HTTP. */

@@ -1,4 +1,5 @@
-/* Active users (spec 6.6): entries (host, user directory, user id) in a shared-memory
+/* Active users (butlerd(8), ACTIVE USERS): entries (host, user directory, user id) in a
+ * shared-memory
  * table written by the master's UDP intake and read by every worker. A user is a
  * distinct (directory, id) pair; users are listed in the order they were first added. */
 #ifndef USERS_H
