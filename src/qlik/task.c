@@ -171,11 +171,13 @@ static void apply_kv_item(const struct cfg *c, json_object *p)
     int64_t ms = 0;
     if (json_object_object_get_ex(p, "ttl", &ttl)) {
         json_object *n = sch_coerce(ttl, SCH_NUMBER);
-        if (n) {
-            double d = trunc(json_object_get_double(n));
-            ms = d > 9e15 ? (int64_t)9e15 : d < 0 ? 0 : (int64_t)d;
-        }
+        double d = n ? trunc(json_object_get_double(n)) : 0;
         json_object_put(n);
+        if (!isfinite(d)) { /* NaN or Infinity: the MQTT start topic's parser takes them */
+            log_warnx("start task: keyvaluestore item with a ttl that is not a number skipped");
+            return;
+        }
+        ms = d > 9e15 ? (int64_t)9e15 : d < 0 ? 0 : (int64_t)d;
     }
     char *n = as_text(ns), *k = as_text(key), *v = as_text(val);
     size_t nl = strlen(n), kl = strlen(k), vl = strlen(v);
