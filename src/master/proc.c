@@ -81,7 +81,7 @@ static const char *what(const struct proc_role *r, int slot, char *b, size_t n)
 /* The child's side of every fork: no handler of the master's may run here, nothing
  * of the master's stays open but what the role needs, and the child dies with the
  * master. */
-static void after_fork(const struct proc *p, int keep_fd, int master_end)
+static void after_fork(const struct proc *p, int keep_fd, int master_end, pid_t master)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -98,7 +98,6 @@ static void after_fork(const struct proc *p, int keep_fd, int master_end)
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
-    pid_t master = getppid();
     log_set_role(p->role->name);
     if (master_end >= 0)
         close(master_end);
@@ -106,7 +105,7 @@ static void after_fork(const struct proc *p, int keep_fd, int master_end)
     if (!p->role->keep_listen && listen_fd >= 0 && listen_fd != keep_fd)
         close(listen_fd);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != master)
+    if (getppid() != master) /* it died before the prctl took effect */
         _exit(EXIT_OK);
 }
 
@@ -146,7 +145,7 @@ static struct proc *spawn(const struct proc_role *r, int slot, unsigned gen)
     p->slot = slot;
     p->gen = gen;
     p->fd = -1;
-    pid_t pid = fork();
+    pid_t master = getpid(), pid = fork();
     if (pid < 0) {
         log_error("fork for %s", what(r, slot, b, sizeof b));
         if (r->ctl) {
@@ -157,7 +156,7 @@ static struct proc *spawn(const struct proc_role *r, int slot, unsigned gen)
         return NULL;
     }
     if (pid == 0) {
-        after_fork(p, sv[1], sv[0]);
+        after_fork(p, sv[1], sv[0], master);
         r->child_main(p, sv[1]);
     }
     p->pid = pid;
