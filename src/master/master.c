@@ -187,6 +187,7 @@ static void pidfile_remove(void)
         return;
     if (unlink(pid_path) < 0 && errno != ENOENT)
         log_warn("cannot remove pid file %s", pid_path);
+    loop_del(pid_fd);
     close(pid_fd);
     pid_fd = -1;
 }
@@ -252,6 +253,7 @@ static void notify(const struct master *m, char c)
     if (m->o->notify_fd >= 0) {
         ssize_t w = write(m->o->notify_fd, &c, 1);
         (void)w;
+        loop_del(m->o->notify_fd);
         close(m->o->notify_fd);
         ((struct master_opts *)m->o)->notify_fd = -1;
     }
@@ -345,10 +347,16 @@ static const struct loop_source mqtt_source = {mqtt_pollfds, mqtt_handle, mqtt_c
                                                4096 + 4};
 static const struct loop_source udp_source = {udp_pollfds, udp_handle, udp_child_fds, 2};
 
-static void register_loop(void)
+static void register_loop(const struct master *m)
 {
     loop_add(selfpipe[0], POLLIN, on_selfpipe, NULL);
+    /* Master-only descriptors no child may keep: the daemon's start-up pipe (the
+     * parent waits for its end) and the pid file. */
     loop_add_private(selfpipe[1]);
+    if (m->o->notify_fd >= 0)
+        loop_add_private(m->o->notify_fd);
+    if (pid_fd >= 0)
+        loop_add_private(pid_fd);
     loop_add_source(&mqtt_source);
     loop_add_source(&udp_source);
     loop_add_timer(proc_timers);
@@ -428,7 +436,7 @@ static int master_start(struct master *m)
         return -1;
     mqtt_set_start_handler(on_start_task_message);
     mqtt_set_connect_handler(udp_on_connect);
-    register_loop();
+    register_loop(m);
     proc_set_listen_fd(m->env.listen_fd);
     if (cfg->mqtt.enable)
         events_start(cfg, m->gen);
