@@ -60,7 +60,7 @@ static const struct proc_role worker_role = {
     .on_input = worker_input,
 };
 
-int pool_size_for(const struct cfg *cfg)
+static int size_for(const struct cfg *cfg)
 {
     int n = cfg->workers;
     if (n <= 0) {
@@ -73,7 +73,7 @@ int pool_size_for(const struct cfg *cfg)
 void pool_start_gen(const struct pool_env *e, unsigned gen)
 {
     env = e;
-    nslots = pool_size_for(env->cfg);
+    nslots = size_for(env->cfg);
     proc_limit_slots(&worker_role, nslots);
     for (int s = 1; s <= nslots; s++)
         proc_start(&worker_role, s, gen);

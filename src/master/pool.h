@@ -26,6 +26,5 @@ void pool_stop_all(int timeout_s);
 int pool_count_gen(unsigned gen);
 /* True if every slot of GEN failed with the do-not-respawn code. */
 int pool_gen_dead(unsigned gen);
-int pool_size_for(const struct cfg *cfg);
 
 #endif
