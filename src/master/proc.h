@@ -5,7 +5,13 @@
  * A role is one descriptor (struct proc_role) plus its child_main: its name, its
  * exit policy and backoff bounds, and hooks for its control socket and its exit.
  * A role's children live in numbered slots; a slot remembers the generation it
- * serves and its respawn backoff, an entry is one running process. */
+ * serves and its respawn backoff, an entry is one running process.
+ *
+ * Adding a role (the alert delivery process, the scheduler): in the file that owns
+ * it, one static const struct proc_role and its child_main, then proc_start(&role,
+ * slot, gen) where it should run, and a call in master.c's start-up, reload and
+ * stop if it has any. pool.c (workers), events.c (the events process) and
+ * snapshot.c (a one-shot child) are the models; proc.c does not change. */
 #ifndef PROC_H
 #define PROC_H
 
