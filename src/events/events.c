@@ -9,6 +9,7 @@
  * until it exits. */
 #include "events.h"
 #include "butlerd.h"
+#include "events_jobs.h"
 #include "ipc.h"
 #include "log.h"
 #include "mqtt.h"
@@ -35,7 +36,7 @@ static const struct cfg *ev_cfg;
 
 static void __attribute__((noreturn)) events_child(const struct proc *p, int fd)
 {
-    events_child_main(ev_cfg, fd);
+    events_child_main(ev_cfg, fd, events_jobs_run);
 }
 static void on_spawn(struct proc *p) { p->data = xcalloc(1, sizeof(struct evconn)); }
 static void on_input(struct proc *p, short revents);

@@ -1,4 +1,5 @@
-/* The events process (see events_child.h).
+/* The events process (see events_child.h): the job queue, its threads and the
+ * channel to the master. What a job does is events_jobs.c's business.
  *
  * The master sends IPC_JOB frames over the socket pair; the child answers with
  * IPC_PUBLISH frames (event publications, QoS 0) and one IPC_DONE per finished job.
@@ -8,9 +9,6 @@
 #include "cfg.h"
 #include "ipc.h"
 #include "log.h"
-#include "stats.h"
-#include "task.h"
-#include "taskevent.h"
 #include "util.h"
 
 #include <errno.h>
@@ -33,6 +31,7 @@ struct job {
 static struct {
     int fd;
     const struct cfg *cfg;
+    events_job_fn run;
     pthread_mutex_t mu, wmu;
     pthread_cond_t cv;
     struct job *head, *tail;
@@ -83,56 +82,6 @@ void events_publish(const char *topic, const void *payload, size_t len)
     child_send(IPC_PUBLISH, h, 8, topic, tlen, payload, len);
 }
 
-/* A message on the start topic: a bare task ID, or a start-task body (spec 3.1). The
- * start-task filter applies either way (Butler skipped it on this path). */
-static void start_from_mqtt(const struct cfg *c, char *p, size_t len)
-{
-    while (len && (p[len - 1] == ' ' || (p[len - 1] >= '\t' && p[len - 1] <= '\r')))
-        p[--len] = '\0';
-    while (*p == ' ' || (*p >= '\t' && *p <= '\r'))
-        p++;
-    if (*p == '[' || *p == '{') {
-        json_tokener *tok = json_tokener_new();
-        json_object *body = json_tokener_parse_ex(tok, p, (int)strlen(p));
-        int bad = json_tokener_get_error(tok) != json_tokener_success ||
-                  tok->char_offset != (int)strlen(p);
-        json_tokener_free(tok);
-        char *verr = NULL, err[128];
-        json_object *items = bad ? NULL : task_items_validate(body, c->startTaskMaxItems, &verr);
-        json_object_put(body);
-        if (!items) {
-            log_warnx("MQTT start task: invalid message: %s", verr ? verr : "not valid JSON");
-            free(verr);
-            return;
-        }
-        json_object *res = task_start_run(c, "-", items, 0, NULL, err, sizeof err);
-        json_object_put(items);
-        if (!res) {
-            log_errorx("MQTT start task: QRS lookup failed (%s), no task started", err);
-            return;
-        }
-        log_info("MQTT start task: %s",
-                 json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN |
-                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
-        json_object_put(res);
-        return;
-    }
-    char id[37], msg[200];
-    long st;
-    if (!task_loose_id(p, id)) {
-        log_warnx("MQTT start task: Invalid task ID: %.100s", p);
-        return;
-    }
-    if (c->startTaskFilter.enable && !task_allowed_id(c, id)) {
-        log_warnx("MQTT start task: task %s is not allowed by the start task filter", id);
-        return;
-    }
-    if (task_start_one(c, id, &st, msg, sizeof msg) == 0)
-        log_info("MQTT start task: started task %s", id);
-    else
-        log_warnx("MQTT start task: starting task %s failed: %s", id, msg);
-}
-
 static void *child_thread(void *arg)
 {
     for (;;) {
@@ -150,12 +99,7 @@ static void *child_thread(void *arg)
         cq.busy++;
         pthread_mutex_unlock(&cq.mu);
 
-        if (j->kind == EV_START_TASK) {
-            STAT_INC(mqtt_task_starts);
-            start_from_mqtt(cq.cfg, j->data, j->len);
-        } else if (j->kind == EV_TASK_EVENT) {
-            taskevent_handle(cq.cfg, j->data);
-        }
+        cq.run(cq.cfg, j->kind, j->data, j->len);
         unsigned char k = (unsigned char)j->kind;
         free(j);
         child_send(IPC_DONE, &k, 1, NULL, 0, NULL, 0);
@@ -184,7 +128,7 @@ static void enqueue(int kind, const unsigned char *d, size_t len)
     pthread_mutex_unlock(&cq.mu);
 }
 
-void events_child_main(const struct cfg *c, int fd)
+void events_child_main(const struct cfg *c, int fd, events_job_fn run)
 {
     /* The process table's after-fork routine has set the log role, the parent-death
      * signal and an empty signal mask. */
@@ -201,6 +145,7 @@ void events_child_main(const struct cfg *c, int fd)
 
     cq.fd = fd;
     cq.cfg = c;
+    cq.run = run;
     set_nonblock(fd);
     int n = c->udp.mqMaxConcurrent < MAX_THREADS ? c->udp.mqMaxConcurrent : MAX_THREADS;
     pthread_t th[MAX_THREADS];
