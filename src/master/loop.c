@@ -87,19 +87,15 @@ static void compact(void)
     nents = n;
 }
 
-int loop_once(int timeout_ms)
-{
-    static struct pollfd *p;
-    static unsigned *serial;
-    static int *index;
-    static int cap;
+/* The pollfd array of one round: registered descriptors first (with the entry and
+ * registration each was built from), then each source's slice. */
+static struct pollfd *p;
+static unsigned *serial;
+static int *index_of, cap;
+static int nfd, start[MAX_SOURCES], count[MAX_SOURCES];
 
-    int timeout = timeout_ms;
-    for (int i = 0; i < ntimers; i++) {
-        int t = timers[i]();
-        if (t >= 0 && (timeout < 0 || t < timeout))
-            timeout = t;
-    }
+static int build(void)
+{
     compact();
     int want = nents;
     for (int s = 0; s < nsources; s++)
@@ -108,21 +104,46 @@ int loop_once(int timeout_ms)
         cap = want;
         p = xrealloc(p, sizeof *p * (size_t)cap);
         serial = xrealloc(serial, sizeof *serial * (size_t)cap);
-        index = xrealloc(index, sizeof *index * (size_t)cap);
+        index_of = xrealloc(index_of, sizeof *index_of * (size_t)cap);
     }
     int n = 0;
     for (int i = 0; i < nents; i++)
         if (ents[i].fn) {
             p[n] = (struct pollfd){ents[i].fd, ents[i].events, 0};
             serial[n] = ents[i].serial;
-            index[n++] = i;
+            index_of[n++] = i;
         }
-    int nfd = n, start[MAX_SOURCES], count[MAX_SOURCES];
+    nfd = n;
     for (int s = 0; s < nsources; s++) {
         start[s] = n;
         count[s] = sources[s]->fill(p + n, sources[s]->max);
         n += count[s];
     }
+    return n;
+}
+
+static void dispatch(void)
+{
+    for (int s = 0; s < nsources; s++)
+        sources[s]->handle(p + start[s], count[s]);
+    for (int k = 0; k < nfd; k++) {
+        /* The entry may have been removed by an earlier callback (ENTS may also have
+         * grown, so it is looked up afresh each time). */
+        struct ent *e = &ents[index_of[k]];
+        if (p[k].revents && e->serial == serial[k] && e->fd == p[k].fd)
+            e->fn(e->fd, p[k].revents, e->arg);
+    }
+}
+
+int loop_once(int timeout_ms)
+{
+    int timeout = timeout_ms;
+    for (int i = 0; i < ntimers; i++) {
+        int t = timers[i]();
+        if (t >= 0 && (timeout < 0 || t < timeout))
+            timeout = t;
+    }
+    int n = build();
     if (poll(p, (nfds_t)n, timeout) < 0) {
         if (errno != EINTR) {
             log_error("poll");
@@ -131,14 +152,7 @@ int loop_once(int timeout_ms)
         for (int i = 0; i < n; i++)
             p[i].revents = 0;
     }
-    for (int s = 0; s < nsources; s++)
-        sources[s]->handle(p + start[s], count[s]);
-    for (int k = 0; k < nfd; k++) {
-        /* The entry may have been removed, or its slot reused, by an earlier callback. */
-        struct ent *e = &ents[index[k]];
-        if (p[k].revents && index[k] < nents && e->serial == serial[k] && e->fd == p[k].fd)
-            e->fn(e->fd, p[k].revents, e->arg);
-    }
+    dispatch();
     return 0;
 }
 

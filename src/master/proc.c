@@ -123,14 +123,30 @@ static void retry_later(const struct proc_role *r, int slot)
         s->respawn_at = now_ms() + r->backoff_max_ms;
 }
 
+static struct proc *free_entry(void)
+{
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (!procs[i].pid)
+            return &procs[i];
+    return NULL;
+}
+
+static void log_started(const struct proc *p)
+{
+    const struct proc_role *r = p->role;
+    if (r->numbered)
+        log_info("%s %d pid %ld started gen %u", r->label, p->slot, (long)p->pid, p->gen);
+    else if (r->quiet)
+        log_debug("%s pid %ld started", r->label, (long)p->pid);
+    else
+        log_info("%s pid %ld started", r->label, (long)p->pid);
+}
+
 static struct proc *spawn(const struct proc_role *r, int slot, unsigned gen)
 {
     char b[64];
-    struct proc *p = NULL;
+    struct proc *p = free_entry();
     int sv[2] = {-1, -1};
-    for (int i = 0; i < MAX_PROCS && !p; i++)
-        if (!procs[i].pid)
-            p = &procs[i];
     if (!p) {
         log_errorx("process table full, not starting %s", what(r, slot, b, sizeof b));
         return NULL;
@@ -170,12 +186,7 @@ static struct proc *spawn(const struct proc_role *r, int slot, unsigned gen)
     struct slot *s = slot_of(r, slot, 0);
     if (s)
         s->respawn_at = 0;
-    if (r->numbered)
-        log_info("%s %d pid %ld started gen %u", r->label, slot, (long)pid, gen);
-    else if (r->quiet)
-        log_debug("%s pid %ld started", r->label, (long)pid);
-    else
-        log_info("%s pid %ld started", r->label, (long)pid);
+    log_started(p);
     if (r->on_spawn)
         r->on_spawn(p);
     return p;
