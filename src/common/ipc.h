@@ -1,7 +1,12 @@
-/* Messages between butlerd's processes over Unix stream sockets: a 4-byte length,
- * a type byte, then the payload. Used for MQTT publish requests from workers and
- * the events process to the master, and for jobs from the master to the events
- * process. */
+/* The protocol between butlerd's processes, in one place.
+ *
+ * Framed messages over Unix stream sockets: a 4-byte length, a type byte, then the
+ * payload. Used for MQTT publish requests from workers and the events process to
+ * the master, and for jobs from the master to the events process.
+ *
+ * A worker's control socket to the master is not framed: the worker writes the
+ * single byte IPC_READY once it serves, and nothing else; each side sees the
+ * other's end as EOF (the master reaps, a worker drains and exits). */
 #ifndef IPC_H
 #define IPC_H
 
@@ -19,6 +24,15 @@ enum {
     IPC_JOB = 'J',     /* u8 kind, then the job's data */
     IPC_DONE = 'D',    /* u8 kind: the events process finished one job */
 };
+
+/* The kinds of IPC_JOB: the u8 after the type byte. */
+enum ev_kind {
+    EV_START_TASK = 1, /* data: the MQTT message payload */
+    EV_TASK_EVENT = 2, /* data: JSON {"outcome": "failed"|"aborted", "fields": [11 strings]} */
+};
+
+/* The worker ready handshake on the control socket (one unframed byte). */
+#define IPC_READY 'R'
 
 /* Non-blocking reader: feed it from a readable fd, take whole frames out. */
 struct ipc_reader {

@@ -5,6 +5,7 @@
 #include "butlerd.h"
 #include "cfg.h"
 #include "http.h"
+#include "ipc.h"
 #include "log.h"
 #include "util.h"
 
@@ -15,7 +16,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t got_term, got_quit, got_usr1;
@@ -51,9 +51,6 @@ static void setup_signals(int sp[2])
     sa.sa_handler = SIG_DFL;
     sigaction(SIGCHLD, &sa, NULL);
     sigpipe_w = sp[1];
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 /* Waits for the requests in flight; idle keep-alive connections get a short grace so
@@ -91,11 +88,9 @@ static void wait_background(int64_t limit_ms, pid_t master)
 
 void worker_main(const struct worker_args *a)
 {
+    /* The process table's after-fork routine has set the log role, the parent-death
+     * signal and an empty signal mask. */
     pid_t master = getppid();
-    log_set_role("worker");
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != master)
-        _exit(EXIT_OK);
 
     int sp[2];
     if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -112,7 +107,8 @@ void worker_main(const struct worker_args *a)
             _exit(EXIT_WORKER_FATAL);
         }
     }
-    if (write(a->ctl_fd, "R", 1) != 1) /* ready */
+    char ready = IPC_READY;
+    if (write(a->ctl_fd, &ready, 1) != 1)
         got_term = 1;
 
     int master_gone = 0;

@@ -1,18 +1,22 @@
-/* The master process: signals, configuration reloads, the listen socket, the pid
- * file and the main loop. It never serves HTTP; signal handlers only set flags and
- * poke the self-pipe, and all work happens in the loop. */
+/* The master process: start-up, signals, configuration reloads, the listen socket,
+ * the pid file, and the loop with its shutdown. It never serves HTTP; signal
+ * handlers only set flags and poke the self-pipe, and all work happens in the loop
+ * (loop.c). Its children are entries of the process table (proc.c). */
 #include "master.h"
 #include "butlerd.h"
 #include "cfg.h"
 #include "events.h"
 #include "kv.h"
 #include "kv_snapshot.h"
+#include "loop.h"
 #include "mqtt.h"
 #include "udp.h"
 #include "qrs.h"
 #include "shm.h"
 #include "log.h"
-#include "master_spawn.h"
+#include "pool.h"
+#include "proc.h"
+#include "snapshot.h"
 #include "util.h"
 
 #include <errno.h>
@@ -21,7 +25,6 @@
 #include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,7 +32,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t sig_hup, sig_term, sig_usr1, sig_chld;
@@ -185,6 +187,7 @@ static void pidfile_remove(void)
         return;
     if (unlink(pid_path) < 0 && errno != ENOENT)
         log_warn("cannot remove pid file %s", pid_path);
+    loop_del(pid_fd);
     close(pid_fd);
     pid_fd = -1;
 }
@@ -236,133 +239,21 @@ struct master {
     struct cfg *cfg;
     const struct master_opts *o;
     struct pool_env env;
-    int child_close[8192];
     unsigned gen;
     int announced;
     int reloading; /* a new generation is starting; older ones drain when it is ready */
-    int64_t next_sweep, next_snapshot;
     int have_shm;
-    uint64_t saved_mutations;
-    pid_t snap_pid;          /* periodic snapshot child, 0 if none */
-    uint64_t snap_mutations; /* what that child is saving */
+    int stopping;
+    int64_t stop_deadline;
+    char *tls_cert, *tls_key;
 };
-
-/* The periodic snapshot is written by a child so the master's loop never waits on
- * the disk; the child reads the shared segment under the same locks as a worker. */
-static void snapshot_bg(struct master *m)
-{
-    uint64_t mut = kv_mutations();
-    if (!*m->cfg->kvPersistence.file || m->snap_pid || mut == m->saved_mutations)
-        return;
-    pid_t pid = fork();
-    if (pid < 0) {
-        log_error("fork for the key-value snapshot");
-        return;
-    }
-    if (pid == 0) {
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGHUP, SIG_IGN);
-        signal(SIGUSR1, SIG_IGN);
-        signal(SIGCHLD, SIG_DFL);
-        close(selfpipe[0]);
-        close(selfpipe[1]);
-        _exit(kv_snapshot_save(m->cfg->kvPersistence.file) == 0 ? EXIT_OK : EXIT_FATAL);
-    }
-    m->snap_pid = pid;
-    m->snap_mutations = mut;
-}
-
-static void on_other_child(pid_t pid, int status, void *arg)
-{
-    struct master *m = arg;
-    if (events_reaped(pid, status))
-        return;
-    if (pid != m->snap_pid) {
-        log_info("child pid %ld exited", (long)pid);
-        return;
-    }
-    m->snap_pid = 0;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_OK) {
-        m->saved_mutations = m->snap_mutations;
-        log_debug("key-value snapshot written to %s", m->cfg->kvPersistence.file);
-    } else {
-        log_warnx("key-value snapshot to %s failed", m->cfg->kvPersistence.file);
-    }
-}
-
-/* Waits for a running snapshot child, so the final snapshot is the last rename. */
-static void snapshot_wait(struct master *m)
-{
-    int status;
-    if (m->snap_pid && waitpid(m->snap_pid, &status, 0) == m->snap_pid)
-        on_other_child(m->snap_pid, status, m);
-    m->snap_pid = 0;
-}
-
-/* Writes the key-value snapshot if persistence is on and anything changed. */
-static int snapshot_final(struct master *m)
-{
-    const char *file = m->cfg->kvPersistence.file;
-    snapshot_wait(m);
-    uint64_t mut = kv_mutations();
-    if (!*file)
-        return 0;
-    if (kv_snapshot_save(file) < 0)
-        return -1;
-    m->saved_mutations = mut;
-    log_debug("key-value snapshot written to %s", file);
-    return 0;
-}
-
-static void print_msgs(const struct strlist *l, void (*fn)(const char *, ...));
-
-/* Before the store is loaded: the snapshot directory must pass the check butlerd -t
- * makes (kv_snapshot.h), and temporary files of snapshots killed while writing
- * are removed. -1 if butlerd must not start. */
-static int snapshot_start(const struct cfg *c)
-{
-    struct strlist errs = {0}, warns = {0};
-    if (!*c->kvPersistence.file)
-        return 0;
-    int rc = kv_snapshot_check(c, &errs, &warns);
-    print_msgs(&errs, log_errorx);
-    print_msgs(&warns, log_warnx);
-    strlist_free(&errs);
-    strlist_free(&warns);
-    if (rc < 0)
-        return -1;
-    kv_snapshot_cleanup(c->kvPersistence.file, kv_snapshot_uid(c));
-    return 0;
-}
-
-/* The master's timers: TTL sweep every second, snapshot every intervalSeconds.
- * Returns ms until the next one. */
-static int run_timers(struct master *m)
-{
-    int64_t now = now_ms();
-    if (now >= m->next_sweep) {
-        unsigned n = kv_sweep();
-        if (n)
-            log_debug("expired %u keys", n);
-        m->next_sweep = now + 1000;
-    }
-    int iv = m->cfg->kvPersistence.intervalSeconds;
-    if (iv > 0 && now >= m->next_snapshot) {
-        snapshot_bg(m);
-        m->next_snapshot = now + (int64_t)iv * 1000;
-    }
-    int64_t next = m->next_sweep;
-    if (iv > 0 && m->next_snapshot < next)
-        next = m->next_snapshot;
-    return next > now ? (int)(next - now) : 0;
-}
 
 static void notify(const struct master *m, char c)
 {
     if (m->o->notify_fd >= 0) {
         ssize_t w = write(m->o->notify_fd, &c, 1);
         (void)w;
+        loop_del(m->o->notify_fd);
         close(m->o->notify_fd);
         ((struct master_opts *)m->o)->notify_fd = -1;
     }
@@ -403,30 +294,17 @@ static void reload(struct master *m)
     cfg_free(m->cfg);
     m->cfg = neu;
     m->env.cfg = neu;
+    snapshot_set_cfg(neu);
     mqtt_set_cfg(neu);
     udp_set_cfg(neu);
-    if (neu->mqtt.enable)
-        events_reload(neu);
     m->gen++;
+    if (neu->mqtt.enable)
+        events_reload(neu, m->gen);
     log_info("configuration reloaded (gen %u)", m->gen);
     if (m->env.listen_fd >= 0) {
         m->reloading = 1;
         pool_start_gen(&m->env, m->gen);
     }
-}
-
-/* The master-only descriptors a forked child must close: the self-pipe, the MQTT
- * connection and publish socket, the UDP sockets and the events process's socket.
- * Some come and go, so the list is rebuilt before anything can fork. */
-static void refresh_child_close(struct master *m)
-{
-    int n = 0, max = (int)(sizeof m->child_close / sizeof m->child_close[0]) - 1;
-    m->child_close[n++] = selfpipe[0];
-    m->child_close[n++] = selfpipe[1];
-    n += mqtt_child_fds(m->child_close + n, max - n);
-    n += udp_child_fds(m->child_close + n, max - n);
-    n += events_child_fds(m->child_close + n, max - n);
-    m->child_close[n] = -1;
 }
 
 /* Start-task messages wait at the events process; past this many the broker is
@@ -442,47 +320,79 @@ static void on_start_task_message(const char *payload, size_t len)
         log_warnx("MQTT start task message dropped: the events process is not running");
 }
 
-int master_run(struct cfg *cfg, const struct master_opts *o)
-{
-    struct master m;
-    memset(&m, 0, sizeof m);
-    m.cfg = cfg;
-    m.o = o;
-    m.gen = 1;
-    int rc = EXIT_FATAL;
-    char *tls_cert = NULL, *tls_key = NULL;
+/* The TTL sweep, every second. */
+static int64_t next_sweep;
 
-    log_info("butlerd %s starting, configuration %s", BUTLERD_VERSION, o->conf_path);
-    if (setup_signals() < 0)
-        goto out;
-    m.env.listen_fd = -1;
-    if (cfg->rest.enable) {
-        m.env.listen_fd = open_listener(cfg);
-        if (m.env.listen_fd < 0)
-            goto out;
-        if (cfg->rest.tlsEnable) {
-            tls_cert = read_file(cfg->rest.tlsCert);
-            tls_key = read_file(cfg->rest.tlsKey);
-            if (!tls_cert || !tls_key)
-                goto out;
-            if (*cfg->rest.tlsCa) { /* the chain is sent after the server certificate */
-                char *ca = read_file(cfg->rest.tlsCa);
-                if (!ca)
-                    goto out;
-                char *both = xasprintf("%s\n%s", tls_cert, ca);
-                free(tls_cert);
-                free(ca);
-                tls_cert = both;
-            }
-        }
+static int sweep_timer(void)
+{
+    int64_t now = now_ms();
+    if (now >= next_sweep) {
+        unsigned n = kv_sweep();
+        if (n)
+            log_debug("expired %u keys", n);
+        next_sweep = now + 1000;
     }
-    if (*cfg->pidfile && pidfile_create(cfg->pidfile) < 0)
-        goto out;
-    if (snapshot_start(cfg) < 0)
-        goto out;
+    return next_sweep > now ? (int)(next_sweep - now) : 0;
+}
+
+static void on_selfpipe(int fd, short revents, void *arg)
+{
+    char b[64];
+    while (read(fd, b, sizeof b) > 0) {
+    }
+}
+
+/* The modules that bring their own descriptors and timers. */
+static const struct loop_source mqtt_source = {mqtt_pollfds, mqtt_handle, mqtt_child_fds,
+                                               4096 + 4};
+static const struct loop_source udp_source = {udp_pollfds, udp_handle, udp_child_fds, 2};
+
+static void register_loop(const struct master *m)
+{
+    loop_add(selfpipe[0], POLLIN, on_selfpipe, NULL);
+    /* Master-only descriptors no child may keep: the daemon's start-up pipe (the
+     * parent waits for its end) and the pid file. */
+    loop_add_private(selfpipe[1]);
+    if (m->o->notify_fd >= 0)
+        loop_add_private(m->o->notify_fd);
+    if (pid_fd >= 0)
+        loop_add_private(pid_fd);
+    loop_add_source(&mqtt_source);
+    loop_add_source(&udp_source);
+    loop_add_timer(proc_timers);
+    loop_add_timer(sweep_timer);
+    loop_add_timer(snapshot_timer);
+    loop_add_timer(mqtt_timers);
+    loop_add_timer(udp_timers);
+}
+
+/* Reads the TLS certificate and key (and the chain after the certificate). */
+static int read_tls(struct master *m, const struct cfg *cfg)
+{
+    m->tls_cert = read_file(cfg->rest.tlsCert);
+    m->tls_key = read_file(cfg->rest.tlsKey);
+    if (!m->tls_cert || !m->tls_key)
+        return -1;
+    if (*cfg->rest.tlsCa) { /* the chain is sent after the server certificate */
+        char *ca = read_file(cfg->rest.tlsCa);
+        if (!ca)
+            return -1;
+        char *both = xasprintf("%s\n%s", m->tls_cert, ca);
+        free(m->tls_cert);
+        free(ca);
+        m->tls_cert = both;
+    }
+    return 0;
+}
+
+/* Opens the shared segment, re-attached or loaded from the snapshot. */
+static int open_store(struct master *m, const struct cfg *cfg)
+{
+    if (snapshot_check(cfg) < 0)
+        return -1;
     int attached = shm_open_region(cfg);
     if (attached < 0)
-        goto out;
+        return -1;
     kv_set_limits(cfg->kvs.maxKeysPerNamespace);
     if (!attached && *cfg->kvPersistence.file) {
         long n = kv_snapshot_load(cfg->kvPersistence.file, kv_snapshot_uid(cfg));
@@ -493,154 +403,171 @@ int master_run(struct cfg *cfg, const struct master_opts *o)
      * now, or every forked process would inherit it, and the first malloc in each
      * would copy those pages for itself (butlerd(8), "Persistence"). */
     malloc_trim(0);
-    m.saved_mutations = attached ? 0 : kv_mutations();
-    m.next_sweep = now_ms() + 1000;
-    m.next_snapshot = now_ms() + (int64_t)cfg->kvPersistence.intervalSeconds * 1000;
-    m.have_shm = 1;
+    snapshot_init(cfg, attached);
+    next_sweep = now_ms() + 1000;
+    m->have_shm = 1;
     shm_reset_volatile(); /* active users and counters start empty */
+    return 0;
+}
+
+/* Everything up to the first fork, then the first children. 0, or -1 if butlerd
+ * cannot start. */
+static int master_start(struct master *m)
+{
+    struct cfg *cfg = m->cfg;
+    log_info("butlerd %s starting, configuration %s", BUTLERD_VERSION, m->o->conf_path);
+    if (setup_signals() < 0)
+        return -1;
+    if (cfg->rest.enable) {
+        m->env.listen_fd = open_listener(cfg);
+        if (m->env.listen_fd < 0 || (cfg->rest.tlsEnable && read_tls(m, cfg) < 0))
+            return -1;
+    }
+    if (*cfg->pidfile && pidfile_create(cfg->pidfile) < 0)
+        return -1;
+    if (open_store(m, cfg) < 0)
+        return -1;
     qrs_load_credentials(cfg);
     if (udp_start(cfg) < 0) /* before dropping privileges: ports below 1024 */
-        goto out;
+        return -1;
     if (drop_privileges(cfg) < 0)
-        goto out;
+        return -1;
     if (mqtt_start(cfg) < 0)
-        goto out;
+        return -1;
     mqtt_set_start_handler(on_start_task_message);
     mqtt_set_connect_handler(udp_on_connect);
-    refresh_child_close(&m);
+    register_loop(m);
+    proc_set_listen_fd(m->env.listen_fd);
     if (cfg->mqtt.enable)
-        events_start(cfg, m.child_close, &m.env);
-    m.env.cfg = cfg;
-    m.env.tls_cert = tls_cert;
-    m.env.tls_key = tls_key;
-    m.env.close_in_child = m.child_close;
-    if (m.env.listen_fd >= 0) {
-        pool_start_gen(&m.env, m.gen);
+        events_start(cfg, m->gen);
+    m->env.cfg = cfg;
+    m->env.tls_cert = m->tls_cert;
+    m->env.tls_key = m->tls_key;
+    if (m->env.listen_fd >= 0) {
+        pool_start_gen(&m->env, m->gen);
     } else {
         log_info("ready: REST server disabled (Butler.restServerConfig.enable is false)");
-        m.announced = 1;
-        notify(&m, '0');
+        m->announced = 1;
+        notify(m, '0');
     }
+    return 0;
+}
 
-    int stopping = 0;
-    int64_t stop_deadline = 0;
-    for (;;) {
-        struct pollfd p[1 + 1024 + 4096 + 8];
-        refresh_child_close(&m);
-        p[0].fd = selfpipe[0];
-        p[0].events = POLLIN;
-        p[0].revents = 0;
-        int n = pool_pollfds(p + 1, 1024);
-        int nm = mqtt_pollfds(p + 1 + n, 4096 + 4);
-        int nu = udp_pollfds(p + 1 + n + nm, 2);
-        int ne = events_pollfds(p + 1 + n + nm + nu, 2);
-        int timeout = pool_timers(&m.env);
-        int tt[4] = {run_timers(&m), mqtt_timers(), udp_timers(), events_timers()};
-        for (int i = 0; i < 4; i++)
-            if (tt[i] >= 0 && (timeout < 0 || tt[i] < timeout))
-                timeout = tt[i];
-        if (stopping) {
-            int64_t left = stop_deadline - now_ms();
-            if (timeout < 0 || left < timeout)
-                timeout = left > 0 ? (int)left : 0;
-        }
-        if (poll(p, (nfds_t)(1 + n + nm + nu + ne), timeout) < 0 && errno != EINTR) {
-            log_error("poll");
-            break;
-        }
-        mqtt_handle(p + 1 + n, nm);
-        udp_handle(p + 1 + n + nm, nu);
-        events_handle(p + 1 + n + nm + nu, ne);
-        refresh_child_close(&m);
-        if (p[0].revents) {
-            char b[64];
-            while (read(selfpipe[0], b, sizeof b) > 0) {
-            }
-        }
-        if (pool_ctl_event(p + 1, n, m.gen) && !stopping) {
-            if (!m.announced) {
-                log_info("butlerd %s ready: listening on %s (%d workers, gen %u)",
-                         BUTLERD_VERSION, listen_desc, pool_count_gen(m.gen), m.gen);
-                m.announced = 1;
-                notify(&m, '0');
-            }
-            if (m.reloading) {
-                m.reloading = 0;
-                int old = pool_drain_older(m.gen, m.cfg->shutdownTimeout,
-                                           m.cfg->ep.senseAppReload
-                                               ? m.cfg->engineReloadTimeoutSeconds
-                                               : 0);
-                log_info("gen %u ready, draining %d older workers", m.gen, old);
-            }
-        }
-        if (sig_chld) {
-            sig_chld = 0;
-            pool_reap(&m.env, stopping, on_other_child, &m);
-            if (!stopping && pool_gen_dead(m.gen)) {
-                log_errorx("no worker of gen %u can start, shutting down", m.gen);
-                notify(&m, '1');
-                sig_term = 1;
-            }
-        }
-        if (sig_usr1) {
-            sig_usr1 = 0;
-            if (log_reopen() < 0)
-                log_warn("cannot reopen the log file");
-            else
-                log_info("log file reopened");
-            pool_signal_all(SIGUSR1);
-            events_signal(SIGUSR1);
-        }
-        if (sig_hup && !stopping) {
-            sig_hup = 0;
-            log_info("SIGHUP received, reloading %s", o->conf_path);
-            reload(&m);
-        }
-        if (sig_term && !stopping) {
-            stopping = 1;
-            log_info("shutting down");
-            if (m.env.listen_fd >= 0) { /* refuse new connections from now on */
-                close(m.env.listen_fd);
-                m.env.listen_fd = -1;
-            }
-            pool_stop_all(m.cfg->shutdownTimeout);
-            udp_stop();
-            events_stop();
-            stop_deadline = now_ms() + (int64_t)m.cfg->shutdownTimeout * 1000 + 3000;
-        }
-        if (stopping && pool_count() == 0 && !m.snap_pid && !events_running_any()) {
-            rc = m.announced ? EXIT_OK : EXIT_FATAL;
-            break;
-        }
-        if (stopping && now_ms() >= stop_deadline) {
-            log_warnx("workers still running after the shutdown deadline, killing them");
-            pool_kill_all();
-            if (m.snap_pid)
-                kill(m.snap_pid, SIGKILL);
-            events_kill();
-            stop_deadline = now_ms() + 1000;
+/* Every worker of the newest generation is ready: announce it the first time, and
+ * after a reload drain the older generations. */
+static void on_gen_ready(struct master *m)
+{
+    if (!m->announced) {
+        log_info("butlerd %s ready: listening on %s (%d workers, gen %u)", BUTLERD_VERSION,
+                 listen_desc, pool_count_gen(m->gen), m->gen);
+        m->announced = 1;
+        notify(m, '0');
+    }
+    if (m->reloading) {
+        m->reloading = 0;
+        int old = pool_drain_older(m->gen, m->cfg->shutdownTimeout,
+                                   m->cfg->ep.senseAppReload ? m->cfg->engineReloadTimeoutSeconds
+                                                             : 0);
+        log_info("gen %u ready, draining %d older workers", m->gen, old);
+    }
+}
+
+static void begin_stop(struct master *m)
+{
+    m->stopping = 1;
+    log_info("shutting down");
+    if (m->env.listen_fd >= 0) { /* refuse new connections from now on */
+        close(m->env.listen_fd);
+        m->env.listen_fd = -1;
+        proc_set_listen_fd(-1);
+    }
+    proc_shutdown();
+    pool_stop_all(m->cfg->shutdownTimeout);
+    udp_stop();
+    events_stop();
+    m->stop_deadline = now_ms() + (int64_t)m->cfg->shutdownTimeout * 1000 + 3000;
+}
+
+/* What the signal handlers flagged. */
+static void handle_signals(struct master *m)
+{
+    if (sig_chld) {
+        sig_chld = 0;
+        proc_reap();
+        if (!m->stopping && pool_gen_dead(m->gen)) {
+            log_errorx("no worker of gen %u can start, shutting down", m->gen);
+            notify(m, '1');
+            sig_term = 1;
         }
     }
-out:
-    if (m.have_shm) {
+    if (sig_usr1) {
+        sig_usr1 = 0;
+        if (log_reopen() < 0)
+            log_warn("cannot reopen the log file");
+        else
+            log_info("log file reopened");
+        proc_signal_all(SIGUSR1);
+    }
+    if (sig_hup && !m->stopping) {
+        sig_hup = 0;
+        log_info("SIGHUP received, reloading %s", m->o->conf_path);
+        reload(m);
+    }
+    if (sig_term && !m->stopping)
+        begin_stop(m);
+}
+
+/* Runs until every child has exited after a stop; returns the exit code. */
+static int master_loop(struct master *m)
+{
+    for (;;) {
+        int timeout = -1;
+        if (m->stopping) {
+            int64_t left = m->stop_deadline - now_ms();
+            timeout = left > 0 ? (int)left : 0;
+        }
+        if (loop_once(timeout) < 0)
+            return EXIT_FATAL;
+        if (pool_gen_ready(m->gen) && !m->stopping)
+            on_gen_ready(m);
+        handle_signals(m);
+        if (m->stopping && proc_count(NULL) == 0)
+            return m->announced ? EXIT_OK : EXIT_FATAL;
+        if (m->stopping && now_ms() >= m->stop_deadline) {
+            log_warnx("workers still running after the shutdown deadline, killing them");
+            proc_signal_all(SIGKILL);
+            m->stop_deadline = now_ms() + 1000;
+        }
+    }
+}
+
+/* Children are gone: the final snapshot, then everything else. */
+static void master_finish(struct master *m, int rc)
+{
+    if (m->have_shm && rc == EXIT_OK) {
         /* Workers are gone: the snapshot sees every acknowledged write. The segment
          * is removed only after an orderly stop; after a crash it is re-attached. */
-        if (rc == EXIT_OK) {
-            if (snapshot_final(&m) == 0)
-                shm_unlink_region();
-            else
-                log_warnx("keeping shared memory %s: the next start re-attaches it", shm.name);
-        }
+        if (snapshot_final() == 0)
+            shm_unlink_region();
+        else
+            log_warnx("keeping shared memory %s: the next start re-attaches it", shm.name);
     }
     mqtt_stop();
     udp_stop();
-    notify(&m, rc == EXIT_OK ? '0' : '1');
-    if (m.env.listen_fd >= 0)
-        close(m.env.listen_fd);
+    notify(m, rc == EXIT_OK ? '0' : '1');
+    if (m->env.listen_fd >= 0)
+        close(m->env.listen_fd);
     pidfile_remove();
-    free(tls_cert);
-    free(tls_key);
-    cfg_free(m.cfg);
+    free(m->tls_cert);
+    free(m->tls_key);
+    cfg_free(m->cfg);
     log_info("exiting");
+}
+
+int master_run(struct cfg *cfg, const struct master_opts *o)
+{
+    struct master m = {.cfg = cfg, .o = o, .gen = 1, .env.listen_fd = -1};
+    int rc = master_start(&m) < 0 ? EXIT_FATAL : master_loop(&m);
+    master_finish(&m, rc);
     return rc;
 }

@@ -2,7 +2,7 @@
  * payload; butlerd-api(7), Task events). */
 #include "taskevent.h"
 #include "cfg.h"
-#include "events.h"
+#include "events_child.h"
 #include "log.h"
 #include "qrs.h"
 #include "stats.h"

@@ -536,6 +536,22 @@ def test_interval_snapshot_without_shutdown(kvd):
     assert d.running()
 
 
+def test_snapshot_child_logged_like_any_child(kvd):
+    """The periodic snapshot is written by a one-shot child of the process table:
+    its start and its exit are logged in the same shape as a worker's (at debug
+    level, since one runs every intervalSeconds)."""
+    d = kvd(file=True, interval=1, start=False)
+    harness.merge(d.overrides, {"butlerd": {"logging": {"level": "debug"}}})
+    d.start()
+    d.put_ok("ns", "k1", "v1")
+    started = d.wait_log(re.compile(r"snapshot process pid \d+ started$"), 5)
+    pid = int(re.search(r"pid (\d+) started", started[0]).group(1))
+    d.wait_log(re.compile(r"snapshot process pid %d exited with code 0$" % pid), 5)
+    d.wait_log("key-value snapshot written to %s" % d.snapshot_file, 5)
+    assert not d.find("respawning snapshot")
+    assert d.running()
+
+
 def test_interval_zero_saves_only_at_shutdown(kvd):
     d = kvd(file=True, interval=0)
     d.put_ok("ns", "k1", "v1")

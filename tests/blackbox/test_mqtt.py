@@ -627,6 +627,36 @@ def test_reload_starts_new_events_process_with_new_filter(start_daemon, broker, 
     assert harness.alive(second)
 
 
+def test_events_process_death_logged_and_throttled_like_a_worker(start_daemon, broker, subs,
+                                                                 sim, certs):
+    """The events process is an entry of the process table, as the workers are: its
+    death is logged in the same shape (pid, signal number and name), and its
+    respawn is throttled, the wait doubling with each quick death."""
+    import signal as sg
+    d = mqtt_daemon(start_daemon, broker, qrs_overrides(sim, certs))
+    first = wait_events_pid(d)
+    mark = d.mark()
+    os.kill(first, sg.SIGKILL)
+    d.wait_log(re.compile(r"events process pid %d killed by signal 9 \(Killed\), 0 jobs lost$"
+                          % first), 5, start=mark)
+    d.wait_log("respawning events process in 1000 ms", 5, start=mark)
+    second = wait_events_pid(d, exclude=(first,))
+    mark = d.mark()
+    os.kill(second, sg.SIGKILL)
+    d.wait_log("respawning events process in 2000 ms", 5, start=mark)
+    third = wait_events_pid(d, exclude=(first, second))
+    # a worker's death reads the same, with its slot and generation
+    worker = int(harness.WORKER_STARTED.search(d.find(harness.WORKER_STARTED)[0]).group(2))
+    mark = d.mark()
+    os.kill(worker, sg.SIGKILL)
+    d.wait_log(re.compile(r"worker \d+ pid %d gen \d+ killed by signal 9 \(Killed\)$" % worker),
+               5, start=mark)
+    assert harness.alive(third)
+    pub = publisher(broker, subs)
+    pub.publish(START_TOPIC, T1.encode())          # the third one starts tasks
+    wait_starts(sim, collections.Counter([T1]))
+
+
 # ------------------------------------------------------------------ TLS to the broker
 
 
