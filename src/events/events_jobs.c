@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A message on the start topic: a bare task ID, or a start-task body (butlerd-api(7), start task). The
- * start-task filter applies either way (Butler skipped it on this path). */
+/* A message on the start topic: a bare task ID, or a start-task body (butlerd-api(7),
+ * MQTT, Start topic). The start-task filter applies either way (Butler skipped it on
+ * this path). */
 static void start_from_mqtt(const struct cfg *c, char *p, size_t len)
 {
     while (len && (p[len - 1] == ' ' || (p[len - 1] >= '\t' && p[len - 1] <= '\r')))
