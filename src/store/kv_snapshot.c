@@ -62,7 +62,10 @@ static char *split(const char *path, const char **base)
     return dir;
 }
 
-static int owner_ok(const struct stat *st, uid_t uid) { return st->st_uid == 0 || st->st_uid == uid; }
+static int owner_ok(const struct stat *st, uid_t uid)
+{
+    return st->st_uid == 0 || st->st_uid == uid;
+}
 
 /* Why directory DIR (stat ST) may not hold the snapshot, or NULL if it may. The
  * directory itself must not be writable by group or others at all; a directory
@@ -605,7 +608,8 @@ static char *load_json(int fd, struct load *l)
         }
         const char *ns = json_object_get_string(nsv);
         size_t nslen = (size_t)json_object_get_string_len(nsv);
-        if (nslen == 0 || nslen > l->keymax || kv_restore(ns, nslen, NULL, 0, NULL, 0, 0) != KV_OK) {
+        if (nslen == 0 || nslen > l->keymax ||
+            kv_restore(ns, nslen, NULL, 0, NULL, 0, 0) != KV_OK) {
             l->dropped += 1 + (long)json_object_array_length(keys);
             continue;
         }
