@@ -286,8 +286,22 @@ def sanitizer_log_paths():
     return out
 
 
+_sanitized = None
+
+
 def sanitizers_active():
-    return bool(sanitizer_log_paths()) or os.environ.get("BUTLERD_SANITIZERS") == "1"
+    """True on a sanitizer build: the option variables name a log_path, or the
+    binary carries the AddressSanitizer runtime (a plain `make check` there)."""
+    global _sanitized
+    if sanitizer_log_paths() or os.environ.get("BUTLERD_SANITIZERS") == "1":
+        return True
+    if _sanitized is None:
+        try:
+            with open(binary(), "rb") as f:
+                _sanitized = b"AddressSanitizer" in f.read()
+        except OSError:
+            _sanitized = False
+    return _sanitized
 
 
 def sanitizer_reports():
