@@ -5,7 +5,12 @@
  * answers from the fuzz input instead of a Repository Service.
  *
  * Input: one flag byte, a start-task body, then NUL-separated QRS answers (first
- * byte: status class, rest: the body) used in the order the calls come. The
+ * byte: status class, rest: the body) used in the order the calls come. Flags:
+ * bit 0 the start-task filter is on, bit 1 allTaskIdsMustExist, bits 2-3 the URL
+ * task ID (none, a GUID, "-"), bit 4 the key-value store is on (keyvaluestore items
+ * are stored in a private shared-memory region), bit 5 the body is parsed as the
+ * MQTT start topic parses it (events.c: json-c's default, lenient mode) instead of
+ * as an HTTP body (strict). The
  * filter must always be one of the three forms api_task.c builds, with every
  * quoted string properly escaped: no task-start body can inject filter syntax. */
 #define qrs_call qrs_call_real
@@ -13,10 +18,14 @@
 #undef qrs_call
 
 #include "../../src/cfg.h"
+#include "../../src/kv.h"
+#include "../../src/shm.h"
 #include "../../src/task.h"
 #include "fuzz.h"
 
 #include <ctype.h>
+#include <strings.h>
+#include <unistd.h>
 
 int qrs_call(const struct cfg *c, const char *method, const char *path, const char *filter,
              const char *body, struct qrs_resp *out);
@@ -132,9 +141,27 @@ static char *tags[] = {"tag1", "Tag 2"};
 static char *ids[] = {"3fa85f64-5717-4562-b3fc-2c963f66afa6"};
 static struct tuple cps[] = {{{"cp1", "v1", NULL}}, {{"Group", "a'b", NULL}}};
 
+static char shm_name[64];
+
+static void cleanup(void) { shm_unlink_region(); }
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     fuzz_quiet_log();
+    snprintf(shm_name, sizeof shm_name, "/butlerd-fuzz-task-%ld", (long)getpid());
+    cfg.shm.name = shm_name;
+    cfg.rest.serverPort = 1;
+    cfg.shm.kvMaxKeys = 64;
+    cfg.shm.kvMaxKeyBytes = 64;
+    cfg.shm.kvMaxValueBytes = 256;
+    cfg.shm.kvMaxNamespaces = 8;
+    cfg.shm.maxActiveUsers = 4;
+    if (shm_open_region(&cfg) != 0) {
+        fprintf(stderr, "cannot create the shared-memory region\n");
+        abort();
+    }
+    atexit(cleanup);
+    kv_set_limits(16);
     cfg.qrs.host = "qrs.invalid";
     cfg.startTaskFilter.tag = (struct strlist){2, tags};
     cfg.startTaskFilter.taskId = (struct strlist){1, ids};
@@ -155,11 +182,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ans_left = size - (size_t)(ans - data);
     calls = 0;
     cfg.startTaskFilter.enable = flags & 1;
+    cfg.ep.keyValueStore = flags & 16;
 
     char *in = fuzz_str(b, blen);
+    /* Known and reported, not fixed on this branch: a NaN ttl of a keyvaluestore item
+     * from the MQTT start topic (lenient JSON) is cast to int64_t in api_task.c
+     * apply_kv_item (findings/qrs_filter-mqtt-nan-ttl). Skipped so the fuzzer goes
+     * on; FUZZ_NAN=1 in the environment lets such inputs through. */
+    static int nan_ok = -1;
+    if (nan_ok < 0)
+        nan_ok = getenv("FUZZ_NAN") != NULL;
+    if ((flags & 32) && !nan_ok && (flags & 16)) {
+        for (const char *q = in; *q; q++)
+            if (!strncasecmp(q, "nan", 3)) {
+                free(in);
+                return 0;
+            }
+    }
     json_tokener *tok = json_tokener_new_ex(64);
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    json_object *body = json_tokener_parse_ex(tok, in, (int)blen + 1);
+    json_object *body;
+    if (flags & 32) { /* events.c start_from_mqtt */
+        body = json_tokener_parse_ex(tok, in, (int)strlen(in));
+        if (json_tokener_get_error(tok) != json_tokener_success ||
+            tok->char_offset != (int)strlen(in)) {
+            json_object_put(body);
+            body = NULL;
+        }
+    } else { /* http.c */
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        body = json_tokener_parse_ex(tok, in, (int)blen + 1);
+    }
     json_tokener_free(tok);
     char *err = NULL;
     json_object *items = body ? task_items_validate(body, &err) : NULL;

@@ -79,6 +79,15 @@ def seeds_qrs_filter():
             data = bytes([flags]) + json.dumps(b).encode() + b"\0"
             data += b"\0" + answer.encode() + b"\0" + b"\x01" + b"\0" + b"\x04"
             put("qrs_filter", "seed%02d-%d" % (i, flags), data)
+    kv = [{"type": "keyvaluestore", "payload": {"namespace": "ns", "key": "k", "value": [1],
+                                                "ttl": "1e3"}},
+          {"type": "keyvaluestore", "payload": {"namespace": "ns", "key": "k2", "value": "v",
+                                                "ttl": -5}}]
+    put("qrs_filter", "seed-kv", b"\x10" + json.dumps(kv).encode() + b"\0")
+    put("qrs_filter", "seed-mqtt", b"\x30 " + json.dumps(start_bodies()[2] + kv).encode()
+        + b"\n\0\0" + answer.encode())
+    put("qrs_filter", "seed-mqtt-inf", b"\x30" + json.dumps(kv).replace("-5", "-Infinity")
+        .encode() + b"\0")
     put("qrs_filter", "seed-bad-answer",
         b"\x02" + json.dumps(start_bodies()[1]).encode() + b"\0\x00{\"x\":1}\0\x02<html>")
 
