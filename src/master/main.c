@@ -176,6 +176,7 @@ int main(int argc, char **argv)
         print_list(&msgs.warnings, "warning: ");
         if (!cfg) {
             fprintf(stderr, "configuration test failed\n");
+            cfg_msgs_free(&msgs);
             return EXIT_FATAL;
         }
         printf("configuration OK\n");
@@ -192,11 +193,14 @@ int main(int argc, char **argv)
     if (!cfg) {
         print_list(&msgs.errors, "butlerd: ");
         fprintf(stderr, "butlerd: configuration %s has errors, not starting\n", conf);
+        cfg_msgs_free(&msgs);
         return EXIT_FATAL;
     }
     if (*cfg->workingDirectory && chdir(cfg->workingDirectory) < 0) {
         fprintf(stderr, "butlerd: chdir(%s) failed: %s\n", cfg->workingDirectory,
                 strerror(errno));
+        cfg_msgs_free(&msgs);
+        cfg_free(cfg);
         return EXIT_FATAL;
     }
 

@@ -262,6 +262,64 @@ WORKER_STARTED = re.compile(r"worker (\d+) pid (\d+) started gen (\d+)")
 GEN_READY = re.compile(r"gen (\d+) ready")
 
 
+# ---- sanitizer builds (issue 11) ---------------------------------------------
+# On a build made with ./configure --enable-sanitizers, .ci/run sets ASAN_OPTIONS,
+# UBSAN_OPTIONS and LSAN_OPTIONS with log_path=DIR/name: every report of the daemon,
+# its workers and its other children goes to a file DIR/name.PID. conftest.py gives
+# each pytest process a directory of its own below DIR and fails the test during
+# which a report appeared. A runtime that ignores log_path (GCC's libubsan) writes to
+# stderr instead, so the daemon's log is searched for the report headers too.
+SANITIZER_VARS = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
+SANITIZER_MARKERS = ("runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "WARNING: AddressSanitizer", "ERROR: UndefinedBehaviorSanitizer")
+# (where, lines) for every daemon whose log had a report; appended by Daemon.stop()
+LOG_REPORTS = []
+
+
+def sanitizer_log_paths():
+    """The log_path values of the sanitizer option variables, by variable."""
+    out = {}
+    for var in SANITIZER_VARS:
+        for opt in os.environ.get(var, "").split(":"):
+            if opt.startswith("log_path="):
+                out[var] = opt[len("log_path="):]
+    return out
+
+
+_sanitized = None
+
+
+def sanitizers_active():
+    """True on a sanitizer build: the option variables name a log_path, or the
+    binary carries the AddressSanitizer runtime (a plain `make check` there)."""
+    global _sanitized
+    if sanitizer_log_paths() or os.environ.get("BUTLERD_SANITIZERS") == "1":
+        return True
+    if _sanitized is None:
+        try:
+            with open(binary(), "rb") as f:
+                _sanitized = b"AddressSanitizer" in f.read()
+        except OSError:
+            _sanitized = False
+    return _sanitized
+
+
+def sanitizer_reports():
+    """Report files written so far under this process's log_path directories."""
+    files = set()
+    for path in sanitizer_log_paths().values():
+        files.update(f for f in glob.glob(path + ".*") if os.path.isfile(f))
+    return sorted(files)
+
+
+def read_report(path, limit=20000):
+    try:
+        with open(path, "r", errors="replace") as f:
+            return f.read(limit)
+    except OSError as e:
+        return "(cannot read %s: %s)" % (path, e)
+
+
 class DaemonError(AssertionError):
     pass
 
@@ -387,6 +445,9 @@ class Daemon:
             self.proc.stderr.close()
         except Exception:
             pass
+        bad = [l for l in self.snapshot() if any(m in l for m in SANITIZER_MARKERS)]
+        if bad:
+            LOG_REPORTS.append((self.tmpdir, bad))
         # a SIGKILLed master cannot remove its (uniquely named) region, which the
         # daemon names <shm.name>.<port>
         for path in glob.glob("/dev/shm" + self.shm + ".*"):

@@ -1,0 +1,235 @@
+/* The QRS filter builder and the QRS answers of a task start (src/api_task.c
+ * task_start_run, src/qrs.c qrs_quote and the URL encoding of qrs_call). The real
+ * qrs.c is compiled into this harness, but qrs_call is replaced by a stub that
+ * builds the filter part of the URL with qrs.c's own encode(), checks it, and
+ * answers from the fuzz input instead of a Repository Service.
+ *
+ * Input: one flag byte, a start-task body, then NUL-separated QRS answers (first
+ * byte: status class, rest: the body) used in the order the calls come. Flags:
+ * bit 0 the start-task filter is on, bit 1 allTaskIdsMustExist, bits 2-3 the URL
+ * task ID (none, a GUID, "-"), bit 4 the key-value store is on (keyvaluestore items
+ * are stored in a private shared-memory region), bit 5 the body is parsed as the
+ * MQTT start topic parses it (events.c: json-c's default, lenient mode) instead of
+ * as an HTTP body (strict). The
+ * filter must always be one of the three forms api_task.c builds, with every
+ * quoted string properly escaped: no task-start body can inject filter syntax. */
+#define qrs_call qrs_call_real
+#include "../../src/qrs.c"
+#undef qrs_call
+
+#include "../../src/cfg.h"
+#include "../../src/kv.h"
+#include "../../src/shm.h"
+#include "../../src/task.h"
+#include "fuzz.h"
+
+#include <ctype.h>
+#include <strings.h>
+#include <unistd.h>
+
+int qrs_call(const struct cfg *c, const char *method, const char *path, const char *filter,
+             const char *body, struct qrs_resp *out);
+
+static const uint8_t *ans;
+static size_t ans_left;
+static unsigned calls;
+
+/* After the opening quote: a quoted string with \-escapes; returns the byte after
+ * the closing quote or NULL. */
+static const char *quoted(const char *p)
+{
+    for (; *p; p++) {
+        if (*p == '\\') {
+            if (p[1] != '\\' && p[1] != '\'')
+                return NULL; /* qrs_quote escapes only these two */
+            p++;
+        } else if (*p == '\'') {
+            return p + 1;
+        }
+    }
+    return NULL;
+}
+
+static int filter_ok(const char *f)
+{
+    static const char idp[] = "id eq ", tagp[] = "tags.name eq '",
+                      cp1[] = "(customProperties.definition.name eq '",
+                      cp2[] = ") and (customProperties.value eq '";
+    char id[37];
+    if (!strncmp(f, idp, sizeof idp - 1))
+        return task_loose_id(f + sizeof idp - 1, id);
+    if (!strncmp(f, tagp, sizeof tagp - 1)) {
+        const char *e = quoted(f + sizeof tagp - 1);
+        return e && *e == '\0';
+    }
+    if (!strncmp(f, cp1, sizeof cp1 - 1)) {
+        const char *e = quoted(f + sizeof cp1 - 1);
+        if (!e || strncmp(e, cp2, sizeof cp2 - 1))
+            return 0;
+        e = quoted(e + sizeof cp2 - 1);
+        return e && !strcmp(e, ")");
+    }
+    return 0;
+}
+
+static int unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+int qrs_call(const struct cfg *c, const char *method, const char *path, const char *filter,
+             const char *body, struct qrs_resp *out)
+{
+    memset(out, 0, sizeof *out);
+    calls++;
+    if (filter) {
+        FUZZ_ASSERT(!strcmp(method, "GET"));
+        if (!filter_ok(filter)) {
+            fprintf(stderr, "bad QRS filter: %s\n", filter);
+            abort();
+        }
+        /* the query part as qrs_call builds it: only unreserved bytes and %XX, and
+         * it decodes back to the filter */
+        struct buf url = {0};
+        encode(&url, filter);
+        buf_append(&url, "", 0);
+        size_t o = 0, fl = strlen(filter);
+        for (size_t i = 0; i < url.len; i++) {
+            unsigned char ch = (unsigned char)url.p[i];
+            if (ch == '%') {
+                FUZZ_ASSERT(i + 2 < url.len + 1 && isxdigit((unsigned char)url.p[i + 1]) &&
+                            isxdigit((unsigned char)url.p[i + 2]));
+                unsigned v;
+                sscanf(url.p + i + 1, "%2x", &v);
+                FUZZ_ASSERT(o < fl && (unsigned char)filter[o] == v && !unreserved(v));
+                i += 2;
+            } else {
+                FUZZ_ASSERT(unreserved(ch) && o < fl && filter[o] == (char)ch);
+            }
+            o++;
+        }
+        FUZZ_ASSERT(o == fl);
+        buf_free(&url);
+    }
+    /* the next answer from the input */
+    const uint8_t *a = ans;
+    size_t alen = 0;
+    while (alen < ans_left && a[alen])
+        alen++;
+    ans += alen < ans_left ? alen + 1 : alen;
+    ans_left -= alen < ans_left ? alen + 1 : alen;
+    unsigned cls = alen ? a[0] % 5 : 0;
+    if (alen)
+        a++, alen--;
+    if (cls == 4) {
+        snprintf(out->error, sizeof out->error, "connection refused");
+        return -1;
+    }
+    static const long st[] = {200, 204, 404, 500};
+    out->status = strcmp(method, "GET") ? (cls == 0 ? 204 : st[cls]) : st[cls];
+    if (!strcmp(method, "GET") && alen == 0 && cls == 0)
+        buf_append(&out->body, "[]", 2);
+    else
+        buf_append(&out->body, a, alen);
+    buf_append(&out->body, "", 0); /* NUL-terminated, as on_data leaves it */
+    return 0;
+}
+
+static struct cfg cfg;
+static char *tags[] = {"tag1", "Tag 2"};
+static char *ids[] = {"3fa85f64-5717-4562-b3fc-2c963f66afa6"};
+static struct tuple cps[] = {{{"cp1", "v1", NULL}}, {{"Group", "a'b", NULL}}};
+
+static char shm_name[64];
+
+static void cleanup(void) { shm_unlink_region(); }
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    fuzz_quiet_log();
+    snprintf(shm_name, sizeof shm_name, "/butlerd-fuzz-task-%ld", (long)getpid());
+    cfg.shm.name = shm_name;
+    cfg.rest.serverPort = 1;
+    cfg.shm.kvMaxKeys = 64;
+    cfg.shm.kvMaxKeyBytes = 64;
+    cfg.shm.kvMaxValueBytes = 256;
+    cfg.shm.kvMaxNamespaces = 8;
+    cfg.shm.maxActiveUsers = 4;
+    if (shm_open_region(&cfg) != 0) {
+        fprintf(stderr, "cannot create the shared-memory region\n");
+        abort();
+    }
+    atexit(cleanup);
+    kv_set_limits(16);
+    cfg.qrs.host = "qrs.invalid";
+    cfg.startTaskFilter.tag = (struct strlist){2, tags};
+    cfg.startTaskFilter.taskId = (struct strlist){1, ids};
+    cfg.startTaskFilter.customProperty = (struct tuplelist){2, cps};
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1 || size > 65536)
+        return 0;
+    unsigned flags = data[0];
+    const uint8_t *b = data + 1;
+    size_t blen = 0;
+    while (1 + blen < size && b[blen])
+        blen++;
+    ans = b + blen + (1 + blen < size ? 1 : 0);
+    ans_left = size - (size_t)(ans - data);
+    calls = 0;
+    cfg.startTaskFilter.enable = flags & 1;
+    cfg.ep.keyValueStore = flags & 16;
+
+    char *in = fuzz_str(b, blen);
+    /* Known and reported, not fixed on this branch: a NaN ttl of a keyvaluestore item
+     * from the MQTT start topic (lenient JSON) is cast to int64_t in api_task.c
+     * apply_kv_item (findings/qrs_filter-mqtt-nan-ttl). Skipped so the fuzzer goes
+     * on; FUZZ_NAN=1 in the environment lets such inputs through. */
+    static int nan_ok = -1;
+    if (nan_ok < 0)
+        nan_ok = getenv("FUZZ_NAN") != NULL;
+    if ((flags & 32) && !nan_ok && (flags & 16)) {
+        for (const char *q = in; *q; q++)
+            if (!strncasecmp(q, "nan", 3)) {
+                free(in);
+                return 0;
+            }
+    }
+    json_tokener *tok = json_tokener_new_ex(64);
+    json_object *body;
+    if (flags & 32) { /* events.c start_from_mqtt */
+        body = json_tokener_parse_ex(tok, in, (int)strlen(in));
+        if (json_tokener_get_error(tok) != json_tokener_success ||
+            tok->char_offset != (int)strlen(in)) {
+            json_object_put(body);
+            body = NULL;
+        }
+    } else { /* http.c */
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        body = json_tokener_parse_ex(tok, in, (int)blen + 1);
+    }
+    json_tokener_free(tok);
+    char *err = NULL;
+    json_object *items = body ? task_items_validate(body, &err) : NULL;
+    free(err);
+    if (items) {
+        char ebuf[128] = "";
+        const char *url_id = flags & 4 ? (flags & 8 ? "-" : ids[0]) : NULL;
+        json_object *r = task_start_run(&cfg, url_id, items, flags & 2, ebuf, sizeof ebuf);
+        if (r) {
+            FUZZ_ASSERT(json_object_is_type(r, json_type_object));
+            (void)json_object_to_json_string(r);
+        } else {
+            FUZZ_ASSERT(*ebuf);
+        }
+        json_object_put(r);
+        json_object_put(items);
+    }
+    json_object_put(body);
+    free(in);
+    return 0;
+}
