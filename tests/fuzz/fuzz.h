@@ -4,7 +4,7 @@
 #ifndef FUZZ_H
 #define FUZZ_H
 
-#include "../../src/log.h"
+#include "log.h"
 
 #include <stdint.h>
 #include <stdio.h>

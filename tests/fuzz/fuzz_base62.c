@@ -1,7 +1,7 @@
 /* Base62 <-> base16 (src/base62.c), as /v4/base62tobase16 and /v4/base16tobase62
  * call it on a query parameter. A conversion either fails (a character outside the
  * alphabet) or round-trips. */
-#include "../../src/base62.h"
+#include "base62.h"
 #include "fuzz.h"
 
 #include <ctype.h>

@@ -4,7 +4,7 @@
  * input is written to a file in a private directory first. Inputs with @include
  * are skipped: an include would make the loader read other files of this machine
  * (a configuration file is trusted; /dev/zero there is not a bug). */
-#include "../../src/cfg.h"
+#include "cfg.h"
 #include "fuzz.h"
 
 #include <fcntl.h>

@@ -17,7 +17,7 @@
 
 static int fuzz_rand_bytes(unsigned char *buf, int num);
 #define RAND_bytes fuzz_rand_bytes
-#include "../../src/engine.c"
+#include "engine.c"
 #undef RAND_bytes
 
 #include "fuzz.h"

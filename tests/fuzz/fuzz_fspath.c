@@ -2,7 +2,7 @@
  * a NUL byte, an approved directory. Checks the properties the approval decision
  * rests on: the echo form is normalised and stable, an absolute form has no "..",
  * and fspath_inside() only answers for paths really below the directory. */
-#include "../../src/fspath.h"
+#include "fspath.h"
 #include "fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

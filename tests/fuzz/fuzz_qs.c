@@ -1,8 +1,11 @@
-/* Query strings and percent-decoding (src/params.c): qs_parse() on the raw query of
+/* Query strings and percent-decoding (src/http/query.c, src/http/pct.c): qs_parse() on the raw query of
  * a request, pct_decode_path() on a path parameter. Whatever comes in, the results
- * are valid UTF-8 (spec 1.5) and serialise as JSON. */
-#include "../../src/params.h"
-#include "../../src/util.h"
+ * are valid UTF-8 (butlerd-api(7), Query strings) and serialise as JSON. */
+#include "query.h"
+#include "pct.h"
+#include "schema.h"
+#include "utf8.h"
+#include "util.h"
 #include "fuzz.h"
 
 static int valid_utf8(const char *s, size_t n)

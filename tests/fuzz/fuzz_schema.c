@@ -4,7 +4,9 @@
  * enum and a length limit). Input: one byte choosing the schema and the source,
  * then a JSON body (parsed exactly as http.c does: strict, UTF-8 checked, trailing
  * white space only) or a raw query string (qs_parse, as http_query does). */
-#include "../../src/params.h"
+#include "query.h"
+#include "pct.h"
+#include "schema.h"
 #include "fuzz.h"
 
 #define END {NULL, 0, 0, 0, NULL}

@@ -2,7 +2,7 @@
  * /v4/reloadtask/:taskId/start and the MQTT start topic hand it over: parsed as
  * http.c parses bodies, then validated. A valid body yields an array whose typed
  * items have the payload members the start code reads. */
-#include "../../src/task.h"
+#include "task.h"
 #include "fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         body = json_object_new_string_len(in, (int)size);
     }
     char *err = NULL;
-    json_object *items = task_items_validate(body, &err);
+    json_object *items = task_items_validate(body, 1000, &err);
     if (items) {
         FUZZ_ASSERT(err == NULL && json_object_is_type(items, json_type_array));
         for (size_t i = 0; i < json_object_array_length(items); i++) {

@@ -7,9 +7,9 @@
  *
  * Input: one byte (bit 0: session socket; bit 1: a source outside the allow-list),
  * then the datagram. */
-#include "../../src/udp.c"
+#include "udp.c"
 
-#include "../../src/shm.h"
+#include "shm.h"
 #include "fuzz.h"
 
 #include <signal.h>
