@@ -126,19 +126,18 @@ def test_slow_clients_from_one_address_do_not_block_another(start_daemon):
     assert d.running()
 
 
-def test_request_head_has_a_deadline(start_daemon):
-    """A head sent one line every 0.3 s never completes: it is answered with 408 when
-    headerTimeout (2 s) has passed since the request line, although data kept coming."""
-    d = start_daemon({"butlerd": {"http": {"headerTimeout": 2, "requestTimeout": 30}}})
-    s = socket.create_connection(("127.0.0.1", d.port))
-    s.sendall(b"GET /v4/butlerping HTTP/1.1\r\nHost: x\r\n")
+def trickle_until_closed(port, first, more, limit=10.0):
+    """Sends FIRST, then MORE every 0.3 s, until the server closes the connection
+    or LIMIT seconds pass. Returns (what was received, closed, seconds)."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(first)
     t0 = time.monotonic()
     got = b""
     closed = False
     try:
-        while time.monotonic() - t0 < 10 and not closed:
+        while time.monotonic() - t0 < limit and not closed:
             try:
-                s.sendall(b"X-Slow: 1\r\n")
+                s.sendall(more)
             except OSError:
                 pass
             r, _, _ = select.select([s], [], [], 0.3)
@@ -149,9 +148,17 @@ def test_request_head_has_a_deadline(start_daemon):
                     b = b""
                 got += b
                 closed = not b
-        elapsed = time.monotonic() - t0
     finally:
         s.close()
+    return got, closed, time.monotonic() - t0
+
+
+def test_request_head_has_a_deadline(start_daemon):
+    """A head sent one line every 0.3 s never completes: it is answered with 408 when
+    headerTimeout (2 s) has passed since the request line, although data kept coming."""
+    d = start_daemon({"butlerd": {"http": {"headerTimeout": 2, "requestTimeout": 30}}})
+    got, closed, elapsed = trickle_until_closed(
+        d.port, b"GET /v4/butlerping HTTP/1.1\r\nHost: x\r\n", b"X-Slow: 1\r\n")
     assert closed, "connection still open after %.1f s" % elapsed
     assert got.startswith(b"HTTP/1.1 408 "), got
     body = got.split(b"\r\n\r\n", 1)[1]
@@ -166,28 +173,9 @@ def test_request_body_has_a_deadline(start_daemon):
     request line, not an idle timeout that every byte restarts."""
     d = start_daemon({"Butler": {"restServerEndpointsEnable": {"keyValueStore": True}},
                       "butlerd": {"http": {"requestTimeout": 2}}})
-    s = socket.create_connection(("127.0.0.1", d.port))
-    s.sendall(b"POST /v4/keyvalues/ns HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Content-Length: 1000\r\n\r\n{")
-    t0 = time.monotonic()
-    got = b""
-    closed = False
-    try:
-        while time.monotonic() - t0 < 10 and not closed:
-            try:
-                s.sendall(b" ")
-            except OSError:
-                pass
-            r, _, _ = select.select([s], [], [], 0.3)
-            if r:
-                try:
-                    b = s.recv(65536)
-                except ConnectionResetError:
-                    b = b""
-                got += b
-                closed = not b
-    finally:
-        s.close()
+    got, closed, _ = trickle_until_closed(
+        d.port, b"POST /v4/keyvalues/ns HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n{", b" ")
     assert closed and got.startswith(b"HTTP/1.1 408 "), got
     assert d.get("/v4/keyvaluesnamespaces").body == b"[]"
 
