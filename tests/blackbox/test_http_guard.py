@@ -7,7 +7,6 @@ Slow clients connect from 127.0.0.2 and honest ones from 127.0.0.1 (both are
 the loopback interface), so the per-address limit tells them apart."""
 
 import json
-import os
 import resource
 import select
 import socket
