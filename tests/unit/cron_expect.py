@@ -168,6 +168,47 @@ NEXT = [
     ("30 2 29 3 0", "Europe/Stockholm", "2026-01-01T00:00:00Z", 2, "OR: Sundays in March"),
 ]
 
+
+
+def transitions(zone, start, end):
+    """UTC instants (seconds) where ZONE's offset changes, START <= t < END."""
+    z, out, prev, t = ZoneInfo(zone), [], None, start
+    off = lambda u: dt.datetime.fromtimestamp(u, UTC).astimezone(z).utcoffset()
+    while t < end:
+        o = off(t)
+        if prev is not None and o != prev:
+            lo, hi = t - 6 * 3600, t
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if off(mid) == o else (mid, hi)
+            out.append(hi)
+        prev, t = o, t + 6 * 3600
+    return out
+
+
+def dst_nights(seed, count):
+    """Random starts up to 4 hours before a transition (2026-2045, so also years
+    where only the TZ footer rule applies) in zones whose rules are settled, with
+    schedules that land in the gap or the fold."""
+    import random
+    r = random.Random(seed)
+    zones = ["Europe/Stockholm", "America/New_York", "Australia/Sydney", "Australia/Lord_Howe",
+             "Europe/Dublin", "America/St_Johns", "Pacific/Chatham"]
+    exprs = ["30 2 * * *", "0 * * * *", "*/15 * * * *", "0,30 1-3 * * *", "*/20 * 0-4 * * *",
+             "59 * * * *", "15 2 * * *", "45 1 * * *", "0 1 * * *", "*/7 * * * *", "1-5 2 * * *",
+             "30 2-3 * * *", "0 0 * * *", "*/10 * 1-3 * * *"]
+    trans = {z: transitions(z, 1767225600, 2398377600) for z in zones}
+    out = []
+    for _ in range(count):
+        z = r.choice(zones)
+        start = r.choice(trans[z]) - r.randint(0, 4 * 3600)
+        out.append((r.choice(exprs), z, iso(dt.datetime.fromtimestamp(start, UTC)), 3,
+                    "random DST night"))
+    return out
+
+
+NEXT += dst_nights(13, 40)
+
 # instants whose offset and wall-clock time are checked (tz_utc_to_local)
 LOCAL = [
     ("Europe/Stockholm", t) for t in (
