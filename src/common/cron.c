@@ -346,11 +346,26 @@ int cron_next(const struct cron *c, const struct tz *tz, time_t after, time_t *n
             *next = (time_t)t[0]; /* in a fold, the first occurrence only */
             return 0;
         }
+        int64_t w2 = w + 1;
         if (n == 0) { /* skipped by a jump forward: go on after the gap */
-            int64_t w2 = t[0] + tz_offset(tz, t[0]);
-            w = w2 > w ? w2 : w + 1;
-        } else {
-            w++;
+            w2 = t[0] + tz_offset(tz, t[0]);
+        } else if (n == 2) {
+            /* a repeat of a wall time that fired in the first pass: so are all
+             * wall times up to AFTER's in the first pass, as far as the fold goes
+             * (it ends at the transition plus the old offset) */
+            int32_t old = (int32_t)(w - t[0]);
+            int64_t lo = t[0], hi = t[1];
+            while (hi - lo > 1) {
+                int64_t mid = lo + (hi - lo) / 2;
+                if (tz_offset(tz, mid) == old)
+                    lo = mid;
+                else
+                    hi = mid;
+            }
+            w2 = (int64_t)after + old + 1;
+            if (w2 > hi + old)
+                w2 = hi + old;
         }
+        w = w2 > w ? w2 : w + 1;
     }
 }

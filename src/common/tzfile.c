@@ -287,9 +287,7 @@ int tz_utc_to_local(const struct tz *tz, time_t t, struct tm *out, int *utcoff)
     out->tm_wday = weekday(days);
     out->tm_yday = (int)(days - tz_days_from_civil(y, 1, 1));
     out->tm_isdst = isdst;
-#ifdef __USE_MISC
-    out->tm_gmtoff = off;
-#endif
+    out->tm_gmtoff = off; /* tm_zone stays NULL */
     if (utcoff)
         *utcoff = off;
     return 0;

@@ -28,8 +28,8 @@ const char *tz_name(const struct tz *tz);
 /* UT offset in seconds (local = UTC + offset) in effect at instant T. */
 int32_t tz_offset(const struct tz *tz, int64_t t);
 
-/* Wall-clock time at T: fills OUT (tm_year..tm_sec, tm_wday, tm_yday, tm_isdst;
- * tm_gmtoff when the C library has it) and *UTCOFF (may be NULL). -1 if T is
+/* Wall-clock time at T: fills OUT (tm_year..tm_sec, tm_wday, tm_yday, tm_isdst,
+ * tm_gmtoff; tm_zone is NULL) and *UTCOFF (may be NULL). -1 if T is
  * outside years 1..9999. */
 int tz_utc_to_local(const struct tz *tz, time_t t, struct tm *out, int *utcoff);
 
@@ -38,7 +38,9 @@ int tz_utc_to_local(const struct tz *tz, time_t t, struct tm *out, int *utcoff);
  * Returns 1 (OUT[0]), 2 in a fold where the wall clock went back (OUT[0] <
  * OUT[1]), or 0 in a gap where it jumped forward; then OUT[0] is the first
  * instant after the gap (the transition). Assumes no two transitions of the
- * zone lie within 4 days of each other, true of every zone since 1970. */
+ * zone lie within 4 days of each other (it looks 2 days either side), which
+ * holds for the rules of every zone in use; a zone that breaks it gets answers
+ * that are still real instants of that wall time, possibly not all of them. */
 int tz_local_to_utc(const struct tz *tz, int64_t local, int64_t out[2]);
 
 /* Civil calendar helpers (proleptic Gregorian, any year). */

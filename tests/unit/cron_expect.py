@@ -186,28 +186,28 @@ def transitions(zone, start, end):
     return out
 
 
-def dst_nights(seed, count):
-    """Random starts up to 4 hours before a transition (2026-2045, so also years
-    where only the TZ footer rule applies) in zones whose rules are settled, with
-    schedules that land in the gap or the fold."""
+def dst_nights(seed, count, lo, hi, what):
+    """Random starts from LO to HI seconds around a transition (2026-2045, so also
+    years where only the TZ footer rule applies) in zones whose rules are settled,
+    with schedules that land in the gap or the fold."""
     import random
     r = random.Random(seed)
     zones = ["Europe/Stockholm", "America/New_York", "Australia/Sydney", "Australia/Lord_Howe",
              "Europe/Dublin", "America/St_Johns", "Pacific/Chatham"]
     exprs = ["30 2 * * *", "0 * * * *", "*/15 * * * *", "0,30 1-3 * * *", "*/20 * 0-4 * * *",
              "59 * * * *", "15 2 * * *", "45 1 * * *", "0 1 * * *", "*/7 * * * *", "1-5 2 * * *",
-             "30 2-3 * * *", "0 0 * * *", "*/10 * 1-3 * * *"]
+             "30 2-3 * * *", "0 0 * * *", "*/10 * 1-3 * * *", "* * * * * *", "*/13 * * * * *"]
     trans = {z: transitions(z, 1767225600, 2398377600) for z in zones}
     out = []
     for _ in range(count):
         z = r.choice(zones)
-        start = r.choice(trans[z]) - r.randint(0, 4 * 3600)
-        out.append((r.choice(exprs), z, iso(dt.datetime.fromtimestamp(start, UTC)), 3,
-                    "random DST night"))
+        start = r.choice(trans[z]) + r.randint(lo, hi)
+        out.append((r.choice(exprs), z, iso(dt.datetime.fromtimestamp(start, UTC)), 3, what))
     return out
 
 
-NEXT += dst_nights(13, 40)
+NEXT += dst_nights(13, 40, -4 * 3600, 0, "random DST night")
+NEXT += dst_nights(14, 30, -1800, 5400, "random start just before or after a transition")
 
 # instants whose offset and wall-clock time are checked (tz_utc_to_local)
 LOCAL = [
