@@ -180,7 +180,25 @@ def seeds_engine():
         b"Connection: upgrade\r\nSec-WebSocket-Accept: xyz\r\n\r\n")
 
 
+def seeds_cron():
+    # mode byte (zone in the low 3 bits), 4-byte start offset (units of 59 s), expression
+    exprs = ["30 2 * * *", "*/15 * * * *", "* * * * * *", "0 0 29 2 *", "0 0 31 2 *",
+             "0 9 * jan,jul mon-fri", "0 0 13 * 5", "0 0 */2 * 1", "5/15 8-18 1,15 * *",
+             "10-40/10 */20 * * * 0-7", "0 0 L * *", "@daily", "*/0 * * * *", "1,,2 * * * *"]
+    for i, e in enumerate(exprs):
+        put("cron", "seed%02d" % i, bytes([i & 7]) + struct.pack(">i", i * 123457) + e.encode())
+    # the Stockholm spring-forward night and fall-back night (starts in 2026)
+    put("cron", "seed-gap", b"\x01" + struct.pack(">i", (1774745000 - 1767225600) // 59) + b"* * * * * *")
+    put("cron", "seed-fold", b"\x01" + struct.pack(">i", (1792888000 - 1767225600) // 59) + b"*/20 2 * * *")
+    for name in ("Europe/Stockholm", "America/New_York"):
+        with open("/usr/share/zoneinfo/" + name, "rb") as f:
+            put("cron", "seed-tzif-" + name.split("/")[1], b"\x80" + f.read())
+    for i, n in enumerate(["UTC", "Europe/Stockholm", "../../etc/passwd", "/etc/passwd", "Europe/..",
+                           "zone.tab", "Europe"]):
+        put("cron", "seed-name%d" % i, b"\xc0" + n.encode())
+
+
 if __name__ == "__main__":
     for f in (seeds_qs, seeds_schema, seeds_task_body, seeds_qrs_filter, seeds_udp,
-              seeds_base62, seeds_fspath, seeds_cfg, seeds_engine):
+              seeds_base62, seeds_fspath, seeds_cfg, seeds_engine, seeds_cron):
         f()
