@@ -1,4 +1,4 @@
-/* Cron expressions (spec 2.10.2): parsing, and the next firing time evaluated in
+/* Cron expressions of schedules (the rules are below): parsing, and the next firing time evaluated in
  * the wall-clock time of a time zone (tzfile.h). Pure code: a parsed expression
  * and a loaded zone are immutable, so any number of threads may share them.
  *
@@ -24,7 +24,7 @@
  * Firing (cron_next). Wall-clock time of the zone: a wall time skipped by a jump
  * forward does not fire; a wall time that occurs twice after a jump back fires
  * once, at its first occurrence. Validity: an expression with no firing within
- * CRON_HORIZON_DAYS after a given instant is invalid (spec: 8 years; 2922 days
+ * CRON_HORIZON_DAYS after a given instant is invalid (8 years: 2922 days
  * cover any 8 calendar years, so "0 0 29 2 *" is always valid). */
 #ifndef CRON_H
 #define CRON_H
