@@ -428,7 +428,7 @@ static int master_start(struct master *m)
     }
     if (*cfg->pidfile && pidfile_create(cfg->pidfile) < 0)
         return -1;
-    if (open_store(m, cfg) < 0 || sched_init(cfg) < 0)
+    if (sched_init(cfg) < 0 || open_store(m, cfg) < 0)
         return -1;
     qrs_load_credentials(cfg);
     if (udp_start(cfg) < 0) /* before dropping privileges: ports below 1024 */

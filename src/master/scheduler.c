@@ -67,6 +67,8 @@ static void fire(const struct firing *f)
     char msg[200];
     int64_t delay = now_real_ms() - f->planned_ms;
     STAT_ADD(sched_delay_ms_sum, (uint64_t)(delay > 0 ? delay : 0));
+    log_debug("schedule %s: start of task %s sent %lld ms after its firing time", f->id, f->task,
+              (long long)delay);
     if (task_start_one(sc_cfg, f->task, &st, msg, sizeof msg) == 0) {
         STAT_INC(sched_fired);
         log_info("schedule %s fired: started task %s", f->id, f->task);
