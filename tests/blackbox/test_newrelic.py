@@ -6,15 +6,14 @@ Two accounts are configured, one with a string accountId and one with an
 integer one. butlerd must send the exact bodies (member order), the headers,
 post to every account in list order and report 202/400/502/503."""
 
-import http.server
 import json
 import re
-import threading
 import time
 
 import pytest
 
 import harness
+import receiver
 from harness import JSON_CT, Raw, jdump, not_found, validation, err
 from harness import check_reply as check
 
@@ -34,65 +33,23 @@ ANSWERS = {
 }
 
 
-class Receiver:
-    """New Relic's collector on 127.0.0.1, in a thread. modes[api_key] picks the
-    answer for that account; "hang" holds the request (at most 30 s) until
-    release is set."""
+class Receiver(receiver.Receiver):
+    """New Relic's collector. modes[api_key] picks the answer for that account
+    (ANSWERS, or "hang")."""
 
     def __init__(self):
-        self.requests = []
         self.modes = {}
-        self.release = threading.Event()
-        self.lock = threading.Lock()
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.base = "http://127.0.0.1:%d" % self.port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _handler(self):
-        rec = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _any(self):
-                n = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(n)
-                with rec.lock:
-                    rec.requests.append({"method": self.command, "path": self.path,
-                                         "headers": list(self.headers.items()), "body": body})
-                    mode = rec.modes.get(self.headers.get("Api-Key"), "ok")
-                if mode == "hang":
-                    rec.release.wait(30)
-                    self.close_connection = True
-                    return
-                reason, status, data = ANSWERS[mode]
-                self.send_response(status, reason)
-                if status == 302:
-                    self.send_header("Location", "/elsewhere")
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_POST = do_GET = do_PUT = _any
-
-        return Handler
-
-    def take(self):
-        with self.lock:
-            out, self.requests = self.requests, []
-        return out
-
-    def close(self):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, req):
+        mode = self.modes.get(req["headers"].get("Api-Key"), "ok")
+        if mode == "hang":
+            return receiver.HANG
+        reason, status, data = ANSWERS[mode]
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        if status == 302:
+            headers.append(("Location", "/elsewhere"))
+        return status, reason, headers, data
 
 
 def tuples(*pairs, members=("name", "value")):
@@ -175,7 +132,7 @@ def two_posts(rec, path_a, path_b):
     assert len(got) == 2, got
     for g, path, key in ((got[0], path_a, KEY_A), (got[1], path_b, KEY_B)):
         assert g["method"] == "POST" and g["path"] == path, g
-        h = g["headers"]
+        h = g["header_list"]
         names = [k.lower() for k, _ in h]
         for name in ("content-type", "x-custom", "x-empty", "api-key"):
             assert names.count(name) == 1, h
