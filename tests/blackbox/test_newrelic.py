@@ -296,7 +296,7 @@ def test_hanging_account_times_out_after_5s(d, nr):
     msg = json.loads(r.body)["message"]
     assert msg.startswith("Failed posting event to New Relic account 'acc-A': "), msg
     assert "timed out" in msg.lower(), msg
-    assert KEY_A not in msg
+    assert KEY_A not in msg and KEY_A not in d.log() and KEY_B not in d.log()
     assert 4.5 <= elapsed < 9.0, elapsed
     event_bodies(nr)  # B was still posted to
     nr.modes = {}
@@ -338,6 +338,26 @@ def test_unknown_account_skipped(start_daemon, rec):
     got = rec.take()
     assert [g["path"] for g in got] == [EV_B], got
     dm.wait_log(r'New Relic account "ghost" is not in', 5)
+
+
+def test_static_attributes_cannot_replace_event_members(start_daemon, rec):
+    """A static event attribute named timestamp or eventType is skipped and logged;
+    metrics keep their attributes apart, so there it is an ordinary attribute."""
+    o = overrides(rec.base, accounts=("acc-A",))
+    nrc = o["Butler"]["restServerEndpointsConfig"]["newRelic"]
+    nrc["postNewRelicEvent"]["attribute"]["static"] = tuples(
+        ("timestamp", "1"), ("eventType", "x"), ("env", "prod"))
+    nrc["postNewRelicMetric"]["attribute"]["static"] = tuples(("timestamp", "1"))
+    dm = start_daemon(o)
+    rec.take()
+    check(post(dm, "event", {"eventType": "e", "timestamp": 3}), 202, ACCEPTED)
+    assert [g["body"] for g in rec.take()] == [b'{"timestamp":3,"eventType":"e","env":"prod"}']
+    dm.wait_log(r'New Relic static attribute "eventType" would replace', 5)
+    check(post(dm, "metric", {"name": "m", "type": "gauge", "value": 0, "timestamp": 3}), 202,
+          ACCEPTED)
+    assert [g["body"] for g in rec.take()] == [
+        b'[{"common":{"timestamp":3,"attributes":{"timestamp":"1"}},"metrics":[{"name":"m",'
+        b'"type":"gauge","value":0}]}]']
 
 
 def test_event_url_rules(start_daemon, rec):
