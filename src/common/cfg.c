@@ -543,6 +543,15 @@ static void check_nr_headers(struct loader *ld, const char *key, const struct tu
     }
 }
 
+static int nr_account_known(const struct cfg *c, const struct strlist *names)
+{
+    for (size_t i = 0; i < names->n; i++)
+        for (size_t j = 0; j < c->nrCredentials.n; j++)
+            if (!strcmp(names->v[i], c->nrCredentials.v[j].m[0]))
+                return 1;
+    return 0;
+}
+
 static void validate(struct loader *ld)
 {
     struct cfg *c = ld->c;
@@ -642,6 +651,14 @@ static void validate(struct loader *ld)
         msg(&m->warnings, c->file, line_of(c, EP "slackPostMessage"),
             "slackPostMessage is enabled but "
             "Butler.slackNotification.restMessage.webhookURL is empty");
+    if (c->ep.nrEvent && !nr_account_known(c, &c->nrEvent.destinationAccount))
+        msg(&m->warnings, c->file, line_of(c, EP "newRelic.postNewRelicEvent"),
+            "postNewRelicEvent is enabled but no name in its destinationAccount is in "
+            "Butler.thirdPartyToolsCredentials.newRelic: every event will get 503");
+    if (c->ep.nrMetric && !nr_account_known(c, &c->nrMetric.destinationAccount))
+        msg(&m->warnings, c->file, line_of(c, EP "newRelic.postNewRelicMetric"),
+            "postNewRelicMetric is enabled but no name in its destinationAccount is in "
+            "Butler.thirdPartyToolsCredentials.newRelic: every metric will get 503");
     check_nr_headers(ld, NR "postNewRelicEvent.header", &c->nrEvent.header);
     check_nr_headers(ld, NR "postNewRelicMetric.header", &c->nrMetric.header);
     for (size_t i = 0; i < c->nrCredentials.n; i++)

@@ -510,3 +510,16 @@ def test_good_config_checks_ok(tmp_path, rec):
     cp = harness.run_cli(["-t", "-c", str(path)])
     assert cp.returncode == 0, cp
     assert "configuration OK" in cp.stdout + cp.stderr, cp
+    assert "postNewRelic" not in cp.stderr, cp.stderr
+
+
+def test_no_known_account_is_a_warning(tmp_path, rec):
+    path = tmp_path / "butlerd.conf"
+    path.write_text(harness.config_text(harness.free_port(), tmp_path,
+                                        overrides(rec.base, accounts=("ghost",))))
+    cp = harness.run_cli(["-t", "-c", str(path)])
+    assert cp.returncode == 0, cp
+    for what in ("Event", "Metric"):
+        assert re.search(r"warning: .*postNewRelic%s is enabled but no name in its "
+                         r"destinationAccount is in Butler\.thirdPartyToolsCredentials\.newRelic"
+                         % what, cp.stderr), cp.stderr
