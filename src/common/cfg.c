@@ -509,7 +509,7 @@ static void check_readable(struct loader *ld, const char *key, const char *val, 
 }
 
 /* New Relic header names and values, and API keys, go on the wire as they are: a CR or
- * LF would start a header of its own (butlerd.conf(5), New Relic). */
+ * LF would start a header of its own (butlerd.conf(5), New Relic pass-through). */
 static int http_token(const char *s)
 {
     if (!*s)
