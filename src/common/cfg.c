@@ -509,6 +509,50 @@ static void check_readable(struct loader *ld, const char *key, const char *val, 
         *val ? "%s: cannot read %s" : "%s is empty%s", key, val);
 }
 
+/* New Relic header names and values, and API keys, go on the wire as they are: a CR or
+ * LF would start a header of its own (butlerd.conf(5), New Relic pass-through). */
+static int http_token(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              strchr("!#$%&'*+-.^_`|~", *s)))
+            return 0;
+    return 1;
+}
+
+static int header_text(const char *s)
+{
+    for (; *s; s++)
+        if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+static void check_nr_headers(struct loader *ld, const char *key, const struct tuplelist *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        if (!http_token(h->v[i].m[0]))
+            msg(&ld->msgs->errors, ld->c->file, line_of(ld->c, key),
+                "%s[%zu].name is not a valid HTTP header name (letters, digits and "
+                "!#$%%&'*+-.^_`|~ only)",
+                key, i);
+        if (!header_text(h->v[i].m[1]))
+            msg(&ld->msgs->errors, ld->c->file, line_of(ld->c, key),
+                "%s[%zu].value has a control character (CR, LF, ...)", key, i);
+    }
+}
+
+static int nr_account_known(const struct cfg *c, const struct strlist *names)
+{
+    for (size_t i = 0; i < names->n; i++)
+        for (size_t j = 0; j < c->nrCredentials.n; j++)
+            if (!strcmp(names->v[i], c->nrCredentials.v[j].m[0]))
+                return 1;
+    return 0;
+}
+
 static void validate(struct loader *ld)
 {
     struct cfg *c = ld->c;
@@ -608,6 +652,22 @@ static void validate(struct loader *ld)
         msg(&m->warnings, c->file, line_of(c, EP "slackPostMessage"),
             "slackPostMessage is enabled but "
             "Butler.slackNotification.restMessage.webhookURL is empty");
+    if (c->ep.nrEvent && !nr_account_known(c, &c->nrEvent.destinationAccount))
+        msg(&m->warnings, c->file, line_of(c, EP "newRelic.postNewRelicEvent"),
+            "postNewRelicEvent is enabled but no name in its destinationAccount is in "
+            "Butler.thirdPartyToolsCredentials.newRelic: every event will get 503");
+    if (c->ep.nrMetric && !nr_account_known(c, &c->nrMetric.destinationAccount))
+        msg(&m->warnings, c->file, line_of(c, EP "newRelic.postNewRelicMetric"),
+            "postNewRelicMetric is enabled but no name in its destinationAccount is in "
+            "Butler.thirdPartyToolsCredentials.newRelic: every metric will get 503");
+    check_nr_headers(ld, NR "postNewRelicEvent.header", &c->nrEvent.header);
+    check_nr_headers(ld, NR "postNewRelicMetric.header", &c->nrMetric.header);
+    for (size_t i = 0; i < c->nrCredentials.n; i++)
+        if (!header_text(c->nrCredentials.v[i].m[1]))
+            msg(&m->errors, c->file, line_of(c, "Butler.thirdPartyToolsCredentials.newRelic"),
+                "Butler.thirdPartyToolsCredentials.newRelic[%zu].insertApiKey has a control "
+                "character (CR, LF, ...)",
+                i);
     if (c->udp.enable && c->udp.enableSourceValidation && c->udp.allowedSources.n == 0)
         msg(&m->warnings, c->file, line_of(c, UDP "enableSourceValidation"),
             "enableSourceValidation is on but allowedSources is empty: validation is off");

@@ -27,6 +27,8 @@ static const struct route routes[] = {
     {"DELETE", "/v4/keyvalues/:namespace", api_kv_del_ns, F(keyValueStore), 0, JP_NONE},
     {"GET", "/v4/keylist/:namespace", api_kv_keylist, F(keyValueStore), 0, JP_LOCAL},
     {"PUT", "/v4/slackpostmessage", api_slack_post, F(slackPostMessage), 0, JP_OUTBOUND},
+    {"POST", "/v4/newrelic/event", api_newrelic_event, F(nrEvent), 0, JP_OUTBOUND},
+    {"POST", "/v4/newrelic/metric", api_newrelic_metric, F(nrMetric), 0, JP_OUTBOUND},
     {"PUT", "/v4/app/:appId/reload", api_app_reload, F(senseAppReload), 0, JP_QLIK},
     {"GET", "/v4/app/:appId/dump", api_app_dump, F(senseAppDump), 0, JP_QLIK},
     {"GET", "/v4/senseappdump/:appId", api_app_dump, F(senseAppDump), 0, JP_QLIK},
