@@ -1,6 +1,6 @@
 /* The template compiler: template text -> a tree of text, variable, comment and
  * block nodes, shaped as Handlebars' own syntax tree so that its standalone-line and
- * "~" whitespace rules (butlerd.conf(5) "TEMPLATES") can be applied as Handlebars
+ * "~" whitespace rules (butlerd-templates(7)) can be applied as Handlebars
  * applies them. Rendering is in tmpl_render.c. Parsing keeps an explicit stack of
  * open blocks; nothing here recurses deeper than TMPL_MAX_DEPTH. */
 #include "tmpl_int.h"
@@ -349,7 +349,17 @@ static struct texpr *parse_arg(struct parser *p, int nest)
     return kw ? kw : parse_path(p);
 }
 
-/* Arguments up to the end of a tag or a ')'; at most MAX of them are kept. */
+static int args_fail(struct texpr **args, int n, int max)
+{
+    for (int i = 0; i < n && i < max; i++) {
+        texpr_free(args[i]);
+        args[i] = NULL;
+    }
+    return -1;
+}
+
+/* Arguments up to the end of a tag or a ')'; at most MAX of them are kept. On
+ * error, -1 and none kept. */
 static int parse_args(struct parser *p, int nest, struct texpr **args, int max)
 {
     int n = 0;
@@ -364,17 +374,17 @@ static int parse_args(struct parser *p, int nest, struct texpr **args, int max)
             skip_space(&p->c);
             if (ch(&p->c, 0) == '|') {
                 FAIL_HERE(p, "unsupported construct 'block parameters'");
-                return -1;
+                return args_fail(args, n, max);
             }
             p->c = save;
         }
         struct texpr *e = parse_arg(p, nest);
         if (!e)
-            return -1;
+            return args_fail(args, n, max);
         if (ch(&p->c, 0) == '=') {
             texpr_free(e);
             FAIL_HERE(p, "unsupported construct 'hash argument'");
-            return -1;
+            return args_fail(args, n, max);
         }
         if (n < max)
             args[n] = e;

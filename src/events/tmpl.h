@@ -1,4 +1,4 @@
-/* Alert templates: the Handlebars subset of butlerd.conf(5) "TEMPLATES" (compile
+/* Alert templates: the Handlebars subset of butlerd-templates(7) (compile
  * text into a program, render a program with a json-c context in one of three
  * output modes). Pure code: no globals, no I/O; bounded nesting, work and output so
  * that a hostile template or context cannot exhaust the stack, the CPU or memory. */

@@ -1,5 +1,5 @@
 /* The alert template context's field names, for the unknown-field warnings of
- * butlerd.conf(5) "TEMPLATES", and the example context of a failed reload. */
+ * butlerd-templates(7), and the example context of a failed reload. */
 #include "tmpl_fields.h"
 #include "tmpl.h"
 #include "util.h"
@@ -96,7 +96,7 @@ int tmpl_fields_check(const struct tmpl *t, struct strlist *out)
     return c.added;
 }
 
-/* butlerd.conf(5) "TEMPLATES": the example context (the same text as
+/* butlerd-templates(7): the example context (the same text as
  * tests/blackbox/tmpl/context-example.json). */
 const char tmpl_fields_example[] =
     "{\n"

@@ -1,4 +1,4 @@
-/* The fields of the alert template context (butlerd.conf(5) "TEMPLATES"): the
+/* The fields of the alert template context (butlerd-templates(7)): the
  * unknown-field warnings and the example context butlerd -T renders by default. */
 #ifndef TMPL_FIELDS_H
 #define TMPL_FIELDS_H

@@ -1,6 +1,6 @@
 /* Rendering a compiled template (tmpl.c) with a json-c context: lookup, truthiness,
- * text of values, the three output modes and their escaping (butlerd.conf(5)
- * "TEMPLATES"), and the walk over looked-up names for the unknown-field check.
+ * text of values, the three output modes and their escaping (butlerd-templates(7)),
+ * and the walk over looked-up names for the unknown-field check.
  * Recursion follows block nesting, which the compiler caps at TMPL_MAX_DEPTH; the
  * work and the output of one rendering are capped too. */
 #include "tmpl_int.h"
@@ -143,7 +143,7 @@ static struct val lookup(const struct rs *r, const struct texpr *e)
 }
 
 /* Same type and value; arrays and objects are never equal (eq, in the spec of
- * butlerd.conf(5) "TEMPLATES"). */
+ * butlerd-templates(7)). */
 static int values_equal(const struct val *a, const struct val *b)
 {
     if (a->t != b->t)

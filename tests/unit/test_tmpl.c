@@ -2,7 +2,7 @@
  * every construct of the subset, truthiness and lookup, the escaping of each mode,
  * Handlebars' standalone-line and "~" whitespace rules, errors with line:col, the
  * unknown-field warnings and the limits. Expected outputs are written from the
- * rules of butlerd.conf(5) "TEMPLATES" (Handlebars 4.7 semantics). */
+ * rules of butlerd-templates(7) (Handlebars 4.7 semantics). */
 #include "tmpl.h"
 #include "tmpl_fields.h"
 #include "util.h"
