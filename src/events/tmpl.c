@@ -482,18 +482,27 @@ static void tag_clear(struct tag *t)
     memset(t, 0, sizeof *t);
 }
 
-/* The closing ~}} or }}} of a tag at the cursor. */
+/* The closing }} (or ~}}) of a tag at the cursor; }}} (or }~}}) for {{{. As in
+ * Handlebars' lexer, a third brace is text only after a plain {{else}}. */
 static int parse_tag_end(struct parser *p, struct tag *t, int triple)
 {
     struct cur *c = &p->c;
     skip_space(c);
+    if (triple && ch(c, 0) == '}' && (ch(c, 1) == '}' || ch(c, 1) == '~'))
+        adv(c, 1);
+    else if (!triple && at(c, "}}}") && !(t->kind == TAG_ELSE && !t->chain)) {
+        FAIL_HERE(p, "'}}}' closes a tag opened with '{{'");
+        return -1;
+    } else if (triple && at(c, "~}}")) {
+        FAIL_HERE(p, "a tag opened with '{{{' closes with '}}}' or '}~}}'");
+        return -1;
+    }
     if (ch(c, 0) == '~') {
         t->rstrip = 1;
         adv(c, 1);
     }
-    const char *end = triple ? "}}}" : "}}";
-    if (at(c, end)) {
-        adv(c, strlen(end));
+    if (at(c, "}}") && !(triple && !t->rstrip && ch(c, 2) == '}')) {
+        adv(c, 2);
         return 0;
     }
     if (c->i >= c->n)

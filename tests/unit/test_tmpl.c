@@ -175,7 +175,7 @@ static void escaping(void)
       "{\"a\":\"q&quot;b\\\\ cr\\r lf\\n tab\\t u1\\u0001 bs\\b ff\\f &lt;/pre&gt; {{x}} "
       "\xC3\xA9\"}");
     /* outside a string literal: numbers and booleans as they are */
-    J("{\"n\":{{n}},\"t\":{{t}},\"h\":{{half}}}", "{\"n\":1,\"t\":true,\"h\":1.5}");
+    J("{\"n\":{{n}},\"t\":{{t}},\"h\":{{half}} }", "{\"n\":1,\"t\":true,\"h\":1.5 }");
     /* every rendering of a hostile value parses as JSON */
     static const char *const tpls[] = {"{\"a\":\"{{ctl}}\",\"b\":\"{{{ctl}}}\",\"c\":\"{{html}}\"}",
                                        "{\"a\":\"{{{html}}} {{mixed}} {{{uni}}}\"}"};
@@ -259,6 +259,13 @@ static void errors(void)
     E("{{name key=1}}", 1, 11, "unsupported construct 'hash argument'");
     E("{{[a b]}}", 1, 3, "unsupported construct 'segment literal'");
     E("{{^if t}}x{{/if}}", 1, 1, "unsupported construct 'inverse section'");
+    /* braces: {{{ closes with }}} or }~}}; }}} does not close {{ (but after a plain
+     * {{else}} the third brace is text, as in Handlebars' lexer) */
+    H("{{{name}~}}  x|{{#if f}}{{else}}}{{/if}}|{{{name}~}}}", "Salesx|}|Sales}");
+    E("{{name}}}", 1, 7, "'}}}' closes a tag opened with '{{'");
+    E("{{{name~}}}", 1, 8, "a tag opened with '{{{' closes with '}}}' or '}~}}'");
+    E("{{{name}}}}", 1, 9, "invalid expression");
+    E("{{#if t}}{{else if f}}}{{/if}}", 1, 21, "'}}}' closes a tag opened with '{{'");
     /* columns count characters, not bytes */
     E("\xC3\xA9\xE2\x82\xAC{{x", 1, 3, "unterminated tag");
     E("ok\n\xC3\xA9\xFF", 2, 2, "invalid UTF-8");
