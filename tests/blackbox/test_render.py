@@ -63,7 +63,7 @@ def test_default_context_is_the_example_file(tmp_path):
 def test_json_mode_keeps_hostile_values_inside_strings(tmp_path):
     ctx = write(tmp_path, "ctx.json", json.dumps({"taskName": HOSTILE_NAME, "appFileSize": 7}))
     t = write(tmp_path, "t.handlebars",
-              '{"raw":"{{{taskName}}}","esc":"{{taskName}}","size":{{appFileSize}}}')
+              '{"raw":"{{{taskName}}}","esc":"{{taskName}}","size":{{appFileSize}} }')
     cp = render(t, "-x", ctx, "-m", "json")
     assert cp.returncode == 0, cp.stderr
     out = json.loads(cp.stdout)
@@ -95,6 +95,10 @@ def test_syntax_error_names_file_line_col(tmp_path):
     cp = render(t)
     assert cp.returncode == 1
     assert cp.stderr == "%s:1:18: unterminated tag\n" % t
+    # as in Handlebars, }}} does not close {{ (a JSON object ending in a value)
+    t = write(tmp_path, "size.handlebars", '{"size": {{appFileSize}}}')
+    cp = render(t, "-m", "json")
+    assert (cp.returncode, cp.stderr) == (1, "%s:1:23: '}}}' closes a tag opened with '{{'\n" % t)
     t = write(tmp_path, "partial.handlebars", "x\n{{> footer}}")
     cp = render(t)
     assert (cp.returncode, cp.stderr) == (1, "%s:2:1: unsupported construct 'partial'\n" % t)
