@@ -33,7 +33,8 @@ static void usage(FILE *f)
             "  -S       print the running instance's counters (JSON) and exit\n"
             "  -V       print the version and exit\n"
             "  -h       print this help and exit\n"
-            "  -T file  render a template with the example context or -x's, in mode -m\n",
+            "  -T file  render an alert template and exit (-x: context, default the example;\n"
+            "           -m: mode, default html)\n",
             BUTLERD_DEFAULT_CONF);
 }
 
@@ -168,6 +169,9 @@ int main(int argc, char **argv)
     if (bad || optind < argc || (tmpl && daemon_opts) || (!tmpl && (tmpl_ctx || tmpl_mode))) {
         if (optind < argc)
             fprintf(stderr, "butlerd: unexpected argument %s\n", argv[optind]);
+        else if (!bad)
+            fprintf(stderr, "butlerd: %s\n", tmpl ? "-T takes only -x and -m"
+                                                  : "-x and -m go with -T");
         usage(stderr);
         return tmpl ? TMPL_CLI_USAGE : EXIT_USAGE;
     }

@@ -218,3 +218,9 @@ def test_sample_json_templates_survive_hostile_values(tmp_path, kind, name, mode
         assert msg["blocks"][0]["text"]["text"].endswith(HOSTILE_NAME)
     else:
         assert msg["attachments"][0]["content"]["body"][-1]["text"] == HOSTILE_NAME
+
+
+def test_context_and_mode_need_T(tmp_path):
+    cp = run_cli(["-x", str(tmp_path / "c.json")])
+    assert cp.returncode == 2  # the daemon's usage error
+    assert cp.stderr.startswith("butlerd: -x and -m go with -T\n")
