@@ -152,7 +152,7 @@ static char *take_name(struct cur *c)
     return r;
 }
 
-void texpr_free(struct texpr *e)
+void tmpl_expr_free(struct texpr *e)
 {
     if (!e)
         return;
@@ -160,8 +160,8 @@ void texpr_free(struct texpr *e)
         free(e->seg[i]);
     free(e->seg);
     free(e->str);
-    texpr_free(e->a);
-    texpr_free(e->b);
+    tmpl_expr_free(e->a);
+    tmpl_expr_free(e->b);
     free(e);
 }
 
@@ -199,7 +199,7 @@ static struct texpr *bad_expr(struct parser *p, struct texpr *e)
 {
     if (!unsupported_here(p))
         FAIL_HERE(p, "invalid expression");
-    texpr_free(e);
+    tmpl_expr_free(e);
     return NULL;
 }
 
@@ -270,7 +270,7 @@ static struct texpr *parse_string(struct parser *p)
     e->str = b.p;
     e->slen = b.len;
     if (c->i >= c->n) {
-        texpr_free(e);
+        tmpl_expr_free(e);
         return NULL; /* the caller reports the unterminated tag */
     }
     adv(c, 1);
@@ -352,7 +352,7 @@ static struct texpr *parse_arg(struct parser *p, int nest)
 static int args_fail(struct texpr **args, int n, int max)
 {
     for (int i = 0; i < n && i < max; i++) {
-        texpr_free(args[i]);
+        tmpl_expr_free(args[i]);
         args[i] = NULL;
     }
     return -1;
@@ -382,14 +382,14 @@ static int parse_args(struct parser *p, int nest, struct texpr **args, int max)
         if (!e)
             return args_fail(args, n, max);
         if (ch(&p->c, 0) == '=') {
-            texpr_free(e);
+            tmpl_expr_free(e);
             FAIL_HERE(p, "unsupported construct 'hash argument'");
             return args_fail(args, n, max);
         }
         if (n < max)
             args[n] = e;
         else
-            texpr_free(e);
+            tmpl_expr_free(e);
         n++;
     }
 }
@@ -410,8 +410,8 @@ static struct texpr *eq_from(struct parser *p, struct texpr *head, struct texpr 
         return head;
     }
     for (int i = 0; i < n && i < 2; i++)
-        texpr_free(args[i]);
-    texpr_free(head);
+        tmpl_expr_free(args[i]);
+    tmpl_expr_free(head);
     return NULL;
 }
 
@@ -435,15 +435,15 @@ static struct texpr *parse_call(struct parser *p, int nest)
     struct texpr *args[2] = {0};
     int n = parse_args(p, nest, args, 2);
     if (n < 0) {
-        texpr_free(head);
-        texpr_free(args[0]);
-        texpr_free(args[1]);
+        tmpl_expr_free(head);
+        tmpl_expr_free(args[0]);
+        tmpl_expr_free(args[1]);
         return NULL;
     }
     if (ch(c, 0) != ')') {
         for (int i = 0; i < n && i < 2; i++)
-            texpr_free(args[i]);
-        texpr_free(head);
+            tmpl_expr_free(args[i]);
+        tmpl_expr_free(head);
         if (c->i < c->n)
             FAIL_HERE(p, "invalid expression");
         return NULL;
@@ -452,8 +452,8 @@ static struct texpr *parse_call(struct parser *p, int nest)
     if (!is_end_of_token(ch(c, 0))) {
         FAIL_HERE(p, "invalid expression");
         for (int i = 0; i < n && i < 2; i++)
-            texpr_free(args[i]);
-        texpr_free(head);
+            tmpl_expr_free(args[i]);
+        tmpl_expr_free(head);
         return NULL;
     }
     return eq_from(p, head, args, n);
@@ -476,9 +476,9 @@ struct tag {
 
 static void tag_clear(struct tag *t)
 {
-    texpr_free(t->head);
+    tmpl_expr_free(t->head);
     for (int i = 0; i < t->nargs && i < 2; i++)
-        texpr_free(t->args[i]);
+        tmpl_expr_free(t->args[i]);
     memset(t, 0, sizeof *t);
 }
 
@@ -745,7 +745,7 @@ static void parse_tag(struct parser *p)
         case TAG_ELSE: on_else(p, &t); break;
         }
     }
-    texpr_free(t.chain);
+    tmpl_expr_free(t.chain);
     tag_clear(&t);
 }
 
@@ -960,7 +960,7 @@ static void body_free(struct tbody *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         struct tnode *n = b->v[i];
-        texpr_free(n->e);
+        tmpl_expr_free(n->e);
         body_free(&n->prog);
         body_free(&n->inv);
         free(n);

@@ -14,7 +14,7 @@ enum tmpl_mode { TMPL_HTML, TMPL_TEXT, TMPL_JSON };
 #define TMPL_MAX_DEPTH 64          /* blocks nested in blocks, else-if links included */
 #define TMPL_MAX_SUBEXPR 8         /* (eq (eq ...)) nesting */
 #define TMPL_MAX_OUTPUT (8u << 20) /* bytes of rendered text */
-#define TMPL_MAX_STEPS 4000000L    /* nodes visited by one rendering */
+#define TMPL_MAX_STEPS 1000000L    /* nodes visited by one rendering */
 
 struct tmpl;
 

@@ -55,6 +55,6 @@ struct tmpl {
     struct tbody root;
 };
 
-void texpr_free(struct texpr *e);
+void tmpl_expr_free(struct texpr *e);
 
 #endif
