@@ -148,7 +148,7 @@ static int print_stats(const struct cfg *c)
 int main(int argc, char **argv)
 {
     const char *conf = BUTLERD_DEFAULT_CONF;
-    int test = 0, fg = 0, show_stats = 0, opt, bad = 0, daemon_opts = 0;
+    int test = 0, fg = 0, show_stats = 0, opt, daemon_opts = 0;
     const char *tmpl = NULL, *tmpl_ctx = NULL, *tmpl_mode = NULL;
 
     while ((opt = getopt(argc, argv, "c:tfSVhT:x:m:")) != -1) {
@@ -162,14 +162,14 @@ int main(int argc, char **argv)
         case 'T': tmpl = optarg; break;
         case 'x': tmpl_ctx = optarg; break;
         case 'm': tmpl_mode = optarg; break;
-        default: bad = 1; break;
+        default: usage(stderr); return tmpl ? TMPL_CLI_USAGE : EXIT_USAGE;
         }
     }
     /* -T has exit codes of its own (butlerd(8) "RENDERING A TEMPLATE") */
-    if (bad || optind < argc || (tmpl && daemon_opts) || (!tmpl && (tmpl_ctx || tmpl_mode))) {
+    if (optind < argc || (tmpl && daemon_opts) || (!tmpl && (tmpl_ctx || tmpl_mode))) {
         if (optind < argc)
             fprintf(stderr, "butlerd: unexpected argument %s\n", argv[optind]);
-        else if (!bad)
+        else
             fprintf(stderr, "butlerd: %s\n", tmpl ? "-T takes only -x and -m"
                                                   : "-x and -m go with -T");
         usage(stderr);
