@@ -58,6 +58,7 @@ struct parser {
     struct open_block stack[TMPL_MAX_DEPTH];
     int depth;
     struct tbody root;
+    long parts;
 };
 
 static void fail_at(struct parser *p, int line, int col, const char *fmt, ...)
@@ -992,20 +993,28 @@ static int check_bytes(struct parser *p)
 
 struct tmpl *tmpl_compile(const char *text, size_t len, struct tmpl_error *err)
 {
+    memset(err, 0, sizeof *err);
+    if (len > TMPL_MAX_SOURCE) {
+        err->line = err->col = 1;
+        snprintf(err->msg, sizeof err->msg, "template larger than %u bytes", TMPL_MAX_SOURCE);
+        return NULL;
+    }
     struct tmpl *t = xcalloc(1, sizeof *t);
     t->src = xmalloc(len + 1);
     memcpy(t->src, text, len);
     t->src[len] = '\0';
     struct parser p = {.c = {t->src, len, 0, 1, 1}, .err = err};
-    memset(err, 0, sizeof *err);
     if (len >= 3 && memcmp(t->src, "\xEF\xBB\xBF", 3) == 0)
         p.c.i = 3;
     size_t start = p.c.i;
     if (check_bytes(&p) == 0) {
         p.c = (struct cur){t->src, len, start, 1, 1};
-        while (!p.failed && p.c.i < p.c.n)
-            if (parse_text(&p) && !p.failed)
+        while (!p.failed && p.c.i < p.c.n) {
+            if (++p.parts > TMPL_MAX_PARTS)
+                FAIL_HERE(&p, "more than %d tags and texts", TMPL_MAX_PARTS);
+            else if (parse_text(&p) && !p.failed)
                 parse_tag(&p);
+        }
     }
     if (!p.failed && p.depth > 0) {
         int d = p.depth;

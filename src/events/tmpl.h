@@ -11,6 +11,8 @@
 
 enum tmpl_mode { TMPL_HTML, TMPL_TEXT, TMPL_JSON };
 
+#define TMPL_MAX_SOURCE (1u << 20) /* bytes of template text */
+#define TMPL_MAX_PARTS 100000      /* tags and texts in one template */
 #define TMPL_MAX_DEPTH 64          /* blocks nested in blocks, else-if links included */
 #define TMPL_MAX_SUBEXPR 8         /* (eq (eq ...)) nesting */
 #define TMPL_MAX_OUTPUT (8u << 20) /* bytes of rendered text */

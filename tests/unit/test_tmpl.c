@@ -42,7 +42,7 @@ static void render_is(const char *tpl, enum tmpl_mode mode, const char *want, in
     unit_checks++;
     if (strcmp(out, want) != 0 || cut) {
         unit_failures++;
-        fprintf(stderr, "%s:%d: template \"%s\": got \"%s\", want \"%s\"\n", __FILE__, line, tpl,
+        fprintf(stderr, "%s:%d: template \"%.60s\": got \"%.200s\", want \"%.200s\"\n", __FILE__, line, tpl,
                 out, want);
     }
     free(out);
@@ -61,7 +61,7 @@ static void error_is(const char *tpl, size_t len, int l, int c, const char *msg,
     unit_checks++;
     if (t || err.line != l || err.col != c || strcmp(err.msg, msg) != 0) {
         unit_failures++;
-        fprintf(stderr, "%s:%d: template \"%s\": got %s %d:%d: %s, want %d:%d: %s\n", __FILE__,
+        fprintf(stderr, "%s:%d: template \"%.60s\": got %s %d:%d: %s, want %d:%d: %s\n", __FILE__,
                 line, tpl, t ? "success" : "error", err.line, err.col, err.msg, l, c, msg);
     }
     tmpl_free(t);
@@ -282,9 +282,18 @@ static void errors(void)
     for (int i = 0; i <= TMPL_MAX_DEPTH; i++)
         buf_append(&b, "{{#if t}}", 9);
     error_is(b.p, b.len, 1, 9 * TMPL_MAX_DEPTH + 1, "blocks nested deeper than 64", __LINE__);
-    buf_free(&b);
     render_is("{{eq (eq (eq (eq (eq (eq (eq (eq (eq a a) b) b) b) b) b) b) b) b}}", TMPL_TEXT,
               "false", __LINE__);
+    /* size: at most TMPL_MAX_SOURCE bytes and TMPL_MAX_PARTS tags and texts */
+    b.len = 0;
+    for (int i = 0; i <= TMPL_MAX_PARTS; i++)
+        buf_append(&b, "{{t}}", 5);
+    error_is(b.p, b.len, 1, 5 * TMPL_MAX_PARTS + 1, "more than 100000 tags and texts", __LINE__);
+    b.len = 0;
+    while (b.len <= TMPL_MAX_SOURCE)
+        buf_append(&b, "aaaaaaaaaaaaaaaa", 16);
+    error_is(b.p, b.len, 1, 1, "template larger than 1048576 bytes", __LINE__);
+    buf_free(&b);
     E("{{eq (eq (eq (eq (eq (eq (eq (eq (eq (eq a a) b) b) b) b) b) b) b) b) b}}", 1, 38,
       "subexpressions nested deeper than 8");
 }
