@@ -572,6 +572,7 @@ static void validate(struct loader *ld)
     shm_geometry_make(&geo, (uint32_t)c->shm.kvMaxKeys, (uint32_t)c->shm.kvMaxKeyBytes,
                       (uint32_t)c->shm.kvMaxValueBytes, (uint32_t)c->shm.kvMaxNamespaces,
                       (uint32_t)c->shm.maxActiveUsers);
+    shm_geometry_ratelimit(&geo, (uint32_t)c->rateLimit.maxClients);
     uint64_t shm_bytes = shm_layout_size(&geo);
     struct statvfs vfs;
     if (shm_bytes > ((uint64_t)1 << 40))

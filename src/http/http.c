@@ -6,6 +6,7 @@
 #include "http.h"
 #include "butlerd.h"
 #include "cfg.h"
+#include "cidr.h"
 #include "log.h"
 #include "pct.h"
 #include "query.h"
@@ -165,6 +166,21 @@ static void send_reply(struct req *r, unsigned status, const char *ctype, const 
     queue_reply(r, status, ctype, body, len, 0);
 }
 
+/* butlerd-api(7), "Rate limiting": the budget on every counted response, and
+ * retry-after on a 429. */
+static void add_ratelimit_headers(struct req *r, struct MHD_Response *resp, unsigned status)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%d", r->rl.limit);
+    MHD_add_response_header(resp, "x-ratelimit-limit", v);
+    snprintf(v, sizeof v, "%d", r->rl.remaining);
+    MHD_add_response_header(resp, "x-ratelimit-remaining", v);
+    snprintf(v, sizeof v, "%d", r->rl.reset_s);
+    MHD_add_response_header(resp, "x-ratelimit-reset", v);
+    if (status == 429)
+        MHD_add_response_header(resp, "retry-after", v);
+}
+
 /* OWNED: BODY is malloc'd and handed over (a job's prepared reply): MHD frees it
  * after sending instead of copying it first, which matters for multi-megabyte
  * app dumps. It is freed here on every path that does not hand it to MHD. */
@@ -195,6 +211,8 @@ static void queue_reply(struct req *r, unsigned status, const char *ctype, const
     }
     if (ctype)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (r->rl_counted)
+        add_ratelimit_headers(r, resp, status);
     if (fake_head)
         r->close = 1;
     if (r->close || draining) {
@@ -284,6 +302,10 @@ static void reply_status(struct req *r, unsigned status)
         break;
     case 431:
         http_reply_error(r, 431, NULL, "Request Header Fields Too Large");
+        break;
+    case 429:
+        http_reply_error(r, 429, NULL, "Rate limit exceeded, retry in %d second%s",
+                         r->rl.reset_s, r->rl.reset_s == 1 ? "" : "s");
         break;
     case 400:
         http_reply_error(r, 400, "FST_ERR_CTP_INVALID_JSON_BODY",
@@ -575,6 +597,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->target = xstrdup(uri);
     r->pathlen = strcspn(uri, "?");
     r->started_ms = now_ms();
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    r->peerlen = ai ? cidr_key(ai->client_addr, r->peer) : 0;
     hc_set(conn, PH_HEAD, r->started_ms);
     uri_conn = conn;
     __atomic_add_fetch(&inflight, 1, __ATOMIC_RELAXED);
@@ -681,6 +706,13 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
     const struct route *rt = router_match(rm, r->target, r->pathlen, &r->params);
     if (rt && router_enabled(rt, cfg))
         r->route = rt;
+    /* Every request to an enabled route counts, before anything is validated; the
+     * 404 of an unknown route does not (butlerd-api(7), "Rate limiting"). */
+    if (r->route && cfg->rateLimit.enable && r->peerlen) {
+        rl_hit(r->peer, r->peerlen, cfg->rateLimit.maxRequests, cfg->rateLimit.windowSeconds,
+               now_ms(), &r->rl);
+        r->rl_counted = 1;
+    }
 
     const char *conn_hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Connection");
     if (conn_hdr && strcasestr(conn_hdr, "close"))
@@ -727,6 +759,8 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
         status = 417;
     else if (!r->route)
         status = 404;
+    else if (r->rl_counted && r->rl.limited)
+        status = 429;
     else if (clen > (unsigned long long)cfg->http.maxBodyBytes)
         status = 413;
     else if (has_body && !bodyless &&

@@ -3,6 +3,7 @@
 #ifndef HTTP_H
 #define HTTP_H
 
+#include "ratelimit.h"
 #include "schema.h"
 #include "router.h"
 #include "util.h"
@@ -41,6 +42,10 @@ struct req {
     char *prep_body;
     size_t prep_len;
     size_t body_bytes;    /* body bytes received so far, kept or not */
+    uint8_t peer[17];     /* client address (cidr_key form), peerlen bytes */
+    size_t peerlen;
+    int rl_counted;       /* counted by the rate limit: send its headers */
+    struct rl_verdict rl;
 };
 
 /* Starts libmicrohttpd on LISTEN_FD with one internal epoll thread. */
