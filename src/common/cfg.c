@@ -5,7 +5,9 @@
 #include "butlerd.h"
 #include "guid.h"
 #include "log.h"
+#include "scope.h"
 #include "shm_layout.h"
+#include "utf8.h"
 #include "util.h"
 
 #include <errno.h>
@@ -18,7 +20,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-enum ktype { KT_BOOL, KT_INT, KT_STR, KT_STRLIST, KT_TUPLES };
+enum ktype { KT_BOOL, KT_INT, KT_STR, KT_STRLIST, KT_TUPLES, KT_IDENTS };
 
 #define K_RESTART 1u /* not applied on reload: needs a restart */
 
@@ -42,6 +44,8 @@ struct key {
 #define SR(p, f, d) {p, KT_STR, O(f), 0, d, 0, 0, K_RESTART, NULL}
 #define L(p, f) {p, KT_STRLIST, O(f), 0, NULL, 0, 0, 0, NULL}
 #define T(p, f, m) {p, KT_TUPLES, O(f), 0, NULL, 0, 0, 0, m}
+/* A list of identities: m is "token" (name, sha256) or "certificate" (subject). */
+#define ID(p, f, m) {p, KT_IDENTS, O(f), 0, NULL, 0, 0, 0, m}
 
 #define EP "Butler.restServerEndpointsEnable."
 #define NR "Butler.restServerEndpointsConfig.newRelic."
@@ -189,6 +193,10 @@ static const struct key keys[] = {
     I("butlerd.http.maxConnections", http.maxConnections, 1024, 1, 1000000),
     I("butlerd.http.headerTimeout", http.headerTimeout, 10, 1, 3600),
     I("butlerd.http.maxConnectionsPerClient", http.maxConnectionsPerClient, 128, 0, 1000000),
+    L("butlerd.http.allowFrom", http.allowFrom),
+    B("butlerd.auth.enable", auth.enable, 0),
+    ID("butlerd.auth.tokens", auth.tokens, "token"),
+    ID("butlerd.auth.certificates", auth.certs, "certificate"),
     B("butlerd.rateLimit.enable", rateLimit.enable, 0),
     I("butlerd.rateLimit.maxRequests", rateLimit.maxRequests, 100, 1, INT_MAX),
     I("butlerd.rateLimit.windowSeconds", rateLimit.windowSeconds, 60, 1, 86400),
@@ -237,6 +245,17 @@ static void tuplelist_free(struct tuplelist *l)
     l->n = 0;
 }
 
+static void identlist_free(struct cfg_identlist *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].name);
+        cidr_list_free(&l->v[i].allowFrom);
+    }
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
 void cfg_free(struct cfg *c)
 {
     if (!c)
@@ -253,10 +272,14 @@ void cfg_free(struct cfg *c)
         case KT_TUPLES:
             tuplelist_free(FIELD(c, k, struct tuplelist));
             break;
+        case KT_IDENTS:
+            identlist_free(FIELD(c, k, struct cfg_identlist));
+            break;
         default:
             break;
         }
     }
+    cidr_list_free(&c->http.allowNets);
     strlist_free(&c->ep_enabled);
     free(c->lines);
     free(c->file);
@@ -325,6 +348,7 @@ static const char *type_name(enum ktype t)
     case KT_STR: return "a string";
     case KT_STRLIST: return "an array or list of strings";
     case KT_TUPLES: return "a list of groups";
+    case KT_IDENTS: return "a list of groups";
     }
     return "?";
 }
@@ -343,6 +367,132 @@ static char *scalar_text(const config_setting_t *s)
     if (is_int(s))
         return xasprintf("%lld", config_setting_get_int64(s));
     return NULL;
+}
+
+/* Strings of array member NAME of group E into OUT; -1 (reported) if it is not an
+ * array of strings. */
+static int ident_strings(struct loader *ld, const config_setting_t *e, const char *name,
+                         const char *path, int i, struct strlist *out)
+{
+    const config_setting_t *a = config_setting_get_member(e, name);
+    if (!a)
+        return 0;
+    int line = (int)config_setting_source_line(a);
+    int t = config_setting_type(a);
+    if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
+        msg(&ld->msgs->errors, file_of(ld, a), line, "%s[%d].%s must be an array of strings",
+            path, i, name);
+        return -1;
+    }
+    for (int j = 0; j < config_setting_length(a); j++) {
+        const config_setting_t *v = config_setting_get_elem(a, j);
+        if (config_setting_type(v) != CONFIG_TYPE_STRING) {
+            msg(&ld->msgs->errors, file_of(ld, a), line, "%s[%d].%s[%d] must be a string",
+                path, i, name, j);
+            return -1;
+        }
+        strlist_add(out, xstrdup(config_setting_get_string(v)));
+    }
+    return 0;
+}
+
+/* Valid UTF-8 without control characters: a name that goes into log lines. */
+static int printable(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return 0;
+    return utf8_valid(s, strlen(s));
+}
+
+static int hexval(int ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* One group of butlerd.auth.tokens or butlerd.auth.certificates (KIND "token" or
+ * "certificate"); 0 and *ID filled, or -1 with every problem reported. */
+static int load_ident(struct loader *ld, const char *kind, const config_setting_t *e,
+                      const char *path, int i, struct cfg_ident *id)
+{
+    const char *f = file_of(ld, e);
+    int line = (int)config_setting_source_line(e);
+    int token = !strcmp(kind, "token");
+    const char *namekey = token ? "name" : "subject";
+    int ok = 1;
+    memset(id, 0, sizeof *id);
+    for (int m = 0; m < config_setting_length(e); m++) {
+        const char *mn = config_setting_name(config_setting_get_elem(e, m));
+        if (strcmp(mn, namekey) && strcmp(mn, "scopes") && strcmp(mn, "allowFrom") &&
+            !(token && !strcmp(mn, "sha256"))) {
+            msg(&ld->msgs->errors, f, line, "%s[%d] has unknown member %s", path, i, mn);
+            ok = 0;
+        }
+    }
+    const char *name = NULL;
+    if (!config_setting_lookup_string(e, namekey, &name) || !*name || strlen(name) > 1024 ||
+        !printable(name)) {
+        msg(&ld->msgs->errors, f, line, "%s[%d].%s must be a non-empty printable string",
+            path, i, namekey);
+        ok = 0;
+    }
+    if (token) {
+        const char *hex = NULL;
+        int good = config_setting_lookup_string(e, "sha256", &hex) && strlen(hex) == 64;
+        for (int j = 0; good && j < 32; j++) {
+            int hi = hexval(hex[2 * j]), lo = hexval(hex[2 * j + 1]);
+            if (hi < 0 || lo < 0)
+                good = 0;
+            else
+                id->sha256[j] = (unsigned char)(hi << 4 | lo);
+        }
+        if (!good) {
+            /* never echo the value: it might be the token itself, pasted by mistake */
+            msg(&ld->msgs->errors, f, line,
+                "%s[%d].sha256 must be 64 hexadecimal digits (the SHA-256 of the token; "
+                "butlerd -k makes one)",
+                path, i);
+            ok = 0;
+        }
+    }
+    struct strlist sc = {0}, af = {0};
+    if (!config_setting_get_member(e, "scopes")) {
+        msg(&ld->msgs->errors, f, line, "%s[%d] lacks member scopes", path, i);
+        ok = 0;
+    } else if (ident_strings(ld, e, "scopes", path, i, &sc) < 0) {
+        ok = 0;
+    }
+    for (size_t j = 0; j < sc.n; j++) {
+        unsigned b = scope_bit(sc.v[j]);
+        if (!b) {
+            msg(&ld->msgs->errors, f, line, "%s[%d].scopes: \"%s\" is not a scope", path, i,
+                sc.v[j]);
+            ok = 0;
+        }
+        id->scopes |= b;
+    }
+    if (ident_strings(ld, e, "allowFrom", path, i, &af) < 0) {
+        ok = 0;
+    } else {
+        long bad = cidr_list_parse(&id->allowFrom, af.v, af.n);
+        if (bad >= 0) {
+            msg(&ld->msgs->errors, f, line,
+                "%s[%d].allowFrom: \"%s\" is not an address or network (a.b.c.d/n, x:y::z/n)",
+                path, i, af.v[bad]);
+            ok = 0;
+        }
+    }
+    strlist_free(&sc);
+    strlist_free(&af);
+    if (!ok) {
+        cidr_list_free(&id->allowFrom);
+        return -1;
+    }
+    id->name = xstrdup(name);
+    return 0;
 }
 
 static void load_key(struct loader *ld, int ki, const config_setting_t *s, const char *path)
@@ -428,6 +578,31 @@ static void load_key(struct loader *ld, int ki, const config_setting_t *s, const
             }
             l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
             l->v[l->n++] = tp;
+        }
+        return;
+    }
+    case KT_IDENTS: {
+        if (t != CONFIG_TYPE_LIST && !(t == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0))
+            goto badtype;
+        struct cfg_identlist *l = FIELD(c, k, struct cfg_identlist);
+        for (int i = 0; i < config_setting_length(s); i++) {
+            const config_setting_t *e = config_setting_get_elem(s, i);
+            struct cfg_ident id;
+            if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+                msg(&ld->msgs->errors, f, (int)config_setting_source_line(e),
+                    "%s[%d] must be a group { ... }", path, i);
+                continue;
+            }
+            if (load_ident(ld, k->members, e, path, i, &id) < 0)
+                continue;
+            for (size_t j = 0; j < l->n; j++)
+                if (!strcmp(l->v[j].name, id.name) ||
+                    (!strcmp(k->members, "token") && !memcmp(l->v[j].sha256, id.sha256, 32)))
+                    msg(&ld->msgs->errors, f, (int)config_setting_source_line(e),
+                        "%s[%d] has the same %s as entry %zu", path, i,
+                        !strcmp(l->v[j].name, id.name) ? "name" : "sha256", j);
+            l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+            l->v[l->n++] = id;
         }
         return;
     }
@@ -548,6 +723,22 @@ static void validate(struct loader *ld)
         if (*c->rest.tlsCa)
             check_readable(ld, "Butler.restServerConfig.tls.ca", c->rest.tlsCa, 1);
     }
+    {
+        long bad = cidr_list_parse(&c->http.allowNets, c->http.allowFrom.v, c->http.allowFrom.n);
+        if (bad >= 0)
+            msg(&m->errors, c->file, line_of(c, "butlerd.http.allowFrom"),
+                "butlerd.http.allowFrom: \"%s\" is not an address or network (a.b.c.d/n, "
+                "x:y::z/n)",
+                c->http.allowFrom.v[bad]);
+    }
+    if (c->auth.enable && c->auth.tokens.n == 0 && c->auth.certs.n == 0)
+        msg(&m->warnings, c->file, line_of(c, "butlerd.auth.enable"),
+            "butlerd.auth.enable is true but there are no tokens or certificates: every "
+            "request will get 401");
+    if (c->auth.certs.n && !(c->rest.tlsEnable && *c->rest.tlsCa))
+        msg(&m->warnings, c->file, line_of(c, "butlerd.auth.certificates"),
+            "butlerd.auth.certificates needs Butler.restServerConfig.tls.enable and tls.ca: "
+            "no client certificate is asked for, the entries are not used");
     if (c->mqtt.enable && !*c->mqtt.brokerHost)
         msg(&m->errors, c->file, line_of(c, "Butler.mqttConfig.enable"),
             "Butler.mqttConfig.enable is true but Butler.mqttConfig.brokerHost is empty");

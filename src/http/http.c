@@ -5,6 +5,7 @@
  * queuing earlier makes MHD close the connection, which is then what we want. */
 #include "http.h"
 #include "butlerd.h"
+#include "auth.h"
 #include "cfg.h"
 #include "cidr.h"
 #include "log.h"
@@ -44,6 +45,7 @@ static const char *reason(unsigned status)
 {
     switch (status) {
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 408: return "Request Timeout";
@@ -213,6 +215,10 @@ static void queue_reply(struct req *r, unsigned status, const char *ctype, const
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (r->rl_counted)
         add_ratelimit_headers(r, resp, status);
+    if (status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                r->auth_invalid ? "Bearer realm=\"butlerd\", error=\"invalid_token\""
+                                                : "Bearer realm=\"butlerd\"");
     if (fake_head)
         r->close = 1;
     if (r->close || draining) {
@@ -302,6 +308,10 @@ static void reply_status(struct req *r, unsigned status)
         break;
     case 431:
         http_reply_error(r, 431, NULL, "Request Header Fields Too Large");
+        break;
+    case 401:
+    case 403:
+        http_reply_error(r, status, NULL, "%s", r->auth_msg);
         break;
     case 429:
         http_reply_error(r, 429, NULL, "Rate limit exceeded, retry in %d second%s",
@@ -696,6 +706,22 @@ static size_t head_size(struct req *r, const char *method, const char *version)
     return n + 2;
 }
 
+/* butlerd-api(7), "Authentication": 0 if the request may go on, else 401 or 403
+ * with r->auth_msg set. Nothing of the Authorization header is kept or logged. */
+static unsigned authenticate(struct req *r)
+{
+    if (!cfg->auth.enable)
+        return 0;
+    struct auth_result ar;
+    const char *authz = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_AUTHORIZATION);
+    unsigned st = auth_check(cfg, authz, NULL, r->peer, r->peerlen, r->route->scope, &ar);
+    r->who = ar.who;
+    r->auth_invalid = ar.invalid;
+    memcpy(r->auth_msg, ar.message, sizeof r->auth_msg);
+    return st;
+}
+
 /* Decides what can be decided from the request head. Returns MHD_YES normally; a
  * reply queued here (body unread) makes MHD close the connection afterwards. */
 static enum MHD_Result on_head(struct req *r, const char *method, const char *version)
@@ -761,6 +787,8 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
         status = 404;
     else if (r->rl_counted && r->rl.limited)
         status = 429;
+    else if ((status = authenticate(r)) != 0)
+        ;
     else if (clen > (unsigned long long)cfg->http.maxBodyBytes)
         status = 413;
     else if (has_body && !bodyless &&

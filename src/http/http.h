@@ -46,6 +46,9 @@ struct req {
     size_t peerlen;
     int rl_counted;       /* counted by the rate limit: send its headers */
     struct rl_verdict rl;
+    const char *who;      /* token name or certificate subject (butlerd.auth), or NULL */
+    int auth_invalid;     /* 401 for a wrong token: say so in WWW-Authenticate */
+    char auth_msg[192];   /* message of a 401 or 403 decided from the head */
 };
 
 /* Starts libmicrohttpd on LISTEN_FD with one internal epoll thread. */

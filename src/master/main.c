@@ -1,5 +1,6 @@
 /* butlerd: command line, configuration test (-t) and daemonizing; then the master. */
 #include "butlerd.h"
+#include "auth.h"
 #include "cfg.h"
 #include "kv_snapshot.h"
 #include "log.h"
@@ -24,11 +25,13 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: butlerd [-f] [-t] [-S] [-c file] [-V] [-h]\n"
+            "usage: butlerd [-f] [-t] [-S] [-c file] [-k name] [-V] [-h]\n"
             "  -c file  configuration file (default %s)\n"
             "  -t       test the configuration and exit\n"
             "  -f       stay in the foreground and log to stderr\n"
             "  -S       print the running instance's counters (JSON) and exit\n"
+            "  -k name  make a new API token called name, print it and its\n"
+            "           configuration entry, and exit\n"
             "  -V       print the version and exit\n"
             "  -h       print this help and exit\n",
             BUTLERD_DEFAULT_CONF);
@@ -146,12 +149,13 @@ int main(int argc, char **argv)
     const char *conf = BUTLERD_DEFAULT_CONF;
     int test = 0, fg = 0, show_stats = 0, opt;
 
-    while ((opt = getopt(argc, argv, "c:tfSVh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:tfSk:Vh")) != -1) {
         switch (opt) {
         case 'c': conf = optarg; break;
         case 't': test = 1; break;
         case 'f': fg = 1; break;
         case 'S': show_stats = 1; break;
+        case 'k': return auth_make_token(optarg);
         case 'V': printf("butlerd %s\n", BUTLERD_VERSION); return EXIT_OK;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
