@@ -1008,6 +1008,22 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         cl_refused();
 }
 
+/* butlerd.http.allowFrom (butlerd.conf(5)): a connection from outside the list is
+ * closed as soon as it is accepted, before a byte of it is read. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    if (cfg->http.allowNets.n == 0)
+        return MHD_YES;
+    uint8_t key[17];
+    size_t klen = cidr_key(addr, key);
+    if (klen && cidr_list_match(&cfg->http.allowNets, key, klen))
+        return MHD_YES;
+    char text[64];
+    cidr_key_text(key, klen, text, sizeof text);
+    log_debug("connection from %s refused: not in butlerd.http.allowFrom", text);
+    return MHD_NO;
+}
+
 struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tls_cert,
                               const char *tls_key)
 {
@@ -1034,7 +1050,7 @@ struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tl
     }
     pthread_detach(t);
     return MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        flags, 0, on_accept, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->http.keepAliveTimeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->http.maxConnections,
