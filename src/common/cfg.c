@@ -197,6 +197,9 @@ static const struct key keys[] = {
     B("butlerd.auth.enable", auth.enable, 0),
     ID("butlerd.auth.tokens", auth.tokens, "token"),
     ID("butlerd.auth.certificates", auth.certs, "certificate"),
+    S("butlerd.audit.destination", audit.destination, "off"),
+    S("butlerd.audit.file", audit.file, ""),
+    S("butlerd.audit.syslogFacility", audit.syslogFacility, "local0"),
     B("butlerd.rateLimit.enable", rateLimit.enable, 0),
     I("butlerd.rateLimit.maxRequests", rateLimit.maxRequests, 100, 1, INT_MAX),
     I("butlerd.rateLimit.windowSeconds", rateLimit.windowSeconds, 60, 1, 86400),
@@ -731,6 +734,18 @@ static void validate(struct loader *ld)
                 "x:y::z/n)",
                 c->http.allowFrom.v[bad]);
     }
+    if (strcmp(c->audit.destination, "off") && strcmp(c->audit.destination, "file") &&
+        strcmp(c->audit.destination, "syslog"))
+        msg(&m->errors, c->file, line_of(c, "butlerd.audit.destination"),
+            "butlerd.audit.destination \"%s\" is not one of off, file, syslog",
+            c->audit.destination);
+    if (!strcmp(c->audit.destination, "file") && !*c->audit.file)
+        msg(&m->errors, c->file, line_of(c, "butlerd.audit.destination"),
+            "butlerd.audit.destination is \"file\" but butlerd.audit.file is empty");
+    if (log_facility_parse(c->audit.syslogFacility, &fac) < 0)
+        msg(&m->errors, c->file, line_of(c, "butlerd.audit.syslogFacility"),
+            "butlerd.audit.syslogFacility \"%s\" is not one of daemon, local0 ... local7",
+            c->audit.syslogFacility);
     if (c->auth.enable && c->auth.tokens.n == 0 && c->auth.certs.n == 0)
         msg(&m->warnings, c->file, line_of(c, "butlerd.auth.enable"),
             "butlerd.auth.enable is true but there are no tokens or certificates: every "

@@ -136,6 +136,9 @@ struct cfg {
         struct cfg_identlist tokens, certs;
     } auth;
     struct {
+        char *destination, *file, *syslogFacility;
+    } audit;
+    struct {
         bool enable;
         int maxRequests, windowSeconds, maxClients;
     } rateLimit;

@@ -34,3 +34,16 @@ unsigned scope_bit(const char *name)
             return 1u << i;
     return 0;
 }
+
+int scope_changes(const char *name)
+{
+    static const char *const readonly[] = {"ping",      "convert",    "config:read",
+                                           "keyvalues:read", "apps:read", "users:read",
+                                           "schedules:read", NULL};
+    if (!name)
+        return 1;
+    for (unsigned i = 0; readonly[i]; i++)
+        if (!strcmp(readonly[i], name))
+            return 0;
+    return 1;
+}

@@ -9,6 +9,9 @@
 
 /* The bit of scope NAME, SCOPE_ALL for "*", or 0 if NAME is not a scope. */
 unsigned scope_bit(const char *name);
+/* True if routes of scope NAME change something (and so go to the audit trail,
+ * butlerd(8) "AUDIT TRAIL"); also true for a route without a scope. */
+int scope_changes(const char *name);
 /* The known scope names, NULL-terminated (for messages and documentation checks). */
 extern const char *const scope_names[];
 

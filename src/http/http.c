@@ -5,12 +5,14 @@
  * queuing earlier makes MHD close the connection, which is then what we want. */
 #include "http.h"
 #include "butlerd.h"
+#include "audit.h"
 #include "auth.h"
 #include "cfg.h"
 #include "cidr.h"
 #include "log.h"
 #include "pct.h"
 #include "query.h"
+#include "scope.h"
 #include "utf8.h"
 
 #include <assert.h>
@@ -126,6 +128,7 @@ static int write_raw(struct req *r, unsigned status, const char *ctype, size_t c
     if (!ci || tls_on || r->stage == 2)
         return -1;
     send_raw(ci->connect_fd, status, ctype, clen, body);
+    r->status_sent = status;
     r->stage = 2;
     r->abort = 1;
     return 0;
@@ -229,6 +232,8 @@ static void queue_reply(struct req *r, unsigned status, const char *ctype, const
     }
     if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
         log_errorx("cannot queue %u response for %s", status, r->target);
+    else
+        r->status_sent = status;
     MHD_destroy_response(resp);
     r->stage = 2;
 }
@@ -640,6 +645,14 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK &&
              toe != MHD_REQUEST_TERMINATED_CLIENT_ABORT)
         log_debug("request %s ended early (%d)", r->target, (int)toe);
+    /* butlerd(8), "AUDIT TRAIL": every request to a route that changes something,
+     * refused or not, once it has ended. */
+    if (r->route && audit_enabled() && scope_changes(r->route->scope)) {
+        char client[64];
+        cidr_key_text(r->peer, r->peerlen, client, sizeof client);
+        audit_request(client, r->who, r->method, r->target, r->pathlen, r->status_sent,
+                      now_ms() - r->started_ms);
+    }
     json_object_put(r->body);
     json_object_put(r->query);
     free(r->prep_body);
@@ -1028,6 +1041,7 @@ struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tl
                               const char *tls_key)
 {
     cfg = c;
+    audit_open(c);
     snprintf(keepalive_hdr, sizeof keepalive_hdr, "timeout=%d", c->http.keepAliveTimeout);
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                      MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;

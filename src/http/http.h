@@ -49,6 +49,7 @@ struct req {
     const char *who;      /* token name or certificate subject (butlerd.auth), or NULL */
     int auth_invalid;     /* 401 for a wrong token: say so in WWW-Authenticate */
     char auth_msg[192];   /* message of a 401 or 403 decided from the head */
+    unsigned status_sent; /* status of the reply, for the audit trail */
 };
 
 /* Starts libmicrohttpd on LISTEN_FD with one internal epoll thread. */

@@ -4,6 +4,7 @@
 #include "worker.h"
 #include "butlerd.h"
 #include "cfg.h"
+#include "audit.h"
 #include "http.h"
 #include "ipc.h"
 #include "log.h"
@@ -131,6 +132,7 @@ void worker_main(const struct worker_args *a)
             got_usr1 = 0;
             if (log_reopen() < 0)
                 log_warn("cannot reopen the log file");
+            audit_reopen();
         }
         if (getppid() != master)
             master_gone = 1;
