@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -686,6 +687,39 @@ static void check_readable(struct loader *ld, const char *key, const char *val, 
         *val ? "%s: cannot read %s" : "%s is empty%s", key, val);
 }
 
+/* butlerd.conf(5), "STARTUP CHECKS": a file holding a secret that other users can
+ * read (or change) gets a warning, as OpenSSH and Postfix give one. KEY names the
+ * setting (NULL for the configuration file itself). */
+static void check_private(struct loader *ld, const char *key, const char *path)
+{
+    struct stat st;
+    if (!*path || stat(path, &st) < 0 || !(st.st_mode & (S_IROTH | S_IWOTH)))
+        return;
+    const struct cfg *c = ld->c;
+    msg(&ld->msgs->warnings, c->file, key ? line_of(c, key) : 0,
+        "%s%s%s is %s by other users (mode %04o): chmod o-rwx %s", key ? key : "",
+        key ? " file " : "the configuration file ", path,
+        (st.st_mode & S_IWOTH) ? "writable" : "readable", (unsigned)(st.st_mode & 07777), path);
+}
+
+static void check_secrets(struct loader *ld)
+{
+    const struct cfg *c = ld->c;
+    /* The configuration file itself, when it holds something secret. */
+    int secret = *c->bmqtt.password || *c->slackWebhookURL || c->nrCredentials.n ||
+                 c->auth.tokens.n || c->auth.certs.n;
+    if (secret)
+        check_private(ld, NULL, c->file);
+    if (c->rest.enable && c->rest.tlsEnable)
+        check_private(ld, "Butler.restServerConfig.tls.key", c->rest.tlsKey);
+    check_private(ld, "Butler.cert.clientCertKey", c->clientCertKey);
+    if (c->mqtt.enable && c->mqtt.azureEnable)
+        check_private(ld, "Butler.mqttConfig.azureEventGrid.clientKeyFile",
+                      c->mqtt.azureKeyFile);
+    if (c->mqtt.enable && c->bmqtt.tlsEnable)
+        check_private(ld, "butlerd.mqtt.tls.keyFile", c->bmqtt.tlsKeyFile);
+}
+
 static void validate(struct loader *ld)
 {
     struct cfg *c = ld->c;
@@ -794,6 +828,7 @@ static void validate(struct loader *ld)
             (double)shm_bytes / 1048576.0, (double)vfs.f_blocks * vfs.f_frsize / 1048576.0);
 
     /* Warnings: butlerd starts anyway. */
+    check_secrets(ld);
     if (!c->rest.enable && !c->udp.enable && !c->mqtt.enable)
         msg(&m->warnings, c->file, 0,
             "no listener is enabled (Butler.restServerConfig, Butler.udpServerConfig, "
