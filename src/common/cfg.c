@@ -195,6 +195,8 @@ static const struct key keys[] = {
     I("butlerd.http.headerTimeout", http.headerTimeout, 10, 1, 3600),
     I("butlerd.http.maxConnectionsPerClient", http.maxConnectionsPerClient, 128, 0, 1000000),
     L("butlerd.http.allowFrom", http.allowFrom),
+    S("butlerd.http.clientCertCa", http.clientCertCa, ""),
+    B("butlerd.http.requireClientCert", http.requireClientCert, 0),
     B("butlerd.auth.enable", auth.enable, 0),
     ID("butlerd.auth.tokens", auth.tokens, "token"),
     ID("butlerd.auth.certificates", auth.certs, "certificate"),
@@ -784,10 +786,19 @@ static void validate(struct loader *ld)
         msg(&m->warnings, c->file, line_of(c, "butlerd.auth.enable"),
             "butlerd.auth.enable is true but there are no tokens or certificates: every "
             "request will get 401");
-    if (c->auth.certs.n && !(c->rest.tlsEnable && *c->rest.tlsCa))
+    if (*c->http.clientCertCa && c->rest.enable && c->rest.tlsEnable)
+        check_readable(ld, "butlerd.http.clientCertCa", c->http.clientCertCa, 1);
+    if ((*c->http.clientCertCa || c->http.requireClientCert) && !c->rest.tlsEnable)
+        msg(&m->errors, c->file, line_of(c, "butlerd.http.clientCertCa"),
+            "butlerd.http.clientCertCa and requireClientCert need "
+            "Butler.restServerConfig.tls.enable");
+    if (c->http.requireClientCert && !*c->http.clientCertCa)
+        msg(&m->errors, c->file, line_of(c, "butlerd.http.requireClientCert"),
+            "butlerd.http.requireClientCert is true but butlerd.http.clientCertCa is empty");
+    if (c->auth.certs.n && !*c->http.clientCertCa)
         msg(&m->warnings, c->file, line_of(c, "butlerd.auth.certificates"),
-            "butlerd.auth.certificates needs Butler.restServerConfig.tls.enable and tls.ca: "
-            "no client certificate is asked for, the entries are not used");
+            "butlerd.auth.certificates needs butlerd.http.clientCertCa (and TLS): no client "
+            "certificate is asked for, the entries are not used");
     if (c->mqtt.enable && !*c->mqtt.brokerHost)
         msg(&m->errors, c->file, line_of(c, "Butler.mqttConfig.enable"),
             "Butler.mqttConfig.enable is true but Butler.mqttConfig.brokerHost is empty");

@@ -130,6 +130,8 @@ struct cfg {
         int headerTimeout, maxConnectionsPerClient;
         struct strlist allowFrom;
         struct cidrlist allowNets; /* allowFrom parsed; empty: every address */
+        char *clientCertCa;        /* CA file of REST client certificates */
+        bool requireClientCert;
     } http;
     struct {
         bool enable;

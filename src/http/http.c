@@ -13,6 +13,7 @@
 #include "pct.h"
 #include "query.h"
 #include "scope.h"
+#include "tlsclient.h"
 #include "utf8.h"
 
 #include <assert.h>
@@ -40,6 +41,7 @@ static volatile int draining;
 static int inflight;
 static char keepalive_hdr[32];
 static int tls_on;
+static int client_ca_on; /* client certificates are asked for */
 
 int http_inflight(void) { return __atomic_load_n(&inflight, __ATOMIC_RELAXED); }
 
@@ -503,6 +505,8 @@ enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY };
 
 struct hconn {
     int fd;
+    int cert_state;      /* enum tlsc_state once checked, 0 before */
+    char cert_subject[256];
     int phase;        /* PH_*, written by the MHD thread, read by the sweeper */
     int64_t since_ms; /* start of the phase */
     struct hconn *prev, *next;
@@ -719,16 +723,56 @@ static size_t head_size(struct req *r, const char *method, const char *version)
     return n + 2;
 }
 
+/* The verified client certificate's subject of R's connection, or NULL; a 401 reason
+ * in r->auth_msg when the certificate is untrusted, or missing but required. The
+ * verdict is taken once per connection (a TLS session has one client). */
+static const char *client_cert(struct req *r, unsigned *status)
+{
+    *status = 0;
+    if (!client_ca_on)
+        return NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct hconn *h = ci ? ci->socket_context : NULL;
+    if (!h)
+        return NULL;
+    if (!h->cert_state) {
+        const union MHD_ConnectionInfo *si =
+            MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        h->cert_state = (int)tlsclient_check(si ? si->tls_session : NULL, h->cert_subject,
+                                             sizeof h->cert_subject);
+        log_debug("client certificate: %s%s",
+                  h->cert_state == TLSC_OK     ? "verified, subject "
+                  : h->cert_state == TLSC_NONE ? "none"
+                                               : "not trusted",
+                  h->cert_state == TLSC_OK ? h->cert_subject : "");
+    }
+    if (h->cert_state == TLSC_OK)
+        return h->cert_subject;
+    if (h->cert_state == TLSC_UNTRUSTED) {
+        *status = 401;
+        snprintf(r->auth_msg, sizeof r->auth_msg, "Client certificate not trusted");
+    } else if (cfg->http.requireClientCert) {
+        *status = 401;
+        snprintf(r->auth_msg, sizeof r->auth_msg, "A client certificate is required");
+    }
+    return NULL;
+}
+
 /* butlerd-api(7), "Authentication": 0 if the request may go on, else 401 or 403
  * with r->auth_msg set. Nothing of the Authorization header is kept or logged. */
 static unsigned authenticate(struct req *r)
 {
+    unsigned cst;
+    const char *subject = client_cert(r, &cst);
+    if (cst)
+        return cst;
     if (!cfg->auth.enable)
         return 0;
     struct auth_result ar;
     const char *authz = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_AUTHORIZATION);
-    unsigned st = auth_check(cfg, authz, NULL, r->peer, r->peerlen, r->route->scope, &ar);
+    unsigned st = auth_check(cfg, authz, subject, r->peer, r->peerlen, r->route->scope, &ar);
     r->who = ar.who;
     r->auth_invalid = ar.invalid;
     memcpy(r->auth_msg, ar.message, sizeof r->auth_msg);
@@ -1038,7 +1082,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 }
 
 struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tls_cert,
-                              const char *tls_key)
+                              const char *tls_key, const char *tls_client_ca)
 {
     cfg = c;
     audit_open(c);
@@ -1055,8 +1099,13 @@ struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tl
         {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)tls_cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)tls_key},
         {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        /* asks clients for a certificate from these CAs (tlsclient.c checks it) */
+        {MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)tls_client_ca},
         {MHD_OPTION_END, 0, NULL},
     };
+    client_ca_on = tls_cert && tls_client_ca;
+    if (!client_ca_on)
+        tls_opts[3].option = MHD_OPTION_END;
     pthread_t t;
     if (pthread_create(&t, NULL, sweeper, NULL) != 0) {
         log_error("pthread_create for the connection sweeper");
@@ -1071,7 +1120,7 @@ struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tl
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->http.maxConnectionsPerClient,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_ARRAY, tls_cert ? tls_opts : tls_opts + 3, MHD_OPTION_END);
+        MHD_OPTION_ARRAY, tls_cert ? tls_opts : tls_opts + 4, MHD_OPTION_END);
 }
 
 void http_drain(struct MHD_Daemon *d)

@@ -53,8 +53,9 @@ struct req {
 };
 
 /* Starts libmicrohttpd on LISTEN_FD with one internal epoll thread. */
+/* TLS_CLIENT_CA: PEM of the CAs whose client certificates are asked for, or NULL. */
 struct MHD_Daemon *http_start(const struct cfg *cfg, int listen_fd, const char *tls_cert,
-                              const char *tls_key);
+                              const char *tls_key, const char *tls_client_ca);
 /* Stops accepting; afterwards every reply closes its connection. */
 void http_drain(struct MHD_Daemon *d);
 /* Requests received but not yet completed. */

@@ -102,7 +102,7 @@ void worker_main(const struct worker_args *a)
 
     struct MHD_Daemon *d = NULL;
     if (a->listen_fd >= 0) {
-        d = http_start(a->cfg, a->listen_fd, a->tls_cert, a->tls_key);
+        d = http_start(a->cfg, a->listen_fd, a->tls_cert, a->tls_key, a->tls_client_ca);
         if (!d) {
             log_errorx("worker %d: cannot start the HTTP server on the listen socket", a->slot);
             _exit(EXIT_WORKER_FATAL);
