@@ -141,13 +141,12 @@ def sim(tmp_path_factory):
     s.stop()
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory, sim):
+def qvs_overrides(sim, flags):
+    """The configuration of the load-script daemons: QRS at the simulator, FLAGS on."""
     c = sim.certs
-    ov = {
+    return {
         "Butler": {
-            "restServerEndpointsEnable": {"senseStartTask": True, "senseListApps": True,
-                                          "keyValueStore": True},
+            "restServerEndpointsEnable": {f: True for f in flags},
             "cert": {"clientCert": c["client.pem"], "clientCertKey": c["client_key.pem"],
                      "clientCertCA": c["root.pem"]},
             "configQRS": {"host": "127.0.0.1", "port": sim.qrs_port, "useSSL": True,
@@ -157,6 +156,11 @@ def daemon(tmp_path_factory, sim):
         },
         "butlerd": {"qrs": {"timeoutMs": 1500, "connectTimeoutMs": 1000}},
     }
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory, sim):
+    ov = qvs_overrides(sim, ["senseStartTask", "senseListApps", "keyValueStore"])
     d = harness.Daemon(tmp_path_factory.mktemp("qvsd"), ov)
     d.start()
     yield d
@@ -330,7 +334,6 @@ def test_subs_file_sends_the_token_in_every_request():
 
 @pytest.fixture(scope="module")
 def tokend(tmp_path_factory, sim):
-    c = sim.certs
     entries = [
         '{ name = "qlik-reload"; sha256 = "%s"; scopes = [ "tasks:start", "keyvalues:read", '
         '"keyvalues:write" ]; allowFrom = [ "127.0.0.1/32" ]; }'
@@ -338,19 +341,8 @@ def tokend(tmp_path_factory, sim):
         '{ name = "readonly"; sha256 = "%s"; scopes = [ "keyvalues:read" ]; }'
         % hashlib.sha256(b"readonly-token").hexdigest(),
     ]
-    ov = {
-        "Butler": {
-            "restServerEndpointsEnable": {"senseStartTask": True, "keyValueStore": True},
-            "cert": {"clientCert": c["client.pem"], "clientCertKey": c["client_key.pem"],
-                     "clientCertCA": c["root.pem"]},
-            "configQRS": {"host": "127.0.0.1", "port": sim.qrs_port, "useSSL": True,
-                          "rejectUnauthorized": True,
-                          "headers": {"static": Raw('( { name = "X-Qlik-User"; value = "%s"; } )'
-                                                    % X_QLIK_USER)}},
-        },
-        "butlerd": {"qrs": {"timeoutMs": 1500, "connectTimeoutMs": 1000},
-                    "auth": {"enable": True, "tokens": Raw("( %s )" % ", ".join(entries))}},
-    }
+    ov = qvs_overrides(sim, ["senseStartTask", "keyValueStore"])
+    ov["butlerd"]["auth"] = {"enable": True, "tokens": Raw("( %s )" % ", ".join(entries))}
     d = harness.Daemon(tmp_path_factory.mktemp("qvstok"), ov)
     d.start()
     yield d
