@@ -100,3 +100,15 @@ uint32_t rl_clients(void)
         n += __atomic_load_n(&shm_table_stripe(t, s)->count, __ATOMIC_RELAXED);
     return n;
 }
+
+int rl_check(void)
+{
+    struct shm_table *t = tbl();
+    int bad = 0;
+    for (uint32_t s = 0; s < t->nstripes; s++) {
+        shm_table_lock(t, s);
+        bad |= shm_table_check(t, s) != 0;
+        shm_table_unlock(t, s);
+    }
+    return bad ? -1 : 0;
+}

@@ -26,5 +26,8 @@ void rl_hit(const void *key, size_t klen, int max, int window_s, int64_t now_ms,
             struct rl_verdict *v);
 /* Number of clients in the table (for tests and butlerd -S). */
 uint32_t rl_clients(void);
+/* Locks every stripe in turn (repairing one a dead process left) and checks its
+ * structure; 0 if all are sound (for tests). */
+int rl_check(void);
 
 #endif
