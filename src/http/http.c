@@ -13,6 +13,7 @@
 #include "pct.h"
 #include "query.h"
 #include "scope.h"
+#include "stats.h"
 #include "tlsclient.h"
 #include "utf8.h"
 
@@ -844,11 +845,17 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
         status = 404;
     else if (r->rl_counted && r->rl.limited)
         status = 429;
-    else if ((status = authenticate(r)) != 0)
-        ;
-    else if (clen > (unsigned long long)cfg->http.maxBodyBytes)
+    else
+        status = authenticate(r);
+    if (status == 429)
+        STAT_INC(http_rate_limited);
+    else if (status == 401)
+        STAT_INC(http_unauthorized);
+    else if (status == 403)
+        STAT_INC(http_forbidden);
+    if (!status && clen > (unsigned long long)cfg->http.maxBodyBytes)
         status = 413;
-    else if (has_body && !bodyless &&
+    else if (!status && has_body && !bodyless &&
              !media_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type")))
         status = 415;
 
@@ -1078,6 +1085,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     char text[64];
     cidr_key_text(key, klen, text, sizeof text);
     log_debug("connection from %s refused: not in butlerd.http.allowFrom", text);
+    STAT_INC(http_refused);
     return MHD_NO;
 }
 

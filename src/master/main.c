@@ -1,6 +1,7 @@
 /* butlerd: command line, configuration test (-t) and daemonizing; then the master. */
 #include "butlerd.h"
 #include "auth.h"
+#include "ratelimit.h"
 #include "cfg.h"
 #include "kv_snapshot.h"
 #include "log.h"
@@ -138,6 +139,13 @@ static int print_stats(const struct cfg *c)
     json_object_object_add(e, "taskEventsHandled", u64(st->events_done));
     json_object_object_add(e, "taskEventsFailed", u64(st->events_failed));
     json_object_object_add(o, "events", e);
+    json_object *h = json_object_new_object();
+    json_object_object_add(h, "refusedAtAccept", u64(st->http_refused));
+    json_object_object_add(h, "rateLimited", u64(st->http_rate_limited));
+    json_object_object_add(h, "unauthorized", u64(st->http_unauthorized));
+    json_object_object_add(h, "forbidden", u64(st->http_forbidden));
+    json_object_object_add(h, "rateLimitClients", u64(rl_clients()));
+    json_object_object_add(o, "http", h);
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);

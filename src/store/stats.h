@@ -33,6 +33,10 @@ struct stats {
     uint64_t mqtt_task_starts;    /* start-task messages acted on */
     uint64_t events_done;         /* task events fully handled by the events process */
     uint64_t events_failed;       /* task events whose QRS lookups failed */
+    uint64_t http_refused;        /* connections closed at accept: not in http.allowFrom */
+    uint64_t http_rate_limited;   /* 429s of the rate limit */
+    uint64_t http_unauthorized;   /* 401s: no, wrong or untrusted credentials */
+    uint64_t http_forbidden;      /* 403s: scope or the token's allowFrom */
 };
 
 static inline struct stats *stats(void)

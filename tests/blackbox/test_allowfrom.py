@@ -108,3 +108,13 @@ def test_bad_entry_is_a_config_error(tmp_path, net):
     cp = harness.run_cli(["-t", "-c", str(p)])
     assert cp.returncode != 0, cp
     assert 'butlerd.http.allowFrom: "%s" is not an address or network' % net in cp.stderr
+
+
+def test_refusals_are_counted(start_daemon):
+    d = start_daemon(allow(["127.0.0.1/32"]))
+    for _ in range(3):
+        assert refused(d.port, "127.0.0.2")
+    cp = harness.run_cli(["-S", "-c", d.config_path])
+    assert cp.returncode == 0, cp.stderr
+    import json
+    assert json.loads(cp.stdout)["http"]["refusedAtAccept"] == 3

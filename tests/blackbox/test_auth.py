@@ -312,3 +312,19 @@ def test_duplicate_names_and_hashes(tmp_path):
 def test_good_config_is_ok(tmp_path):
     cp = configtest(tmp_path, ENTRIES)
     assert cp.returncode == 0, cp.stderr
+
+
+def test_counters(authd):
+    before = stats(authd)["http"]
+    assert req(authd.port, "GET", "/v4/butlerping").status == 401
+    assert req(authd.port, "GET", "/v4/butlerping", tok("fam-convert")).status == 403
+    after = stats(authd)["http"]
+    assert after["unauthorized"] == before["unauthorized"] + 1, (before, after)
+    assert after["forbidden"] == before["forbidden"] + 1, (before, after)
+    assert after["rateLimited"] == 0 and after["refusedAtAccept"] == 0
+
+
+def stats(d):
+    cp = harness.run_cli(["-S", "-c", d.config_path])
+    assert cp.returncode == 0, cp.stderr
+    return json.loads(cp.stdout)

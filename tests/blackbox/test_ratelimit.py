@@ -147,3 +147,14 @@ def test_worker_killed_keeps_counting(start_daemon):
     assert r.status == 200 and r.header("x-ratelimit-remaining") == "1", r
     assert req(d.port).status == 200
     assert req(d.port).status == 429
+
+
+def test_counters(start_daemon):
+    d = start_daemon(limited(1))
+    req(d.port)
+    req(d.port)
+    req(d.port, src="127.0.0.2")
+    cp = harness.run_cli(["-S", "-c", d.config_path])
+    assert cp.returncode == 0, cp.stderr
+    h = json.loads(cp.stdout)["http"]
+    assert h["rateLimited"] == 1 and h["rateLimitClients"] == 2, h
