@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -34,10 +35,24 @@ static const char *bearer(const char *h, size_t *len)
     return n ? h : NULL;
 }
 
+/* The digest is fetched from the provider once per process and each thread keeps
+ * its context: fetching it per call (what EVP_Digest(..., EVP_sha256(), ...)
+ * does in OpenSSL 3) costs more than hashing a token. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
 static int sha256(const void *p, size_t n, unsigned char out[32])
 {
+    static __thread EVP_MD_CTX *ctx;
     unsigned int olen = 0;
-    return EVP_Digest(p, n, out, &olen, EVP_sha256(), NULL) == 1 && olen == 32 ? 0 : -1;
+    pthread_once(&sha256_once, sha256_fetch);
+    if (!ctx)
+        ctx = EVP_MD_CTX_new();
+    if (!sha256_md || !ctx || EVP_DigestInit_ex2(ctx, sha256_md, NULL) != 1 ||
+        EVP_DigestUpdate(ctx, p, n) != 1 || EVP_DigestFinal_ex(ctx, out, &olen) != 1)
+        return -1;
+    return olen == 32 ? 0 : -1;
 }
 
 static const struct cfg_ident *find_token(const struct cfg *cfg, const char *tok, size_t n)
