@@ -105,18 +105,19 @@ static json_object *error_body(unsigned status, const char *code, const char *me
  * socket; the caller then makes MHD close the connection (r->abort). */
 /* Writes a response that closes the connection straight to socket FD, without
  * waiting: used where libmicrohttpd cannot answer (see the callers). */
-static void send_raw(int fd, unsigned status, const char *ctype, size_t clen, const char *body)
+static void send_raw(int fd, unsigned status, const char *ctype, size_t clen, const char *body,
+                     const char *extra)
 {
-    char date[64], head[512];
+    char date[64], head[768];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %u %s\r\nDate: %s\r\nConnection: close\r\n"
-                     "%s%s%sContent-Length: %zu\r\n\r\n",
-                     status, reason(status), date, ctype ? "Content-Type: " : "",
-                     ctype ? ctype : "", ctype ? "\r\n" : "", clen);
+                     "%s%s%s%sContent-Length: %zu\r\n\r\n",
+                     status, reason(status), date, extra ? extra : "",
+                     ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "", clen);
     struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, body ? clen : 0}};
     struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
     ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -130,7 +131,20 @@ static int write_raw(struct req *r, unsigned status, const char *ctype, size_t c
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci || tls_on || r->stage == 2)
         return -1;
-    send_raw(ci->connect_fd, status, ctype, clen, body);
+    /* the headers queue_reply would have added (rate limit, authentication) */
+    char extra[256] = "";
+    size_t n = 0;
+    if (r->rl_counted)
+        n += (size_t)snprintf(extra, sizeof extra,
+                              "x-ratelimit-limit: %d\r\nx-ratelimit-remaining: %d\r\n"
+                              "x-ratelimit-reset: %d\r\n",
+                              r->rl.limit, r->rl.remaining, r->rl.reset_s);
+    if (r->rl_counted && status == 429)
+        n += (size_t)snprintf(extra + n, sizeof extra - n, "retry-after: %d\r\n", r->rl.reset_s);
+    if (status == 401)
+        snprintf(extra + n, sizeof extra - n, "WWW-Authenticate: Bearer realm=\"butlerd\"%s\r\n",
+                 r->auth_invalid ? ", error=\"invalid_token\"" : "");
+    send_raw(ci->connect_fd, status, ctype, clen, body, extra);
     r->status_sent = status;
     r->stage = 2;
     r->abort = 1;
@@ -573,7 +587,7 @@ static void hc_408(int fd)
 {
     static const char body[] = "{\"statusCode\":408,\"error\":\"Request Timeout\","
                                "\"message\":\"Request Timeout\"}";
-    send_raw(fd, 408, JSON_TYPE, sizeof body - 1, body);
+    send_raw(fd, 408, JSON_TYPE, sizeof body - 1, body, NULL);
 }
 
 static void *sweeper(void *arg)
@@ -1056,7 +1070,7 @@ static void cl_refused(void)
                                           : "Content-Length is not a number");
     size_t blen;
     const char *body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &blen);
-    send_raw(ci->connect_fd, st, JSON_TYPE, blen, body);
+    send_raw(ci->connect_fd, st, JSON_TYPE, blen, body, NULL);
     json_object_put(o);
     shutdown(ci->connect_fd, SHUT_RDWR);
     uri_conn = NULL;

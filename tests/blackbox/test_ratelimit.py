@@ -158,3 +158,15 @@ def test_counters(start_daemon):
     assert cp.returncode == 0, cp.stderr
     h = json.loads(cp.stdout)["http"]
     assert h["rateLimited"] == 1 and h["rateLimitClients"] == 2, h
+
+
+def test_headers_on_answers_written_directly(start_daemon):
+    """A POST overridden to HEAD is answered with a head written straight to the
+    socket: it carries the rate-limit headers too."""
+    d = start_daemon(limited(5))
+    with d.raw() as c:
+        c.send("POST /v4/butlerping HTTP/1.1\r\nHost: x\r\nX-HTTP-Method-Override: HEAD\r\n"
+               "Content-Length: 0\r\n\r\n")
+        r = c.read_response(head=True)
+    assert r.status == 200, r
+    assert r.header("x-ratelimit-limit") == "5" and r.header("x-ratelimit-remaining") == "4", r
