@@ -521,7 +521,7 @@ enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY };
 struct hconn {
     int fd;
     int cert_state;      /* enum tlsc_state once checked, 0 before */
-    char cert_subject[256];
+    char cert_subject[1025]; /* butlerd.auth.certificates subjects are up to 1024 */
     int phase;        /* PH_*, written by the MHD thread, read by the sweeper */
     int64_t since_ms; /* start of the phase */
     struct hconn *prev, *next;
@@ -763,7 +763,7 @@ static const char *client_cert(struct req *r, unsigned *status)
                   h->cert_state == TLSC_OK ? h->cert_subject : "");
     }
     if (h->cert_state == TLSC_OK)
-        return h->cert_subject;
+        return h->cert_subject[0] ? h->cert_subject : NULL;
     if (h->cert_state == TLSC_UNTRUSTED) {
         *status = 401;
         snprintf(r->auth_msg, sizeof r->auth_msg, "Client certificate not trusted");

@@ -29,8 +29,14 @@ enum tlsc_state tlsclient_check(void *gnutls_session, char *subject, size_t size
     gnutls_datum_t dn = {NULL, 0};
     int ok = gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0 &&
              gnutls_x509_crt_get_dn3(crt, &dn, 0) >= 0;
-    if (ok)
-        snprintf(subject, size, "%.*s", (int)dn.size, (const char *)dn.data);
+    /* A subject that does not fit is not cut short (a prefix could match another
+     * entry): it stays empty, and the certificate, trusted, maps to no entry. */
+    if (ok && dn.size < size) {
+        memcpy(subject, dn.data, dn.size);
+        subject[dn.size] = '\0';
+    } else if (ok) {
+        subject[0] = '\0';
+    }
     gnutls_free(dn.data);
     gnutls_x509_crt_deinit(crt);
     return ok ? TLSC_OK : TLSC_UNTRUSTED;
