@@ -293,3 +293,21 @@ def test_bad_new_certificate_keeps_the_old_one(start_daemon, tmp_path):
     d.wait_log(re.compile(r"gen 2 ready|ready.*gen 2"), 20, start=mark)
     assert peer_cert(d.port) == der(a_cert)
     assert get(d.port).status == 200
+
+
+def test_certificate_allow_from(start_daemon, pki):
+    d = start_daemon(tls_config(
+        pki["server.pem"], pki["server_key.pem"], client_ca=pki["root.pem"],
+        certs=['{ subject = "%s"; scopes = [ "ping" ]; allowFrom = [ "127.0.0.2/32" ]; }'
+               % SUBJECT]))
+
+    def from_(src):
+        c = http.client.HTTPSConnection("127.0.0.1", d.port, timeout=10, source_address=(src, 0),
+                                        context=context((pki["client.pem"], pki["client_key.pem"])))
+        try:
+            return harness.conn_request(c, "GET", "/v4/butlerping")
+        finally:
+            c.close()
+    r = from_("127.0.0.1")
+    assert r.status == 403 and b"This client certificate may not be used from this address" in r.body, r
+    assert from_("127.0.0.2").status == 200
