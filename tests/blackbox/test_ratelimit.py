@@ -170,3 +170,29 @@ def test_headers_on_answers_written_directly(start_daemon):
         r = c.read_response(head=True)
     assert r.status == 200, r
     assert r.header("x-ratelimit-limit") == "5" and r.header("x-ratelimit-remaining") == "4", r
+
+
+def test_exact_budget_under_concurrency(start_daemon):
+    """Clients hammering three workers at once: exactly maxRequests get through in
+    the window, whatever worker serves them, and remaining never repeats."""
+    import threading
+    d = start_daemon(limited(50), workers=3)
+    d.wait_workers(3)
+    results = []
+    lock = threading.Lock()
+
+    def client():
+        for _ in range(40):
+            r = req(d.port)
+            with lock:
+                results.append((r.status, r.header("x-ratelimit-remaining")))
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 160
+    ok = [rem for st, rem in results if st == 200]
+    assert len(ok) == 50, len(ok)
+    assert sorted(int(x) for x in ok) == list(range(50)), sorted(ok)
+    assert all(st == 429 and rem == "0" for st, rem in results if st != 200)
