@@ -3,9 +3,8 @@
  * crash injection: a child SIGKILLed at every step of every critical section the
  * counters use (insert, replace, the eviction's delete) leaves a table the next
  * locker repairs, and counting goes on. */
-#include "cfg.h"
 #include "ratelimit.h"
-#include "shm.h"
+#include "shm_fixture.h"
 #include "shm_lock.h"
 #include "unit.h"
 
@@ -16,9 +15,6 @@
 #include <unistd.h>
 
 #define MAX_CLIENTS 4
-
-static struct cfg fcfg;
-static char fname[64];
 
 static void key(uint8_t k[5], int n)
 {
@@ -111,24 +107,13 @@ static void crashes(void)
 
 int main(void)
 {
-    snprintf(fname, sizeof fname, "/butlerd-unit-rl-%ld", (long)getpid());
-    fcfg.shm.name = fname;
-    fcfg.rest.serverPort = 1;
-    fcfg.shm.kvMaxKeys = 16;
-    fcfg.shm.kvMaxKeyBytes = 16;
-    fcfg.shm.kvMaxValueBytes = 16;
-    fcfg.shm.kvMaxNamespaces = 4;
-    fcfg.shm.maxActiveUsers = 4;
-    fcfg.rateLimit.maxClients = MAX_CLIENTS;
-    if (shm_open_region(&fcfg) != 0) {
-        fprintf(stderr, "cannot create the test region\n");
-        return 99;
-    }
+    fixture_rl_clients = MAX_CLIENTS;
+    fixture_open(16, 16, 16, 4, 16);
     shm_reset_volatile(); /* as the master does: builds the rate-limit table */
     alarm(120);
     windows();
     eviction();
     crashes();
-    shm_unlink_region();
+    fixture_close();
     return UNIT_DONE();
 }
