@@ -118,3 +118,20 @@ def test_refusals_are_counted(start_daemon):
     assert cp.returncode == 0, cp.stderr
     import json
     assert json.loads(cp.stdout)["http"]["refusedAtAccept"] == 3
+
+
+def test_ipv4_mapped_peers_on_a_dual_stack_listener(tmp_path):
+    """Listening on "::", an IPv4 client arrives as ::ffff:a.b.c.d and is matched
+    as its IPv4 address."""
+    d = harness.Daemon(tmp_path, allow(["127.0.0.1/32", "::1/128"], host="::"))
+    d.listen_host = "[::]"
+    try:
+        d.start()
+        assert ping_from(d.port, "127.0.0.1").status == 200
+        assert refused(d.port, "127.0.0.2")
+        c = http.client.HTTPConnection("::1", d.port, timeout=5)
+        r = harness.conn_request(c, "GET", "/v4/butlerping")
+        c.close()
+        assert r.status == 200, r
+    finally:
+        d.stop()
