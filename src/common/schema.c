@@ -71,6 +71,8 @@ json_object *sch_coerce(json_object *v, enum sch_type t)
     if (t == SCH_ARRAY) {
         if (vt == json_type_array)
             return json_object_get(v);
+        if (vt == json_type_object) /* only a scalar becomes a one-item array */
+            return NULL;
         json_object *a = json_object_new_array();
         json_object_array_add(a, json_object_get(v));
         return a;

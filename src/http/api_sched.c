@@ -51,11 +51,13 @@ static int check_more(struct req *r, json_object *b)
         return 1;
     }
     for (size_t i = 0; i < n; i++) {
-        json_object *t = json_object_array_get_idx(v, i);
-        if (!json_object_is_type(t, json_type_string)) {
+        /* Items are coerced as any string is (butlerd-api(7), Validation): 1 -> "1". */
+        json_object *t = sch_coerce(json_object_array_get_idx(v, i), SCH_STRING);
+        if (!t) {
             http_reply_error(r, 400, "FST_ERR_VALIDATION", "body/tags/%zu must be string", i);
             return 1;
         }
+        json_object_array_put_idx(v, i, t);
         const char *s = json_object_get_string(t);
         size_t len = (size_t)json_object_get_string_len(t);
         if (strlen(s) != len) {

@@ -220,7 +220,8 @@ static void rebuild(int64_t base)
     uint64_t gen;
     sched_snapshot(&list, &gen);
     struct build b = {.old = run.v, .nold = run.n, .base = base};
-    qsort(b.old, b.nold, sizeof *b.old, by_id);
+    if (b.nold)
+        qsort(b.old, b.nold, sizeof *b.old, by_id);
     jsonarr_each(list.p, list.len, add_entry, &b);
     buf_free(&list);
     for (size_t i = 0; i < b.nold; i++) {
@@ -283,10 +284,11 @@ static void __attribute__((noreturn)) scheduler_main(const struct proc *p, int f
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
-    /* Start after the last handled second (a firing of this very second that no
-     * process handled yet still fires). */
+    /* Start with the next second (and after the last one handled): a firing time
+     * that began before this process existed is not made up, even if no process
+     * fired it (butlerd-api(7), Scheduler). */
     int64_t now = now_real_ms() / 1000, w = sched_watermark();
-    rebuild(w > now - 1 ? w : now - 1);
+    rebuild(w > now ? w : now);
     int64_t earliest = INT64_MIN;
     while (!term) {
         if (usr1) {
