@@ -110,8 +110,9 @@ static const struct key keys[] = {
     S("Butler.configDirectories.qvdPath", qvdPath, ""),
     B("Butler.keyValueStore.enable", kvs.enable, 0),
     I("Butler.keyValueStore.maxKeysPerNamespace", kvs.maxKeysPerNamespace, 1000, 1, INT_MAX),
-    B("Butler.scheduler.enable", scheduler.enable, 0),
-    S("Butler.scheduler.configfile", scheduler.configfile, "schedule.json"),
+    BR("Butler.scheduler.enable", scheduler.enable, 0),
+    SR("Butler.scheduler.configfile", scheduler.configfile, "schedule.json"),
+    IR("butlerd.scheduler.maxSchedules", scheduler.maxSchedules, 10000, 1, 1000000),
 
     BR(MQ "enable", mqtt.enable, 0),
     SR(MQ "brokerHost", mqtt.brokerHost, ""),

@@ -63,6 +63,7 @@ struct cfg {
     struct {
         bool enable;
         char *configfile;
+        int maxSchedules;
     } scheduler;
     struct {
         bool enable;

@@ -14,6 +14,8 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
+/* Wall clock (CLOCK_REALTIME) in milliseconds since the epoch. */
+int64_t now_real_ms(void);
 
 /* Growable byte buffer; always NUL-terminated. */
 struct buf {

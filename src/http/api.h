@@ -38,5 +38,13 @@ void api_v2_slack_post(struct req *r);
 void api_app_dump(struct req *r);
 void api_v2_app_dump(struct req *r);
 void api_app_reload(struct req *r);
+void api_sched_get(struct req *r);
+void api_sched_create(struct req *r);
+void api_sched_delete(struct req *r);
+void api_sched_start(struct req *r);
+void api_sched_stop(struct req *r);
+void api_sched_startall(struct req *r);
+void api_sched_stopall(struct req *r);
+void api_sched_status(struct req *r);
 
 #endif

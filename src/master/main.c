@@ -2,6 +2,7 @@
 #include "butlerd.h"
 #include "cfg.h"
 #include "kv_snapshot.h"
+#include "sched_list.h"
 #include "log.h"
 #include "master.h"
 #include "shm.h"
@@ -135,6 +136,13 @@ static int print_stats(const struct cfg *c)
     json_object_object_add(e, "taskEventsHandled", u64(st->events_done));
     json_object_object_add(e, "taskEventsFailed", u64(st->events_failed));
     json_object_object_add(o, "events", e);
+    json_object *s = json_object_new_object();
+    json_object_object_add(s, "fired", u64(st->sched_fired));
+    json_object_object_add(s, "failed", u64(st->sched_failed));
+    json_object_object_add(s, "skipped", u64(st->sched_skipped));
+    uint64_t nf = st->sched_fired + st->sched_failed;
+    json_object_object_add(s, "meanDelayMs", u64(nf ? st->sched_delay_ms_sum / nf : 0));
+    json_object_object_add(o, "scheduler", s);
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
@@ -169,6 +177,11 @@ int main(int argc, char **argv)
     if (test) {
         /* The start refuses an unsafe snapshot directory: so does the test. */
         if (cfg && kv_snapshot_check(cfg, &msgs.errors, &msgs.warnings) < 0) {
+            cfg_free(cfg);
+            cfg = NULL;
+        }
+        /* ...and an unreadable schedule file. */
+        if (cfg && sched_check_file(cfg, &msgs.errors, &msgs.warnings) < 0) {
             cfg_free(cfg);
             cfg = NULL;
         }

@@ -16,6 +16,8 @@
 #include "log.h"
 #include "pool.h"
 #include "proc.h"
+#include "sched_list.h"
+#include "scheduler.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -300,6 +302,7 @@ static void reload(struct master *m)
     m->gen++;
     if (neu->mqtt.enable)
         events_reload(neu, m->gen);
+    scheduler_reload(neu, m->gen);
     log_info("configuration reloaded (gen %u)", m->gen);
     if (m->env.listen_fd >= 0) {
         m->reloading = 1;
@@ -425,7 +428,7 @@ static int master_start(struct master *m)
     }
     if (*cfg->pidfile && pidfile_create(cfg->pidfile) < 0)
         return -1;
-    if (open_store(m, cfg) < 0)
+    if (sched_init(cfg) < 0 || open_store(m, cfg) < 0)
         return -1;
     qrs_load_credentials(cfg);
     if (udp_start(cfg) < 0) /* before dropping privileges: ports below 1024 */
@@ -440,6 +443,7 @@ static int master_start(struct master *m)
     proc_set_listen_fd(m->env.listen_fd);
     if (cfg->mqtt.enable)
         events_start(cfg, m->gen);
+    scheduler_start(cfg, m->gen);
     m->env.cfg = cfg;
     m->env.tls_cert = m->tls_cert;
     m->env.tls_key = m->tls_key;
@@ -485,6 +489,7 @@ static void begin_stop(struct master *m)
     pool_stop_all(m->cfg->shutdownTimeout);
     udp_stop();
     events_stop();
+    scheduler_stop();
     m->stop_deadline = now_ms() + (int64_t)m->cfg->shutdownTimeout * 1000 + 3000;
 }
 

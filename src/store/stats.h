@@ -33,6 +33,10 @@ struct stats {
     uint64_t mqtt_task_starts;    /* start-task messages acted on */
     uint64_t events_done;         /* task events fully handled by the events process */
     uint64_t events_failed;       /* task events whose QRS lookups failed */
+    uint64_t sched_fired;         /* schedule firings whose task start QRS accepted */
+    uint64_t sched_failed;        /* schedule firings whose task start failed */
+    uint64_t sched_skipped;       /* firings skipped: too late, or too many waiting */
+    uint64_t sched_delay_ms_sum;  /* planned second to the start request, summed */
 };
 
 static inline struct stats *stats(void)

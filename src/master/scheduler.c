@@ -1,0 +1,367 @@
+/* The scheduler process (see scheduler.h).
+ *
+ * Firing (butlerd(8), "Scheduler"). The process keeps, for each running schedule,
+ * its parsed expression, its zone and its next firing second. It sleeps until the
+ * earliest (at most a second, to notice clock steps), or until the list changes
+ * (the eventfd of sched_list.h). When a second S is due it claims S in shared memory;
+ * only the claimant fires S, so no second fires twice, whether two scheduler
+ * processes overlap after a reload or a respawned one starts where a killed one
+ * stopped. A new process starts after the last claimed second: firings missed
+ * while no scheduler ran are not made up. A firing found late while the process
+ * ran (it was stopped, the machine suspended, the clock stepped forward) fires once
+ * if it is at most LATE_MAX_S late, and is skipped with a warning otherwise; a
+ * schedule never fires twice to catch up.
+ *
+ * A firing is a job for the start threads: POST /qrs/task/<id>/start, the result
+ * logged. The loop never waits on QRS. */
+#include "scheduler.h"
+#include "butlerd.h"
+#include "cfg.h"
+#include "cron.h"
+#include "log.h"
+#include "proc.h"
+#include "qrs.h"
+#include "sched_list.h"
+#include "stats.h"
+#include "task.h"
+#include "util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LATE_MAX_S 60      /* a later firing is skipped (see above) */
+#define START_THREADS 8    /* concurrent QRS start requests */
+#define QUEUE_MAX 100000   /* firings waiting for a thread; beyond: skipped, logged */
+
+static const struct cfg *sc_cfg;
+
+/* ------------------------------------------------------------ start threads */
+
+struct firing {
+    struct firing *next;
+    int64_t planned_ms;
+    char task[40];
+    char id[];
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv, idle;
+    struct firing *head, *tail;
+    unsigned queued, busy;
+    int stop;
+} fq = {.mu = PTHREAD_MUTEX_INITIALIZER,
+        .cv = PTHREAD_COND_INITIALIZER,
+        .idle = PTHREAD_COND_INITIALIZER};
+
+static void fire(const struct firing *f)
+{
+    long st;
+    char msg[200];
+    int64_t delay = now_real_ms() - f->planned_ms;
+    STAT_ADD(sched_delay_ms_sum, (uint64_t)(delay > 0 ? delay : 0));
+    log_debug("schedule %s: start of task %s sent %lld ms after its firing time", f->id, f->task,
+              (long long)delay);
+    if (task_start_one(sc_cfg, f->task, &st, msg, sizeof msg) == 0) {
+        STAT_INC(sched_fired);
+        log_info("schedule %s fired: started task %s", f->id, f->task);
+    } else {
+        STAT_INC(sched_failed);
+        log_warnx("schedule %s fired: starting task %s failed: %s", f->id, f->task, msg);
+    }
+}
+
+static void *start_thread(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    pthread_mutex_lock(&fq.mu);
+    for (;;) {
+        while (!fq.head && !fq.stop)
+            pthread_cond_wait(&fq.cv, &fq.mu);
+        if (!fq.head)
+            break;
+        struct firing *f = fq.head;
+        fq.head = f->next;
+        if (!fq.head)
+            fq.tail = NULL;
+        fq.queued--;
+        fq.busy++;
+        pthread_mutex_unlock(&fq.mu);
+        fire(f);
+        free(f);
+        pthread_mutex_lock(&fq.mu);
+        fq.busy--;
+        if (!fq.head && !fq.busy)
+            pthread_cond_broadcast(&fq.idle);
+    }
+    pthread_mutex_unlock(&fq.mu);
+    return NULL;
+}
+
+static void enqueue(const char *id, const char *task, int64_t planned_s)
+{
+    size_t n = strlen(id) + 1;
+    struct firing *f = xmalloc(sizeof *f + n);
+    f->next = NULL;
+    f->planned_ms = planned_s * 1000;
+    snprintf(f->task, sizeof f->task, "%s", task);
+    memcpy(f->id, id, n);
+    pthread_mutex_lock(&fq.mu);
+    int full = fq.queued >= QUEUE_MAX;
+    if (!full) {
+        if (fq.tail)
+            fq.tail->next = f;
+        else
+            fq.head = f;
+        fq.tail = f;
+        fq.queued++;
+        pthread_cond_signal(&fq.cv);
+    }
+    pthread_mutex_unlock(&fq.mu);
+    if (full) {
+        STAT_INC(sched_skipped);
+        log_errorx("schedule %s: firing skipped, %d task starts are already waiting for QRS",
+                   id, QUEUE_MAX);
+        free(f);
+    }
+}
+
+/* ------------------------------------------------------------ the running list */
+
+struct entry {
+    char *id, *task;
+    struct cron cron;
+    const struct tz *tz;
+    int64_t next; /* next firing second */
+};
+
+static struct {
+    struct entry *v;
+    size_t n;
+    struct tz **zones; /* loaded once per name, shared by entries */
+    size_t nzones;
+    uint64_t gen;
+} run;
+
+static const struct tz *zone(const char *name)
+{
+    for (size_t i = 0; i < run.nzones; i++)
+        if (!strcmp(tz_name(run.zones[i]), name))
+            return run.zones[i];
+    char err[160];
+    struct tz *tz = tz_load(name, err, sizeof err);
+    if (!tz)
+        return NULL;
+    run.zones = xrealloc(run.zones, (run.nzones + 1) * sizeof *run.zones);
+    run.zones[run.nzones++] = tz;
+    return tz;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(((const struct entry *)a)->id, ((const struct entry *)b)->id);
+}
+
+static int64_t next_after(const struct entry *e, int64_t after)
+{
+    time_t t;
+    return cron_next(&e->cron, e->tz, (time_t)after, &t) == 0 ? (int64_t)t : INT64_MAX;
+}
+
+/* Rebuilds the running list from the shared one. A schedule that was running and
+ * is unchanged keeps its next firing; the others start after BASE. */
+static void rebuild(int64_t base)
+{
+    uint64_t gen;
+    json_object *list = sched_snapshot(&gen);
+    struct entry *old = run.v;
+    size_t nold = run.n;
+    qsort(old, nold, sizeof *old, by_id);
+    size_t n = json_object_array_length(list);
+    struct entry *v = xcalloc(n ? n : 1, sizeof *v);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *s = json_object_array_get_idx(list, i);
+        char err[160];
+        struct entry *e = &v[k];
+        if (strcmp(sched_str(s, "lastKnownState"), "started") ||
+            cron_parse(sched_str(s, "cronSchedule"), &e->cron, err, sizeof err) < 0 ||
+            !(e->tz = zone(sched_str(s, "timezone"))))
+            continue;
+        e->id = xstrdup(sched_str(s, "id"));
+        e->task = xstrdup(sched_str(s, "qlikSenseTaskId"));
+        struct entry key = {.id = e->id};
+        struct entry *o = nold ? bsearch(&key, old, nold, sizeof *old, by_id) : NULL;
+        if (o && !strcmp(o->task, e->task) && o->tz == e->tz &&
+            !memcmp(&o->cron, &e->cron, sizeof e->cron))
+            e->next = o->next;
+        else
+            e->next = next_after(e, base);
+        k++;
+    }
+    for (size_t i = 0; i < nold; i++) {
+        free(old[i].id);
+        free(old[i].task);
+    }
+    free(old);
+    json_object_put(list);
+    run.v = v;
+    run.n = k;
+    run.gen = gen;
+    log_debug("%zu running schedules (list generation %llu)", k, (unsigned long long)gen);
+}
+
+/* Fires what is due at NOW (seconds); returns the earliest next firing. */
+static int64_t fire_due(int64_t now)
+{
+    int64_t earliest = INT64_MAX;
+    int claimed = -1; /* -1: not asked yet */
+    for (size_t i = 0; i < run.n; i++) {
+        struct entry *e = &run.v[i];
+        if (e->next <= now) {
+            if (claimed < 0)
+                claimed = sched_claim(now);
+            if (now - e->next > LATE_MAX_S) {
+                STAT_INC(sched_skipped);
+                log_warnx("schedule %s: firing of %lld skipped, %lld s late", e->id,
+                          (long long)e->next, (long long)(now - e->next));
+            } else if (claimed) {
+                enqueue(e->id, e->task, e->next);
+            }
+            e->next = next_after(e, now);
+        }
+        if (e->next < earliest)
+            earliest = e->next;
+    }
+    return earliest;
+}
+
+/* ------------------------------------------------------------ the process */
+
+static volatile sig_atomic_t term, usr1;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGUSR1)
+        usr1 = 1;
+    else
+        term = 1;
+}
+
+static void __attribute__((noreturn)) scheduler_main(const struct proc *p, int fd)
+{
+    (void)p;
+    (void)fd;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_t th[START_THREADS];
+    for (int i = 0; i < START_THREADS; i++)
+        if (pthread_create(&th[i], NULL, start_thread, NULL) != 0) {
+            log_errorx("cannot start the task start threads");
+            _exit(EXIT_FATAL);
+        }
+    /* Start after the last handled second (a firing of this very second that no
+     * process handled yet still fires). */
+    int64_t now = now_real_ms() / 1000, w = sched_watermark();
+    rebuild(w > now - 1 ? w : now - 1);
+    int64_t earliest = INT64_MIN;
+    while (!term) {
+        if (usr1) {
+            usr1 = 0;
+            log_reopen();
+        }
+        if (sched_generation() != run.gen) {
+            sched_wake_drain();
+            now = now_real_ms() / 1000;
+            w = sched_watermark();
+            rebuild(w > now ? w : now); /* a new or changed schedule: from the next second */
+            earliest = INT64_MIN;
+        }
+        int64_t ms = now_real_ms();
+        if (earliest <= ms / 1000)
+            earliest = fire_due(ms / 1000);
+        ms = now_real_ms();
+        int64_t wait = earliest == INT64_MAX ? 1000 : earliest * 1000 - ms;
+        struct pollfd pf = {sched_wake_fd(), POLLIN, 0};
+        poll(&pf, 1, wait < 0 ? 0 : wait > 1000 ? 1000 : (int)wait);
+    }
+    /* Told to stop: finish the starts already begun, drop the rest. */
+    pthread_mutex_lock(&fq.mu);
+    unsigned dropped = fq.queued;
+    while (fq.head) {
+        struct firing *f = fq.head;
+        fq.head = f->next;
+        free(f);
+    }
+    fq.tail = NULL;
+    fq.queued = 0;
+    fq.stop = 1;
+    pthread_cond_broadcast(&fq.cv);
+    pthread_mutex_unlock(&fq.mu);
+    if (dropped)
+        log_warnx("stopping: %u scheduled task starts not sent", dropped);
+    for (int i = 0; i < START_THREADS; i++)
+        pthread_join(th[i], NULL);
+    _exit(EXIT_OK);
+}
+
+/* Respawned 0.5 s after any exit at first, doubling to 30 s for a process that
+ * keeps dying; one that ran a minute starts over. */
+static const struct proc_role scheduler_role = {
+    .name = "scheduler",
+    .label = "scheduler process",
+    .policy = PROC_RESPAWN,
+    .backoff_min_ms = 500,
+    .backoff_max_ms = 30000,
+    .stable_ms = 60000,
+    .after_stable_ms = 500,
+    .after_clean_ms = 500,
+    .child_main = scheduler_main,
+};
+
+void scheduler_start(const struct cfg *c, unsigned gen)
+{
+    sc_cfg = c;
+    if (c->scheduler.enable && sched_available())
+        proc_start(&scheduler_role, 1, gen);
+}
+
+void scheduler_reload(const struct cfg *c, unsigned gen)
+{
+    sc_cfg = c;
+    if (!sched_available())
+        return;
+    for (struct proc *p = proc_next(&scheduler_role, NULL); p;
+         p = proc_next(&scheduler_role, p)) {
+        if (p->draining) { /* a third generation: the oldest gets no more time */
+            kill(p->pid, SIGKILL);
+            log_warnx("scheduler process pid %ld killed: reloaded again before it finished",
+                      (long)p->pid);
+        } else {
+            proc_drain(p, SIGTERM, (c->shutdownTimeout + 5) * 1000);
+        }
+    }
+    proc_start(&scheduler_role, 1, gen);
+}
+
+void scheduler_stop(void)
+{
+    for (struct proc *p = proc_next(&scheduler_role, NULL); p;
+         p = proc_next(&scheduler_role, p))
+        kill(p->pid, SIGTERM);
+}

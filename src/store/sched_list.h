@@ -1,0 +1,82 @@
+/* The schedule list (butlerd-api(7), Scheduler): one list every process shares.
+ *
+ * The list lives in a shared mapping the master creates before the first fork: a
+ * robust process-shared mutex, two buffers and a generation. The committed list is
+ * the compact JSON array of the schedule objects in one buffer; a change is built
+ * in the other buffer and committed by flipping one index, so a process killed at
+ * any instant leaves the last committed list intact. Every change writes the
+ * schedule file first (temporary file, fsync, rename) and is committed only if
+ * that worked: the file and the list never disagree about an acknowledged change.
+ *
+ * Workers change the list (the REST routes); the scheduler process (scheduler.c)
+ * reads it whenever its generation moves, and claims each firing second with a
+ * compare-and-swap on a shared watermark, so a second fires once however many
+ * scheduler processes overlap (reload, respawn). */
+#ifndef SCHED_LIST_H
+#define SCHED_LIST_H
+
+#include "util.h"
+
+#include <json-c/json.h>
+#include <stdint.h>
+#include <time.h>
+
+struct cfg;
+
+enum sched_rc {
+    SCHED_OK,
+    SCHED_NOT_FOUND, /* no schedule with that id */
+    SCHED_INVALID,   /* the schedule cannot run (invalid expression, zone or task ID) */
+    SCHED_FULL,      /* butlerd.scheduler.maxSchedules, or the list's byte budget */
+    SCHED_IO,        /* the schedule file could not be written: nothing changed */
+};
+
+/* Master, before the first fork: maps the shared list and, when the scheduler is
+ * enabled, loads the schedule file. 0, or -1 (logged) if butlerd cannot start. */
+int sched_init(const struct cfg *c);
+/* butlerd -t: checks the schedule file as a start would; messages go to ERRS
+ * (fatal) and WARNS (schedules that will not run). 0 or -1. */
+int sched_check_file(const struct cfg *c, struct strlist *errs, struct strlist *warns);
+/* The mapping exists (the scheduler is enabled and sched_init() ran). */
+int sched_available(void);
+
+/* ---- the REST routes (any worker, any job thread) */
+
+/* GET: the array of every schedule (ID NULL), or of the one with ID, into OUT. */
+enum sched_rc sched_get(const char *id, struct buf *out);
+/* POST: BODY was checked by the caller against the schema (types, required
+ * members, enum). SCHED_INVALID with the message in ERR ("Invalid cron
+ * expression: ..."); SCHED_OK with the new schedule object in *OUT. */
+enum sched_rc sched_create(const struct cfg *c, json_object *body, json_object **out, char *err,
+                           size_t errsz);
+enum sched_rc sched_delete(const char *id);
+/* Start (ON 1) or stop one schedule (ID) or all (ID NULL; schedules that cannot
+ * run are left stopped); OUT gets the array of the changed schedule or of all. */
+enum sched_rc sched_set_running(const char *id, int on, struct buf *out);
+/* The text of GET /v4/schedules/status. */
+void sched_status_text(struct buf *out);
+
+/* ---- the scheduler process */
+
+/* The committed list (a new array) and its generation. */
+json_object *sched_snapshot(uint64_t *gen);
+uint64_t sched_generation(void);
+/* A descriptor that becomes readable when the list changed (an eventfd shared by
+ * every process); sched_wake_drain() empties it. */
+int sched_wake_fd(void);
+void sched_wake_drain(void);
+/* Every firing second up to and including the watermark has been handled. */
+int64_t sched_watermark(void);
+/* Claims firing second T: 1 if this caller handles it (the watermark moved to T),
+ * 0 if it was handled already. */
+int sched_claim(int64_t t);
+
+/* ---- shared by the routes and the scheduler */
+
+/* Can schedule object S fire (its expression, zone and task ID are valid)? A
+ * reason in WHY (may be NULL) when it cannot. */
+int sched_runnable(json_object *s, char *why, size_t whysz);
+/* A member of schedule S, or "" (never NULL). */
+const char *sched_str(json_object *s, const char *member);
+
+#endif
