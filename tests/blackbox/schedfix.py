@@ -8,13 +8,12 @@ test_sched_fire.py), written from spec sections 2.10, 1.7-1.9, 3.7 and 7.2 S7.
 * REST helpers for every route (create, get, start, stop, startall, stopall, delete,
   status) and checks of the 201 body, the error bodies and the schedule file.
 * Firing analysis: start_times() reads the simulator's record time of every
-  POST /qrs/task/<id>/start; firing_slots() turns those times into the firing
-  seconds they belong to, so "once per second, none doubled" can be checked without
-  asserting anything about latency.
+  POST /qrs/task/<id>/start; check_once_per_firing() checks "once per firing, none
+  doubled, none missed" from their spacing, and check_not_made_up() that a (re)started
+  scheduler process does not fire a second that began before it ran.
 """
 
 import calendar
-import collections
 import json
 import math
 import os
@@ -406,36 +405,64 @@ def fmt_times(times):
     return ", ".join("%.3f" % (t % 1000) for t in times)
 
 
-def firing_slots(times):
-    """The firing second each start belongs to. Starts reach the simulator some
-    latency after their firing second; the typical latency (the circular mean of the
-    fractional parts) is taken off and the result rounded, so a start is put in the
-    wrong slot only if its latency differs from the typical one by half a second."""
-    if not times:
-        return []
-    ang = [2 * math.pi * (t % 1.0) for t in times]
-    phase = (math.atan2(sum(map(math.sin, ang)), sum(map(math.cos, ang)))
-             / (2 * math.pi)) % 1.0
-    return [int(round(t - phase)) for t in times]
-
-
 def check_once_per_firing(times, step=1, gaps_allowed=()):
-    """At most one start per firing second (none doubled), and a start at every
-    firing second (every STEP seconds) except where a missed firing falls into one of
-    the windows gaps_allowed [(t_from, t_to)] (a kill or restart)."""
+    """At most one start per firing (none doubled), and a start at every firing
+    (every STEP seconds) except where a missed firing falls into one of the windows
+    gaps_allowed [(t_from, t_to)] (a kill or restart).
+
+    Only the spacing of consecutive starts is used: two firings STEP seconds apart
+    reach the simulator STEP seconds apart give or take the difference of their
+    latencies, so starts closer than STEP/2 are two starts for one firing interval (a
+    double, or a firing made up next to a regular one), and starts more than
+    1.5 STEP apart have a firing missing between them. Latencies would have to differ
+    by half the interval to mislead either test."""
     times = sorted(times)
-    slots = firing_slots(times)
-    dup = sorted(s for s, c in collections.Counter(slots).items() if c > 1)
-    assert not dup, "doubled firings (starts in the same firing second): %s\nstarts: %s" % (
-        [fmt_times([t for t, s in zip(times, slots) if s == x]) for x in dup], fmt_times(times))
-    for (t_a, s_a), (t_b, s_b) in zip(zip(times, slots), zip(times[1:], slots[1:])):
-        d = s_b - s_a
-        assert d % step == 0, "starts %.3f and %.3f are %d s apart, not a multiple of %d" % (
-            t_a, t_b, d, step)
-        if d > step:
+    for t_a, t_b in zip(times, times[1:]):
+        gap = t_b - t_a
+        assert gap >= 0.5 * step, (
+            "two starts %.3f s apart (at %.3f and %.3f): two starts within one firing "
+            "interval of %d s, a doubled or made-up firing\nstarts: %s"
+            % (gap, t_a % 1000, t_b % 1000, step, fmt_times(times)))
+        if gap > 1.5 * step:
             ok = any(t_a <= w_b and t_b >= w_a for w_a, w_b in gaps_allowed)
-            assert ok, ("firing(s) missed between starts at %.3f and %.3f (%d s apart), "
-                        "outside a kill/restart\nstarts: %s" % (t_a, t_b, d, fmt_times(times)))
+            assert ok, ("firing(s) missed between starts at %.3f and %.3f (%.3f s apart), "
+                        "outside a kill/restart\nstarts: %s"
+                        % (t_a % 1000, t_b % 1000, gap, fmt_times(times)))
+
+
+LOG_TS = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z ")
+
+
+def log_time(line):
+    """time.time() of a log line (its UTC timestamp with ms)."""
+    m = LOG_TS.match(line)
+    assert m, line
+    return calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + \
+        int(m.group(2)) / 1000.0
+
+
+def sched_started_at(d, pid):
+    """Log time of the master's `scheduler process pid <pid> started` line."""
+    lines = d.find("scheduler process pid %d started" % pid)
+    assert lines, d.log_tail()
+    return log_time(lines[-1])
+
+
+def check_not_made_up(sim, task, t_down, t_up, what="the scheduler process started"):
+    """Spec 2.10.3 and the firing rule of the scheduler process: a firing that falls
+    while no scheduler runs is not made up; a scheduler process that starts at t_up
+    resumes with the next firing time, the first whole second after t_up. So no start
+    may reach the simulator between t_down (the old scheduler gone) and that second:
+    a start there fired a second that began before the process existed. The same
+    holds for a schedule created (or started) at t_up: its first firing time is after
+    t_up."""
+    nxt = math.ceil(t_up)
+    bad = [t for t in start_times(sim, task) if t_down <= t < nxt]
+    assert not bad, (
+        "start(s) at %s, before %.3f: %s at %.3f, and a second that had begun before "
+        "that was fired (made up; spec 2.10.3: firing resumes with the next firing "
+        "time)\nstarts: %s"
+        % (fmt_times(bad), nxt % 1000, what, t_up % 1000, fmt_times(start_times(sim, task))))
 
 
 def settle(sim, task, quiet=None):

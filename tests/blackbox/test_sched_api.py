@@ -6,12 +6,13 @@ while a test runs (firing is in test_sched_fire.py)."""
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
 
 import harness
-from harness import TEXT_CT, run_cli
+from harness import TEXT_CT
 from schedfix import (  # noqa: F401 (fixtures)
     FLAGS, NEVER_NOW, TASK, TASK2, UUID4, ReadOnlyDir, body, check_compact,
     check_error, check_status, create, delete, dir_entries, expected, get, listed, not_found,
@@ -597,12 +598,25 @@ def test_restart_keeps_schedules_and_recomputes_last_known_state(sched):
     check_compact(get(d), [a, b])
 
 
+def check_t(d):
+    """butlerd -t on d's configuration, run in d's directory (so that a relative
+    schedule file is the daemon's)."""
+    d.port = harness.free_port()
+    d.write_config(d.config())
+    return subprocess.run([harness.binary(), "-t", "-c", d.config_path], cwd=d.tmpdir,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=30, text=True)
+
+
 def start_with_file(tmp_path, content, name="d", enable=True, configfile="schedule.json"):
     d = harness.Daemon(tmp_path / name, sched_overrides(configfile=configfile, enable=enable))
     os.makedirs(d.tmpdir)
     path = os.path.join(d.tmpdir, configfile)
-    if isinstance(content, (list, dict)):
+    if isinstance(content, list):
         write_sched_file(path, content)
+    elif isinstance(content, dict):
+        with open(path, "w") as f:
+            json.dump(content, f, indent=2)
     elif content is not None:
         with open(path, "w") as f:
             f.write(content)
@@ -688,9 +702,7 @@ INVALID_FILES = [
 @pytest.mark.parametrize("what,content", INVALID_FILES, ids=[w for w, _ in INVALID_FILES])
 def test_invalid_file_is_fatal_and_reported_by_t(tmp_path, what, content):
     d, path = start_with_file(tmp_path, content)
-    d.port = harness.free_port()
-    d.write_config(d.config())
-    cp = run_cli(["-t", "-c", d.config_path])
+    cp = check_t(d)
     assert cp.returncode != 0, cp
     assert "configuration OK" not in cp.stdout, cp
     assert "schedule.json" in cp.stderr, cp.stderr
@@ -705,9 +717,7 @@ def test_invalid_file_is_fatal_and_reported_by_t(tmp_path, what, content):
 def test_invalid_file_ignored_when_scheduler_disabled(tmp_path, file_daemons):
     d, path = start_with_file(tmp_path, "this is not JSON\n", enable=False)
     file_daemons.append(d)
-    d.port = harness.free_port()
-    d.write_config(d.config())
-    cp = run_cli(["-t", "-c", d.config_path])
+    cp = check_t(d)
     assert cp.returncode == 0, cp
     d.start()
     assert d.get("/v4/schedules").status == 404
@@ -715,9 +725,7 @@ def test_invalid_file_ignored_when_scheduler_disabled(tmp_path, file_daemons):
 
 def test_missing_file_is_fine_for_t(tmp_path):
     d, path = start_with_file(tmp_path, None)
-    d.port = harness.free_port()
-    d.write_config(d.config())
-    cp = run_cli(["-t", "-c", d.config_path])
+    cp = check_t(d)
     assert cp.returncode == 0 and "configuration OK" in cp.stdout, cp
     assert not os.path.exists(path)
 

@@ -19,8 +19,9 @@ import pytest
 import harness
 from schedfix import (  # noqa: F401 (fixtures)
     EVERY_SECOND, MISSING_TASK, SCHED_PID, SLOW, TASK, TASK2, TASK3, body, check_compact,
-    check_once_per_firing, check_status, create, delete, fire_butler, fire_failed_re,
-    fired_re, get, listed, parse, read_sched_file, sched_file, sched_pid, settle, start,
+    check_not_made_up, check_once_per_firing, check_status, create, delete, fire_butler, fire_failed_re,
+    fired_re, get, listed, parse, read_sched_file, sched_file, sched_pid, sched_started_at,
+    settle, start,
     sched_overrides, start_times, startall, stop, stopall, wait_starts, write_sched_file)
 from taskfix import butler, certs, check_recorded, sim  # noqa: F401 (fixtures)
 
@@ -53,6 +54,7 @@ def test_every_second_starts_task_once_per_second(fire_butler, sim, workers):
     wait_starts(sim, TASK, N + 1, N + 1 + FIRST)
     check_compact(stop(d, o["id"]), [dict(o, lastKnownState="stopped")])
     times = settle(sim, TASK)
+    check_not_made_up(sim, TASK, t_created, t_created, "the schedule was created")
     check_once_per_firing(times)
     assert len(times) >= N + 1
     # each firing is logged once, in the form of the spec-derived interface
@@ -202,7 +204,9 @@ def test_loaded_invalid_schedules_never_fire(butler, sim, tmp_path):
     zone = dict(good, id="zone", timezone="Mars/Olympus_Mons", qlikSenseTaskId=TASK3)
     d.stop()                                    # ... and restarted with this file
     write_sched_file(sched_file(d), [good, month0, zone])
+    t_down = time.time()
     d.start()
+    t_up = sched_started_at(d, sched_pid(d))
     check_compact(get(d), [good, dict(month0, lastKnownState="stopped"),
                            dict(zone, lastKnownState="stopped")])
     wait_starts(sim, TASK, 3, 3 + FIRST)
@@ -212,6 +216,7 @@ def test_loaded_invalid_schedules_never_fire(butler, sim, tmp_path):
     time.sleep(2.0 * SLOW)
     assert start_times(sim, TASK2) == [] and start_times(sim, TASK3) == []
     stopall(d)
+    check_not_made_up(sim, TASK, t_down, t_up)
     check_once_per_firing(settle(sim, TASK))
 
 
@@ -243,6 +248,7 @@ def test_scheduler_process_sigkill_respawned_keeps_firing_no_double(fire_butler,
     t_stop = time.time()
     check_compact(r, [dict(a, lastKnownState="stopped")])
     assert len(quiet_after(sim, TASK, t_stop)) <= 1
+    check_not_made_up(sim, TASK, t_kill + 0.25, sched_started_at(d, second))
     check_once_per_firing(start_times(sim, TASK), gaps_allowed=[(t_kill - 1, t_back + 1)])
     check_compact(start(d, b["id"]), [dict(b, lastKnownState="started")])
     wait_starts(sim, TASK2, 2, 2 + FIRST)
@@ -264,6 +270,7 @@ def test_sigkill_twice_still_one_scheduler(fire_butler, sim):
     t_back = time.time()
     wait_starts(sim, TASK, N, N + FIRST, after=t_back)
     stopall(d)
+    check_not_made_up(sim, TASK, t_kill + 0.25, sched_started_at(d, third))
     check_once_per_firing(settle(sim, TASK), gaps_allowed=[(t_kill - 1, t_back + 1)])
     live = [int(p) for p in SCHED_PID.findall(d.log()) if harness.alive(int(p))]
     assert live == [third], live
@@ -313,15 +320,17 @@ def test_restart_keeps_schedules_and_firing_no_double(fire_butler, sim):
     check_compact(start(d, b["id"]), [dict(b, lastKnownState="started")])  # not kept
     before = listed(d)
     wait_starts(sim, TASK, 2, 2 + FIRST)
-    t_down = time.time()
     d.stop()
+    t_down = time.time()
     d.start()
     t_up = time.time()
+    t_proc = sched_started_at(d, sched_pid(d))
     # same schedules; lastKnownState recomputed from startupState (b stopped again)
     check_compact(get(d), [before[0], dict(before[1], lastKnownState="stopped")])
     wait_starts(sim, TASK, N, N + FIRST, after=t_up)
     n2 = len(start_times(sim, TASK2))
     stop(d, a["id"])
+    check_not_made_up(sim, TASK, t_down, t_proc)
     check_once_per_firing(settle(sim, TASK), gaps_allowed=[(t_down - 1, t_up + 1)])
     time.sleep(1.0)
     assert len(start_times(sim, TASK2)) == n2   # b does not fire after the restart
