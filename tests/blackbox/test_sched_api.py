@@ -254,10 +254,17 @@ def test_bad_bodies(sched):
                                          "FST_ERR_CTP_INVALID_MEDIA_TYPE")), 415)
     check_compact(post(d, body(name={"a": 1})), json.loads(validation(
         "body/name must be string")), 400)
-    check_compact(post(d, body(tags={"a": 1})), json.loads(validation(
-        "body/tags must be array")), 400)
     check_compact(post(d, body(tags=["ok", {"a": 1}])), json.loads(validation(
         "body/tags/1 must be string")), 400)
+    check_compact(get(d), [])
+
+
+def test_object_is_not_coerced_to_array(sched):
+    """Spec 1.6: only a scalar becomes a one-element array; an object is no scalar
+    (and objects are never converted to strings), so it fails the array type."""
+    d = sched()
+    check_compact(post(d, body(tags={"a": 1})), json.loads(validation(
+        "body/tags must be array")), 400)
     check_compact(get(d), [])
 
 
@@ -269,10 +276,19 @@ def test_values_coerced_as_load_scripts_send_them(sched):
     assert r.status == 201, r
     o = parse(r)
     assert o["name"] == "123" and o["tags"] == ["single"], o
-    r = post(d, body(name=True, tags=[1, 2.5, False]))
+    r = post(d, body(name=True, tags=["x"], state=["stopped"]))
     assert r.status == 201, r
     o = parse(r)
-    assert o["name"] == "true" and o["tags"] == ["1", "2.5", "false"], o
+    assert o["name"] == "true" and o["startupState"] == "stopped", o
+
+
+def test_tag_items_coerced_to_strings(sched):
+    """Spec 1.6 applied to the items of `tags` (array of strings, 2.10.6): numbers
+    and booleans become their text, as a load script sends them."""
+    d = sched()
+    r = post(d, body(tags=[1, 2.5, False, None]))
+    assert r.status == 201, r
+    assert parse(r)["tags"] == ["1", "2.5", "false", ""], r
 
 
 INVALID_CRON = [

@@ -82,6 +82,21 @@ def test_every_second_two_schedules_same_task_both_fire(fire_butler, sim):
     assert len(ta) + len(tb) == len(times), (len(ta), len(tb), len(times))
 
 
+def test_five_fields_fire_at_second_zero_only(fire_butler, sim):
+    """Spec 2.10.2: with 5 fields the second is 0, so `* * * * *` fires once a
+    minute, at second 0, not every second. Checked away from second 0."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if not 2 <= now.second <= 50:
+        time.sleep((62 - now.second) % 60)
+    d = fire_butler()
+    create(d, body(cron="* * * * *", tz="UTC", state="started"))
+    t0 = time.time()
+    until = 3.0 * SLOW
+    left = 58 - datetime.datetime.now(datetime.timezone.utc).second
+    time.sleep(max(0.0, min(until, left)))
+    assert [t for t in start_times(sim, TASK) if t >= t0] == []
+
+
 def test_every_other_second(fire_butler, sim):
     d = fire_butler()
     o = create(d, body(cron="*/2 * * * * *", tz="UTC", state="started"))
@@ -224,6 +239,7 @@ def test_loaded_invalid_schedules_never_fire(butler, sim, tmp_path):
 
 def test_scheduler_process_sigkill_respawned_keeps_firing_no_double(fire_butler, sim):
     d = fire_butler(workers=2)
+    t_created = time.time()
     a = create(d, every_second(task=TASK))
     b = create(d, every_second(task=TASK2, state="stopped"))
     before = listed(d)
@@ -248,6 +264,7 @@ def test_scheduler_process_sigkill_respawned_keeps_firing_no_double(fire_butler,
     t_stop = time.time()
     check_compact(r, [dict(a, lastKnownState="stopped")])
     assert len(quiet_after(sim, TASK, t_stop)) <= 1
+    check_not_made_up(sim, TASK, t_created, t_created, "the schedule was created")
     check_not_made_up(sim, TASK, t_kill + 0.25, sched_started_at(d, second))
     check_once_per_firing(start_times(sim, TASK), gaps_allowed=[(t_kill - 1, t_back + 1)])
     check_compact(start(d, b["id"]), [dict(b, lastKnownState="started")])
