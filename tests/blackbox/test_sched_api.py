@@ -134,6 +134,8 @@ def test_get_unknown_or_empty_id(sched, query, sid):
     create(d, body())
     check_error(d.get("/v4/schedules" + query), 400,
                 "REST SCHEDULER: Schedule ID %s not found." % sid)
+    r = d.request("HEAD", "/v4/schedules" + query)        # spec 1.3: same status, no body
+    assert r.status == 400 and r.body == b"", r
 
 
 def test_get_with_and_without_id(sched):
