@@ -358,3 +358,27 @@ def test_restart_keeps_schedules_and_firing_no_double(fire_butler, sim):
     check_once_per_firing(settle(sim, TASK), gaps_allowed=[(t_down - 1, t_up + 1)])
     time.sleep(1.0)
     assert len(start_times(sim, TASK2)) == n2   # b does not fire after the restart
+
+
+def test_changes_while_scheduler_process_is_down_apply_after_respawn(fire_butler, sim):
+    """The list lives with the daemon, not in the scheduler process: a stop and a
+    create made through the workers while the scheduler process is dead are what the
+    respawned process runs."""
+    d = fire_butler(workers=4)
+    a = create(d, every_second(task=TASK))
+    first = sched_pid(d)
+    wait_starts(sim, TASK, 2, 2 + FIRST)
+    mark = d.mark()
+    os.kill(first, signal.SIGKILL)
+    d.wait_log("scheduler process pid %d killed by signal 9" % first, 5 * SLOW, start=mark)
+    t_stop = time.time()
+    check_compact(stop(d, a["id"]), [dict(a, lastKnownState="stopped")])
+    b = create(d, every_second(task=TASK2, name="made while down"))
+    second = sched_pid(d, exclude=(first,))
+    t_back = sched_started_at(d, second)
+    wait_starts(sim, TASK2, 3, 3 + FIRST)
+    assert [t for t in start_times(sim, TASK) if t > t_stop + 0.25] == []
+    check_compact(get(d), [dict(a, lastKnownState="stopped"), b])
+    stopall(d)
+    check_not_made_up(sim, TASK2, t_stop, max(t_back, t_stop), "the schedule was created")
+    check_once_per_firing(settle(sim, TASK2))
