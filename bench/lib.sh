@@ -188,7 +188,7 @@ wait_ready() {
             tail -n 30 "$log" >&2 || true
             die "$name did not start"
         fi
-        if curl -fsS --max-time 1 -o /dev/null "$url" 2>/dev/null; then
+        if curl -kfsS --max-time 1 -o /dev/null "$url" 2>/dev/null; then
             return 0
         fi
         sleep 0.1
@@ -417,7 +417,7 @@ LUA
 # fetch_butlerd_body URL: the exact body (to $tmp/body.butlerd) and content
 # type butlerd serves at URL; sets ctype and body_len.
 fetch_butlerd_body() {
-    ctype=$(curl -fsS --max-time 5 -o "$tmp/body.butlerd" -w '%{content_type}' "$1") ||
+    ctype=$(curl -kfsS --max-time 5 -o "$tmp/body.butlerd" -w '%{content_type}' "$1") ||
         die "could not fetch $1"
     [[ -n $ctype ]] || ctype="application/json; charset=utf-8"
     [[ $ctype != *'"'* && $ctype != *'$'* && $ctype != *\\* ]] ||
@@ -427,10 +427,17 @@ fetch_butlerd_body() {
 
 # start_nginx PORT PATH WORKERS CONNECTIONS: nginx on 127.0.0.1:PORT serving
 # the bytes of $tmp/body.butlerd with type $ctype at PATH, WORKERS workers;
-# checks that it serves the same bytes as butlerd.
+# checks that it serves the same bytes as butlerd. With nginx_tls_cert and
+# nginx_tls_key set (PEM files) it serves HTTPS, TLS 1.2 and 1.3, instead.
 start_nginx() {
     local port=$1 path=$2 workers=$3 conns=$4 url body_escaped dollar_geo user_line
+    local listen_opts="" tls_lines=""
     url="http://127.0.0.1:$port$path"
+    if [[ -n ${nginx_tls_cert:-} ]]; then
+        url="https://127.0.0.1:$port$path"
+        listen_opts=" ssl"
+        tls_lines="ssl_certificate \"$nginx_tls_cert\"; ssl_certificate_key \"$nginx_tls_key\"; ssl_protocols TLSv1.2 TLSv1.3;"
+    fi
     # The body as an nginx single-quoted string: escape \ and ' and control
     # characters; nginx has no escape for '$', so route it through a variable.
     body_escaped=$(python3 - "$tmp/body.butlerd" <<'PY'
@@ -489,7 +496,8 @@ http {
     $dollar_geo
 
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port$listen_opts;
+        $tls_lines
         location = $path {
             default_type "$ctype";
             return 200 '$body_escaped';
@@ -516,7 +524,7 @@ EOF
     wait_ready nginx "$nginx_pid" "$url" "$tmp/nginx-error.log"
     mapfile -t nginx_workers < <(children_of "$nginx_pid")
 
-    curl -fsS --max-time 5 -o "$tmp/body.nginx" "$url" || die "could not fetch $url"
+    curl -kfsS --max-time 5 -o "$tmp/body.nginx" "$url" || die "could not fetch $url"
     cmp -s "$tmp/body.butlerd" "$tmp/body.nginx" ||
         die "nginx does not serve the same bytes as butlerd (compare $tmp/body.butlerd and $tmp/body.nginx)"
 }

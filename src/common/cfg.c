@@ -5,7 +5,9 @@
 #include "butlerd.h"
 #include "guid.h"
 #include "log.h"
+#include "scope.h"
 #include "shm_layout.h"
+#include "utf8.h"
 #include "util.h"
 
 #include <errno.h>
@@ -15,10 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-enum ktype { KT_BOOL, KT_INT, KT_STR, KT_STRLIST, KT_TUPLES };
+enum ktype { KT_BOOL, KT_INT, KT_STR, KT_STRLIST, KT_TUPLES, KT_IDENTS };
 
 #define K_RESTART 1u /* not applied on reload: needs a restart */
 
@@ -42,6 +45,8 @@ struct key {
 #define SR(p, f, d) {p, KT_STR, O(f), 0, d, 0, 0, K_RESTART, NULL}
 #define L(p, f) {p, KT_STRLIST, O(f), 0, NULL, 0, 0, 0, NULL}
 #define T(p, f, m) {p, KT_TUPLES, O(f), 0, NULL, 0, 0, 0, m}
+/* A list of identities: m is "token" (name, sha256) or "certificate" (subject). */
+#define ID(p, f, m) {p, KT_IDENTS, O(f), 0, NULL, 0, 0, 0, m}
 
 #define EP "Butler.restServerEndpointsEnable."
 #define NR "Butler.restServerEndpointsConfig.newRelic."
@@ -190,6 +195,15 @@ static const struct key keys[] = {
     I("butlerd.http.maxConnections", http.maxConnections, 1024, 1, 1000000),
     I("butlerd.http.headerTimeout", http.headerTimeout, 10, 1, 3600),
     I("butlerd.http.maxConnectionsPerClient", http.maxConnectionsPerClient, 128, 0, 1000000),
+    L("butlerd.http.allowFrom", http.allowFrom),
+    S("butlerd.http.clientCertCa", http.clientCertCa, ""),
+    B("butlerd.http.requireClientCert", http.requireClientCert, 0),
+    B("butlerd.auth.enable", auth.enable, 0),
+    ID("butlerd.auth.tokens", auth.tokens, "token"),
+    ID("butlerd.auth.certificates", auth.certs, "certificate"),
+    S("butlerd.audit.destination", audit.destination, "off"),
+    S("butlerd.audit.file", audit.file, ""),
+    S("butlerd.audit.syslogFacility", audit.syslogFacility, "local0"),
     B("butlerd.rateLimit.enable", rateLimit.enable, 0),
     I("butlerd.rateLimit.maxRequests", rateLimit.maxRequests, 100, 1, INT_MAX),
     I("butlerd.rateLimit.windowSeconds", rateLimit.windowSeconds, 60, 1, 86400),
@@ -238,6 +252,17 @@ static void tuplelist_free(struct tuplelist *l)
     l->n = 0;
 }
 
+static void identlist_free(struct cfg_identlist *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].name);
+        cidr_list_free(&l->v[i].allowFrom);
+    }
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
 void cfg_free(struct cfg *c)
 {
     if (!c)
@@ -254,10 +279,14 @@ void cfg_free(struct cfg *c)
         case KT_TUPLES:
             tuplelist_free(FIELD(c, k, struct tuplelist));
             break;
+        case KT_IDENTS:
+            identlist_free(FIELD(c, k, struct cfg_identlist));
+            break;
         default:
             break;
         }
     }
+    cidr_list_free(&c->http.allowNets);
     strlist_free(&c->ep_enabled);
     free(c->lines);
     free(c->file);
@@ -326,6 +355,7 @@ static const char *type_name(enum ktype t)
     case KT_STR: return "a string";
     case KT_STRLIST: return "an array or list of strings";
     case KT_TUPLES: return "a list of groups";
+    case KT_IDENTS: return "a list of groups";
     }
     return "?";
 }
@@ -344,6 +374,132 @@ static char *scalar_text(const config_setting_t *s)
     if (is_int(s))
         return xasprintf("%lld", config_setting_get_int64(s));
     return NULL;
+}
+
+/* Strings of array member NAME of group E into OUT; -1 (reported) if it is not an
+ * array of strings. */
+static int ident_strings(struct loader *ld, const config_setting_t *e, const char *name,
+                         const char *path, int i, struct strlist *out)
+{
+    const config_setting_t *a = config_setting_get_member(e, name);
+    if (!a)
+        return 0;
+    int line = (int)config_setting_source_line(a);
+    int t = config_setting_type(a);
+    if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
+        msg(&ld->msgs->errors, file_of(ld, a), line, "%s[%d].%s must be an array of strings",
+            path, i, name);
+        return -1;
+    }
+    for (int j = 0; j < config_setting_length(a); j++) {
+        const config_setting_t *v = config_setting_get_elem(a, j);
+        if (config_setting_type(v) != CONFIG_TYPE_STRING) {
+            msg(&ld->msgs->errors, file_of(ld, a), line, "%s[%d].%s[%d] must be a string",
+                path, i, name, j);
+            return -1;
+        }
+        strlist_add(out, xstrdup(config_setting_get_string(v)));
+    }
+    return 0;
+}
+
+/* Valid UTF-8 without control characters: a name that goes into log lines. */
+static int printable(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return 0;
+    return utf8_valid(s, strlen(s));
+}
+
+static int hexval(int ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* One group of butlerd.auth.tokens or butlerd.auth.certificates (KIND "token" or
+ * "certificate"); 0 and *ID filled, or -1 with every problem reported. */
+static int load_ident(struct loader *ld, const char *kind, const config_setting_t *e,
+                      const char *path, int i, struct cfg_ident *id)
+{
+    const char *f = file_of(ld, e);
+    int line = (int)config_setting_source_line(e);
+    int token = !strcmp(kind, "token");
+    const char *namekey = token ? "name" : "subject";
+    int ok = 1;
+    memset(id, 0, sizeof *id);
+    for (int m = 0; m < config_setting_length(e); m++) {
+        const char *mn = config_setting_name(config_setting_get_elem(e, m));
+        if (strcmp(mn, namekey) && strcmp(mn, "scopes") && strcmp(mn, "allowFrom") &&
+            !(token && !strcmp(mn, "sha256"))) {
+            msg(&ld->msgs->errors, f, line, "%s[%d] has unknown member %s", path, i, mn);
+            ok = 0;
+        }
+    }
+    const char *name = NULL;
+    if (!config_setting_lookup_string(e, namekey, &name) || !*name || strlen(name) > 1024 ||
+        !printable(name)) {
+        msg(&ld->msgs->errors, f, line, "%s[%d].%s must be a non-empty printable string",
+            path, i, namekey);
+        ok = 0;
+    }
+    if (token) {
+        const char *hex = NULL;
+        int good = config_setting_lookup_string(e, "sha256", &hex) && strlen(hex) == 64;
+        for (int j = 0; good && j < 32; j++) {
+            int hi = hexval(hex[2 * j]), lo = hexval(hex[2 * j + 1]);
+            if (hi < 0 || lo < 0)
+                good = 0;
+            else
+                id->sha256[j] = (unsigned char)(hi << 4 | lo);
+        }
+        if (!good) {
+            /* never echo the value: it might be the token itself, pasted by mistake */
+            msg(&ld->msgs->errors, f, line,
+                "%s[%d].sha256 must be 64 hexadecimal digits (the SHA-256 of the token; "
+                "butlerd -k makes one)",
+                path, i);
+            ok = 0;
+        }
+    }
+    struct strlist sc = {0}, af = {0};
+    if (!config_setting_get_member(e, "scopes")) {
+        msg(&ld->msgs->errors, f, line, "%s[%d] lacks member scopes", path, i);
+        ok = 0;
+    } else if (ident_strings(ld, e, "scopes", path, i, &sc) < 0) {
+        ok = 0;
+    }
+    for (size_t j = 0; j < sc.n; j++) {
+        unsigned b = scope_bit(sc.v[j]);
+        if (!b) {
+            msg(&ld->msgs->errors, f, line, "%s[%d].scopes: \"%s\" is not a scope", path, i,
+                sc.v[j]);
+            ok = 0;
+        }
+        id->scopes |= b;
+    }
+    if (ident_strings(ld, e, "allowFrom", path, i, &af) < 0) {
+        ok = 0;
+    } else {
+        long bad = cidr_list_parse(&id->allowFrom, af.v, af.n);
+        if (bad >= 0) {
+            msg(&ld->msgs->errors, f, line,
+                "%s[%d].allowFrom: \"%s\" is not an address or network (a.b.c.d/n, x:y::z/n)",
+                path, i, af.v[bad]);
+            ok = 0;
+        }
+    }
+    strlist_free(&sc);
+    strlist_free(&af);
+    if (!ok) {
+        cidr_list_free(&id->allowFrom);
+        return -1;
+    }
+    id->name = xstrdup(name);
+    return 0;
 }
 
 static void load_key(struct loader *ld, int ki, const config_setting_t *s, const char *path)
@@ -432,6 +588,31 @@ static void load_key(struct loader *ld, int ki, const config_setting_t *s, const
         }
         return;
     }
+    case KT_IDENTS: {
+        if (t != CONFIG_TYPE_LIST && !(t == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0))
+            goto badtype;
+        struct cfg_identlist *l = FIELD(c, k, struct cfg_identlist);
+        for (int i = 0; i < config_setting_length(s); i++) {
+            const config_setting_t *e = config_setting_get_elem(s, i);
+            struct cfg_ident id;
+            if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+                msg(&ld->msgs->errors, f, (int)config_setting_source_line(e),
+                    "%s[%d] must be a group { ... }", path, i);
+                continue;
+            }
+            if (load_ident(ld, k->members, e, path, i, &id) < 0)
+                continue;
+            for (size_t j = 0; j < l->n; j++)
+                if (!strcmp(l->v[j].name, id.name) ||
+                    (!strcmp(k->members, "token") && !memcmp(l->v[j].sha256, id.sha256, 32)))
+                    msg(&ld->msgs->errors, f, (int)config_setting_source_line(e),
+                        "%s[%d] has the same %s as entry %zu", path, i,
+                        !strcmp(l->v[j].name, id.name) ? "name" : "sha256", j);
+            l->v = xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+            l->v[l->n++] = id;
+        }
+        return;
+    }
     }
 badtype:
     msg(&ld->msgs->errors, f, line, "%s must be %s", path, type_name(k->type));
@@ -509,6 +690,83 @@ static void check_readable(struct loader *ld, const char *key, const char *val, 
         *val ? "%s: cannot read %s" : "%s is empty%s", key, val);
 }
 
+/* New Relic header names and values, and API keys, go on the wire as they are: a CR or
+ * LF would start a header of its own (butlerd.conf(5), New Relic pass-through). */
+static int http_token(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              strchr("!#$%&'*+-.^_`|~", *s)))
+            return 0;
+    return 1;
+}
+
+static int header_text(const char *s)
+{
+    for (; *s; s++)
+        if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+static void check_nr_headers(struct loader *ld, const char *key, const struct tuplelist *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        if (!http_token(h->v[i].m[0]))
+            msg(&ld->msgs->errors, ld->c->file, line_of(ld->c, key),
+                "%s[%zu].name is not a valid HTTP header name (letters, digits and "
+                "!#$%%&'*+-.^_`|~ only)",
+                key, i);
+        if (!header_text(h->v[i].m[1]))
+            msg(&ld->msgs->errors, ld->c->file, line_of(ld->c, key),
+                "%s[%zu].value has a control character (CR, LF, ...)", key, i);
+    }
+}
+
+static int nr_account_known(const struct cfg *c, const struct strlist *names)
+{
+    for (size_t i = 0; i < names->n; i++)
+        for (size_t j = 0; j < c->nrCredentials.n; j++)
+            if (!strcmp(names->v[i], c->nrCredentials.v[j].m[0]))
+                return 1;
+    return 0;
+}
+
+/* butlerd.conf(5), "STARTUP CHECKS": a file holding a secret that other users can
+ * read (or change) gets a warning, as OpenSSH and Postfix give one. KEY names the
+ * setting (NULL for the configuration file itself). */
+static void check_private(struct loader *ld, const char *key, const char *path)
+{
+    struct stat st;
+    if (!*path || stat(path, &st) < 0 || !(st.st_mode & (S_IROTH | S_IWOTH)))
+        return;
+    const struct cfg *c = ld->c;
+    msg(&ld->msgs->warnings, c->file, key ? line_of(c, key) : 0,
+        "%s%s%s is %s by other users (mode %04o): chmod o-rwx %s", key ? key : "",
+        key ? " file " : "the configuration file ", path,
+        (st.st_mode & S_IWOTH) ? "writable" : "readable", (unsigned)(st.st_mode & 07777), path);
+}
+
+static void check_secrets(struct loader *ld)
+{
+    const struct cfg *c = ld->c;
+    /* The configuration file itself, when it holds something secret. */
+    int secret = *c->bmqtt.password || *c->slackWebhookURL || c->nrCredentials.n ||
+                 c->auth.tokens.n || c->auth.certs.n;
+    if (secret)
+        check_private(ld, NULL, c->file);
+    if (c->rest.enable && c->rest.tlsEnable)
+        check_private(ld, "Butler.restServerConfig.tls.key", c->rest.tlsKey);
+    check_private(ld, "Butler.cert.clientCertKey", c->clientCertKey);
+    if (c->mqtt.enable && c->mqtt.azureEnable)
+        check_private(ld, "Butler.mqttConfig.azureEventGrid.clientKeyFile",
+                      c->mqtt.azureKeyFile);
+    if (c->mqtt.enable && c->bmqtt.tlsEnable)
+        check_private(ld, "butlerd.mqtt.tls.keyFile", c->bmqtt.tlsKeyFile);
+}
+
 static void validate(struct loader *ld)
 {
     struct cfg *c = ld->c;
@@ -549,6 +807,43 @@ static void validate(struct loader *ld)
         if (*c->rest.tlsCa)
             check_readable(ld, "Butler.restServerConfig.tls.ca", c->rest.tlsCa, 1);
     }
+    {
+        long bad = cidr_list_parse(&c->http.allowNets, c->http.allowFrom.v, c->http.allowFrom.n);
+        if (bad >= 0)
+            msg(&m->errors, c->file, line_of(c, "butlerd.http.allowFrom"),
+                "butlerd.http.allowFrom: \"%s\" is not an address or network (a.b.c.d/n, "
+                "x:y::z/n)",
+                c->http.allowFrom.v[bad]);
+    }
+    if (strcmp(c->audit.destination, "off") && strcmp(c->audit.destination, "file") &&
+        strcmp(c->audit.destination, "syslog"))
+        msg(&m->errors, c->file, line_of(c, "butlerd.audit.destination"),
+            "butlerd.audit.destination \"%s\" is not one of off, file, syslog",
+            c->audit.destination);
+    if (!strcmp(c->audit.destination, "file") && !*c->audit.file)
+        msg(&m->errors, c->file, line_of(c, "butlerd.audit.destination"),
+            "butlerd.audit.destination is \"file\" but butlerd.audit.file is empty");
+    if (log_facility_parse(c->audit.syslogFacility, &fac) < 0)
+        msg(&m->errors, c->file, line_of(c, "butlerd.audit.syslogFacility"),
+            "butlerd.audit.syslogFacility \"%s\" is not one of daemon, local0 ... local7",
+            c->audit.syslogFacility);
+    if (c->auth.enable && c->auth.tokens.n == 0 && c->auth.certs.n == 0)
+        msg(&m->warnings, c->file, line_of(c, "butlerd.auth.enable"),
+            "butlerd.auth.enable is true but there are no tokens or certificates: every "
+            "request will get 401");
+    if (*c->http.clientCertCa && c->rest.enable && c->rest.tlsEnable)
+        check_readable(ld, "butlerd.http.clientCertCa", c->http.clientCertCa, 1);
+    if ((*c->http.clientCertCa || c->http.requireClientCert) && !c->rest.tlsEnable)
+        msg(&m->errors, c->file, line_of(c, "butlerd.http.clientCertCa"),
+            "butlerd.http.clientCertCa and requireClientCert need "
+            "Butler.restServerConfig.tls.enable");
+    if (c->http.requireClientCert && !*c->http.clientCertCa)
+        msg(&m->errors, c->file, line_of(c, "butlerd.http.requireClientCert"),
+            "butlerd.http.requireClientCert is true but butlerd.http.clientCertCa is empty");
+    if (c->auth.certs.n && !*c->http.clientCertCa)
+        msg(&m->warnings, c->file, line_of(c, "butlerd.auth.certificates"),
+            "butlerd.auth.certificates needs butlerd.http.clientCertCa (and TLS): no client "
+            "certificate is asked for, the entries are not used");
     if (c->mqtt.enable && !*c->mqtt.brokerHost)
         msg(&m->errors, c->file, line_of(c, "Butler.mqttConfig.enable"),
             "Butler.mqttConfig.enable is true but Butler.mqttConfig.brokerHost is empty");
@@ -573,6 +868,7 @@ static void validate(struct loader *ld)
     shm_geometry_make(&geo, (uint32_t)c->shm.kvMaxKeys, (uint32_t)c->shm.kvMaxKeyBytes,
                       (uint32_t)c->shm.kvMaxValueBytes, (uint32_t)c->shm.kvMaxNamespaces,
                       (uint32_t)c->shm.maxActiveUsers);
+    shm_geometry_ratelimit(&geo, (uint32_t)c->rateLimit.maxClients);
     uint64_t shm_bytes = shm_layout_size(&geo);
     struct statvfs vfs;
     if (shm_bytes > ((uint64_t)1 << 40))
@@ -588,6 +884,7 @@ static void validate(struct loader *ld)
             (double)shm_bytes / 1048576.0, (double)vfs.f_blocks * vfs.f_frsize / 1048576.0);
 
     /* Warnings: butlerd starts anyway. */
+    check_secrets(ld);
     if (!c->rest.enable && !c->udp.enable && !c->mqtt.enable)
         msg(&m->warnings, c->file, 0,
             "no listener is enabled (Butler.restServerConfig, Butler.udpServerConfig, "
@@ -608,6 +905,22 @@ static void validate(struct loader *ld)
         msg(&m->warnings, c->file, line_of(c, EP "slackPostMessage"),
             "slackPostMessage is enabled but "
             "Butler.slackNotification.restMessage.webhookURL is empty");
+    if (c->ep.nrEvent && !nr_account_known(c, &c->nrEvent.destinationAccount))
+        msg(&m->warnings, c->file, line_of(c, EP "newRelic.postNewRelicEvent"),
+            "postNewRelicEvent is enabled but no name in its destinationAccount is in "
+            "Butler.thirdPartyToolsCredentials.newRelic: every event will get 503");
+    if (c->ep.nrMetric && !nr_account_known(c, &c->nrMetric.destinationAccount))
+        msg(&m->warnings, c->file, line_of(c, EP "newRelic.postNewRelicMetric"),
+            "postNewRelicMetric is enabled but no name in its destinationAccount is in "
+            "Butler.thirdPartyToolsCredentials.newRelic: every metric will get 503");
+    check_nr_headers(ld, NR "postNewRelicEvent.header", &c->nrEvent.header);
+    check_nr_headers(ld, NR "postNewRelicMetric.header", &c->nrMetric.header);
+    for (size_t i = 0; i < c->nrCredentials.n; i++)
+        if (!header_text(c->nrCredentials.v[i].m[1]))
+            msg(&m->errors, c->file, line_of(c, "Butler.thirdPartyToolsCredentials.newRelic"),
+                "Butler.thirdPartyToolsCredentials.newRelic[%zu].insertApiKey has a control "
+                "character (CR, LF, ...)",
+                i);
     if (c->udp.enable && c->udp.enableSourceValidation && c->udp.allowedSources.n == 0)
         msg(&m->warnings, c->file, line_of(c, UDP "enableSourceValidation"),
             "enableSourceValidation is on but allowedSources is empty: validation is off");

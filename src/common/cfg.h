@@ -3,6 +3,7 @@
 #ifndef CFG_H
 #define CFG_H
 
+#include "cidr.h"
 #include "util.h" /* struct strlist */
 
 #include <stdbool.h>
@@ -15,6 +16,19 @@ struct tuple {
 struct tuplelist {
     size_t n;
     struct tuple *v;
+};
+
+/* An API token or a client-certificate identity (butlerd.auth.tokens,
+ * butlerd.auth.certificates; butlerd.conf(5)). */
+struct cfg_ident {
+    char *name;               /* token name, or the certificate subject */
+    unsigned char sha256[32]; /* tokens: SHA-256 of the token */
+    unsigned scopes;          /* scope_bit() set (scope.h) */
+    struct cidrlist allowFrom; /* empty: from anywhere */
+};
+struct cfg_identlist {
+    size_t n;
+    struct cfg_ident *v;
 };
 
 struct cfg_endpoints {
@@ -115,7 +129,18 @@ struct cfg {
     struct {
         int maxBodyBytes, maxHeaderBytes, keepAliveTimeout, requestTimeout, maxConnections;
         int headerTimeout, maxConnectionsPerClient;
+        struct strlist allowFrom;
+        struct cidrlist allowNets; /* allowFrom parsed; empty: every address */
+        char *clientCertCa;        /* CA file of REST client certificates */
+        bool requireClientCert;
     } http;
+    struct {
+        bool enable;
+        struct cfg_identlist tokens, certs;
+    } auth;
+    struct {
+        char *destination, *file, *syslogFacility;
+    } audit;
     struct {
         bool enable;
         int maxRequests, windowSeconds, maxClients;

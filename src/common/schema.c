@@ -58,7 +58,11 @@ static json_object *number_from(double d)
 {
     if (d == floor(d) && fabs(d) < 9.007199254740992e15)
         return json_object_new_int64((int64_t)d);
-    return json_object_new_double(d);
+    /* json-c would print 2.3 as 2.2999999999999998: keep the shortest text instead. */
+    char *s = double_text(d);
+    json_object *o = json_object_new_double_s(d, s);
+    free(s);
+    return o;
 }
 
 json_object *sch_coerce(json_object *v, enum sch_type t)

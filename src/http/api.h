@@ -35,6 +35,8 @@ void api_v2_createdir(struct req *r);
 void api_v2_createdirqvd(struct req *r);
 void api_slack_post(struct req *r);
 void api_v2_slack_post(struct req *r);
+void api_newrelic_event(struct req *r);
+void api_newrelic_metric(struct req *r);
 void api_app_dump(struct req *r);
 void api_v2_app_dump(struct req *r);
 void api_app_reload(struct req *r);

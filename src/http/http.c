@@ -5,10 +5,16 @@
  * queuing earlier makes MHD close the connection, which is then what we want. */
 #include "http.h"
 #include "butlerd.h"
+#include "audit.h"
+#include "auth.h"
 #include "cfg.h"
+#include "cidr.h"
 #include "log.h"
 #include "pct.h"
 #include "query.h"
+#include "scope.h"
+#include "stats.h"
+#include "tlsclient.h"
 #include "utf8.h"
 
 #include <assert.h>
@@ -36,6 +42,7 @@ static volatile int draining;
 static int inflight;
 static char keepalive_hdr[32];
 static int tls_on;
+static int client_ca_on; /* client certificates are asked for */
 
 int http_inflight(void) { return __atomic_load_n(&inflight, __ATOMIC_RELAXED); }
 
@@ -43,6 +50,7 @@ static const char *reason(unsigned status)
 {
     switch (status) {
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 408: return "Request Timeout";
@@ -97,18 +105,19 @@ static json_object *error_body(unsigned status, const char *code, const char *me
  * socket; the caller then makes MHD close the connection (r->abort). */
 /* Writes a response that closes the connection straight to socket FD, without
  * waiting: used where libmicrohttpd cannot answer (see the callers). */
-static void send_raw(int fd, unsigned status, const char *ctype, size_t clen, const char *body)
+static void send_raw(int fd, unsigned status, const char *ctype, size_t clen, const char *body,
+                     const char *extra)
 {
-    char date[64], head[512];
+    char date[64], head[768];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %u %s\r\nDate: %s\r\nConnection: close\r\n"
-                     "%s%s%sContent-Length: %zu\r\n\r\n",
-                     status, reason(status), date, ctype ? "Content-Type: " : "",
-                     ctype ? ctype : "", ctype ? "\r\n" : "", clen);
+                     "%s%s%s%sContent-Length: %zu\r\n\r\n",
+                     status, reason(status), date, extra ? extra : "",
+                     ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "", clen);
     struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, body ? clen : 0}};
     struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
     ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -122,7 +131,21 @@ static int write_raw(struct req *r, unsigned status, const char *ctype, size_t c
         MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci || tls_on || r->stage == 2)
         return -1;
-    send_raw(ci->connect_fd, status, ctype, clen, body);
+    /* the headers queue_reply would have added (rate limit, authentication) */
+    char extra[256] = "";
+    size_t n = 0;
+    if (r->rl_counted)
+        n += (size_t)snprintf(extra, sizeof extra,
+                              "x-ratelimit-limit: %d\r\nx-ratelimit-remaining: %d\r\n"
+                              "x-ratelimit-reset: %d\r\n",
+                              r->rl.limit, r->rl.remaining, r->rl.reset_s);
+    if (r->rl_counted && status == 429)
+        n += (size_t)snprintf(extra + n, sizeof extra - n, "retry-after: %d\r\n", r->rl.reset_s);
+    if (status == 401)
+        snprintf(extra + n, sizeof extra - n, "WWW-Authenticate: Bearer realm=\"butlerd\"%s\r\n",
+                 r->auth_invalid ? ", error=\"invalid_token\"" : "");
+    send_raw(ci->connect_fd, status, ctype, clen, body, extra);
+    r->status_sent = status;
     r->stage = 2;
     r->abort = 1;
     return 0;
@@ -165,6 +188,21 @@ static void send_reply(struct req *r, unsigned status, const char *ctype, const 
     queue_reply(r, status, ctype, body, len, 0);
 }
 
+/* butlerd-api(7), "Rate limiting": the budget on every counted response, and
+ * retry-after on a 429. */
+static void add_ratelimit_headers(struct req *r, struct MHD_Response *resp, unsigned status)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%d", r->rl.limit);
+    MHD_add_response_header(resp, "x-ratelimit-limit", v);
+    snprintf(v, sizeof v, "%d", r->rl.remaining);
+    MHD_add_response_header(resp, "x-ratelimit-remaining", v);
+    snprintf(v, sizeof v, "%d", r->rl.reset_s);
+    MHD_add_response_header(resp, "x-ratelimit-reset", v);
+    if (status == 429)
+        MHD_add_response_header(resp, "retry-after", v);
+}
+
 /* OWNED: BODY is malloc'd and handed over (a job's prepared reply): MHD frees it
  * after sending instead of copying it first, which matters for multi-megabyte
  * app dumps. It is freed here on every path that does not hand it to MHD. */
@@ -195,6 +233,12 @@ static void queue_reply(struct req *r, unsigned status, const char *ctype, const
     }
     if (ctype)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (r->rl_counted)
+        add_ratelimit_headers(r, resp, status);
+    if (status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                r->auth_invalid ? "Bearer realm=\"butlerd\", error=\"invalid_token\""
+                                                : "Bearer realm=\"butlerd\"");
     if (fake_head)
         r->close = 1;
     if (r->close || draining) {
@@ -205,6 +249,8 @@ static void queue_reply(struct req *r, unsigned status, const char *ctype, const
     }
     if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
         log_errorx("cannot queue %u response for %s", status, r->target);
+    else
+        r->status_sent = status;
     MHD_destroy_response(resp);
     r->stage = 2;
 }
@@ -284,6 +330,14 @@ static void reply_status(struct req *r, unsigned status)
         break;
     case 431:
         http_reply_error(r, 431, NULL, "Request Header Fields Too Large");
+        break;
+    case 401:
+    case 403:
+        http_reply_error(r, status, NULL, "%s", r->auth_msg);
+        break;
+    case 429:
+        http_reply_error(r, 429, NULL, "Rate limit exceeded, retry in %d second%s",
+                         r->rl.reset_s, r->rl.reset_s == 1 ? "" : "s");
         break;
     case 400:
         http_reply_error(r, 400, "FST_ERR_CTP_INVALID_JSON_BODY",
@@ -466,6 +520,8 @@ enum { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY };
 
 struct hconn {
     int fd;
+    int cert_state;      /* enum tlsc_state once checked, 0 before */
+    char cert_subject[1025]; /* butlerd.auth.certificates subjects are up to 1024 */
     int phase;        /* PH_*, written by the MHD thread, read by the sweeper */
     int64_t since_ms; /* start of the phase */
     struct hconn *prev, *next;
@@ -531,7 +587,7 @@ static void hc_408(int fd)
 {
     static const char body[] = "{\"statusCode\":408,\"error\":\"Request Timeout\","
                                "\"message\":\"Request Timeout\"}";
-    send_raw(fd, 408, JSON_TYPE, sizeof body - 1, body);
+    send_raw(fd, 408, JSON_TYPE, sizeof body - 1, body, NULL);
 }
 
 static void *sweeper(void *arg)
@@ -575,6 +631,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->target = xstrdup(uri);
     r->pathlen = strcspn(uri, "?");
     r->started_ms = now_ms();
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    r->peerlen = ai ? cidr_key(ai->client_addr, r->peer) : 0;
     hc_set(conn, PH_HEAD, r->started_ms);
     uri_conn = conn;
     __atomic_add_fetch(&inflight, 1, __ATOMIC_RELAXED);
@@ -605,6 +664,14 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK &&
              toe != MHD_REQUEST_TERMINATED_CLIENT_ABORT)
         log_debug("request %s ended early (%d)", r->target, (int)toe);
+    /* butlerd(8), "AUDIT TRAIL": every request to a route that changes something,
+     * refused or not, once it has ended. */
+    if (r->route && audit_enabled() && scope_changes(r->route->scope)) {
+        char client[64];
+        cidr_key_text(r->peer, r->peerlen, client, sizeof client);
+        audit_request(client, r->who, r->method, r->target, r->pathlen, r->status_sent,
+                      now_ms() - r->started_ms);
+    }
     json_object_put(r->body);
     json_object_put(r->query);
     free(r->prep_body);
@@ -671,6 +738,62 @@ static size_t head_size(struct req *r, const char *method, const char *version)
     return n + 2;
 }
 
+/* The verified client certificate's subject of R's connection, or NULL; a 401 reason
+ * in r->auth_msg when the certificate is untrusted, or missing but required. The
+ * verdict is taken once per connection (a TLS session has one client). */
+static const char *client_cert(struct req *r, unsigned *status)
+{
+    *status = 0;
+    if (!client_ca_on)
+        return NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct hconn *h = ci ? ci->socket_context : NULL;
+    if (!h)
+        return NULL;
+    if (!h->cert_state) {
+        const union MHD_ConnectionInfo *si =
+            MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        h->cert_state = (int)tlsclient_check(si ? si->tls_session : NULL, h->cert_subject,
+                                             sizeof h->cert_subject);
+        log_debug("client certificate: %s%s",
+                  h->cert_state == TLSC_OK     ? "verified, subject "
+                  : h->cert_state == TLSC_NONE ? "none"
+                                               : "not trusted",
+                  h->cert_state == TLSC_OK ? h->cert_subject : "");
+    }
+    if (h->cert_state == TLSC_OK)
+        return h->cert_subject[0] ? h->cert_subject : NULL;
+    if (h->cert_state == TLSC_UNTRUSTED) {
+        *status = 401;
+        snprintf(r->auth_msg, sizeof r->auth_msg, "Client certificate not trusted");
+    } else if (cfg->http.requireClientCert) {
+        *status = 401;
+        snprintf(r->auth_msg, sizeof r->auth_msg, "A client certificate is required");
+    }
+    return NULL;
+}
+
+/* butlerd-api(7), "Authentication": 0 if the request may go on, else 401 or 403
+ * with r->auth_msg set. Nothing of the Authorization header is kept or logged. */
+static unsigned authenticate(struct req *r)
+{
+    unsigned cst;
+    const char *subject = client_cert(r, &cst);
+    if (cst)
+        return cst;
+    if (!cfg->auth.enable)
+        return 0;
+    struct auth_result ar;
+    const char *authz = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_AUTHORIZATION);
+    unsigned st = auth_check(cfg, authz, subject, r->peer, r->peerlen, r->route->scope, &ar);
+    r->who = ar.who;
+    r->auth_invalid = ar.invalid;
+    memcpy(r->auth_msg, ar.message, sizeof r->auth_msg);
+    return st;
+}
+
 /* Decides what can be decided from the request head. Returns MHD_YES normally; a
  * reply queued here (body unread) makes MHD close the connection afterwards. */
 static enum MHD_Result on_head(struct req *r, const char *method, const char *version)
@@ -681,6 +804,13 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
     const struct route *rt = router_match(rm, r->target, r->pathlen, &r->params);
     if (rt && router_enabled(rt, cfg))
         r->route = rt;
+    /* Every request to an enabled route counts, before anything is validated; the
+     * 404 of an unknown route does not (butlerd-api(7), "Rate limiting"). */
+    if (r->route && cfg->rateLimit.enable && r->peerlen) {
+        rl_hit(r->peer, r->peerlen, cfg->rateLimit.maxRequests, cfg->rateLimit.windowSeconds,
+               now_ms(), &r->rl);
+        r->rl_counted = 1;
+    }
 
     const char *conn_hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Connection");
     if (conn_hdr && strcasestr(conn_hdr, "close"))
@@ -727,9 +857,19 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
         status = 417;
     else if (!r->route)
         status = 404;
-    else if (clen > (unsigned long long)cfg->http.maxBodyBytes)
+    else if (r->rl_counted && r->rl.limited)
+        status = 429;
+    else
+        status = authenticate(r);
+    if (status == 429)
+        STAT_INC(http_rate_limited);
+    else if (status == 401)
+        STAT_INC(http_unauthorized);
+    else if (status == 403)
+        STAT_INC(http_forbidden);
+    if (!status && clen > (unsigned long long)cfg->http.maxBodyBytes)
         status = 413;
-    else if (has_body && !bodyless &&
+    else if (!status && has_body && !bodyless &&
              !media_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type")))
         status = 415;
 
@@ -930,7 +1070,7 @@ static void cl_refused(void)
                                           : "Content-Length is not a number");
     size_t blen;
     const char *body = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &blen);
-    send_raw(ci->connect_fd, st, JSON_TYPE, blen, body);
+    send_raw(ci->connect_fd, st, JSON_TYPE, blen, body, NULL);
     json_object_put(o);
     shutdown(ci->connect_fd, SHUT_RDWR);
     uri_conn = NULL;
@@ -946,10 +1086,28 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         cl_refused();
 }
 
+/* butlerd.http.allowFrom (butlerd.conf(5)): a connection from outside the list is
+ * closed as soon as it is accepted, before a byte of it is read. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    if (cfg->http.allowNets.n == 0)
+        return MHD_YES;
+    uint8_t key[17];
+    size_t klen = cidr_key(addr, key);
+    if (klen && cidr_list_match(&cfg->http.allowNets, key, klen))
+        return MHD_YES;
+    char text[64];
+    cidr_key_text(key, klen, text, sizeof text);
+    log_debug("connection from %s refused: not in butlerd.http.allowFrom", text);
+    STAT_INC(http_refused);
+    return MHD_NO;
+}
+
 struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tls_cert,
-                              const char *tls_key)
+                              const char *tls_key, const char *tls_client_ca)
 {
     cfg = c;
+    audit_open(c);
     snprintf(keepalive_hdr, sizeof keepalive_hdr, "timeout=%d", c->http.keepAliveTimeout);
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                      MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
@@ -963,8 +1121,13 @@ struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tl
         {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)tls_cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)tls_key},
         {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        /* asks clients for a certificate from these CAs (tlsclient.c checks it) */
+        {MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)tls_client_ca},
         {MHD_OPTION_END, 0, NULL},
     };
+    client_ca_on = tls_cert && tls_client_ca;
+    if (!client_ca_on)
+        tls_opts[3].option = MHD_OPTION_END;
     pthread_t t;
     if (pthread_create(&t, NULL, sweeper, NULL) != 0) {
         log_error("pthread_create for the connection sweeper");
@@ -972,14 +1135,14 @@ struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tl
     }
     pthread_detach(t);
     return MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        flags, 0, on_accept, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->http.keepAliveTimeout,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->http.maxConnections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->http.maxConnectionsPerClient,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_ARRAY, tls_cert ? tls_opts : tls_opts + 3, MHD_OPTION_END);
+        MHD_OPTION_ARRAY, tls_cert ? tls_opts : tls_opts + 4, MHD_OPTION_END);
 }
 
 void http_drain(struct MHD_Daemon *d)

@@ -3,6 +3,7 @@
 #ifndef HTTP_H
 #define HTTP_H
 
+#include "ratelimit.h"
 #include "schema.h"
 #include "router.h"
 #include "util.h"
@@ -41,11 +42,20 @@ struct req {
     char *prep_body;
     size_t prep_len;
     size_t body_bytes;    /* body bytes received so far, kept or not */
+    uint8_t peer[17];     /* client address (cidr_key form), peerlen bytes */
+    size_t peerlen;
+    int rl_counted;       /* counted by the rate limit: send its headers */
+    struct rl_verdict rl;
+    const char *who;      /* token name or certificate subject (butlerd.auth), or NULL */
+    int auth_invalid;     /* 401 for a wrong token: say so in WWW-Authenticate */
+    char auth_msg[192];   /* message of a 401 or 403 decided from the head */
+    unsigned status_sent; /* status of the reply, for the audit trail */
 };
 
 /* Starts libmicrohttpd on LISTEN_FD with one internal epoll thread. */
+/* TLS_CLIENT_CA: PEM of the CAs whose client certificates are asked for, or NULL. */
 struct MHD_Daemon *http_start(const struct cfg *cfg, int listen_fd, const char *tls_cert,
-                              const char *tls_key);
+                              const char *tls_key, const char *tls_client_ca);
 /* Stops accepting; afterwards every reply closes its connection. */
 void http_drain(struct MHD_Daemon *d);
 /* Requests received but not yet completed. */

@@ -29,6 +29,10 @@ struct route {
     size_t flag; /* offsetof(struct cfg, ep.<flag>) */
     unsigned opts;
     enum job_pool pool;
+    /* The API token scope the route needs when butlerd.auth is on (the names are in
+     * src/common/scope.c and butlerd-api(7), "Authentication"). A route without one
+     * (NULL) can only be called with a "*" token. */
+    const char *scope;
 };
 
 #define ROUTE_MAX_PARAMS 4

@@ -4,6 +4,7 @@
 #include "worker.h"
 #include "butlerd.h"
 #include "cfg.h"
+#include "audit.h"
 #include "http.h"
 #include "ipc.h"
 #include "log.h"
@@ -101,7 +102,7 @@ void worker_main(const struct worker_args *a)
 
     struct MHD_Daemon *d = NULL;
     if (a->listen_fd >= 0) {
-        d = http_start(a->cfg, a->listen_fd, a->tls_cert, a->tls_key);
+        d = http_start(a->cfg, a->listen_fd, a->tls_cert, a->tls_key, a->tls_client_ca);
         if (!d) {
             log_errorx("worker %d: cannot start the HTTP server on the listen socket", a->slot);
             _exit(EXIT_WORKER_FATAL);
@@ -131,6 +132,7 @@ void worker_main(const struct worker_args *a)
             got_usr1 = 0;
             if (log_reopen() < 0)
                 log_warn("cannot reopen the log file");
+            audit_reopen();
         }
         if (getppid() != master)
             master_gone = 1;

@@ -11,6 +11,7 @@ struct worker_args {
     int slot;
     unsigned gen;
     const char *tls_cert, *tls_key; /* PEM text read by the master, or NULL */
+    const char *tls_client_ca; /* PEM of butlerd.http.clientCertCa, or NULL */
 };
 
 /* Runs the worker until told to stop or the master dies; never returns. */

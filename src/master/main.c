@@ -1,5 +1,7 @@
 /* butlerd: command line, configuration test (-t) and daemonizing; then the master. */
 #include "butlerd.h"
+#include "auth.h"
+#include "ratelimit.h"
 #include "cfg.h"
 #include "kv_snapshot.h"
 #include "sched_list.h"
@@ -7,6 +9,7 @@
 #include "master.h"
 #include "shm.h"
 #include "stats.h"
+#include "tmpl_cli.h"
 
 #include <json-c/json.h>
 
@@ -25,13 +28,18 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: butlerd [-f] [-t] [-S] [-c file] [-V] [-h]\n"
+            "usage: butlerd [-f] [-t] [-S] [-c file] [-k name] [-V] [-h]\n"
+            "       butlerd -T template [-x context.json] [-m html|text|json]\n"
             "  -c file  configuration file (default %s)\n"
             "  -t       test the configuration and exit\n"
             "  -f       stay in the foreground and log to stderr\n"
             "  -S       print the running instance's counters (JSON) and exit\n"
+            "  -k name  make a new API token called name, print it and its\n"
+            "           configuration entry, and exit\n"
             "  -V       print the version and exit\n"
-            "  -h       print this help and exit\n",
+            "  -h       print this help and exit\n"
+            "  -T file  render an alert template and exit (-x: context, default the example;\n"
+            "           -m: mode, default html)\n",
             BUTLERD_DEFAULT_CONF);
 }
 
@@ -143,6 +151,13 @@ static int print_stats(const struct cfg *c)
     uint64_t nf = st->sched_fired + st->sched_failed;
     json_object_object_add(s, "meanDelayMs", u64(nf ? st->sched_delay_ms_sum / nf : 0));
     json_object_object_add(o, "scheduler", s);
+    json_object *h = json_object_new_object();
+    json_object_object_add(h, "refusedAtAccept", u64(st->http_refused));
+    json_object_object_add(h, "rateLimited", u64(st->http_rate_limited));
+    json_object_object_add(h, "unauthorized", u64(st->http_unauthorized));
+    json_object_object_add(h, "forbidden", u64(st->http_forbidden));
+    json_object_object_add(h, "rateLimitClients", u64(rl_clients()));
+    json_object_object_add(o, "http", h);
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
@@ -152,24 +167,36 @@ static int print_stats(const struct cfg *c)
 int main(int argc, char **argv)
 {
     const char *conf = BUTLERD_DEFAULT_CONF;
-    int test = 0, fg = 0, show_stats = 0, opt;
+    int test = 0, fg = 0, show_stats = 0, opt, daemon_opts = 0;
+    const char *tmpl = NULL, *tmpl_ctx = NULL, *tmpl_mode = NULL;
 
-    while ((opt = getopt(argc, argv, "c:tfSVh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:tfSk:VhT:x:m:")) != -1) {
         switch (opt) {
-        case 'c': conf = optarg; break;
-        case 't': test = 1; break;
-        case 'f': fg = 1; break;
-        case 'S': show_stats = 1; break;
+        case 'c': conf = optarg; daemon_opts = 1; break;
+        case 't': test = daemon_opts = 1; break;
+        case 'f': fg = daemon_opts = 1; break;
+        case 'S': show_stats = daemon_opts = 1; break;
+        case 'k': return auth_make_token(optarg);
         case 'V': printf("butlerd %s\n", BUTLERD_VERSION); return EXIT_OK;
         case 'h': usage(stdout); return EXIT_OK;
-        default: usage(stderr); return EXIT_USAGE;
+        case 'T': tmpl = optarg; break;
+        case 'x': tmpl_ctx = optarg; break;
+        case 'm': tmpl_mode = optarg; break;
+        default: usage(stderr); return tmpl ? TMPL_CLI_USAGE : EXIT_USAGE;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "butlerd: unexpected argument %s\n", argv[optind]);
+    /* -T has exit codes of its own (butlerd(8) "RENDERING A TEMPLATE") */
+    if (optind < argc || (tmpl && daemon_opts) || (!tmpl && (tmpl_ctx || tmpl_mode))) {
+        if (optind < argc)
+            fprintf(stderr, "butlerd: unexpected argument %s\n", argv[optind]);
+        else
+            fprintf(stderr, "butlerd: %s\n", tmpl ? "-T takes only -x and -m"
+                                                  : "-x and -m go with -T");
         usage(stderr);
-        return EXIT_USAGE;
+        return tmpl ? TMPL_CLI_USAGE : EXIT_USAGE;
     }
+    if (tmpl)
+        return tmpl_cli_run(tmpl, tmpl_ctx, tmpl_mode);
 
     struct cfg_msgs msgs;
     memset(&msgs, 0, sizeof msgs);

@@ -22,6 +22,10 @@
 #include "util.h"
 
 #include <errno.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <malloc.h>
@@ -247,7 +251,7 @@ struct master {
     int have_shm;
     int stopping;
     int64_t stop_deadline;
-    char *tls_cert, *tls_key;
+    char *tls_cert, *tls_key, *tls_client_ca;
 };
 
 static void notify(const struct master *m, char c)
@@ -266,6 +270,8 @@ static void print_msgs(const struct strlist *l, void (*fn)(const char *, ...))
     for (size_t i = 0; i < l->n; i++)
         fn("%s", l->v[i]);
 }
+
+static int read_tls(struct master *m, const struct cfg *cfg);
 
 static void reload(struct master *m)
 {
@@ -303,6 +309,9 @@ static void reload(struct master *m)
     if (neu->mqtt.enable)
         events_reload(neu, m->gen);
     scheduler_reload(neu, m->gen);
+    if (neu->rest.enable && neu->rest.tlsEnable && m->env.listen_fd >= 0 &&
+        read_tls(m, neu) < 0)
+        log_warnx("TLS files not reloaded: the new workers keep the certificate in use");
     log_info("configuration reloaded (gen %u)", m->gen);
     if (m->env.listen_fd >= 0) {
         m->reloading = 1;
@@ -369,22 +378,59 @@ static void register_loop(const struct master *m)
     loop_add_timer(udp_timers);
 }
 
-/* Reads the TLS certificate and key (and the chain after the certificate). */
+/* 0 if KEY (PEM) is the private key of the first certificate in CERT (PEM): a new
+ * generation given a mismatched pair could not start a single worker. */
+static int tls_pair_ok(const char *cert, const char *key)
+{
+    BIO *cb = BIO_new_mem_buf(cert, -1), *kb = BIO_new_mem_buf(key, -1);
+    X509 *x = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *k = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+    int ok = x && k && X509_check_private_key(x, k) == 1;
+    EVP_PKEY_free(k);
+    X509_free(x);
+    BIO_free(kb);
+    BIO_free(cb);
+    ERR_clear_error();
+    return ok ? 0 : -1;
+}
+
+/* Reads the TLS certificate and key (and the chain after the certificate) and the
+ * CA of client certificates, at start and on every reload, so that a renewed
+ * certificate is picked up by SIGHUP (butlerd(8), SIGNALS). On any problem the
+ * files in use stay in use. */
 static int read_tls(struct master *m, const struct cfg *cfg)
 {
-    m->tls_cert = read_file(cfg->rest.tlsCert);
-    m->tls_key = read_file(cfg->rest.tlsKey);
-    if (!m->tls_cert || !m->tls_key)
-        return -1;
-    if (*cfg->rest.tlsCa) { /* the chain is sent after the server certificate */
-        char *ca = read_file(cfg->rest.tlsCa);
-        if (!ca)
-            return -1;
-        char *both = xasprintf("%s\n%s", m->tls_cert, ca);
-        free(m->tls_cert);
-        free(ca);
-        m->tls_cert = both;
+    char *cert = read_file(cfg->rest.tlsCert), *key = read_file(cfg->rest.tlsKey);
+    char *ca = *cfg->rest.tlsCa ? read_file(cfg->rest.tlsCa) : NULL;
+    char *client_ca = *cfg->http.clientCertCa ? read_file(cfg->http.clientCertCa) : NULL;
+    int ok = cert && key && (ca || !*cfg->rest.tlsCa) &&
+             (client_ca || !*cfg->http.clientCertCa);
+    if (ok && tls_pair_ok(cert, key) < 0) {
+        log_errorx("%s is not the private key of the certificate in %s", cfg->rest.tlsKey,
+                   cfg->rest.tlsCert);
+        ok = 0;
     }
+    if (ok && ca) { /* the chain is sent after the server certificate */
+        char *both = xasprintf("%s\n%s", cert, ca);
+        free(cert);
+        cert = both;
+    }
+    free(ca);
+    if (!ok) {
+        free(cert);
+        free(key);
+        free(client_ca);
+        return -1;
+    }
+    free(m->tls_cert);
+    free(m->tls_key);
+    free(m->tls_client_ca);
+    m->tls_cert = cert;
+    m->tls_key = key;
+    m->tls_client_ca = client_ca;
+    m->env.tls_cert = cert;
+    m->env.tls_key = key;
+    m->env.tls_client_ca = client_ca;
     return 0;
 }
 
@@ -447,6 +493,7 @@ static int master_start(struct master *m)
     m->env.cfg = cfg;
     m->env.tls_cert = m->tls_cert;
     m->env.tls_key = m->tls_key;
+    m->env.tls_client_ca = m->tls_client_ca;
     if (m->env.listen_fd >= 0) {
         pool_start_gen(&m->env, m->gen);
     } else {
@@ -565,6 +612,7 @@ static void master_finish(struct master *m, int rc)
     pidfile_remove();
     free(m->tls_cert);
     free(m->tls_key);
+    free(m->tls_client_ca);
     cfg_free(m->cfg);
     log_info("exiting");
 }

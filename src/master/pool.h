@@ -9,6 +9,7 @@ struct pool_env {
     const struct cfg *cfg; /* current configuration, for new workers */
     int listen_fd;
     const char *tls_cert, *tls_key;
+    const char *tls_client_ca;
 };
 
 /* Starts generation GEN with cfg->workers (or one per CPU) workers. ENV stays the

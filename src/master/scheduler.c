@@ -13,11 +13,16 @@
  * schedule never fires twice to catch up.
  *
  * A firing is a job for the start threads: POST /qrs/task/<id>/start, the result
- * logged. The loop never waits on QRS. */
+ * logged. The loop never waits on QRS: a slow QRS makes starts wait for a thread,
+ * but every firing is still decided on time and claimed once. A thread is added
+ * whenever every thread is busy, up to START_THREADS; each keeps its QRS
+ * connection, so a burst does not cost a TLS handshake per start (bench/sched.py:
+ * 64 threads made a burst of 200 starts slower, not faster, and cost 30 MB). */
 #include "scheduler.h"
 #include "butlerd.h"
 #include "cfg.h"
 #include "cron.h"
+#include "jsonarr.h"
 #include "log.h"
 #include "proc.h"
 #include "qrs.h"
@@ -27,6 +32,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -37,7 +43,7 @@
 #include <unistd.h>
 
 #define LATE_MAX_S 60      /* a later firing is skipped (see above) */
-#define START_THREADS 8    /* concurrent QRS start requests */
+#define START_THREADS 8    /* most concurrent QRS start requests; threads start on demand */
 #define QUEUE_MAX 100000   /* firings waiting for a thread; beyond: skipped, logged */
 
 static const struct cfg *sc_cfg;
@@ -55,7 +61,8 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv, idle;
     struct firing *head, *tail;
-    unsigned queued, busy;
+    unsigned queued, busy, nthreads;
+    pthread_t th[START_THREADS];
     int stop;
 } fq = {.mu = PTHREAD_MUTEX_INITIALIZER,
         .cv = PTHREAD_COND_INITIALIZER,
@@ -108,6 +115,17 @@ static void *start_thread(void *arg)
     return NULL;
 }
 
+/* A thread more if every thread is busy (fq.mu held). */
+static void grow(void)
+{
+    if (fq.queued + fq.busy <= fq.nthreads || fq.nthreads >= START_THREADS)
+        return;
+    if (pthread_create(&fq.th[fq.nthreads], NULL, start_thread, NULL) == 0)
+        fq.nthreads++;
+    else if (!fq.nthreads) /* no thread at all: the firing waits for the next try */
+        log_errorx("cannot start a task start thread");
+}
+
 static void enqueue(const char *id, const char *task, int64_t planned_s)
 {
     size_t n = strlen(id) + 1;
@@ -125,6 +143,7 @@ static void enqueue(const char *id, const char *task, int64_t planned_s)
             fq.head = f;
         fq.tail = f;
         fq.queued++;
+        grow();
         pthread_cond_signal(&fq.cv);
     }
     pthread_mutex_unlock(&fq.mu);
@@ -148,24 +167,8 @@ struct entry {
 static struct {
     struct entry *v;
     size_t n;
-    struct tz **zones; /* loaded once per name, shared by entries */
-    size_t nzones;
     uint64_t gen;
 } run;
-
-static const struct tz *zone(const char *name)
-{
-    for (size_t i = 0; i < run.nzones; i++)
-        if (!strcmp(tz_name(run.zones[i]), name))
-            return run.zones[i];
-    char err[160];
-    struct tz *tz = tz_load(name, err, sizeof err);
-    if (!tz)
-        return NULL;
-    run.zones = xrealloc(run.zones, (run.nzones + 1) * sizeof *run.zones);
-    run.zones[run.nzones++] = tz;
-    return tz;
-}
 
 static int by_id(const void *a, const void *b)
 {
@@ -178,47 +181,58 @@ static int64_t next_after(const struct entry *e, int64_t after)
     return cron_next(&e->cron, e->tz, (time_t)after, &t) == 0 ? (int64_t)t : INT64_MAX;
 }
 
-/* Rebuilds the running list from the shared one. A schedule that was running and
- * is unchanged keeps its next firing; the others start after BASE. */
+/* The list being built from the shared one, and the one it replaces. */
+struct build {
+    struct entry *v, *old;
+    size_t n, cap, nold;
+    int64_t base;
+};
+
+static void add_entry(json_object *s, void *arg)
+{
+    struct build *b = arg;
+    char err[160];
+    struct entry e = {0};
+    if (!s || strcmp(sched_str(s, "lastKnownState"), "started") ||
+        cron_parse(sched_str(s, "cronSchedule"), &e.cron, err, sizeof err) < 0 ||
+        !(e.tz = sched_zone(sched_str(s, "timezone"))))
+        return;
+    e.id = xstrdup(sched_str(s, "id"));
+    e.task = xstrdup(sched_str(s, "qlikSenseTaskId"));
+    struct entry *o = b->nold ? bsearch(&e, b->old, b->nold, sizeof *b->old, by_id) : NULL;
+    if (o && !strcmp(o->task, e.task) && o->tz == e.tz && !memcmp(&o->cron, &e.cron, sizeof e.cron))
+        e.next = o->next;
+    else
+        e.next = next_after(&e, b->base);
+    if (b->n == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 64;
+        b->v = xrealloc(b->v, b->cap * sizeof *b->v);
+    }
+    b->v[b->n++] = e;
+}
+
+/* Rebuilds the running list from the shared one, read one schedule at a time. A
+ * schedule that was running and is unchanged keeps its next firing; the others
+ * start after BASE. */
 static void rebuild(int64_t base)
 {
+    struct buf list = {0};
     uint64_t gen;
-    json_object *list = sched_snapshot(&gen);
-    struct entry *old = run.v;
-    size_t nold = run.n;
-    qsort(old, nold, sizeof *old, by_id);
-    size_t n = json_object_array_length(list);
-    struct entry *v = xcalloc(n ? n : 1, sizeof *v);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        json_object *s = json_object_array_get_idx(list, i);
-        char err[160];
-        struct entry *e = &v[k];
-        if (strcmp(sched_str(s, "lastKnownState"), "started") ||
-            cron_parse(sched_str(s, "cronSchedule"), &e->cron, err, sizeof err) < 0 ||
-            !(e->tz = zone(sched_str(s, "timezone"))))
-            continue;
-        e->id = xstrdup(sched_str(s, "id"));
-        e->task = xstrdup(sched_str(s, "qlikSenseTaskId"));
-        struct entry key = {.id = e->id};
-        struct entry *o = nold ? bsearch(&key, old, nold, sizeof *old, by_id) : NULL;
-        if (o && !strcmp(o->task, e->task) && o->tz == e->tz &&
-            !memcmp(&o->cron, &e->cron, sizeof e->cron))
-            e->next = o->next;
-        else
-            e->next = next_after(e, base);
-        k++;
+    sched_snapshot(&list, &gen);
+    struct build b = {.old = run.v, .nold = run.n, .base = base};
+    qsort(b.old, b.nold, sizeof *b.old, by_id);
+    jsonarr_each(list.p, list.len, add_entry, &b);
+    buf_free(&list);
+    for (size_t i = 0; i < b.nold; i++) {
+        free(b.old[i].id);
+        free(b.old[i].task);
     }
-    for (size_t i = 0; i < nold; i++) {
-        free(old[i].id);
-        free(old[i].task);
-    }
-    free(old);
-    json_object_put(list);
-    run.v = v;
-    run.n = k;
+    free(b.old);
+    run.v = b.v;
+    run.n = b.n;
     run.gen = gen;
-    log_debug("%zu running schedules (list generation %llu)", k, (unsigned long long)gen);
+    malloc_trim(0); /* the copy of the list is gone: give its pages back */
+    log_debug("%zu running schedules (list generation %llu)", b.n, (unsigned long long)gen);
 }
 
 /* Fires what is due at NOW (seconds); returns the earliest next firing. */
@@ -269,12 +283,6 @@ static void __attribute__((noreturn)) scheduler_main(const struct proc *p, int f
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
-    pthread_t th[START_THREADS];
-    for (int i = 0; i < START_THREADS; i++)
-        if (pthread_create(&th[i], NULL, start_thread, NULL) != 0) {
-            log_errorx("cannot start the task start threads");
-            _exit(EXIT_FATAL);
-        }
     /* Start after the last handled second (a firing of this very second that no
      * process handled yet still fires). */
     int64_t now = now_real_ms() / 1000, w = sched_watermark();
@@ -315,8 +323,8 @@ static void __attribute__((noreturn)) scheduler_main(const struct proc *p, int f
     pthread_mutex_unlock(&fq.mu);
     if (dropped)
         log_warnx("stopping: %u scheduled task starts not sent", dropped);
-    for (int i = 0; i < START_THREADS; i++)
-        pthread_join(th[i], NULL);
+    for (unsigned i = 0; i < fq.nthreads; i++)
+        pthread_join(fq.th[i], NULL);
     _exit(EXIT_OK);
 }
 

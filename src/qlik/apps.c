@@ -40,7 +40,7 @@ enum apps_rc apps_list(const struct cfg *c, struct buf *out, char *err, size_t e
     enum apps_rc rc;
     buf_append(out, "[", 1);
     if (qrs_call(c, "GET", "app", NULL, NULL, &q) == 0 && q.status == 200)
-        n = qrs_array_each(q.body.p, q.body.len, app_entry, out);
+        n = jsonarr_each(q.body.p, q.body.len, app_entry, out);
     if (q.too_large) {
         log_errorx("apps list: QRS %s", q.error);
         snprintf(err, errsz, "%s", q.error);

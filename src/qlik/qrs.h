@@ -3,6 +3,7 @@
 #ifndef QRS_H
 #define QRS_H
 
+#include "jsonarr.h" /* QRS lists are read with jsonarr_each() */
 #include "util.h"
 
 #include <json-c/json.h>
@@ -36,14 +37,6 @@ struct pem_blob {
     size_t len;
 };
 void qrs_credentials(struct pem_blob *cert, struct pem_blob *key, struct pem_blob *ca);
-
-/* Calls FN for each element of the JSON array in BODY[0..LEN), parsed one at a time,
- * so a large list costs about one element's parse tree rather than the whole
- * list's; FN does not own the element, which is NULL for a scalar (not parsed).
- * Returns the number of elements, or -1 if BODY is not a JSON array (FN may have
- * been called for the elements before the fault). */
-long qrs_array_each(const char *body, size_t len, void (*fn)(json_object *elem, void *arg),
-                    void *arg);
 
 /* Quotes S for a QRS filter string: ' -> \' and \ -> \\ (malloc'd). */
 char *qrs_quote(const char *s);

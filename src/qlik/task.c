@@ -451,7 +451,7 @@ static int lookup_chunk(struct start *s, const size_t *ks, size_t n)
         return -1;
     }
     struct chunk ch = {s, ks, n, kind, 0, 0};
-    if ((q.status != 200 || qrs_array_each(q.body.p, q.body.len, chunk_task, &ch) < 0)) {
+    if ((q.status != 200 || jsonarr_each(q.body.p, q.body.len, chunk_task, &ch) < 0)) {
         log_warnx("QRS lookup %s for \"%.200s\" answered HTTP %ld without a task list", path,
                   f.p, q.status);
         /* as before this change: a list that is not an array counts as empty */
@@ -717,7 +717,7 @@ enum task_rc task_start_checked(const struct cfg *c, const char *x, char id[37],
         qrs_resp_free(&qr);
         return TASK_QRS_FAILED;
     }
-    int found = qrs_array_each(qr.body.p, qr.body.len, count_only, NULL) > 0;
+    int found = jsonarr_each(qr.body.p, qr.body.len, count_only, NULL) > 0;
     qrs_resp_free(&qr);
     if (!found)
         return TASK_NOT_FOUND;

@@ -133,7 +133,7 @@ static void keep_first(json_object *o, void *arg)
 }
 
 /* GET /qrs/PATH?filter=id eq ID; returns an array with element 0 of the answer (the
- * answer is read one element at a time, see qrs_array_each) and its length in *N,
+ * answer is read one element at a time, see jsonarr_each) and its length in *N,
  * or NULL (logged). */
 static json_object *qrs_array(const struct cfg *c, const char *path, const char *id,
                               const char *what, size_t *n)
@@ -146,7 +146,7 @@ static json_object *qrs_array(const struct cfg *c, const char *path, const char 
         log_errorx("%s: QRS request failed: %s", what, q.error);
     } else if (q.status != 200) {
         log_errorx("%s: QRS responded with HTTP %ld", what, q.status);
-    } else if (qrs_array_each(q.body.p, q.body.len, keep_first, &f) >= 0) {
+    } else if (jsonarr_each(q.body.p, q.body.len, keep_first, &f) >= 0) {
         qrs_resp_free(&q);
         *n = f.n;
         return f.arr;

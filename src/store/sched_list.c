@@ -3,6 +3,7 @@
 #include "cfg.h"
 #include "cron.h"
 #include "guid.h"
+#include "jsonarr.h"
 #include "log.h"
 #include "newfile.h"
 #include "shm_lock.h"
@@ -10,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,11 +43,6 @@ struct sched_shared {
 static struct sched_shared *area;
 static int wake_fd = -1;
 
-/* This process's parsed copy of the committed list; only touched under the lock,
- * which excludes this process's other threads too. */
-static json_object *cache;
-static uint64_t cache_gen;
-
 static char *buffer(unsigned i) { return (char *)(area + 1) + (size_t)i * area->cap; }
 
 static const char *const members[] = {"id",       "created",         "name",
@@ -75,6 +72,32 @@ static int running(json_object *s) { return str_eq(s, "lastKnownState", "started
 
 /* ------------------------------------------------------------ validity */
 
+/* Zones this process loaded: a zone is immutable once loaded, so they are kept
+ * for the life of the process (there are about 600) and shared by its threads. */
+#define ZONES_MAX 1024
+static struct tz *zones[ZONES_MAX];
+static size_t nzones;
+static pthread_mutex_t zones_mu = PTHREAD_MUTEX_INITIALIZER;
+
+const struct tz *sched_zone(const char *name)
+{
+    const struct tz *found = NULL;
+    pthread_mutex_lock(&zones_mu);
+    for (size_t i = 0; i < nzones && !found; i++)
+        if (!strcmp(tz_name(zones[i]), name))
+            found = zones[i];
+    if (!found) {
+        char err[160];
+        struct tz *tz = tz_load(name, err, sizeof err);
+        if (tz && nzones < ZONES_MAX)
+            found = zones[nzones++] = tz;
+        else if (tz)
+            tz_free(tz); /* cannot happen with the tz database's zone names */
+    }
+    pthread_mutex_unlock(&zones_mu);
+    return found;
+}
+
 int sched_runnable(json_object *s, char *why, size_t whysz)
 {
     char err[160], dummy[1];
@@ -88,15 +111,13 @@ int sched_runnable(json_object *s, char *why, size_t whysz)
         snprintf(why, whysz, "Invalid cron expression: %s", expr);
         return 0;
     }
-    struct tz *tz = tz_load(zone, err, sizeof err);
+    const struct tz *tz = sched_zone(zone);
     if (!tz) {
         snprintf(why, whysz, "Invalid timezone: %s", zone);
         return 0;
     }
     time_t next;
-    int ok = cron_next(&c, tz, time(NULL), &next) == 0;
-    tz_free(tz);
-    if (!ok) {
+    if (cron_next(&c, tz, time(NULL), &next) < 0) {
         snprintf(why, whysz, "Invalid cron expression: %s", expr);
         return 0;
     }
@@ -158,26 +179,41 @@ static void put_schedule(struct buf *b, json_object *s, int pretty, int indent)
     put(b, "}");
 }
 
-static void put_array(struct buf *b, json_object *list)
+/* A new list in its two forms, built one schedule at a time: the compact array
+ * (the shared buffer) and the schedule file's text. */
+struct lists {
+    struct buf compact, file;
+    size_t n;
+};
+
+static void lists_add(struct lists *l, json_object *s)
 {
-    size_t n = json_object_array_length(list);
-    put(b, "[");
-    for (size_t i = 0; i < n; i++) {
-        put(b, i ? "," : "");
-        put_schedule(b, json_object_array_get_idx(list, i), 0, 0);
+    if (!l->n) {
+        put(&l->compact, "[");
+        put(&l->file, "{\n  \"butlerSchedule\": [");
     }
-    put(b, "]");
+    put(&l->compact, l->n ? "," : "");
+    put_schedule(&l->compact, s, 0, 0);
+    put(&l->file, l->n ? ",\n    " : "\n    ");
+    put_schedule(&l->file, s, 1, 4);
+    l->n++;
 }
 
-static void put_file(struct buf *b, json_object *list)
+static void lists_end(struct lists *l)
 {
-    size_t n = json_object_array_length(list);
-    put(b, "{\n  \"butlerSchedule\": [");
-    for (size_t i = 0; i < n; i++) {
-        put(b, i ? ",\n    " : "\n    ");
-        put_schedule(b, json_object_array_get_idx(list, i), 1, 4);
+    if (!l->n) {
+        put(&l->compact, "[]");
+        put(&l->file, "{\n  \"butlerSchedule\": []\n}\n");
+    } else {
+        put(&l->compact, "]");
+        put(&l->file, "\n  ]\n}\n");
     }
-    put(b, n ? "\n  ]\n}\n" : "]\n}\n");
+}
+
+static void lists_free(struct lists *l)
+{
+    buf_free(&l->compact);
+    buf_free(&l->file);
 }
 
 /* ------------------------------------------------------------ loading */
@@ -218,6 +254,27 @@ static json_object *canonical(json_object *s, char *why, size_t whysz)
         return NULL;
     }
     return out;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* An id that two schedules of LIST share, or NULL. */
+static const char *duplicate_id(json_object *list)
+{
+    size_t n = json_object_array_length(list);
+    const char **ids = xcalloc(n ? n : 1, sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = sched_str(json_object_array_get_idx(list, i), "id");
+    qsort(ids, n, sizeof *ids, cmp_str);
+    const char *dup = NULL;
+    for (size_t i = 1; i < n && !dup; i++)
+        if (!strcmp(ids[i - 1], ids[i]))
+            dup = ids[i];
+    free(ids);
+    return dup;
 }
 
 /* Reads the schedule file: the list in canonical form (lastKnownState not yet set)
@@ -265,12 +322,6 @@ static int read_file(const char *path, json_object **list, char *err, size_t err
     for (size_t i = 0; i < json_object_array_length(arr); i++) {
         char why[100];
         json_object *s = canonical(json_object_array_get_idx(arr, i), why, sizeof why);
-        for (size_t k = 0; s && k < json_object_array_length(out); k++)
-            if (!strcmp(sched_str(json_object_array_get_idx(out, k), "id"), sched_str(s, "id"))) {
-                snprintf(why, sizeof why, "id %.60s is used twice", sched_str(s, "id"));
-                json_object_put(s);
-                s = NULL;
-            }
         if (!s) {
             snprintf(err, errsz, "%s: schedule %zu: %s", path, i + 1, why);
             json_object_put(out);
@@ -280,6 +331,12 @@ static int read_file(const char *path, json_object **list, char *err, size_t err
         json_object_array_add(out, s);
     }
     json_object_put(root);
+    const char *dup = duplicate_id(out);
+    if (dup) {
+        snprintf(err, errsz, "%s: the id %.60s is used twice", path, dup);
+        json_object_put(out);
+        return -1;
+    }
     *list = out;
     return 0;
 }
@@ -344,21 +401,11 @@ static int no_repair(void *arg)
 static void lock(void) { shm_lock(&area->lock, no_repair, NULL); }
 static void unlock(void) { shm_unlock(&area->lock); }
 
-/* Brings this process's copy up to the committed list (lock held). */
-static void refresh(void)
+/* Calls FN for each schedule of the committed list, parsed one at a time (lock
+ * held): no process keeps a parsed copy of the whole list. */
+static void each(void (*fn)(json_object *, void *), void *arg)
 {
-    if (cache && cache_gen == area->gen)
-        return;
-    json_object_put(cache);
-    const char *p = buffer(area->active);
-    json_tokener *tok = json_tokener_new();
-    cache = json_tokener_parse_ex(tok, p, (int)area->len[area->active]);
-    json_tokener_free(tok);
-    if (!json_object_is_type(cache, json_type_array)) { /* cannot happen: we wrote it */
-        json_object_put(cache);
-        cache = json_object_new_array();
-    }
-    cache_gen = area->gen;
+    jsonarr_each(buffer(area->active), area->len[area->active], fn, arg);
 }
 
 static void wake(void)
@@ -369,8 +416,8 @@ static void wake(void)
     }
 }
 
-/* Writes LIST to the schedule file: temporary file, fsync, rename (lock held). */
-static int write_file(json_object *list)
+/* Writes TEXT as the schedule file: temporary file, fsync, rename (lock held). */
+static int write_file(const struct buf *text)
 {
     const char *path = area->path;
     char dir[4096];
@@ -385,57 +432,42 @@ static int write_file(json_object *list)
     int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0)
         return -1;
-    struct buf b = {0};
-    put_file(&b, list);
     struct newfile nf;
     int rc = -1;
     if (newfile_open(&nf, dirfd, NULL, 0644) == 0) {
         size_t off = 0;
-        while (off < b.len) {
-            ssize_t w = write(nf.fd, b.p + off, b.len - off);
+        while (off < text->len) {
+            ssize_t w = write(nf.fd, text->p + off, text->len - off);
             if (w <= 0)
                 break;
             off += (size_t)w;
         }
-        if (off == b.len && fsync(nf.fd) == 0 && newfile_commit(&nf, base, 1) == 0) {
+        if (off == text->len && fsync(nf.fd) == 0 && newfile_commit(&nf, base, 1) == 0) {
             fsync(dirfd);
             rc = 0;
         } else {
             newfile_abort(&nf);
         }
     }
-    buf_free(&b);
     close(dirfd);
     return rc;
 }
 
-/* Makes LIST (taken) the committed list: file first, then the inactive buffer and
- * one store of its index (lock held). SCHED_FULL if it does not fit the budget. */
-static enum sched_rc commit(json_object *list, int write)
+/* Makes L (ended) the committed list: the file first (unless WRITE is 0), then
+ * the inactive buffer and one store of its index (lock held). */
+static enum sched_rc commit(const struct lists *l, int write)
 {
-    struct buf b = {0};
-    put_array(&b, list);
-    enum sched_rc rc = SCHED_OK;
-    if (json_object_array_length(list) > area->max || b.len > area->cap)
-        rc = SCHED_FULL;
-    else if (write && write_file(list) < 0)
-        rc = SCHED_IO;
-    if (rc != SCHED_OK) {
-        buf_free(&b);
-        json_object_put(list);
-        return rc;
-    }
+    if (l->n > area->max || l->compact.len > area->cap)
+        return SCHED_FULL;
+    if (write && write_file(&l->file) < 0)
+        return SCHED_IO;
     unsigned next = area->active ^ 1u;
-    memcpy(buffer(next), b.p, b.len);
-    area->len[next] = b.len;
+    memcpy(buffer(next), l->compact.p, l->compact.len);
+    area->len[next] = l->compact.len;
     SHM_STEP(61);
     __atomic_store_n(&area->active, next, __ATOMIC_RELEASE);
-    area->count = (uint32_t)json_object_array_length(list);
+    area->count = (uint32_t)l->n;
     __atomic_add_fetch(&area->gen, 1, __ATOMIC_RELEASE);
-    buf_free(&b);
-    json_object_put(cache);
-    cache = list;
-    cache_gen = area->gen;
     return SCHED_OK;
 }
 
@@ -466,7 +498,7 @@ int sched_init(const struct cfg *c)
         return -1;
     }
     snprintf(area->path, sizeof area->path, "%s", c->scheduler.configfile);
-    struct strlist errs = {0}, warns = {0};
+    struct strlist warns = {0};
     json_object *list;
     char err[600];
     if (read_file(c->scheduler.configfile, &list, err, sizeof err) < 0) {
@@ -477,11 +509,16 @@ int sched_init(const struct cfg *c)
     for (size_t i = 0; i < warns.n; i++)
         log_errorx("%s", warns.v[i]);
     strlist_free(&warns);
-    strlist_free(&errs);
-    size_t n = json_object_array_length(list);
+    struct lists l = {0};
+    for (size_t i = 0; i < json_object_array_length(list); i++)
+        lists_add(&l, json_object_array_get_idx(list, i));
+    lists_end(&l);
+    json_object_put(list);
     lock();
-    enum sched_rc rc = commit(list, 0);
+    enum sched_rc rc = commit(&l, 0);
     unlock();
+    size_t n = l.n;
+    lists_free(&l);
     if (rc != SCHED_OK) {
         log_errorx("%s holds %zu schedules, more than butlerd.scheduler.maxSchedules (%d) or "
                    "their budget (%zu bytes)",
@@ -496,38 +533,113 @@ int sched_available(void) { return area != NULL; }
 
 /* ------------------------------------------------------------ the routes */
 
-static json_object *find(json_object *list, const char *id, size_t *idx)
+/* One pass over the committed list that builds the next one: what a change does
+ * to each schedule. */
+enum op { OP_KEEP, OP_DELETE, OP_SET };
+
+struct pass {
+    enum op op;
+    const char *id;    /* the schedule changed; NULL: every schedule (OP_SET only) */
+    const char *state; /* OP_SET: "started" or "stopped" */
+    int found, changed, cannot_run;
+    struct lists next;
+    struct buf one; /* the schedule ID after the change, compact */
+};
+
+/* S with lastKnownState STATE: S itself (a new reference) if it has it already. */
+static json_object *with_state(json_object *s, const char *state)
 {
-    for (size_t i = 0; i < json_object_array_length(list); i++) {
-        json_object *s = json_object_array_get_idx(list, i);
-        if (!strcmp(sched_str(s, "id"), id)) {
-            if (idx)
-                *idx = i;
-            return s;
-        }
+    if (str_eq(s, "lastKnownState", state))
+        return json_object_get(s);
+    json_object *n = json_object_new_object();
+    json_object_object_foreach(s, k, v)
+    {
+        if (strcmp(k, "lastKnownState"))
+            json_object_object_add(n, k, json_object_get(v));
     }
-    return NULL;
+    json_object_object_add(n, "lastKnownState", json_object_new_string(state));
+    return n;
+}
+
+static void pass_step(json_object *s, void *arg)
+{
+    struct pass *ps = arg;
+    if (!s)
+        return; /* cannot happen: only objects are written */
+    int mine = !ps->id || !strcmp(sched_str(s, "id"), ps->id);
+    if (mine && ps->id)
+        ps->found = 1;
+    json_object *t = json_object_get(s);
+    if (mine && ps->op == OP_DELETE) {
+        json_object_put(t);
+        ps->changed = 1;
+        return;
+    }
+    if (mine && ps->op == OP_SET) {
+        int on = !strcmp(ps->state, "started");
+        if (on && !sched_runnable(s, NULL, 0)) {
+            ps->cannot_run |= ps->id != NULL; /* start-all skips it */
+        } else {
+            json_object_put(t);
+            t = with_state(s, ps->state);
+        }
+        ps->changed |= t != s;
+        if (ps->id)
+            put_schedule(&ps->one, t, 0, 0);
+    }
+    lists_add(&ps->next, t);
+    json_object_put(t);
+}
+
+/* Runs PS over the list and commits the result if anything changed (lock held). */
+static enum sched_rc run_pass(struct pass *ps, json_object *add)
+{
+    each(pass_step, ps);
+    if (add) {
+        lists_add(&ps->next, add);
+        ps->changed = 1;
+    }
+    lists_end(&ps->next);
+    if (ps->id && !ps->found)
+        return SCHED_NOT_FOUND;
+    if (ps->cannot_run)
+        return SCHED_INVALID;
+    return ps->changed ? commit(&ps->next, 1) : SCHED_OK;
+}
+
+static void pass_free(struct pass *ps)
+{
+    lists_free(&ps->next);
+    buf_free(&ps->one);
+}
+
+struct find {
+    const char *id;
+    struct buf *out;
+    int found;
+};
+
+static void find_step(json_object *s, void *arg)
+{
+    struct find *f = arg;
+    if (s && !f->found && !strcmp(sched_str(s, "id"), f->id)) {
+        f->found = 1;
+        put(f->out, "[");
+        put_schedule(f->out, s, 0, 0);
+        put(f->out, "]");
+    }
 }
 
 enum sched_rc sched_get(const char *id, struct buf *out)
 {
-    enum sched_rc rc = SCHED_OK;
+    struct find f = {id, out, 0};
     lock();
-    if (!id) {
+    if (!id)
         buf_append(out, buffer(area->active), area->len[area->active]);
-    } else {
-        refresh();
-        json_object *s = find(cache, id, NULL);
-        if (s) {
-            put(out, "[");
-            put_schedule(out, s, 0, 0);
-            put(out, "]");
-        } else {
-            rc = SCHED_NOT_FOUND;
-        }
-    }
+    else
+        each(find_step, &f);
     unlock();
-    return rc;
+    return !id || f.found ? SCHED_OK : SCHED_NOT_FOUND;
 }
 
 static void uuid4(char out[37])
@@ -559,19 +671,11 @@ static void iso_now(char out[64])
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
 }
 
-/* A copy of LIST sharing its schedules (new references). */
-static json_object *list_copy(json_object *list)
-{
-    json_object *out = json_object_new_array();
-    for (size_t i = 0; i < json_object_array_length(list); i++)
-        json_object_array_add(out, json_object_get(json_object_array_get_idx(list, i)));
-    return out;
-}
-
 enum sched_rc sched_create(const struct cfg *c, json_object *body, json_object **out, char *err,
                            size_t errsz)
 {
     (void)c;
+    *out = NULL;
     json_object *s = json_object_new_object();
     char id[37], created[64], task[GUID_LEN + 1];
     uuid4(id);
@@ -593,128 +697,78 @@ enum sched_rc sched_create(const struct cfg *c, json_object *body, json_object *
     json_object_object_add(s, "qlikSenseTaskId", json_object_new_string(task));
     json_object_object_add(s, "lastKnownState",
                            json_object_new_string(starts_up(s) ? "started" : "stopped"));
+    struct pass ps = {.op = OP_KEEP};
     lock();
-    refresh();
-    json_object *list = list_copy(cache);
-    json_object_array_add(list, json_object_get(s));
-    enum sched_rc rc = commit(list, 1);
-    *out = NULL;
-    if (rc == SCHED_OK)
-        json_object_deep_copy(s, out, NULL);
+    enum sched_rc rc = area->count >= area->max ? SCHED_FULL : run_pass(&ps, s);
     unlock();
-    json_object_put(s);
-    if (rc == SCHED_OK)
+    pass_free(&ps);
+    if (rc == SCHED_OK) {
+        *out = s;
         wake();
+    } else {
+        json_object_put(s);
+    }
     return rc;
 }
 
 enum sched_rc sched_delete(const char *id)
 {
+    struct pass ps = {.op = OP_DELETE, .id = id};
     lock();
-    refresh();
-    size_t idx;
-    enum sched_rc rc = SCHED_NOT_FOUND;
-    if (find(cache, id, &idx)) {
-        json_object *list = json_object_new_array();
-        for (size_t i = 0; i < json_object_array_length(cache); i++)
-            if (i != idx)
-                json_object_array_add(list, json_object_get(json_object_array_get_idx(cache, i)));
-        rc = commit(list, 1);
-    }
+    enum sched_rc rc = run_pass(&ps, NULL);
     unlock();
+    pass_free(&ps);
     if (rc == SCHED_OK)
         wake();
     return rc;
 }
 
-/* S with lastKnownState STATE: S itself (a new reference) if it has it already. */
-static json_object *with_state(json_object *s, const char *state)
-{
-    if (str_eq(s, "lastKnownState", state))
-        return json_object_get(s);
-    json_object *n = json_object_new_object();
-    json_object_object_foreach(s, k, v)
-    {
-        if (strcmp(k, "lastKnownState"))
-            json_object_object_add(n, k, json_object_get(v));
-    }
-    json_object_object_add(n, "lastKnownState", json_object_new_string(state));
-    return n;
-}
-
 enum sched_rc sched_set_running(const char *id, int on, struct buf *out)
 {
-    const char *state = on ? "started" : "stopped";
+    struct pass ps = {.op = OP_SET, .id = id, .state = on ? "started" : "stopped"};
     lock();
-    refresh();
-    size_t idx = 0, n = json_object_array_length(cache);
-    enum sched_rc rc = SCHED_OK;
-    if (id && !find(cache, id, &idx))
-        rc = SCHED_NOT_FOUND;
-    else if (id && on && !sched_runnable(json_object_array_get_idx(cache, idx), NULL, 0))
-        rc = SCHED_INVALID;
-    int changed = 0;
-    json_object *list = NULL;
-    if (rc == SCHED_OK) {
-        list = json_object_new_array();
-        for (size_t i = 0; i < n; i++) {
-            json_object *s = json_object_array_get_idx(cache, i);
-            int mine = id ? i == idx : (!on || sched_runnable(s, NULL, 0));
-            json_object *t = mine ? with_state(s, state) : json_object_get(s);
-            changed |= t != s;
-            json_object_array_add(list, t);
-        }
-        /* Starting a running schedule changes nothing, and writes nothing. */
-        if (changed)
-            rc = commit(list, 1);
-        else
-            json_object_put(list);
-    }
-    if (rc == SCHED_OK) {
-        if (id) {
-            put(out, "[");
-            put_schedule(out, json_object_array_get_idx(cache, idx), 0, 0);
-            put(out, "]");
-        } else {
-            buf_append(out, buffer(area->active), area->len[area->active]);
-        }
-    }
+    enum sched_rc rc = run_pass(&ps, NULL);
+    if (rc == SCHED_OK && !id)
+        buf_append(out, buffer(area->active), area->len[area->active]);
     unlock();
+    if (rc == SCHED_OK && id)
+        buf_append(out, "[", 1), buf_append(out, ps.one.p, ps.one.len), buf_append(out, "]", 1);
+    int changed = ps.changed;
+    pass_free(&ps);
     if (rc == SCHED_OK && changed)
         wake();
     return rc;
 }
 
+static void status_step(json_object *s, void *arg)
+{
+    struct buf *out = arg;
+    if (!s)
+        return;
+    put(out, "'");
+    put(out, sched_str(s, "id"));
+    put(out, "': ");
+    put(out, sched_str(s, "cronSchedule"));
+    put(out, running(s) ? " status: Running\n" : " status: Stopped\n");
+}
+
 void sched_status_text(struct buf *out)
 {
-    lock();
-    refresh();
     put(out, "{\n");
-    for (size_t i = 0; i < json_object_array_length(cache); i++) {
-        json_object *s = json_object_array_get_idx(cache, i);
-        put(out, "'");
-        put(out, sched_str(s, "id"));
-        put(out, "': ");
-        put(out, sched_str(s, "cronSchedule"));
-        put(out, running(s) ? " status: Running\n" : " status: Stopped\n");
-    }
-    put(out, "}\n");
+    lock();
+    each(status_step, out);
     unlock();
+    put(out, "}\n");
 }
 
 /* ------------------------------------------------------------ the scheduler */
 
-json_object *sched_snapshot(uint64_t *gen)
+void sched_snapshot(struct buf *out, uint64_t *gen)
 {
-    /* A deep copy: the cache's objects have their references changed under the
-     * lock only. */
-    json_object *deep = NULL;
     lock();
-    refresh();
-    *gen = cache_gen;
-    json_object_deep_copy(cache, &deep, NULL);
+    buf_append(out, buffer(area->active), area->len[area->active]);
+    *gen = area->gen;
     unlock();
-    return deep;
 }
 
 uint64_t sched_generation(void) { return __atomic_load_n(&area->gen, __ATOMIC_ACQUIRE); }

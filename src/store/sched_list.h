@@ -4,7 +4,10 @@
  * robust process-shared mutex, two buffers and a generation. The committed list is
  * the compact JSON array of the schedule objects in one buffer; a change is built
  * in the other buffer and committed by flipping one index, so a process killed at
- * any instant leaves the last committed list intact. Every change writes the
+ * any instant leaves the last committed list intact. No process keeps a parsed
+ * copy: each operation reads the list one schedule at a time (jsonarr.h), so
+ * 10,000 schedules cost each process nothing until it reads them, and then about
+ * one schedule's parse tree. Every change writes the
  * schedule file first (temporary file, fsync, rename) and is committed only if
  * that worked: the file and the list never disagree about an acknowledged change.
  *
@@ -58,8 +61,8 @@ void sched_status_text(struct buf *out);
 
 /* ---- the scheduler process */
 
-/* The committed list (a new array) and its generation. */
-json_object *sched_snapshot(uint64_t *gen);
+/* The committed list (the compact JSON array, appended to OUT) and its generation. */
+void sched_snapshot(struct buf *out, uint64_t *gen);
 uint64_t sched_generation(void);
 /* A descriptor that becomes readable when the list changed (an eventfd shared by
  * every process); sched_wake_drain() empties it. */
@@ -76,6 +79,10 @@ int sched_claim(int64_t t);
 /* Can schedule object S fire (its expression, zone and task ID are valid)? A
  * reason in WHY (may be NULL) when it cannot. */
 int sched_runnable(json_object *s, char *why, size_t whysz);
+/* Zone NAME, loaded once per process and kept (zones are immutable), or NULL if
+ * the tz database does not know it. Any thread. */
+struct tz;
+const struct tz *sched_zone(const char *name);
 /* A member of schedule S, or "" (never NULL). */
 const char *sched_str(json_object *s, const char *member);
 

@@ -7,6 +7,7 @@
 #include "cfg.h"
 #include "kv_ns.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "shm_layout.h"
 #include "shm_table.h"
 #include "stats.h"
@@ -26,6 +27,7 @@ void shm_geometry_from_cfg(const struct cfg *c, struct shm_geometry *g)
     shm_geometry_make(g, (uint32_t)c->shm.kvMaxKeys, (uint32_t)c->shm.kvMaxKeyBytes,
                       (uint32_t)c->shm.kvMaxValueBytes, (uint32_t)c->shm.kvMaxNamespaces,
                       (uint32_t)c->shm.maxActiveUsers);
+    shm_geometry_ratelimit(g, (uint32_t)c->rateLimit.maxClients);
 }
 
 uint64_t shm_region_size(const struct cfg *c)
@@ -64,7 +66,7 @@ static int try_attach(const struct shm_geometry *g, const struct shm_layout *l)
              h->header_size == sizeof *h && h->total_size == l->total &&
              !memcmp(&h->geo, g, sizeof *g) && h->kv_ns_off == l->ns_off &&
              h->kv_table_off == l->table_off && h->users_off == l->users_off &&
-             h->stats_off == l->stats_off && h->ready == 1;
+             h->stats_off == l->stats_off && h->rl_off == l->rl_off && h->ready == 1;
         if (!ok) {
             munmap(shm.base, shm.size);
             shm.base = NULL;
@@ -120,6 +122,7 @@ int shm_open_region(const struct cfg *c)
     h->kv_table_off = l.table_off;
     h->users_off = l.users_off;
     h->stats_off = l.stats_off;
+    h->rl_off = l.rl_off;
     if (getrandom(&h->hash_seed, sizeof h->hash_seed, 0) != sizeof h->hash_seed)
         h->hash_seed = (uint64_t)now_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
     kv_ns_init(shm_ptr(l.ns_off), g.kv_max_ns, g.kv_key_bytes);
@@ -156,6 +159,14 @@ void shm_reset_volatile(void)
     shm_table_init(shm_ptr(shm.hdr->users_off), shm.hdr->users_off, 1, n, shm_pow2_at_least(n),
                    USERS_KEY_MAX, sizeof(int64_t));
     memset(shm_ptr(shm.hdr->stats_off), 0, sizeof(struct stats));
+    /* The rate-limit counters too: a window cannot outlive the master that timed it.
+     * Zeroed first, as a re-attached segment still holds the old chains. */
+    memset(shm_ptr(shm.hdr->rl_off), 0,
+           shm_table_bytes(g->rl_stripes, g->rl_slots_per_stripe, g->rl_buckets_per_stripe,
+                           RL_KEY_MAX, RL_VALUE_BYTES));
+    shm_table_init(shm_ptr(shm.hdr->rl_off), shm.hdr->rl_off, g->rl_stripes,
+                   g->rl_slots_per_stripe, g->rl_buckets_per_stripe, RL_KEY_MAX,
+                   RL_VALUE_BYTES);
     shm.hdr->master_pid = (int32_t)getpid();
 }
 

@@ -4,6 +4,7 @@
  * creates the segment) and cfg.c (which checks its size). */
 #include "shm_layout.h"
 #include "kv_ns.h"
+#include "ratelimit.h"
 #include "shm_table.h"
 #include "stats.h"
 
@@ -38,6 +39,20 @@ void shm_geometry_make(struct shm_geometry *g, uint32_t kv_max_keys, uint32_t kv
     uint32_t per = (g->kv_max_keys + stripes - 1) / stripes;
     g->kv_slots_per_stripe = per + (uint32_t)(4 * sqrt((double)per)) + 9;
     g->kv_buckets_per_stripe = shm_pow2_at_least(g->kv_slots_per_stripe);
+    shm_geometry_ratelimit(g, 1);
+}
+
+void shm_geometry_ratelimit(struct shm_geometry *g, uint32_t max_clients)
+{
+    /* Up to 256 clients per stripe: eviction scans one stripe for the client seen
+     * least recently, which must stay cheap when a flood of addresses fills it. */
+    uint32_t stripes = shm_pow2_at_least((max_clients + 255) / 256);
+    if (stripes > 1024)
+        stripes = 1024;
+    g->rl_max_clients = max_clients;
+    g->rl_stripes = stripes;
+    g->rl_slots_per_stripe = (max_clients + stripes - 1) / stripes + 1; /* + the spare */
+    g->rl_buckets_per_stripe = shm_pow2_at_least(g->rl_slots_per_stripe);
 }
 
 uint32_t shm_users_slots(const struct shm_geometry *g) { return g->users_max + 1; }
@@ -52,7 +67,10 @@ void shm_layout_for(const struct shm_geometry *g, struct shm_layout *l)
     l->stats_off = ALIGN64(l->users_off + shm_table_bytes(1, shm_users_slots(g),
                                                           shm_pow2_at_least(shm_users_slots(g)),
                                                           USERS_KEY_MAX, sizeof(int64_t)));
-    l->total = ALIGN64(l->stats_off + sizeof(struct stats));
+    l->rl_off = ALIGN64(l->stats_off + sizeof(struct stats));
+    l->total = ALIGN64(l->rl_off + shm_table_bytes(g->rl_stripes, g->rl_slots_per_stripe,
+                                                   g->rl_buckets_per_stripe, RL_KEY_MAX,
+                                                   RL_VALUE_BYTES));
 }
 
 uint64_t shm_layout_size(const struct shm_geometry *g)

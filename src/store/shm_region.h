@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #define SHM_MAGIC "BUTLERD"
-#define SHM_FORMAT 3
+#define SHM_FORMAT 4
 
 
 /* Everything that fixes the layout; a segment is re-attached only if it matches. */
@@ -17,6 +17,7 @@ struct shm_geometry {
     uint32_t kv_max_keys, kv_key_bytes, kv_value_bytes, kv_max_ns;
     uint32_t users_max;
     uint32_t kv_stripes, kv_slots_per_stripe, kv_buckets_per_stripe;
+    uint32_t rl_max_clients, rl_stripes, rl_slots_per_stripe, rl_buckets_per_stripe;
 };
 
 struct shm_header {
@@ -29,6 +30,7 @@ struct shm_header {
     uint64_t kv_table_off; /* struct shm_table */
     uint64_t users_off;    /* struct shm_table of active-user entries */
     uint64_t stats_off;    /* struct stats */
+    uint64_t rl_off;       /* struct shm_table of rate-limit counters (ratelimit.c) */
     uint64_t hash_seed;
     uint64_t seq;          /* creation order of keys and namespaces (atomic) */
     uint64_t mutations;    /* bumped by every KV write; the snapshot compares it */

@@ -37,6 +37,10 @@ struct stats {
     uint64_t sched_failed;        /* schedule firings whose task start failed */
     uint64_t sched_skipped;       /* firings skipped: too late, or too many waiting */
     uint64_t sched_delay_ms_sum;  /* planned second to the start request, summed */
+    uint64_t http_refused;        /* connections closed at accept: not in http.allowFrom */
+    uint64_t http_rate_limited;   /* 429s of the rate limit */
+    uint64_t http_unauthorized;   /* 401s: no, wrong or untrusted credentials */
+    uint64_t http_forbidden;      /* 403s: scope or the token's allowFrom */
 };
 
 static inline struct stats *stats(void)

@@ -342,6 +342,7 @@ class Daemon:
         self.pidfile = os.path.join(self.tmpdir, "butlerd.pid")
         self.seen_pids = set()
         self.shm = shm_name()
+        self.listen_host = "127.0.0.1"  # as the ready line shows it ("[::1]" for IPv6)
 
     # config ------------------------------------------------------------
     def config(self, overrides=None, extra=None):
@@ -381,7 +382,7 @@ class Daemon:
             stderr=subprocess.PIPE, cwd=self.tmpdir)
         t = threading.Thread(target=self._reader, args=(self.proc.stderr,), daemon=True)
         t.start()
-        self.wait_log("ready: listening on 127.0.0.1:%d" % self.port, READY_TIMEOUT)
+        self.wait_log("ready: listening on %s:%d" % (self.listen_host, self.port), READY_TIMEOUT)
         self.record_workers()
 
     def _reader(self, stream):

@@ -4,7 +4,10 @@ a raw keep-alive socket, and butlerd's answers (spec 1.3, 1.4, 2.6, 3).
 
 Tasks are started against the Qlik Sense simulator (tests/qlik-sim)."""
 
+import hashlib
 import json
+import os
+import re
 import urllib.parse
 
 import pytest
@@ -138,13 +141,12 @@ def sim(tmp_path_factory):
     s.stop()
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory, sim):
+def qvs_overrides(sim, flags):
+    """The configuration of the load-script daemons: QRS at the simulator, FLAGS on."""
     c = sim.certs
-    ov = {
+    return {
         "Butler": {
-            "restServerEndpointsEnable": {"senseStartTask": True, "senseListApps": True,
-                                          "keyValueStore": True},
+            "restServerEndpointsEnable": {f: True for f in flags},
             "cert": {"clientCert": c["client.pem"], "clientCertKey": c["client_key.pem"],
                      "clientCertCA": c["root.pem"]},
             "configQRS": {"host": "127.0.0.1", "port": sim.qrs_port, "useSSL": True,
@@ -154,6 +156,11 @@ def daemon(tmp_path_factory, sim):
         },
         "butlerd": {"qrs": {"timeoutMs": 1500, "connectTimeoutMs": 1000}},
     }
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory, sim):
+    ov = qvs_overrides(sim, ["senseStartTask", "senseListApps", "keyValueStore"])
     d = harness.Daemon(tmp_path_factory.mktemp("qvsd"), ov)
     d.start()
     yield d
@@ -306,3 +313,66 @@ def test_set_key_value_empty_ttl_is_rejected(qvs):
                     b'{"key":"k","value":"v","ttl":""}')), 400,
           jdump({"statusCode": 400, "code": "FST_ERR_VALIDATION", "error": "Bad Request",
                  "message": "body/ttl must be number"}))
+
+
+# ------------------------------------------------------------------ with an API token
+# doc/qlik-load-script.md section 9: with vButlerdToken set, every request of the
+# table also carries "Authorization: Bearer <token>".
+
+QVS_TOKEN = "bd_qvs-test-token-0123456789abcdefghijklmnopqrst"
+
+
+def test_subs_file_sends_the_token_in_every_request():
+    path = os.path.join(os.environ.get("BUTLERD_SRCDIR", os.path.join(harness.HERE, "..", "..")),
+                        "contrib", "qlik", "butlerd_subs.qvs")
+    with open(path) as f:
+        text = f.read()
+    blocks = re.findall(r"WITH CONNECTION \(\n\s*URL [^\n]*\n\s*([^\n]*)\n", text)
+    assert len(blocks) == text.count("WITH CONNECTION (") >= 5
+    assert all(b == "$(vButlerdAuthHeader)" for b in blocks), blocks
+
+
+@pytest.fixture(scope="module")
+def tokend(tmp_path_factory, sim):
+    entries = [
+        '{ name = "qlik-reload"; sha256 = "%s"; scopes = [ "tasks:start", "keyvalues:read", '
+        '"keyvalues:write" ]; allowFrom = [ "127.0.0.1/32" ]; }'
+        % hashlib.sha256(QVS_TOKEN.encode()).hexdigest(),
+        '{ name = "readonly"; sha256 = "%s"; scopes = [ "keyvalues:read" ]; }'
+        % hashlib.sha256(b"readonly-token").hexdigest(),
+    ]
+    ov = qvs_overrides(sim, ["senseStartTask", "keyValueStore"])
+    ov["butlerd"]["auth"] = {"enable": True, "tokens": Raw("( %s )" % ", ".join(entries))}
+    d = harness.Daemon(tmp_path_factory.mktemp("qvstok"), ov)
+    d.start()
+    yield d
+    d.stop()
+    print(d.log_tail(200))
+
+
+def test_requests_with_token(tokend, sim):
+    sim.clear()
+    sim.clear_behaviours()
+    q = Qvs(tokend)
+    auth = ["Authorization: Bearer " + QVS_TOKEN] + TRANSPORT
+    try:
+        check(q.send(START_TASK, auth), 200, result(started=[T1]))
+        assert sim.starts() == [T1]
+        check(q.send(START_TAG, auth), 200, result(tag=[T2, T3]))
+        r = q.send(SET_KV, auth)
+        assert r.status == 201, r
+        r = q.send(GET_KV, auth)
+        assert r.status == 200 and json.loads(r.body)["value"] == "2020-09-29 17:14:56", r
+        assert q.send(SET_KV_TTL, auth).status == 201
+        check_204(q.send(DEL_KEY, auth))
+        check_204(q.send(DEL_NS, auth))
+        # without the token: 401, the same connection stays usable
+        r = q.send(GET_KV)
+        assert r.status == 401 and r.header("WWW-Authenticate") == 'Bearer realm="butlerd"', r
+        # a token without the scope: 403
+        r = q.send(SET_KV, ["Authorization: Bearer readonly-token"] + TRANSPORT)
+        assert r.status == 403, r
+        assert json.loads(r.body)["message"] == "This API token lacks the scope keyvalues:write"
+    finally:
+        q.close()
+    assert QVS_TOKEN not in tokend.log()

@@ -5,15 +5,14 @@ payload (markdown, emoji and UTF-8 untouched, section cut at 3000 characters)
 and pass Slack's answer on: the echo on 2xx, 502 otherwise, within its
 timeout."""
 
-import http.server
 import json
-import threading
 import time
 import urllib.parse
 
 import pytest
 
 import harness
+import receiver
 from harness import JSON_CT, jdump, not_found, validation, err
 from harness import check_reply as check
 
@@ -33,63 +32,25 @@ ANSWERS = {
 }
 
 
-class Receiver:
-    """A webhook on 127.0.0.1 in a thread. MODE picks the answer; "hang" holds
-    the request without answering until release is set (at most 30 s)."""
+class Receiver(receiver.Receiver):
+    """Slack's webhook. MODE picks the answer (ANSWERS, or "hang")."""
 
     def __init__(self):
-        self.requests = []
         self.mode = "ok"
-        self.release = threading.Event()
-        self.lock = threading.Lock()
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = "http://127.0.0.1:%d%s" % (self.port, HOOK_PATH)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__()
+        self.url = self.base + HOOK_PATH
 
-    def _handler(self):
-        rec = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(n)
-                with rec.lock:
-                    rec.requests.append({"method": self.command, "path": self.path,
-                                         "headers": dict(self.headers), "body": body})
-                    mode = rec.mode
-                if mode == "hang":
-                    rec.release.wait(30)
-                    self.close_connection = True
-                    return
-                status, data = ANSWERS[mode]
-                self.send_response(status)
-                if status == 302:
-                    self.send_header("Location", HOOK_PATH + "/elsewhere")
-                if status != 204:
-                    self.send_header("Content-Type", "text/plain; charset=utf-8")
-                    self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        return Handler
-
-    def take(self):
-        with self.lock:
-            out, self.requests = self.requests, []
-        return out
-
-    def close(self):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, req):
+        if self.mode == "hang":
+            return receiver.HANG
+        status, data = ANSWERS[self.mode]
+        headers = []
+        if status == 302:
+            headers.append(("Location", HOOK_PATH + "/elsewhere"))
+        if status != 204:
+            headers += [("Content-Type", "text/plain; charset=utf-8"),
+                        ("Content-Length", str(len(data)))]
+        return status, None, headers, data
 
 
 def overrides(url, flag=True):

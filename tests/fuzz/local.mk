@@ -3,10 +3,11 @@
 # each one for FUZZ_SECONDS, starting from its seed corpus tests/fuzz/corpus/NAME
 # (new inputs go to tests/fuzz/work/NAME in the build directory, crashes to
 # tests/fuzz/work/NAME-crash-*). tests/fuzz/README.md has the details and results.
-fuzz_names = qs schema task_body qrs_filter udp base62 fspath cfg engine cron
+fuzz_names = qs schema task_body qrs_filter udp base62 fspath cfg engine cron tmpl
 fuzz_harnesses = tests/fuzz/fuzz_qs tests/fuzz/fuzz_schema tests/fuzz/fuzz_task_body \
 	tests/fuzz/fuzz_qrs_filter tests/fuzz/fuzz_udp tests/fuzz/fuzz_base62 \
-	tests/fuzz/fuzz_fspath tests/fuzz/fuzz_cfg tests/fuzz/fuzz_engine tests/fuzz/fuzz_cron
+	tests/fuzz/fuzz_fspath tests/fuzz/fuzz_cfg tests/fuzz/fuzz_engine tests/fuzz/fuzz_cron \
+	tests/fuzz/fuzz_tmpl
 FUZZ_SECONDS = 10
 FUZZ_FLAGS =
 fuzzer_link = -fsanitize=fuzzer
@@ -44,6 +45,9 @@ tests_fuzz_fuzz_engine_LDFLAGS = $(fuzzer_link)
 tests_fuzz_fuzz_cron_SOURCES = tests/fuzz/fuzz_cron.c tests/fuzz/fuzz.h
 tests_fuzz_fuzz_cron_LDADD = src/libbutlerd.a $(BUTLERD_LIBS)
 tests_fuzz_fuzz_cron_LDFLAGS = $(fuzzer_link)
+tests_fuzz_fuzz_tmpl_SOURCES = tests/fuzz/fuzz_tmpl.c tests/fuzz/fuzz.h
+tests_fuzz_fuzz_tmpl_LDADD = src/libbutlerd.a $(BUTLERD_LIBS)
+tests_fuzz_fuzz_tmpl_LDFLAGS = $(fuzzer_link)
 EXTRA_DIST += tests/fuzz
 
 if FUZZING

@@ -198,7 +198,25 @@ def seeds_cron():
         put("cron", "seed-name%d" % i, b"\xc0" + n.encode())
 
 
+def seeds_tmpl():
+    # a template, optionally NUL and a JSON context; the shipped samples first
+    tdir = os.path.join(HERE, "..", "..", "contrib", "templates")
+    for kind in sorted(os.listdir(tdir)):
+        for name in sorted(os.listdir(os.path.join(tdir, kind))):
+            with open(os.path.join(tdir, kind, name), "rb") as f:
+                put("tmpl", "seed-%s-%s" % (kind, name.split(".")[0]), f.read())
+    ctx = json.dumps({"a": "q\"b\\ \r\n\t\u0001 </pre> {{x}}", "n": 1.5, "l": [1, None, [2]],
+                      "o": {"k": "v"}, "e": "", "z": 0})
+    for i, t in enumerate([
+            "{{#each l}}{{@index}}{{this}}{{else}}-{{/each}}{{#with o}}{{k}}{{../n}}{{/with}}",
+            "\\{{a}}\\{{a}} {{{a}}} {{&a}} {{!-- {{x}} --}}{{! c }}",
+            "a\n  {{~#if e}}\nb\n{{else if (eq z 0)}}\nc\n{{else}}\nd\n{{/if}}\n",
+            "{{#unless z}}{{eq n 1.5}} {{eq 'x' \"x\"}} {{l.length}}{{/unless}}",
+            "{{#if a}}{{#each o}}{{@key}}={{this}}{{/each}}", "{{> p}}", "{{a k=1}}", "{{a"]):
+        put("tmpl", "seed%02d" % i, t.encode() + b"\0" + ctx.encode())
+
+
 if __name__ == "__main__":
     for f in (seeds_qs, seeds_schema, seeds_task_body, seeds_qrs_filter, seeds_udp,
-              seeds_base62, seeds_fspath, seeds_cfg, seeds_engine, seeds_cron):
+              seeds_base62, seeds_fspath, seeds_cfg, seeds_engine, seeds_cron, seeds_tmpl):
         f()

@@ -13,6 +13,7 @@
 
 static struct cfg fixture_cfg;
 static char fixture_name[64];
+static int fixture_rl_clients; /* butlerd.rateLimit.maxClients; set before fixture_open */
 
 static void fixture_open(int max_keys, int key_bytes, int value_bytes, int max_ns,
                          int per_ns)
@@ -26,6 +27,7 @@ static void fixture_open(int max_keys, int key_bytes, int value_bytes, int max_n
     fixture_cfg.shm.kvMaxValueBytes = value_bytes;
     fixture_cfg.shm.kvMaxNamespaces = max_ns;
     fixture_cfg.shm.maxActiveUsers = 16;
+    fixture_cfg.rateLimit.maxClients = fixture_rl_clients;
     if (shm_open_region(&fixture_cfg) != 0) {
         fprintf(stderr, "cannot create the test region\n");
         exit(99);

@@ -1,4 +1,4 @@
-/* qrs_array_each(): a QRS list read one element at a time (issue 11: a reply just
+/* jsonarr_each(): a QRS list read one element at a time (issue 11: a reply just
  * below butlerd.qrs.maxReplyBytes must not become one huge parse tree). */
 #include "qrs.h"
 #include "unit.h"
@@ -23,7 +23,7 @@ static const char *each(const char *body)
     size_t len = strlen(body);
     char *exact = malloc(len ? len : 1); /* no NUL after it: a sanitizer sees any over-read */
     memcpy(exact, body, len);
-    long n = qrs_array_each(exact, len, collect, &b);
+    long n = jsonarr_each(exact, len, collect, &b);
     free(exact);
     snprintf(out, sizeof out, "%s#%ld", b.p ? b.p : "", n);
     buf_free(&b);
@@ -40,7 +40,7 @@ int main(void)
     CHECK_STR(each("[1, \"s\", true, null, [2], {\"a\":1}]"), "-|-|-|-|[2]|{\"a\":1}#6");
     CHECK_STR(each("[{}] trailing"), "{}#1"); /* as json_tokener_parse: the rest is ignored */
     /* not an array, or broken: -1 */
-    CHECK(qrs_array_each("", 0, collect, NULL) == -1);
+    CHECK(jsonarr_each("", 0, collect, NULL) == -1);
     CHECK_STR(each("{\"id\":\"a\"}"), "#-1");
     CHECK_STR(each("[{\"id\":\"a\"}"), "{\"id\":\"a\"}#-1");
     CHECK_STR(each("[{\"id\":}]"), "#-1");
@@ -50,7 +50,7 @@ int main(void)
     /* the length is respected: no read past LEN */
     const char *b = "[{\"a\":1},{\"b\":2}]";
     struct buf got = {0};
-    CHECK(qrs_array_each(b, 9, collect, &got) == -1);
+    CHECK(jsonarr_each(b, 9, collect, &got) == -1);
     CHECK_STR(got.p, "{\"a\":1}");
     buf_free(&got);
     return UNIT_DONE();

@@ -45,5 +45,23 @@ int main(void)
     CHECK(router_enabled(v2, &c));
     c.rest.enable = 0;
     CHECK(!router_enabled(v2, &c));
+
+    /* scheduler routes: a static segment wins over :scheduleId; the flag and
+     * Butler.scheduler.enable are both needed */
+    CHECK_STR(m("PUT", "/v4/schedules/startall")->pattern, "/v4/schedules/startall");
+    CHECK_STR(m("PUT", "/v4/schedules/stopall")->pattern, "/v4/schedules/stopall");
+    CHECK_STR(m("PUT", "/v4/schedules/abc/start")->pattern, "/v4/schedules/:scheduleId/start");
+    CHECK_STR(m("PUT", "/v4/schedules//start")->pattern, "/v4/schedules/:scheduleId/start");
+    CHECK_STR(m("GET", "/v4/schedules/status")->pattern, "/v4/schedules/status");
+    CHECK(m("GET", "/v4/schedules/abc") == NULL);
+    CHECK_STR(m("DELETE", "/v4/schedules/status")->pattern, "/v4/schedules/:scheduleId");
+    const struct route *st = m("GET", "/v4/schedules/status");
+    c.rest.enable = 1;
+    c.ep.schedStatusAll = 1;
+    CHECK(!router_enabled(st, &c));
+    c.scheduler.enable = 1;
+    CHECK(router_enabled(st, &c));
+    c.ep.schedStatusAll = 0;
+    CHECK(!router_enabled(st, &c));
     return UNIT_DONE();
 }
