@@ -7,6 +7,7 @@ behaving as before. Other clients bind to 127.0.0.2 and 127.0.0.3."""
 import hashlib
 import http.client
 import json
+import os
 import re
 
 import pytest
@@ -34,11 +35,18 @@ FAMILIES = {
     "mqtt:publish": [("PUT", "/v4/mqttpublishmessage", {})],
     "slack": [("PUT", "/v4/slackpostmessage", {})],
     "users:read": [("GET", "/v4/activeusercount", None)],
+    "schedules:read": [("GET", "/v4/schedules", None), ("GET", "/v4/schedules/status", None)],
+    "schedules:write": [("POST", "/v4/schedules", {}), ("PUT", "/v4/schedules/nope/start", None),
+                        ("PUT", "/v4/schedules/stopall", None),
+                        ("DELETE", "/v4/schedules/nope", None)],
+    "newrelic": [("POST", "/v4/newrelic/event", {}), ("POST", "/v4/newrelic/metric", {})],
 }
 ALL_FLAGS = ["apiListEnabledEndpoints", "activeUserCount", "activeUsers", "base62ToBase16",
              "base16ToBase62", "butlerping", "createDir", "createDirQVD", "fileDelete",
              "fileMove", "fileCopy", "keyValueStore", "mqttPublishMessage", "senseAppReload",
              "senseAppDump", "senseListApps", "senseStartTask", "slackPostMessage"]
+SCHEDULER_FLAGS = ["createNewSchedule", "getSchedule", "getScheduleStatusAll", "deleteSchedule",
+                   "startSchedule", "stopSchedule"]
 
 
 def tok(name):
@@ -58,10 +66,17 @@ def token_entry(name, scopes, allow=None):
     return s + " }"
 
 
-def auth_config(entries, enable=True):
-    return {"Butler": {"restServerEndpointsEnable": {f: True for f in ALL_FLAGS}},
-            "butlerd": {"auth": {"enable": enable,
-                                 "tokens": Raw("( %s )" % ", ".join(entries))}}}
+def auth_config(entries, enable=True, tmp=None):
+    ep = {f: True for f in ALL_FLAGS}
+    ep["scheduler"] = {f: True for f in SCHEDULER_FLAGS}
+    ep["newRelic"] = {"postNewRelicEvent": True, "postNewRelicMetric": True}
+    cfg = {"Butler": {"restServerEndpointsEnable": ep},
+           "butlerd": {"auth": {"enable": enable,
+                                "tokens": Raw("( %s )" % ", ".join(entries))}}}
+    if tmp is not None:
+        cfg["Butler"]["scheduler"] = {"enable": True,
+                                      "configfile": os.path.join(str(tmp), "schedule.json")}
+    return cfg
 
 
 def req(port, method, target, token=None, body=None, src="127.0.0.1", headers=None):
@@ -92,7 +107,8 @@ ENTRIES += [token_entry("fam-" + f.replace(":", "-"), [f]) for f in FAMILIES]
 
 @pytest.fixture(scope="module")
 def authd(tmp_path_factory):
-    d = harness.Daemon(tmp_path_factory.mktemp("auth"), auth_config(ENTRIES))
+    tmp = tmp_path_factory.mktemp("auth")
+    d = harness.Daemon(tmp, auth_config(ENTRIES, tmp=tmp))
     d.start()
     yield d
     d.stop()
