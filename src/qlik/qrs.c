@@ -1,11 +1,15 @@
 /* The QRS client on libcurl. Each thread keeps one easy handle, so keep-alive
- * connections to the repository are reused across requests of that thread. */
+ * connections to the repository are reused across requests of that thread. The
+ * threads of a process share one TLS session cache (a curl share handle), so a
+ * new connection - every task start gets one, butlerd(8) "QRS connection" -
+ * resumes a session instead of a full handshake with the client certificate. */
 #include "qrs.h"
 #include "cfg.h"
 #include "log.h"
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +17,37 @@
 #include <sys/random.h>
 
 static __thread CURL *easy;
+
+/* The process's TLS session cache, made on first use (after the fork). */
+static CURLSH *share;
+static pthread_once_t share_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *arg)
+{
+    (void)h, (void)a, (void)arg;
+    pthread_mutex_lock(&share_mu[d]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data d, void *arg)
+{
+    (void)h, (void)arg;
+    pthread_mutex_unlock(&share_mu[d]);
+}
+
+static void share_init(void)
+{
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&share_mu[i], NULL);
+    share = curl_share_init();
+    if (share && (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+                  curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+                  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
+                      CURLSHE_OK)) {
+        curl_share_cleanup(share); /* no cache: every connection does a full handshake */
+        share = NULL;
+    }
+}
 
 /* The PEM files are read by the master before it drops privileges and handed to
  * libcurl from memory, so a key only root may read still works in the workers. */
@@ -198,6 +233,9 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
     CURL *e = easy;
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_reset(e);
+    pthread_once(&share_once, share_init);
+    if (share)
+        curl_easy_setopt(e, CURLOPT_SHARE, share);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
     /* libcurl silently re-sends a request whose reused connection died before any
      * answer. For a task start that could start the task twice, so starts (and any
