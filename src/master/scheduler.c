@@ -76,12 +76,18 @@ static void fire(const struct firing *f)
     STAT_ADD(sched_delay_ms_sum, (uint64_t)(delay > 0 ? delay : 0));
     log_debug("schedule %s: start of task %s sent %lld ms after its firing time", f->id, f->task,
               (long long)delay);
+    char at[32];
+    struct tm tm;
+    time_t planned = (time_t)(f->planned_ms / 1000);
+    gmtime_r(&planned, &tm);
+    strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (task_start_one(sc_cfg, f->task, &st, msg, sizeof msg) == 0) {
         STAT_INC(sched_fired);
-        log_info("schedule %s fired: started task %s", f->id, f->task);
+        log_info("schedule %s fired at %s: started task %s", f->id, at, f->task);
     } else {
         STAT_INC(sched_failed);
-        log_warnx("schedule %s fired: starting task %s failed: %s", f->id, f->task, msg);
+        log_warnx("schedule %s fired at %s: starting task %s failed: %s", f->id, at, f->task,
+                  msg);
     }
 }
 

@@ -19,7 +19,8 @@ import pytest
 import harness
 from schedfix import (  # noqa: F401 (fixtures)
     EVERY_SECOND, MISSING_TASK, SCHED_PID, SLOW, TASK, TASK2, TASK3, body, check_compact,
-    check_not_made_up, check_once_per_firing, check_status, create, delete, fire_butler, fire_failed_re,
+    check_not_made_up, check_once_per_firing, check_status, create, delete, fire_butler,
+    fire_failed_re, firing_seconds,
     fired_re, get, listed, parse, read_sched_file, sched_file, sched_pid, sched_started_at,
     settle, start,
     sched_overrides, start_times, startall, stop, stopall, wait_starts, write_sched_file)
@@ -55,7 +56,7 @@ def test_every_second_starts_task_once_per_second(fire_butler, sim, workers):
     check_compact(stop(d, o["id"]), [dict(o, lastKnownState="stopped")])
     times = settle(sim, TASK)
     check_not_made_up(sim, TASK, t_created, t_created, "the schedule was created")
-    check_once_per_firing(times)
+    check_once_per_firing(firing_seconds(d, sim, TASK))
     assert len(times) >= N + 1
     # each firing is logged once, in the form of the spec-derived interface
     lines = wait_fired_logs(d, o["id"], TASK, len(times))
@@ -102,7 +103,8 @@ def test_every_other_second(fire_butler, sim):
     o = create(d, body(cron="*/2 * * * * *", tz="UTC", state="started"))
     wait_starts(sim, TASK, 3, 3 * 2 + FIRST)
     stop(d, o["id"])
-    check_once_per_firing(settle(sim, TASK), step=2)
+    settle(sim, TASK)
+    check_once_per_firing(firing_seconds(d, sim, TASK), step=2)
 
 
 def test_stopped_schedule_does_not_fire_until_started(fire_butler, sim):
@@ -122,7 +124,7 @@ def test_failed_start_is_logged_and_not_retried(fire_butler, sim):
     wait_starts(sim, MISSING_TASK, 3, 3 + FIRST)
     stop(d, o["id"])
     times = settle(sim, MISSING_TASK)
-    check_once_per_firing(times)                 # no retry: still one call per second
+    check_once_per_firing(firing_seconds(d, sim, MISSING_TASK))  # no retry: one call a second
     d.wait_log(fire_failed_re(o["id"], MISSING_TASK), 5 * SLOW, count=len(times))
     assert len(d.find(fire_failed_re(o["id"], MISSING_TASK))) == len(times)
     assert not d.find(fired_re(o["id"], MISSING_TASK))
@@ -151,7 +153,8 @@ def test_time_zone_is_honoured(fire_butler, sim):
                          task=TASK2))
     wait_starts(sim, TASK, 3, 3 + FIRST)
     stopall(d)
-    check_once_per_firing(settle(sim, TASK))
+    settle(sim, TASK)
+    check_once_per_firing(firing_seconds(d, sim, TASK))
     assert start_times(sim, TASK2) == [], "schedule evaluated in the wrong zone"
     assert here["id"] != utc["id"]
 
@@ -171,7 +174,8 @@ def test_stop_and_start_take_effect_at_once(fire_butler, sim):
     check_compact(start(d, o["id"]), [o])
     wait_starts(sim, TASK, 2, 2 + FIRST, after=t_start + 0.01)
     stop(d, o["id"])
-    check_once_per_firing(settle(sim, TASK), gaps_allowed=[(t_stop - 1, t_start + 1)])
+    settle(sim, TASK)
+    check_once_per_firing(firing_seconds(d, sim, TASK), gaps_allowed=[(t_stop - 1, t_start + 1)])
 
 
 def test_startall_and_stopall_take_effect_at_once(fire_butler, sim):
@@ -190,8 +194,8 @@ def test_startall_and_stopall_take_effect_at_once(fire_butler, sim):
     check_compact(r, [a, b])
     assert len(quiet_after(sim, TASK, t_stop)) <= 1
     assert len([t for t in start_times(sim, TASK2) if t > t_stop]) <= 1
-    check_once_per_firing(start_times(sim, TASK))
-    check_once_per_firing(start_times(sim, TASK2))
+    check_once_per_firing(firing_seconds(d, sim, TASK))
+    check_once_per_firing(firing_seconds(d, sim, TASK2))
 
 
 def test_delete_stops_firing(fire_butler, sim):
@@ -232,7 +236,8 @@ def test_loaded_invalid_schedules_never_fire(butler, sim, tmp_path):
     assert start_times(sim, TASK2) == [] and start_times(sim, TASK3) == []
     stopall(d)
     check_not_made_up(sim, TASK, t_down, t_up)
-    check_once_per_firing(settle(sim, TASK))
+    settle(sim, TASK)
+    check_once_per_firing(firing_seconds(d, sim, TASK))
 
 
 # ------------------------------------------------------------------ kill, SIGHUP, restart
@@ -266,7 +271,7 @@ def test_scheduler_process_sigkill_respawned_keeps_firing_no_double(fire_butler,
     assert len(quiet_after(sim, TASK, t_stop)) <= 1
     check_not_made_up(sim, TASK, t_created, t_created, "the schedule was created")
     check_not_made_up(sim, TASK, t_kill + 0.25, sched_started_at(d, second))
-    check_once_per_firing(start_times(sim, TASK), gaps_allowed=[(t_kill - 1, t_back + 1)])
+    check_once_per_firing(firing_seconds(d, sim, TASK), gaps_allowed=[(t_kill - 1, t_back + 1)])
     check_compact(start(d, b["id"]), [dict(b, lastKnownState="started")])
     wait_starts(sim, TASK2, 2, 2 + FIRST)
     assert d.get("/v4/butlerping").status == 200
@@ -288,7 +293,8 @@ def test_sigkill_twice_still_one_scheduler(fire_butler, sim):
     wait_starts(sim, TASK, N, N + FIRST, after=t_back)
     stopall(d)
     check_not_made_up(sim, TASK, t_kill + 0.25, sched_started_at(d, third))
-    check_once_per_firing(settle(sim, TASK), gaps_allowed=[(t_kill - 1, t_back + 1)])
+    settle(sim, TASK)
+    check_once_per_firing(firing_seconds(d, sim, TASK), gaps_allowed=[(t_kill - 1, t_back + 1)])
     live = [int(p) for p in SCHED_PID.findall(d.log()) if harness.alive(int(p))]
     assert live == [third], live
 
@@ -309,7 +315,8 @@ def test_sighup_keeps_firing_without_doubles(fire_butler, sim):
         wait_starts(sim, TASK, 3, 3 + FIRST, after=t_done)
     check_compact(get(d), before)
     stop(d, a["id"])
-    check_once_per_firing(settle(sim, TASK), gaps_allowed=gaps)
+    settle(sim, TASK)
+    check_once_per_firing(firing_seconds(d, sim, TASK), gaps_allowed=gaps)
     def live():
         return [int(p) for p in SCHED_PID.findall(d.log()) if harness.alive(int(p))]
     assert harness.wait_until(lambda: len(live()) == 1, 10 * SLOW), live()
@@ -355,7 +362,8 @@ def test_restart_keeps_schedules_and_firing_no_double(fire_butler, sim):
     n2 = len(start_times(sim, TASK2))
     stop(d, a["id"])
     check_not_made_up(sim, TASK, t_down, t_proc)
-    check_once_per_firing(settle(sim, TASK), gaps_allowed=[(t_down - 1, t_up + 1)])
+    settle(sim, TASK)
+    check_once_per_firing(firing_seconds(d, sim, TASK, after=t_down))
     time.sleep(1.0)
     assert len(start_times(sim, TASK2)) == n2   # b does not fire after the restart
 
@@ -381,4 +389,5 @@ def test_changes_while_scheduler_process_is_down_apply_after_respawn(fire_butler
     check_compact(get(d), [dict(a, lastKnownState="stopped"), b])
     stopall(d)
     check_not_made_up(sim, TASK2, t_stop, max(t_back, t_stop), "the schedule was created")
-    check_once_per_firing(settle(sim, TASK2))
+    settle(sim, TASK2)
+    check_once_per_firing(firing_seconds(d, sim, TASK2))
