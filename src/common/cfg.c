@@ -824,7 +824,13 @@ static void email_err(struct loader *ld, int warn, const char *kind, const char 
 {
     char path[200];
     snprintf(path, sizeof path, EM "%s%s%s", kind ? kind : "", kind ? "." : "", key);
-    msg(warn ? &ld->msgs->warnings : &ld->msgs->errors, ld->c->file, line_of(ld->c, path),
+    int line = line_of(ld->c, path);
+    if (!line && kind) { /* a missing key: point at the kind's enable flag */
+        snprintf(path, sizeof path, EM "%s.enable", kind);
+        line = line_of(ld->c, path);
+        snprintf(path, sizeof path, EM "%s.%s", kind, key);
+    }
+    msg(warn ? &ld->msgs->warnings : &ld->msgs->errors, ld->c->file, line,
         "%s%s%s%s %s", path, val ? " \"" : "", val ? val : "", val ? "\"" : "", text);
 }
 
@@ -841,7 +847,7 @@ static void check_email_kind(struct loader *ld, int i)
         k->addrCpName = xstrdup(k->addrCpNameAlias);
     }
     if (alias)
-        email_err(ld, 1, kn, "alertEnableByEmailAddress", "is Butler's documented misspelling; "
+        email_err(ld, 1, kn, "alertEnableByEmailAddress.customPropertyName", "is Butler's documented misspelling; "
                   "use alertEnabledByEmailAddress", NULL);
     if (!k->enable || !ld->c->email.enable)
         return;
