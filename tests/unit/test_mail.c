@@ -4,6 +4,7 @@
 #include "cfg.h"
 #include "mail.h"
 #include "mailaddr.h"
+#include "cfg_fixture.h"
 #include "unit.h"
 #include "util.h"
 
@@ -423,31 +424,6 @@ static void test_classify(void)
 }
 
 /* ------------------------------------------------------------ configuration */
-
-static char path[64];
-
-static struct cfg *load(const char *text, struct cfg_msgs *m)
-{
-    strcpy(path, "/tmp/butlerd-test-mail-XXXXXX");
-    int fd = mkstemp(path);
-    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-        abort();
-    close(fd);
-    memset(m, 0, sizeof *m);
-    struct cfg *c = cfg_load(path, m);
-    unlink(path);
-    return c;
-}
-
-static int has(const struct strlist *l, int line, const char *text)
-{
-    char tag[32];
-    snprintf(tag, sizeof tag, ":%d: ", line);
-    for (size_t i = 0; i < l->n; i++)
-        if ((line == 0 || strstr(l->v[i], tag)) && strstr(l->v[i], text))
-            return 1;
-    return 0;
-}
 
 static void test_config(void)
 {
