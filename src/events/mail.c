@@ -327,7 +327,8 @@ char *mail_envelope_from(const char *from)
 char *mail_message(const struct mail_msg *m)
 {
     char *name, *addr;
-    if (mailaddr_parse(m->from, &name, &addr) < 0 || !strchr(addr, '@')) {
+    if (mailaddr_parse(m->from, &name, &addr) < 0 || !strchr(addr, '@') ||
+        !mailaddr_valid(m->to)) {
         free(name);
         free(addr);
         return NULL;

@@ -51,7 +51,7 @@ struct mail_msg {
 
 /* The complete message, headers and quoted-printable body, CRLF line breaks, not
  * dot-stuffed (libcurl does that). malloc'd, NUL-terminated; NULL if M->from is not a
- * mailbox. */
+ * mailbox or M->to not a valid address. */
 char *mail_message(const struct mail_msg *m);
 
 /* The address inside the mailbox FROM (for MAIL FROM), malloc'd; NULL if FROM is not

@@ -128,6 +128,8 @@ def servers(certs):
          # aiosmtpd counts only STARTTLS as TLS for auth_require_tls
          "smtps": Server(ssl_context=ip_ctx, auth=True, auth_require_tls=False),
          "plain": Server(),
+         # AUTH required but, without TLS, not advertised: 530 to MAIL FROM
+         "noauth": Server(auth=True, auth_required=True),
          "named": Server(tls_context=named_ctx, require_starttls=True)}
     yield s
     for srv in s.values():
@@ -236,6 +238,13 @@ def test_refusals(servers, tmp_path, to, outcome, code):
     out = send(tmp_path, srv.port, "-i", to=to)
     assert out.startswith(outcome + ":") and "(SMTP %d)" % code in out, out
     assert len(srv.rec.got) == before
+
+
+def test_auth_required_but_not_offered_is_transient(servers, tmp_path):
+    srv = servers["noauth"]
+    out = send(tmp_path, srv.port, "-u", USER, "-p", PASSWORD)
+    assert out.startswith("transient:") and "(SMTP 530)" in out, out
+    assert srv.rec.got == [] and srv.rec.mechanisms == []
 
 
 def test_nothing_listening_is_transient(tmp_path):

@@ -299,6 +299,7 @@ static void test_message(void)
     CHECK(got && strncmp(got, "From: a@b.se\r\nTo:", 17) == 0);
     free(got);
     CHECK(msg("Ops <a@b.se", "x@y.se", "s", "", "normal", T_WINTER) == NULL);
+    CHECK(msg("a@b.se", "x@y.se\r\nBcc: z@z.se", "s", "", "normal", T_WINTER) == NULL);
 
     /* a negative offset with minutes */
     setenv("TZ", "America/St_Johns", 1);
