@@ -397,41 +397,52 @@ static void ehlo_name(char *out, size_t n)
         }
 }
 
-int mail_setup_easy(CURL *e, const struct cfg_smtp *s, int timeout_s, const char *from,
-                    const char *to, const char *message, struct mail_xfer *x)
+/* Server, TLS and login options of E; nonzero if libcurl refused one. */
+static int set_server(CURL *e, const struct cfg_smtp *s, struct mail_xfer *x)
 {
     char ehlo[256];
     ehlo_name(ehlo, sizeof ehlo);
     int named = s->serverName && *s->serverName;
     char *host = url_host(s->host), *name = url_host(named ? s->serverName : s->host);
+    /* libcurl takes SNI and the name to verify from the URL, the address to connect
+     * to from CURLOPT_CONNECT_TO; the URL's path is the EHLO name */
     char *url = xasprintf("%s://%s:%d/%s", s->secure ? "smtps" : "smtp", name, s->port, ehlo);
-    char *mfrom = xasprintf("<%s>", from), *rcpt = xasprintf("<%s>", to);
-    mail_xfer_free(x);
-    x->data = message;
-    x->len = strlen(message);
-    x->rcpt = curl_slist_append(NULL, rcpt);
-    if (named) {
-        char *ct = xasprintf("%s:%d:%s:%d", name, s->port, host, s->port);
-        x->connect_to = curl_slist_append(NULL, ct);
-        free(ct);
-    }
+    char *ct = named ? xasprintf("%s:%d:%s:%d", name, s->port, host, s->port) : NULL;
+    x->connect_to = ct ? curl_slist_append(NULL, ct) : NULL;
     long ssl = s->secure ? CURLUSESSL_ALL
                : s->ignoreTLS ? CURLUSESSL_NONE
                : s->requireTLS ? CURLUSESSL_ALL
                                : CURLUSESSL_TRY;
-    int bad = !x->rcpt || (named && !x->connect_to);
+    long verify = s->rejectUnauthorized;
+    int bad = named && !x->connect_to;
     bad |= curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps") != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_USE_SSL, ssl) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_CONNECT_TO, x->connect_to) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, s->rejectUnauthorized ? 1L : 0L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, s->rejectUnauthorized ? 2L : 0L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_USE_SSL, ssl) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L) != CURLE_OK;
     if (s->authEnable) {
         bad |= curl_easy_setopt(e, CURLOPT_USERNAME, s->user) != CURLE_OK;
         bad |= curl_easy_setopt(e, CURLOPT_PASSWORD, s->password ? s->password : "") != CURLE_OK;
         bad |= curl_easy_setopt(e, CURLOPT_LOGIN_OPTIONS, "AUTH=PLAIN;AUTH=LOGIN;AUTH=CRAM-MD5") !=
                CURLE_OK;
     }
+    free(host);
+    free(name);
+    free(url);
+    free(ct);
+    return bad;
+}
+
+int mail_setup_easy(CURL *e, const struct cfg_smtp *s, int timeout_s, const char *from,
+                    const char *to, const char *message, struct mail_xfer *x)
+{
+    mail_xfer_free(x);
+    x->data = message;
+    x->len = strlen(message);
+    char *mfrom = xasprintf("<%s>", from), *rcpt = xasprintf("<%s>", to);
+    x->rcpt = curl_slist_append(NULL, rcpt);
+    int bad = !x->rcpt || set_server(e, s, x);
     bad |= curl_easy_setopt(e, CURLOPT_MAIL_FROM, mfrom) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_MAIL_RCPT, x->rcpt) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_UPLOAD, 1L) != CURLE_OK;
@@ -440,9 +451,6 @@ int mail_setup_easy(CURL *e, const struct cfg_smtp *s, int timeout_s, const char
     bad |= curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->len) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)timeout_s) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-    free(host);
-    free(name);
-    free(url);
     free(mfrom);
     free(rcpt);
     return bad ? -1 : 0;
