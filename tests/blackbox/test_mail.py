@@ -250,3 +250,37 @@ def test_auth_required_but_not_offered_is_transient(servers, tmp_path):
 def test_nothing_listening_is_transient(tmp_path):
     out = send(tmp_path, free_port())
     assert out.startswith("transient:")
+
+
+BAD_CONF = """Butler = {
+  emailNotification = {
+    enable = true;
+    smtp = { host = ""; tls = { ignoreTLS = true; requireTLS = true; }; };
+    reloadTaskFailure = {
+      enable = true;
+      fromAddress = "<Email address 1>";
+      recipients = [ "qlik-admins@acme.local", "<Email address 2>" ];
+      priority = "urgent";
+      bodyFileDirectory = "templates"; htmlTemplateFile = "failed-reload";
+    };
+    reloadTaskSuccess = { enable = false; fromAddress = "<Email address 1>"; };
+  };
+};
+"""
+
+
+def test_configuration_test_lists_every_email_problem(tmp_path):
+    from harness import run_cli
+    conf = tmp_path / "butlerd.conf"
+    conf.write_text(BAD_CONF)
+    cp = run_cli(["-t", "-c", str(conf)])
+    assert cp.returncode == 1, cp
+    k = "Butler.emailNotification.reloadTaskFailure."
+    for line, text in ((4, "Butler.emailNotification.smtp.host is empty"),
+                       (4, "Butler.emailNotification.smtp.tls.ignoreTLS and smtp.tls.requireTLS are both "
+                        "true"),
+                       (7, k + "fromAddress \"<Email address 1>\" is not a mailbox"),
+                       (8, k + "recipients \"<Email address 2>\" entry is not a valid e-mail"),
+                       (9, k + "priority \"urgent\" is not one of high, normal, low")):
+        assert "%s:%d: %s" % (conf, line, text) in cp.stderr, cp.stderr
+    assert "qlik-admins" not in cp.stderr and "reloadTaskSuccess" not in cp.stderr
