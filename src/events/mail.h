@@ -2,15 +2,21 @@
  * the RFC 5322 message, and one SMTP delivery on a libcurl easy handle that the
  * caller runs (in a multi handle) and classifies. No globals, no I/O of its own.
  *
- * Use, per event and e-mail kind K (the caller renders the subject in text mode and the
- * HTML template in html mode):
- *   mail_recipients(K, cps, &owner, &to, &bad);   warn about bad, info if to is empty
- *   for each address in to (after the rate limit):
- *       msg = mail_message(&(struct mail_msg){K->fromAddress, addr, subject, html, ...});
- *       spool {"from": envelope (mail_envelope_from), "to": addr, "message": msg}
- *   delivery: mail_setup_easy(e, &cfg->email.smtp, cfg->smtpTimeoutSeconds, from, to,
- *       message, &xfer); run e; mail_classify(code, CURLINFO_RESPONSE_CODE, why, sizeof why);
- *       mail_xfer_free(&xfer). */
+ * Use, per event and enabled kind K = &cfg->email.kind[CFG_KIND_*] (the caller renders
+ * K->subject in text mode and the HTML template in html mode, once per event):
+ *   mail_recipients(K, ctx.taskCustomProperties, &owner, &to, &bad);
+ *       log each of bad as a warning, an empty to at info level
+ *   env = mail_envelope_from(K->fromAddress);
+ *   for each address A of to that passes the rate limit:
+ *       msg = mail_message(&(struct mail_msg){K->fromAddress, A, subject, html, len,
+ *                                             K->priority, time(NULL), NULL});
+ *       spool request {"from": env, "to": A, "message": msg}
+ *   each attempt, with the SMTP settings current then:
+ *       struct mail_xfer x = {0};
+ *       mail_setup_easy(e, &cfg->email.smtp, cfg->smtpTimeoutSeconds, from, to, message, &x);
+ *       add e to the multi handle; when it is done:
+ *       curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+ *       mail_classify(result, code, why, sizeof why); mail_xfer_free(&x). */
 #ifndef MAIL_H
 #define MAIL_H
 
