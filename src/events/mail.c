@@ -92,6 +92,18 @@ void mail_recipients(const struct cfg_email_kind *k, json_object *cps,
     strlist_free(&all);
 }
 
+char *mail_template_file(const struct cfg_email_kind *k, const char *workdir)
+{
+    static const char ext[] = ".handlebars";
+    const char *f = k->htmlTemplateFile, *d = k->bodyFileDirectory;
+    size_t n = strlen(f);
+    const char *add = n >= sizeof ext - 1 && !strcmp(f + n - (sizeof ext - 1), ext) ? "" : ext;
+    int rel = *d != '/' && workdir && *workdir;
+    size_t dn = strlen(d);
+    const char *sep = dn && d[dn - 1] == '/' ? "" : "/";
+    return xasprintf("%s%s%s%s%s%s", rel ? workdir : "", rel ? "/" : "", d, sep, f, add);
+}
+
 /* --------------------------------------------------------------- headers */
 
 #define LINE_SOFT 78 /* RFC 5322 2.1.1 */

@@ -42,6 +42,11 @@ struct mail_owner {
 void mail_recipients(const struct cfg_email_kind *k, json_object *cps,
                      const struct mail_owner *owner, struct strlist *to, struct strlist *bad);
 
+/* The HTML template file of K: bodyFileDirectory (relative to WORKDIR, the
+ * butlerd.workingDirectory, unless absolute or WORKDIR is "") / htmlTemplateFile, with
+ * ".handlebars" appended unless it already ends so. malloc'd. */
+char *mail_template_file(const struct cfg_email_kind *k, const char *workdir);
+
 /* One message. WHEN and ID let tests fix the Date and the random part of the
  * Message-ID (ID NULL: 16 random hex digits). */
 struct mail_msg {

@@ -239,6 +239,26 @@ static void test_recipients(void)
     strlist_free(&k.recipients);
 }
 
+static void test_template_file(void)
+{
+    struct cfg_email_kind k = kind();
+    static const struct {
+        const char *dir, *file, *workdir, *want;
+    } t[] = {
+        {"templates/email", "failed-reload", "/srv/butler", "/srv/butler/templates/email/failed-reload.handlebars"},
+        {"templates/email/", "failed-reload.handlebars", "/srv/butler", "/srv/butler/templates/email/failed-reload.handlebars"},
+        {"/etc/butlerd/email", "failed.html", "/srv/butler", "/etc/butlerd/email/failed.html.handlebars"},
+        {"email", "x.handlebars", "", "email/x.handlebars"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+        k.bodyFileDirectory = (char *)t[i].dir;
+        k.htmlTemplateFile = (char *)t[i].file;
+        char *got = mail_template_file(&k, t[i].workdir);
+        CHECK_STR(got, t[i].want);
+        free(got);
+    }
+}
+
 /* ---------------------------------------------------------------- message */
 
 static char *msg(const char *from, const char *to, const char *subject, const char *html,
@@ -527,6 +547,7 @@ int main(void)
     test_addresses();
     test_mailbox();
     test_recipients();
+    test_template_file();
     test_message();
     test_classify();
     test_config();
