@@ -157,18 +157,18 @@ static size_t put_words(struct buf *b, const char *s, size_t col)
 }
 
 /* Appends the ASCII header line L folded before spaces to stay within 78 characters
- * where a space allows it, then CRLF. */
+ * where a space allows it (never leaving a line of blanks only), then CRLF. */
 static void put_folded(struct buf *b, const char *l)
 {
     const char *start = strchr(l, ':') ? strchr(l, ':') + 2 : l;
     while (strlen(l) > LINE_SOFT) {
         const char *cut = NULL;
         for (const char *p = start; p < l + LINE_SOFT; p++)
-            if (*p == ' ' && p > start && p[-1] != ' ')
+            if (*p == ' ' && p > start && p[-1] != ' ' && p[strspn(p, " ")])
                 cut = p;
         if (!cut)
             for (const char *p = l + LINE_SOFT; *p && !cut; p++)
-                if (*p == ' ' && p[-1] != ' ')
+                if (*p == ' ' && p[-1] != ' ' && p[strspn(p, " ")])
                     cut = p;
         if (!cut)
             break;

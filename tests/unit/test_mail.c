@@ -6,8 +6,10 @@
 #include "mailaddr.h"
 #include "cfg_fixture.h"
 #include "unit.h"
+#include "utf8.h"
 #include "util.h"
 
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -373,6 +375,13 @@ static void test_message(void)
     CHECK(got && strstr(got, "\r\nSubject: Qlik Sense reload failed: \"Nightly reload of the sales dashboard for\r\n"
                              " the northern region and all of its QVD layers\"\r\nDate: "));
     free(got);
+    char blanks[120], line[160];
+    snprintf(blanks, sizeof blanks, "trailing blanks%90s", "");
+    /* folded after "trailing", never before the blanks at the end */
+    snprintf(line, sizeof line, "\r\nSubject: trailing\r\n blanks%90s\r\nDate: ", "");
+    got = msg("a@b.se", "x@y.se", blanks, "", "normal", T_WINTER);
+    CHECK(got && strstr(got, line));
+    free(got);
     got = msg("a@b.se", "x@y.se", "a\r\nBcc: e@f.se", "", "normal", T_WINTER);
     CHECK(got && strstr(got, "\r\nSubject: =?UTF-8?B?YQ0KQmNjOiBlQGYuc2U=?=\r\nDate: "));
     free(got);
@@ -415,6 +424,138 @@ static void test_message(void)
     CHECK(id && strspn(id + 13, "0123456789abcdef") == 16 && !strncmp(id + 29, "@b.se>\r\n", 8));
     free(m1);
     free(m2);
+}
+
+/* ----------------------------------------------------- random subjects and bodies */
+
+static unsigned rnd(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (*seed >> 16) & 0x7fff;
+}
+
+/* Appends one character of a random kind to B: ASCII letter, space, or a 2, 3 or
+ * 4 byte UTF-8 sequence. */
+static void rnd_char(struct buf *b, unsigned *seed)
+{
+    static const char *const pick[] = {"a", "Z", " ", "\xc3\xa5", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                                       "=", "?", "_", "."};
+    const char *c = pick[rnd(seed) % 10];
+    buf_append(b, c, strlen(c));
+}
+
+/* The Subject header of MSG decoded back: encoded words concatenated, or the
+ * unfolded ASCII text. -1 if a line is over 78 characters (encoded), a word over 75 or
+ * not whole characters, or a folded line blank. */
+static int subject_back(const char *msg, struct buf *out)
+{
+    const char *p = strstr(msg, "\r\nSubject: ") + 11, *end = strstr(p, "\r\nDate: ");
+    int encoded = !strncmp(p, "=?UTF-8?B?", 10);
+    while (p < end) {
+        const char *eol = strstr(p, "\r\n");
+        size_t len = (size_t)(eol - p);
+        if (encoded) {
+            const char *w = p + (*p == ' ');
+            size_t wl = (size_t)(eol - w);
+            if (wl > 75 || len + (p == strstr(msg, "\r\nSubject: ") + 11 ? 9 : 0) > 78 ||
+                strncmp(w, "=?UTF-8?B?", 10) || strncmp(eol - 2, "?=", 2))
+                return -1;
+            unsigned char dec[80];
+            int n = EVP_DecodeBlock(dec, (const unsigned char *)w + 10, (int)wl - 12);
+            int pad = (w[wl - 3] == '=') + (w[wl - 4] == '=');
+            if (n < 0 || !utf8_valid(dec, (size_t)(n - pad))) /* whole characters only */
+                return -1;
+            buf_append(out, dec, (size_t)(n - pad));
+        } else {
+            if (len && strspn(p, " ") >= len) /* a folded line of blanks only */
+                return -1;
+            buf_append(out, p, len);
+        }
+        p = eol + 2;
+    }
+    if (!out->p)
+        buf_append(out, "", 0);
+    return 0;
+}
+
+static int hexv(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c - 'A' + 10;
+}
+
+/* The body of MSG decoded from quoted-printable; -1 if a line is over 76 characters. */
+static int body_back(const char *msg, struct buf *out)
+{
+    const char *p = strstr(msg, "\r\n\r\n") + 4;
+    while (*p) {
+        const char *eol = strstr(p, "\r\n");
+        if (eol - p > 76)
+            return -1;
+        int soft = eol > p && eol[-1] == '=';
+        for (const char *q = p; q < eol - soft; q++) {
+            if (*q == '=') {
+                char ch = (char)(hexv(q[1]) << 4 | hexv(q[2]));
+                buf_append(out, &ch, 1);
+                q += 2;
+            } else {
+                buf_append(out, q, 1);
+            }
+        }
+        if (!soft)
+            buf_append(out, "\r\n", 2);
+        p = eol + 2;
+    }
+    if (!out->p)
+        buf_append(out, "", 0);
+    return 0;
+}
+
+static void test_random_messages(void)
+{
+    unsigned seed = 14;
+    int bad_subject = 0, bad_body = 0;
+    for (int i = 0; i < 300; i++) {
+        struct buf subj = {0}, body = {0}, want = {0}, s_back = {0}, b_back = {0};
+        for (unsigned n = rnd(&seed) % 120; n > 0; n--)
+            rnd_char(&subj, &seed);
+        buf_append(&subj, "", 0);
+        for (unsigned n = rnd(&seed) % 400; n > 0; n--) {
+            unsigned r = rnd(&seed) % 40;
+            if (r == 0)
+                buf_append(&body, "\n", 1), buf_append(&want, "\r\n", 2);
+            else if (r == 1)
+                buf_append(&body, "\r\n", 2), buf_append(&want, "\r\n", 2);
+            else {
+                size_t at = body.len;
+                rnd_char(&body, &seed);
+                buf_append(&want, body.p + at, body.len - at);
+            }
+        }
+        if (want.len && want.p[want.len - 1] != '\n') /* the last line gets its CRLF */
+            buf_append(&want, "\r\n", 2);
+        if (!want.p)
+            buf_append(&want, "", 0);
+        if (!body.p)
+            buf_append(&body, "", 0);
+        struct mail_msg mm = {"a@b.se", "x@y.se", subj.p, body.p, body.len, "normal", T_WINTER,
+                              "1"};
+        char *m = mail_message(&mm);
+        if (subject_back(m, &s_back) < 0 || strcmp(s_back.p, subj.p) != 0)
+            bad_subject++;
+        if (body_back(m, &b_back) < 0 || b_back.len != want.len ||
+            memcmp(b_back.p, want.p, want.len) != 0) {
+            if (!bad_body++)
+                fprintf(stderr, "body %zu bytes back as %zu: [%s] [%s]\n", want.len, b_back.len, want.p, b_back.p);
+        }
+        free(m);
+        buf_free(&subj);
+        buf_free(&body);
+        buf_free(&want);
+        buf_free(&s_back);
+        buf_free(&b_back);
+    }
+    CHECK(bad_subject == 0);
+    CHECK(bad_body == 0);
 }
 
 /* ---------------------------------------------------------- classification */
@@ -549,6 +690,7 @@ int main(void)
     test_recipients();
     test_template_file();
     test_message();
+    test_random_messages();
     test_classify();
     test_config();
     return UNIT_DONE();
