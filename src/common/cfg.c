@@ -5,6 +5,7 @@
 #include "butlerd.h"
 #include "guid.h"
 #include "log.h"
+#include "mailaddr.h"
 #include "scope.h"
 #include "shm_layout.h"
 #include "utf8.h"
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -52,6 +54,33 @@ struct key {
 #define NR "Butler.restServerEndpointsConfig.newRelic."
 #define MQ "Butler.mqttConfig."
 #define UDP "Butler.udpServerConfig."
+#define EM "Butler.emailNotification."
+
+/* The keys of one e-mail kind (butlerd.conf(5), E-mail alerts); W is the word in the
+ * default subject and custom property names. */
+#define EMAIL_KIND(KN, N, W, WC)                                                          \
+    B(EM KN ".enable", email.kind[N].enable, 0),                                          \
+    I(EM KN ".rateLimit", email.kind[N].rateLimit, 300, 0, INT_MAX),                      \
+    I(EM KN ".headScriptLogLines", email.kind[N].headScriptLogLines, 15, 0, 10000),       \
+    I(EM KN ".tailScriptLogLines", email.kind[N].tailScriptLogLines, 15, 0, 10000),       \
+    S(EM KN ".priority", email.kind[N].priority, "normal"),                               \
+    S(EM KN ".subject", email.kind[N].subject, "Qlik Sense reload " W ": \"{{taskName}}\""), \
+    S(EM KN ".bodyFileDirectory", email.kind[N].bodyFileDirectory, ""),                   \
+    S(EM KN ".htmlTemplateFile", email.kind[N].htmlTemplateFile, ""),                     \
+    S(EM KN ".fromAddress", email.kind[N].fromAddress, ""),                               \
+    L(EM KN ".recipients", email.kind[N].recipients),                                     \
+    B(EM KN ".alertEnableByCustomProperty.enable", email.kind[N].cpEnable, 0),            \
+    S(EM KN ".alertEnableByCustomProperty.customPropertyName", email.kind[N].cpName,      \
+      "Butler_" WC "AlertEnableEmail"),                                                   \
+    S(EM KN ".alertEnableByCustomProperty.enabledValue", email.kind[N].cpValue, "Yes"),   \
+    S(EM KN ".alertEnabledByEmailAddress.customPropertyName", email.kind[N].addrCpName,   \
+      "Butler_" WC "AlertSendToEmail"),                                                   \
+    S(EM KN ".alertEnableByEmailAddress.customPropertyName", email.kind[N].addrCpNameAlias, "")
+#define EMAIL_OWNER(KN, N)                                                                \
+    B(EM KN ".appOwnerAlert.enable", email.kind[N].ownerEnable, 0),                       \
+    B(EM KN ".appOwnerAlert.includeOwner.includeAll", email.kind[N].ownerIncludeAll, 1),  \
+    T(EM KN ".appOwnerAlert.includeOwner.user", email.kind[N].ownerInclude, "directory,userId"), \
+    T(EM KN ".appOwnerAlert.excludeOwner.user", email.kind[N].ownerExclude, "directory,userId")
 
 static const struct key keys[] = {
     S("Butler.logLevel", logLevel, "info"),
@@ -176,6 +205,24 @@ static const struct key keys[] = {
     B("Butler.configQRS.useSSL", qrs.useSSL, 1),
     T("Butler.configQRS.headers.static", qrs.headers, "name,value"),
     B("Butler.configQRS.rejectUnauthorized", qrs.rejectUnauthorized, 0),
+
+    B(EM "enable", email.enable, 0),
+    S(EM "smtp.host", email.smtp.host, ""),
+    I(EM "smtp.port", email.smtp.port, 25, 1, 65535),
+    B(EM "smtp.secure", email.smtp.secure, 0),
+    S(EM "smtp.tls.serverName", email.smtp.serverName, ""),
+    B(EM "smtp.tls.ignoreTLS", email.smtp.ignoreTLS, 0),
+    B(EM "smtp.tls.requireTLS", email.smtp.requireTLS, 0),
+    B(EM "smtp.tls.rejectUnauthorized", email.smtp.rejectUnauthorized, 1),
+    B(EM "smtp.auth.enable", email.smtp.authEnable, 0),
+    S(EM "smtp.auth.user", email.smtp.user, ""),
+    S(EM "smtp.auth.password", email.smtp.password, ""),
+    EMAIL_KIND("reloadTaskFailure", CFG_KIND_FAILED, "failed", "Failed"),
+    EMAIL_OWNER("reloadTaskFailure", CFG_KIND_FAILED),
+    EMAIL_KIND("reloadTaskAborted", CFG_KIND_ABORTED, "aborted", "Aborted"),
+    EMAIL_OWNER("reloadTaskAborted", CFG_KIND_ABORTED),
+    EMAIL_KIND("reloadTaskSuccess", CFG_KIND_SUCCESS, "succeeded", "Success"),
+    I("butlerd.notifications.smtpTimeoutSeconds", smtpTimeoutSeconds, 60, 1, 3600),
 
     I("butlerd.workers", workers, 0, 0, 256),
     SR("butlerd.workingDirectory", workingDirectory, ""),
@@ -767,6 +814,89 @@ static void check_secrets(struct loader *ld)
         check_private(ld, "butlerd.mqtt.tls.keyFile", c->bmqtt.tlsKeyFile);
 }
 
+/* butlerd.conf(5), "E-mail alerts": checked only when e-mail is on, and per kind only
+ * for enabled kinds (sample files are full of placeholders). */
+static const char *const email_kinds[CFG_NKINDS] = {"reloadTaskFailure", "reloadTaskAborted",
+                                                    "reloadTaskSuccess"};
+
+static void email_err(struct loader *ld, int warn, const char *kind, const char *key,
+                      const char *text, const char *val)
+{
+    char path[200];
+    snprintf(path, sizeof path, EM "%s%s%s", kind ? kind : "", kind ? "." : "", key);
+    int line = line_of(ld->c, path);
+    if (!line && kind) { /* a missing key: point at the kind's enable flag */
+        snprintf(path, sizeof path, EM "%s.enable", kind);
+        line = line_of(ld->c, path);
+        snprintf(path, sizeof path, EM "%s.%s", kind, key);
+    }
+    msg(warn ? &ld->msgs->warnings : &ld->msgs->errors, ld->c->file, line,
+        "%s%s%s%s %s", path, val ? " \"" : "", val ? val : "", val ? "\"" : "", text);
+}
+
+static void check_email_kind(struct loader *ld, int i)
+{
+    struct cfg_email_kind *k = &ld->c->email.kind[i];
+    const char *kn = email_kinds[i];
+    char path[200], *name = NULL, *addr = NULL;
+    snprintf(path, sizeof path, EM "%s.alertEnableByEmailAddress.customPropertyName", kn);
+    int alias = line_of(ld->c, path);
+    snprintf(path, sizeof path, EM "%s.alertEnabledByEmailAddress.customPropertyName", kn);
+    if (alias && !line_of(ld->c, path)) {
+        free(k->addrCpName);
+        k->addrCpName = xstrdup(k->addrCpNameAlias);
+    }
+    if (alias)
+        email_err(ld, 1, kn, "alertEnableByEmailAddress.customPropertyName", "is Butler's documented misspelling; "
+                  "use alertEnabledByEmailAddress", NULL);
+    if (!k->enable || !ld->c->email.enable)
+        return;
+    if (!*k->fromAddress)
+        email_err(ld, 0, kn, "fromAddress", "is empty", NULL);
+    else if (mailaddr_parse(k->fromAddress, &name, &addr) < 0 || !mailaddr_valid(addr))
+        email_err(ld, 0, kn, "fromAddress", "is not a mailbox with a valid address "
+                  "(user@domain or Name <user@domain>)", k->fromAddress);
+    free(name);
+    free(addr);
+    for (size_t j = 0; j < k->recipients.n; j++)
+        if (!mailaddr_valid(k->recipients.v[j]))
+            email_err(ld, 0, kn, "recipients", "entry is not a valid e-mail address",
+                      k->recipients.v[j]);
+    if (!*k->bodyFileDirectory)
+        email_err(ld, 0, kn, "bodyFileDirectory", "is empty", NULL);
+    if (!*k->htmlTemplateFile)
+        email_err(ld, 0, kn, "htmlTemplateFile", "is empty", NULL);
+    char pr[16];
+    snprintf(pr, sizeof pr, "%.*s", (int)strcspn(k->priority + strspn(k->priority, " \t"), " \t"),
+             k->priority + strspn(k->priority, " \t"));
+    if (strcasecmp(pr, "high") && strcasecmp(pr, "normal") && strcasecmp(pr, "low"))
+        email_err(ld, 0, kn, "priority", "is not one of high, normal, low", k->priority);
+    if (!k->recipients.n && !*k->addrCpName && !k->ownerEnable)
+        email_err(ld, 1, kn, "recipients", "is empty and neither a custom property nor the app "
+                  "owner can add one: no e-mail will be sent", NULL);
+}
+
+static void check_email(struct loader *ld)
+{
+    const struct cfg_smtp *s = &ld->c->email.smtp;
+    int any = 0;
+    for (int i = 0; i < CFG_NKINDS; i++) {
+        check_email_kind(ld, i);
+        any |= ld->c->email.kind[i].enable;
+    }
+    if (!ld->c->email.enable || !any)
+        return;
+    if (!*s->host)
+        email_err(ld, 0, NULL, "smtp.host", "is empty", NULL);
+    if (s->ignoreTLS && s->requireTLS)
+        email_err(ld, 0, NULL, "smtp.tls.ignoreTLS", "and smtp.tls.requireTLS are both true", NULL);
+    if (s->authEnable && !*s->user)
+        email_err(ld, 0, NULL, "smtp.auth.user", "is empty while smtp.auth.enable is true", NULL);
+    if (s->authEnable && !s->secure && s->ignoreTLS)
+        email_err(ld, 1, NULL, "smtp.auth.enable",
+                  "with secure false and ignoreTLS true: credentials are sent in clear", NULL);
+}
+
 static void validate(struct loader *ld)
 {
     struct cfg *c = ld->c;
@@ -882,6 +1012,8 @@ static void validate(struct loader *ld)
             "butlerd.shm.* allows up to %.1f MB of data but /dev/shm holds %.1f MB: a full "
             "store would fail before its limits",
             (double)shm_bytes / 1048576.0, (double)vfs.f_blocks * vfs.f_frsize / 1048576.0);
+
+    check_email(ld);
 
     /* Warnings: butlerd starts anyway. */
     check_secrets(ld);

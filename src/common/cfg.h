@@ -46,6 +46,31 @@ struct cfg_newrelic_ep {
     struct tuplelist header, attributes;
 };
 
+/* Butler.emailNotification.smtp (butlerd.8, E-mail alerts). */
+struct cfg_smtp {
+    char *host;
+    int port;
+    bool secure, ignoreTLS, requireTLS, rejectUnauthorized, authEnable;
+    char *serverName, *user, *password;
+};
+
+/* Butler.emailNotification.<kind>; the appOwnerAlert keys exist for failed and
+ * aborted only (false and empty for success). */
+struct cfg_email_kind {
+    bool enable;
+    int rateLimit, headScriptLogLines, tailScriptLogLines;
+    char *priority, *subject, *bodyFileDirectory, *htmlTemplateFile, *fromAddress;
+    struct strlist recipients;
+    bool cpEnable;            /* alertEnableByCustomProperty */
+    char *cpName, *cpValue;
+    char *addrCpName;         /* alertEnabledByEmailAddress.customPropertyName */
+    char *addrCpNameAlias;    /* the misspelling alertEnableByEmailAddress */
+    bool ownerEnable, ownerIncludeAll;
+    struct tuplelist ownerInclude, ownerExclude; /* {directory, userId} */
+};
+
+enum { CFG_KIND_FAILED, CFG_KIND_ABORTED, CFG_KIND_SUCCESS, CFG_NKINDS };
+
 struct cfg {
     char *file; /* path the configuration was read from */
 
@@ -118,6 +143,11 @@ struct cfg {
         bool useSSL, rejectUnauthorized;
         struct tuplelist headers;
     } qrs;
+    struct {
+        bool enable;
+        struct cfg_smtp smtp;
+        struct cfg_email_kind kind[CFG_NKINDS]; /* indexed by CFG_KIND_* */
+    } email;
 
     /* ---- butlerd ---- */
     int workers;
@@ -165,6 +195,7 @@ struct cfg {
     int startTaskMaxItems;
     int engineConnectTimeoutMs, engineTimeoutMs, engineReloadTimeoutSeconds,
         engineMaxMessageBytes;
+    int smtpTimeoutSeconds; /* butlerd.notifications.smtpTimeoutSeconds */
 
     /* Source line of each table key (0 = not in the file), indexed like the table. */
     int *lines;

@@ -1,35 +1,10 @@
 /* Configuration loading: defaults, types, bounds, unknown keys, file:line errors. */
 #include "cfg.h"
+#include "cfg_fixture.h"
 #include "unit.h"
 
 #include <stdlib.h>
 #include <unistd.h>
-
-static char path[64];
-
-static struct cfg *load(const char *text, struct cfg_msgs *m)
-{
-    strcpy(path, "/tmp/butlerd-test-cfg-XXXXXX");
-    int fd = mkstemp(path);
-    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-        abort();
-    close(fd);
-    memset(m, 0, sizeof *m);
-    struct cfg *c = cfg_load(path, m);
-    unlink(path);
-    return c;
-}
-
-/* True if some message in L contains both ":LINE:" and TEXT. */
-static int has(const struct strlist *l, int line, const char *text)
-{
-    char tag[32];
-    snprintf(tag, sizeof tag, ":%d: ", line);
-    for (size_t i = 0; i < l->n; i++)
-        if ((line == 0 || strstr(l->v[i], tag)) && strstr(l->v[i], text))
-            return 1;
-    return 0;
-}
 
 int main(void)
 {
