@@ -40,6 +40,10 @@ void imp_comment_scan(const struct imp_lines *L, struct imp_comments *c)
         const char *s = L->text[i];
         if (L->inside[i])
             continue;
+        if (!s[strspn(s, " \t")] && L->content_end[i] < 0) { /* blank: kept as one */
+            c->full[i] = xstrdup("");
+            continue;
+        }
         size_t from = L->content_end[i] < 0 ? 0 : byte_of_column(s, L->content_end[i]);
         for (size_t j = from; s[j]; j++) {
             if (s[j] != '#' || (j > 0 && s[j - 1] != ' ' && s[j - 1] != '\t'))
@@ -71,7 +75,11 @@ void imp_comment_flush(struct imp_comments *c, int line, FILE *out, int indent)
         upto = c->n;
     for (; c->next < upto; c->next++) {
         const char *t = c->full[c->next] ? c->full[c->next] : c->trail[c->next];
-        if (t)
+        if (t && !*t && c->next > 0 && c->full[c->next - 1] && !*c->full[c->next - 1])
+            ; /* a run of blank lines becomes one */
+        else if (t && !*t)
+            fputc('\n', out);
+        else if (t)
             fprintf(out, "%*s%s\n", indent, "", t);
         free(c->trail[c->next]);
         c->trail[c->next] = NULL;

@@ -133,8 +133,9 @@ static void generic_seq(struct imp_emit *e, const struct imp_node *v, const char
         fprintf(e->out, "%*s", IND(depth + 1), "");
         if (v->vals[i]->kind == IMP_SCALAR && imp_stype(v->vals[i]) == IMP_S_NULL)
             fputs("\"\"", e->out);
-        else
-            generic(e, v->vals[i], NULL, path, depth + 1, m, v->vals[i]->line);
+        else /* the list itself is the key reported, not its members */
+            generic(e, v->vals[i], NULL, path, depth + 1, m == M_ALERT ? M_QUIET : m,
+                    v->vals[i]->line);
         fputs(i + 1 < v->n ? ",\n" : "\n", e->out);
     }
     fprintf(e->out, "%*s)", IND(depth), "");
@@ -361,12 +362,14 @@ static void member(struct imp_emit *e, const char *name, const struct imp_node *
     }
     char sub[600];
     snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", name);
+    const struct imp_key *k = imp_key_find(sub);
+    if (m == M_ALERT && k && k->status == IS_IGNORED) /* out of scope inside an alert group */
+        m = M_KNOWN;
     if (m != M_KNOWN) {
         if (v->kind == IMP_SCALAR && imp_stype(v) == IMP_S_NULL)
             return;
         return generic(e, v, name, sub, depth, m, line);
     }
-    const struct imp_key *k = imp_key_find(sub);
     if (k)
         return typed(e, k, v, sub, name, line, depth);
     imp_report_add(e->rep, IR_UNMAPPED,
