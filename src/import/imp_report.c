@@ -37,8 +37,9 @@ int imp_report_has(const struct imp_report *r, enum imp_section s, const char *l
 
 void imp_report_print(const struct imp_report *r, FILE *out)
 {
+    int failed = r->s[IR_ERROR].n > 0; /* then the errors are all that matters */
     for (int s = 0; s < IR_NSECTIONS; s++) {
-        if (!r->s[s].n)
+        if (!r->s[s].n || (failed && s != IR_ERROR))
             continue;
         fprintf(out, "%s (%zu):\n", titles[s], r->s[s].n);
         for (size_t i = 0; i < r->s[s].n; i++)

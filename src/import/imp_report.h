@@ -29,6 +29,7 @@ void imp_report_add(struct imp_report *r, enum imp_section s, const char *fmt, .
     __attribute__((format(printf, 3, 4)));
 /* Is LINE (exactly) already in section S? */
 int imp_report_has(const struct imp_report *r, enum imp_section s, const char *line);
+/* Every section, or only the errors when there are any. */
 void imp_report_print(const struct imp_report *r, FILE *out);
 void imp_report_free(struct imp_report *r);
 
