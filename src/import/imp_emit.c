@@ -289,11 +289,16 @@ static int tuple(struct imp_emit *e, const struct imp_key *k, const struct imp_n
         note_value(e, sub, mn, v->line, v->text);
     }
     fputs(" }", e->out);
-    for (size_t i = 0; i < g->n; i++)
-        if (!strstr(k->why, g->keys[i]))
+    char list[130];
+    snprintf(list, sizeof list, ",%s,", k->why);
+    for (size_t i = 0; i < g->n; i++) {
+        char one[300];
+        snprintf(one, sizeof one, ",%.200s,", g->keys[i]);
+        if (!strstr(list, one))
             imp_report_add(e->rep, IR_UNMAPPED,
                            "Butler.%s[].%s (line %d): not read by butlerd, left out", path,
                            g->keys[i], abs(g->keylines[i]));
+    }
     return 0;
 }
 
