@@ -25,6 +25,7 @@ struct loader {
     size_t nanchors;
     size_t nodes;
     int failed;
+    const char *text; /* the whole file */
 };
 
 static void fail(struct loader *ld, int line, const char *fmt, ...)
@@ -169,11 +170,14 @@ static int next_event(struct loader *ld, yaml_event_t *ev)
         snprintf(text, sizeof text, "%s%s%s", what,
                  ld->p.context ? " " : "", ld->p.context ? ld->p.context : "");
         size_t li = m->line;
+        if (ld->p.error == YAML_READER_ERROR) /* bad encoding: only the byte offset is known */
+            for (size_t i = li = 0; i < ld->p.problem_offset && ld->text[i]; i++)
+                li += ld->text[i] == '\n';
         const struct imp_lines *L = &ld->doc->lines;
         if (li < L->n && strchr(L->text[li], '\t'))
             strncat(text, " (a tab: YAML indents with spaces only)",
                     sizeof text - strlen(text) - 1);
-        fail(ld, (int)m->line + 1, "%s", text);
+        fail(ld, (int)li + 1, "%s", text);
         return -1;
     }
     mark_event(ld, ev);
@@ -406,6 +410,7 @@ int imp_yaml_load(const char *file, struct imp_doc *doc)
     if (!text)
         return -1;
     split_lines(&doc->lines, text, len);
+    ld.text = text;
     yaml_parser_initialize(&ld.p);
     yaml_parser_set_input_string(&ld.p, (const unsigned char *)text, len);
     doc->root = parse_stream(&ld);

@@ -27,6 +27,7 @@ BROKEN = {
     "broken-nobutler.yaml": 2,
     "broken-aliasbomb.yaml": None,
     "broken-deep.yaml": 2,
+    "broken-encoding.yaml": 3,
 }
 # secret values in the fixtures: in the converted file, never in the report
 SECRETS = ["nr-insert-key-0001", "nr-insert-key-0002", "smtp-secret-123", "XXXXXXXX",
@@ -204,6 +205,7 @@ def test_broken_messages_say_what_is_wrong():
     assert "no top-level Butler: key" in said["broken-nobutler.yaml"]
     assert "aliases expand" in said["broken-aliasbomb.yaml"]
     assert "nested deeper" in said["broken-deep.yaml"]
+    assert "UTF-8" in said["broken-encoding.yaml"]
 
 
 # ---------------------------------------------------------------- same behaviour
