@@ -144,6 +144,23 @@ static void generic_seq(struct imp_emit *e, const struct imp_node *v, const char
 static void members(struct imp_emit *e, const struct imp_node *map, const char *path,
                     int depth, enum mode m);
 
+/* The alert keys (butlerd.conf(5), reload alerts) are strings but for these
+ * integers and booleans: a password or user name that looks like a number must
+ * stay a string. */
+static int alert_text(const char *name, const struct imp_node *v)
+{
+    static const char *const typed_names[] = {
+        "port", "rateLimit", "headScriptLogLines", "tailScriptLogLines", "enable", "secure",
+        "ignoreTLS", "requireTLS", "rejectUnauthorized", "includeAll"};
+    enum imp_stype t = imp_stype(v);
+    if (t == IMP_S_STR || t == IMP_S_NULL)
+        return 0;
+    for (size_t i = 0; i < sizeof typed_names / sizeof typed_names[0]; i++)
+        if (!strcmp(name, typed_names[i]))
+            return 0;
+    return 1;
+}
+
 static void generic(struct imp_emit *e, const struct imp_node *v, const char *name,
                     const char *path, int depth, enum mode m, int line)
 {
@@ -162,7 +179,10 @@ static void generic(struct imp_emit *e, const struct imp_node *v, const char *na
         if (m == M_ALERT && name)
             imp_report_add(e->rep, IR_ALERT, "Butler.%s", path);
     } else {
-        scalar_literal(e, v);
+        if (m == M_ALERT && name && alert_text(name, v))
+            imp_emit_string(e->out, v->text);
+        else
+            scalar_literal(e, v);
         if (name)
             note_value(e, path, name, line, v->text);
         if (m == M_ALERT && name)

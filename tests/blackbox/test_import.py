@@ -367,3 +367,28 @@ def test_conversion_time_of_the_largest_fixture(tmp_path):
     print("conversion of %s (%d bytes): %.3f s" % (largest, os.path.getsize(fixture(largest)),
                                                    took))
     assert took < 10
+
+
+def test_host_problems_are_reported_not_fatal(tmp_path):
+    """A TLS certificate that only exists on the Windows host: converted (exit 0),
+    and the report says butlerd -t fails here until it is fixed."""
+    src = os.path.join(str(tmp_path), "tls.yaml")
+    harness.write_file(src, "Butler:\n  restServerConfig:\n    enable: true\n    tls:\n"
+                            "      enable: true\n      cert: C:\\certs\\a.pem\n"
+                            "      key: C:\\certs\\a.key\n")
+    r = run(["--check", src])
+    assert r.returncode == 0, r.stderr
+    assert "butlerd -t fails on this host for now" in r.stderr
+    assert "Butler.restServerConfig.tls.cert (line 6) is a Windows path" in r.stderr
+
+
+def test_alert_strings_that_look_like_numbers_stay_strings(tmp_path):
+    src = os.path.join(str(tmp_path), "a.yaml")
+    harness.write_file(src, "Butler:\n  emailNotification:\n    smtp:\n      port: 587\n"
+                            "      auth:\n        enable: true\n        user: 1234\n"
+                            "        password: 5678\n")
+    r = run([src])
+    assert r.returncode == 0, r.stderr
+    assert "port = 587;" in r.stdout and "enable = true;" in r.stdout
+    assert 'user = "1234";' in r.stdout and 'password = "5678";' in r.stdout
+    assert "5678" not in r.stderr
