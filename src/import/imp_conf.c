@@ -110,7 +110,7 @@ int imp_conf_run(const struct imp_opts *o)
 int imp_sched_run(const struct imp_opts *o)
 {
     struct imp_doc doc;
-    struct imp_report rep = {0};
+    struct imp_report rep = {.mapped_title = "Schedules converted"};
     struct buf json = {0};
     if (load(o->sched_in, &doc) < 0)
         return 1;

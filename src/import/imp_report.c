@@ -41,7 +41,8 @@ void imp_report_print(const struct imp_report *r, FILE *out)
     for (int s = 0; s < IR_NSECTIONS; s++) {
         if (!r->s[s].n || (failed && s != IR_ERROR))
             continue;
-        fprintf(out, "%s (%zu):\n", titles[s], r->s[s].n);
+        const char *t = s == IR_MAPPED && r->mapped_title ? r->mapped_title : titles[s];
+        fprintf(out, "%s (%zu):\n", t, r->s[s].n);
         for (size_t i = 0; i < r->s[s].n; i++)
             fprintf(out, "  %s\n", r->s[s].v[i]);
     }

@@ -23,6 +23,7 @@ enum imp_section {
 
 struct imp_report {
     struct strlist s[IR_NSECTIONS];
+    const char *mapped_title; /* NULL: the configuration's wording */
 };
 
 void imp_report_add(struct imp_report *r, enum imp_section s, const char *fmt, ...)

@@ -142,7 +142,7 @@ def test_yaml_styles_become_libconfig(tmp_path):
     assert 'logLevel = "verbose";  # chatty while we migrate' in text
     # the schedule file is now JSON
     assert 'configfile = "schedule.json";' in text
-    assert "Butler.thisKeyIsNotButlers (line 88): not a key of Butler 8-16" in r.stderr
+    assert "Butler.thisKeyIsNotButlers (line 95): not a key of Butler 8-16" in r.stderr
     assert "top-level key defaults: only Butler is read" in r.stderr
 
 
@@ -323,6 +323,7 @@ def test_schedule_conversion(tmp_path):
     assert "runs in time zone America/New_York now" in rep
     assert 'invalid cron expression "0 0 32 * *"' in rep
     assert "invalid time zone" in rep and "Mars/Olympus_Mons" in rep
+    assert "Schedules converted (5):" in rep
     assert "Named months and weekdays keep their meaning\" (line 23): cron" not in rep
 
 
