@@ -7,28 +7,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Is PATH, or a group above it, named by one of the "not used" messages? */
-static int ignored(const struct strlist *infos, const char *path)
+static int cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The key paths of the "not used" messages, sorted for bsearch. */
+static void ignored_paths(const struct strlist *infos, struct strlist *out)
 {
     for (size_t i = 0; i < infos->n; i++) {
         const char *m = strstr(infos->v[i], ": Butler.");
         const char *end = m ? strstr(m, " is not used by butlerd") : NULL;
-        if (!end)
+        if (end)
+            strlist_add(out, xasprintf("%.*s", (int)(end - m - 2), m + 2));
+    }
+    if (out->n)
+        qsort(out->v, out->n, sizeof *out->v, cmp);
+}
+
+/* Is PATH, or a group above it, one of the ignored paths? */
+static int ignored(const struct strlist *paths, const char *path)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (size_t n = strlen(buf); n > 0; n--) {
+        if (buf[n] != '\0' && buf[n] != '.' && buf[n] != '[')
             continue;
-        m += 2;
-        size_t n = (size_t)(end - m);
-        if (!strncmp(path, m, n) && (path[n] == '\0' || path[n] == '.' || path[n] == '['))
+        buf[n] = '\0';
+        const char *key = buf;
+        if (paths->n && bsearch(&key, paths->v, paths->n, sizeof *paths->v, cmp))
             return 1;
     }
     return 0;
 }
 
-static void reclassify(struct imp_report *rep, const struct strlist *infos)
+/* Alert keys butlerd reads move to Mapped; mapped keys it ignores move out. */
+static void reclassify_paths(struct imp_report *rep, const struct strlist *paths)
 {
     struct strlist keep = {0}, alerts = rep->s[IR_ALERT];
     memset(&rep->s[IR_ALERT], 0, sizeof rep->s[IR_ALERT]);
     for (size_t i = 0; i < alerts.n; i++) {
-        if (ignored(infos, alerts.v[i]))
+        if (ignored(paths, alerts.v[i]))
             strlist_add(&rep->s[IR_ALERT], alerts.v[i]);
         else
             strlist_add(&rep->s[IR_MAPPED], alerts.v[i]);
@@ -36,7 +55,7 @@ static void reclassify(struct imp_report *rep, const struct strlist *infos)
     free(alerts.v);
     struct strlist mapped = rep->s[IR_MAPPED];
     for (size_t i = 0; i < mapped.n; i++) {
-        if (ignored(infos, mapped.v[i])) {
+        if (ignored(paths, mapped.v[i])) {
             imp_report_add(rep, IR_UNMAPPED, "%s: this butlerd does not read it yet (ignored)",
                            mapped.v[i]);
             free(mapped.v[i]);
@@ -46,6 +65,14 @@ static void reclassify(struct imp_report *rep, const struct strlist *infos)
     }
     free(mapped.v);
     rep->s[IR_MAPPED] = keep;
+}
+
+static void reclassify(struct imp_report *rep, const struct strlist *infos)
+{
+    struct strlist paths = {0};
+    ignored_paths(infos, &paths);
+    reclassify_paths(rep, &paths);
+    strlist_free(&paths);
 }
 
 /* MSG with the temporary FILE's name replaced by the name the user will see. */

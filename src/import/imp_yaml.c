@@ -231,7 +231,10 @@ static int map_entry(struct loader *ld, struct imp_node *m, yaml_event_t *kev, i
         free(key);
         return -1;
     }
-    if (merge) {
+    if (m->n >= IMP_YAML_MAX_KEYS) {
+        fail(ld, line, "more than %d keys in one mapping", IMP_YAML_MAX_KEYS);
+        node_free(v);
+    } else if (merge) {
         merge_into(ld, m, v, line);
         node_free(v);
     } else if (find_key(m, key) >= 0 && m->keylines[find_key(m, key)] > 0) {
