@@ -9,7 +9,7 @@
 
 #define IMP_YAML_MAX_BYTES (16u << 20)
 #define IMP_YAML_MAX_DEPTH 64
-#define IMP_YAML_MAX_NODES 1000000
+#define IMP_YAML_MAX_NODES 200000
 #define IMP_YAML_MAX_KEYS 10000 /* in one mapping: duplicate checks stay cheap */
 
 enum imp_kind { IMP_SCALAR, IMP_MAP, IMP_SEQ };
