@@ -59,6 +59,7 @@ static void note_value(struct imp_emit *e, const char *path, const char *name, i
                        const char *text)
 {
     if (imp_key_secret(name)) {
+        imp_report_secret(e->rep, text);
         if (*text)
             imp_report_add(e->rep, IR_SECRET, "Butler.%s (line %d)", path, line);
         return;

@@ -17,6 +17,25 @@ static const char *const titles[IR_NSECTIONS] = {
     "Errors",
 };
 
+void imp_report_secret(struct imp_report *r, const char *v)
+{
+    if (strlen(v) >= 4) /* shorter ones would blank out ordinary words */
+        strlist_add(&r->secret_values, xstrdup(v));
+}
+
+/* Lines can quote values (messages of butlerd's loader do): secrets become "***". */
+static void redact(const struct imp_report *r, char *text)
+{
+    for (size_t i = 0; i < r->secret_values.n; i++) {
+        const char *v = r->secret_values.v[i];
+        size_t n = strlen(v);
+        for (char *p = strstr(text, v); p; p = strstr(p + 3, v)) {
+            memcpy(p, "***", 3);
+            memmove(p + 3, p + n, strlen(p + n) + 1);
+        }
+    }
+}
+
 void imp_report_add(struct imp_report *r, enum imp_section s, const char *fmt, ...)
 {
     char text[1200];
@@ -24,6 +43,7 @@ void imp_report_add(struct imp_report *r, enum imp_section s, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    redact(r, text);
     strlist_add(&r->s[s], xstrdup(text));
 }
 
@@ -52,4 +72,5 @@ void imp_report_free(struct imp_report *r)
 {
     for (int s = 0; s < IR_NSECTIONS; s++)
         strlist_free(&r->s[s]);
+    strlist_free(&r->secret_values);
 }

@@ -24,8 +24,11 @@ enum imp_section {
 struct imp_report {
     struct strlist s[IR_NSECTIONS];
     const char *mapped_title; /* NULL: the configuration's wording */
+    struct strlist secret_values; /* never printed: imp_report_add blanks them out */
 };
 
+/* Remembers secret value V, so that no later report line can show it. */
+void imp_report_secret(struct imp_report *r, const char *v);
 void imp_report_add(struct imp_report *r, enum imp_section s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Is LINE (exactly) already in section S? */

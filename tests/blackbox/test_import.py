@@ -393,3 +393,15 @@ def test_alert_strings_that_look_like_numbers_stay_strings(tmp_path):
     assert "port = 587;" in r.stdout and "enable = true;" in r.stdout
     assert 'user = "1234";' in r.stdout and 'password = "5678";' in r.stdout
     assert "5678" not in r.stderr
+
+
+def test_a_secret_quoted_by_butlerd_t_is_blanked(tmp_path):
+    """butlerd -t quotes values in its messages; a secret of the file never shows."""
+    src = os.path.join(str(tmp_path), "r.yaml")
+    harness.write_file(src, "Butler:\n  restServerConfig:\n    enable: true\n    tls:\n"
+                            "      enable: true\n      cert: /nonexistent/hunter2pass.pem\n"
+                            "      key: /nonexistent/k\n  x:\n    password: hunter2pass\n")
+    r = run(["--check", src])
+    assert r.returncode == 0, r.stderr
+    assert "hunter2pass" not in r.stderr
+    assert "cannot read /nonexistent/***.pem" in r.stderr
