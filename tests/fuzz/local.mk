@@ -3,11 +3,11 @@
 # each one for FUZZ_SECONDS, starting from its seed corpus tests/fuzz/corpus/NAME
 # (new inputs go to tests/fuzz/work/NAME in the build directory, crashes to
 # tests/fuzz/work/NAME-crash-*). tests/fuzz/README.md has the details and results.
-fuzz_names = qs schema task_body qrs_filter udp base62 fspath cfg engine cron tmpl
+fuzz_names = qs schema task_body qrs_filter udp base62 fspath cfg engine cron tmpl import
 fuzz_harnesses = tests/fuzz/fuzz_qs tests/fuzz/fuzz_schema tests/fuzz/fuzz_task_body \
 	tests/fuzz/fuzz_qrs_filter tests/fuzz/fuzz_udp tests/fuzz/fuzz_base62 \
 	tests/fuzz/fuzz_fspath tests/fuzz/fuzz_cfg tests/fuzz/fuzz_engine tests/fuzz/fuzz_cron \
-	tests/fuzz/fuzz_tmpl
+	tests/fuzz/fuzz_tmpl tests/fuzz/fuzz_import
 FUZZ_SECONDS = 10
 FUZZ_FLAGS =
 fuzzer_link = -fsanitize=fuzzer
@@ -48,6 +48,15 @@ tests_fuzz_fuzz_cron_LDFLAGS = $(fuzzer_link)
 tests_fuzz_fuzz_tmpl_SOURCES = tests/fuzz/fuzz_tmpl.c tests/fuzz/fuzz.h
 tests_fuzz_fuzz_tmpl_LDADD = src/libbutlerd.a $(BUTLERD_LIBS)
 tests_fuzz_fuzz_tmpl_LDFLAGS = $(fuzzer_link)
+# butlerd-import's code without its main() and without the butlerd -t check
+tests_fuzz_fuzz_import_SOURCES = tests/fuzz/fuzz_import.c tests/fuzz/fuzz.h \
+	src/import/imp_yaml.c src/import/imp_comment.c src/import/imp_keys.c src/import/imp_emit.c \
+	src/import/imp_report.c src/import/imp_diff.c src/import/imp_butlerd.c src/import/imp_cron.c \
+	src/import/imp_sched.c
+tests_fuzz_fuzz_import_CPPFLAGS = $(AM_CPPFLAGS) -I$(srcdir)/src/import
+tests_fuzz_fuzz_import_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS)
+tests_fuzz_fuzz_import_LDADD = src/libbutlerd.a $(YAML_LIBS) $(BUTLERD_LIBS)
+tests_fuzz_fuzz_import_LDFLAGS = $(fuzzer_link)
 EXTRA_DIST += tests/fuzz
 
 if FUZZING
