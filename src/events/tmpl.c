@@ -3,6 +3,7 @@
  * "~" whitespace rules (butlerd-templates(7)) can be applied as Handlebars
  * applies them. Rendering is in tmpl_render.c. Parsing keeps an explicit stack of
  * open blocks; nothing here recurses deeper than TMPL_MAX_DEPTH. */
+#include "tmpl.h"
 #include "tmpl_int.h"
 #include "utf8.h"
 #include "util.h"

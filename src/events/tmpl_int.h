@@ -3,7 +3,6 @@
 #ifndef TMPL_INT_H
 #define TMPL_INT_H
 
-#include "tmpl.h"
 
 #include <stddef.h>
 

@@ -3,6 +3,7 @@
  * and the walk over looked-up names for the unknown-field check.
  * Recursion follows block nesting, which the compiler caps at TMPL_MAX_DEPTH; the
  * work and the output of one rendering are capped too. */
+#include "tmpl.h"
 #include "tmpl_int.h"
 #include "util.h"
 
