@@ -6,27 +6,13 @@
 #include "cron.h"
 #include "guid.h"
 #include "imp_cron.h"
+#include "sched_list.h"
 #include "tzfile.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-static const char *const members[] = {"id",       "created",         "name",
-                                      "cronSchedule", "timezone",     "qlikSenseTaskId",
-                                      "startupState", "tags",         "lastKnownState"};
-#define NMEMBERS (sizeof members / sizeof members[0])
-
-static void put(struct buf *b, const char *s) { buf_append(b, s, strlen(s)); }
-
-static void put_str(struct buf *b, const char *s)
-{
-    json_object *o = json_object_new_string(s);
-    put(b, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
-    json_object_put(o);
-}
 
 static const char *text(const struct imp_node *s, const char *m)
 {
@@ -76,72 +62,67 @@ static void convert_cron(const struct imp_node *s, const char *label, char *out,
     }
 }
 
-static int put_member(struct buf *b, const struct imp_node *s, const char *m, const char *cronv,
-                      const char *file, struct imp_report *rep)
+/* Member M of schedule S as butlerd stores it (CRONV replaces cronSchedule), or
+ * NULL after an error. */
+static json_object *member(const struct imp_node *s, const char *m, const char *cronv,
+                           const char *file, struct imp_report *rep)
 {
     const struct imp_node *v = imp_map_get(s, m);
-    put(b, ",\n      ");
-    put_str(b, m);
-    put(b, ": ");
     if (strcmp(m, "tags")) {
         if (v->kind != IMP_SCALAR) {
             imp_report_add(rep, IR_ERROR, "%s:%d: %s must be a single value", file, v->line, m);
-            return -1;
+            return NULL;
         }
-        put_str(b, cronv ? cronv : imp_stype(v) == IMP_S_NULL ? "" : v->text);
-        return 0;
+        return json_object_new_string(cronv ? cronv : imp_stype(v) == IMP_S_NULL ? "" : v->text);
     }
     if (v->kind == IMP_MAP || (v->kind == IMP_SCALAR && imp_stype(v) != IMP_S_NULL)) {
         imp_report_add(rep, IR_ERROR, "%s:%d: tags must be a list", file, v->line);
-        return -1;
+        return NULL;
     }
-    put(b, "[");
+    json_object *a = json_object_new_array();
     for (size_t i = 0; v->kind == IMP_SEQ && i < v->n; i++) {
         if (v->vals[i]->kind != IMP_SCALAR) {
             imp_report_add(rep, IR_ERROR, "%s:%d: tags must be strings", file, v->vals[i]->line);
-            return -1;
+            json_object_put(a);
+            return NULL;
         }
-        put(b, i ? ",\n        " : "\n        ");
-        put_str(b, v->vals[i]->text);
+        json_object_array_add(a, json_object_new_string(v->vals[i]->text));
     }
-    put(b, v->kind == IMP_SEQ && v->n ? "\n      ]" : "]");
-    return 0;
+    return a;
 }
 
-static int schedule(struct buf *b, const struct imp_node *s, const char *file,
-                    struct imp_report *rep)
+/* Schedule S as a schedule object, or NULL after an error. */
+static json_object *schedule(const struct imp_node *s, const char *file, struct imp_report *rep)
 {
     if (s->kind != IMP_MAP) {
         imp_report_add(rep, IR_ERROR, "%s:%d: a schedule must be a mapping", file, s->line);
-        return -1;
+        return NULL;
     }
     char label[300], cronv[512];
     snprintf(label, sizeof label, "schedule \"%s\" (line %d)", text(s, "name"), s->line);
     convert_cron(s, label, cronv, sizeof cronv, rep);
     check(s, label, cronv, rep);
-    put(b, "{");
-    int first = 1;
-    for (size_t i = 0; i < NMEMBERS; i++) {
-        if (!imp_map_get(s, members[i]))
+    json_object *o = json_object_new_object();
+    for (size_t i = 0; i < SCHED_NMEMBERS; i++) {
+        const char *m = sched_members[i];
+        if (!imp_map_get(s, m))
             continue;
-        size_t at = b->len;
-        if (put_member(b, s, members[i], strcmp(members[i], "cronSchedule") ? NULL : cronv,
-                       file, rep) < 0)
-            return -1;
-        if (first) /* drop the leading comma */
-            memmove(b->p + at, b->p + at + 1, b->len - at), b->len--;
-        first = 0;
+        json_object *v = member(s, m, strcmp(m, "cronSchedule") ? NULL : cronv, file, rep);
+        if (!v) {
+            json_object_put(o);
+            return NULL;
+        }
+        json_object_object_add(o, m, v);
     }
     for (size_t i = 0; i < s->n; i++) {
         size_t k = 0;
-        while (k < NMEMBERS && strcmp(members[k], s->keys[i]))
+        while (k < SCHED_NMEMBERS && strcmp(sched_members[k], s->keys[i]))
             k++;
-        if (k == NMEMBERS)
+        if (k == SCHED_NMEMBERS)
             imp_report_add(rep, IR_UNMAPPED, "%s: member %s is not part of a schedule, left out",
                            label, s->keys[i]);
     }
-    put(b, first ? "}" : "\n    }");
-    return 0;
+    return o;
 }
 
 int imp_sched_convert(const char *file, const struct imp_node *root, struct buf *out,
@@ -154,15 +135,18 @@ int imp_sched_convert(const char *file, const struct imp_node *root, struct buf 
         return -1;
     }
     size_t n = list->kind == IMP_SEQ ? list->n : 0;
-    put(out, n ? "{\n  \"butlerSchedule\": [" : "{\n  \"butlerSchedule\": []\n}\n");
+    json_object *arr = json_object_new_array();
     for (size_t i = 0; i < n; i++) {
-        put(out, i ? ",\n    " : "\n    ");
-        if (schedule(out, list->vals[i], file, rep) < 0)
+        json_object *o = schedule(list->vals[i], file, rep);
+        if (!o) {
+            json_object_put(arr);
             return -1;
+        }
+        json_object_array_add(arr, o);
         imp_report_add(rep, IR_MAPPED, "schedule \"%s\" (line %d)", text(list->vals[i], "name"),
                        list->vals[i]->line);
     }
-    if (n)
-        put(out, "\n  ]\n}\n");
+    sched_file_text(arr, out); /* the layout butlerd writes */
+    json_object_put(arr);
     return 0;
 }

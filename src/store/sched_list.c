@@ -45,10 +45,11 @@ static int wake_fd = -1;
 
 static char *buffer(unsigned i) { return (char *)(area + 1) + (size_t)i * area->cap; }
 
-static const char *const members[] = {"id",       "created",         "name",
-                                      "cronSchedule", "timezone",     "qlikSenseTaskId",
-                                      "startupState", "tags",         "lastKnownState"};
-#define NMEMBERS (sizeof members / sizeof members[0])
+const char *const sched_members[SCHED_NMEMBERS] = {
+    "id",           "created", "name",        "cronSchedule",  "timezone",
+    "qlikSenseTaskId", "startupState", "tags", "lastKnownState"};
+#define members sched_members
+#define NMEMBERS SCHED_NMEMBERS
 
 const char *sched_str(json_object *s, const char *member)
 {
@@ -208,6 +209,18 @@ static void lists_end(struct lists *l)
         put(&l->compact, "]");
         put(&l->file, "\n  ]\n}\n");
     }
+}
+
+void sched_file_text(json_object *list, struct buf *out)
+{
+    size_t n = json_object_array_length(list);
+    put(out, n ? "{\n  \"butlerSchedule\": [" : "{\n  \"butlerSchedule\": []\n}\n");
+    for (size_t i = 0; i < n; i++) {
+        put(out, i ? ",\n    " : "\n    ");
+        put_schedule(out, json_object_array_get_idx(list, i), 1, 4);
+    }
+    if (n)
+        put(out, "\n  ]\n}\n");
 }
 
 static void lists_free(struct lists *l)

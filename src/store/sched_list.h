@@ -83,6 +83,14 @@ int sched_runnable(json_object *s, char *why, size_t whysz);
  * the tz database does not know it. Any thread. */
 struct tz;
 const struct tz *sched_zone(const char *name);
+/* The members of a schedule object, in the order they are written. */
+#define SCHED_NMEMBERS 9
+extern const char *const sched_members[SCHED_NMEMBERS];
+/* The schedule file's text for LIST (an array of schedule objects whose members are
+ * strings, tags an array of strings): members in the order above, 2-space
+ * indentation, as JSON.stringify(x, null, 2) writes it (butlerd-api(7), Scheduler).
+ * butlerd-import writes converted files with it too. Appends to OUT. */
+void sched_file_text(json_object *list, struct buf *out);
 /* A member of schedule S, or "" (never NULL). */
 const char *sched_str(json_object *s, const char *member);
 
