@@ -6,11 +6,12 @@
  * (the eventfd of sched_list.h). When a second S is due it claims S in shared memory;
  * only the claimant fires S, so no second fires twice, whether two scheduler
  * processes overlap after a reload or a respawned one starts where a killed one
- * stopped. A new process starts after the last claimed second: firings missed
- * while no scheduler ran are not made up. A firing found late while the process
- * ran (it was stopped, the machine suspended, the clock stepped forward) fires once
- * if it is at most LATE_MAX_S late, and is skipped with a warning otherwise; a
- * schedule never fires twice to catch up.
+ * stopped. A new process starts with the next second (after the last claimed one):
+ * firings missed while no scheduler ran are not made up. Firings found late while
+ * the process ran (a busy machine, the process stopped, the machine suspended, the
+ * clock stepped forward) all fire if at most LATE_ALL_S late; after a longer stall
+ * only the latest one at most LATE_ONE_S late fires, once, and the others are
+ * skipped with a warning: never a burst.
  *
  * A firing is a job for the start threads: POST /qrs/task/<id>/start, the result
  * logged. The loop never waits on QRS: a slow QRS makes starts wait for a thread,
@@ -42,7 +43,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LATE_MAX_S 60      /* a later firing is skipped (see above) */
+#define LATE_ALL_S 5       /* firings at most this late all fire (see fire_entry) */
+#define LATE_ONE_S 60      /* else the latest one at most this late fires, once */
 #define START_THREADS 8    /* most concurrent QRS start requests; threads start on demand */
 #define QUEUE_MAX 100000   /* firings waiting for a thread; beyond: skipped, logged */
 
@@ -242,24 +244,53 @@ static void rebuild(int64_t base)
     log_debug("%zu running schedules (list generation %llu)", b.n, (unsigned long long)gen);
 }
 
+/* The firings of E due at NOW (seconds) that the process was late for: every one at
+ * most LATE_ALL_S late fires; if none is that recent, the latest one at most
+ * LATE_ONE_S late fires, once; the others are skipped (counted, one warning). So a
+ * wake-up a second or two late loses nothing, and a long stall never ends in a
+ * burst. */
+static void fire_entry(struct entry *e, int64_t now, int claimed, int64_t prev)
+{
+    int64_t t = e->next > prev ? e->next : next_after(e, prev), latest_old = -1, skipped = 0;
+    int recent = 0;
+    if (t < now - LATE_ONE_S) { /* long ago: look only at the last LATE_ONE_S seconds */
+        skipped++;
+        t = next_after(e, now - LATE_ONE_S - 1);
+    }
+    for (; t <= now; t = next_after(e, t)) {
+        if (now - t <= LATE_ALL_S) {
+            recent++;
+            if (claimed)
+                enqueue(e->id, e->task, t);
+        } else {
+            skipped += latest_old >= 0;
+            latest_old = t;
+        }
+    }
+    if (latest_old >= 0 && recent)
+        skipped++;
+    else if (latest_old >= 0 && claimed)
+        enqueue(e->id, e->task, latest_old);
+    if (skipped) {
+        STAT_ADD(sched_skipped, (uint64_t)skipped);
+        log_warnx("schedule %s: %lld firing(s) skipped, the scheduler was %lld s late", e->id,
+                  (long long)skipped, (long long)(now - e->next));
+    }
+    e->next = next_after(e, now);
+}
+
 /* Fires what is due at NOW (seconds); returns the earliest next firing. */
 static int64_t fire_due(int64_t now)
 {
     int64_t earliest = INT64_MAX;
     int claimed = -1; /* -1: not asked yet */
+    int64_t prev = 0; /* seconds after this one are ours to fire */
     for (size_t i = 0; i < run.n; i++) {
         struct entry *e = &run.v[i];
         if (e->next <= now) {
             if (claimed < 0)
-                claimed = sched_claim(now);
-            if (now - e->next > LATE_MAX_S) {
-                STAT_INC(sched_skipped);
-                log_warnx("schedule %s: firing of %lld skipped, %lld s late", e->id,
-                          (long long)e->next, (long long)(now - e->next));
-            } else if (claimed) {
-                enqueue(e->id, e->task, e->next);
-            }
-            e->next = next_after(e, now);
+                claimed = sched_claim(now, &prev);
+            fire_entry(e, now, claimed, prev);
         }
         if (e->next < earliest)
             earliest = e->next;

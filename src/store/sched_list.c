@@ -796,12 +796,15 @@ void sched_wake_drain(void)
 
 int64_t sched_watermark(void) { return __atomic_load_n(&area->watermark, __ATOMIC_ACQUIRE); }
 
-int sched_claim(int64_t t)
+int sched_claim(int64_t t, int64_t *prev)
 {
     int64_t w = __atomic_load_n(&area->watermark, __ATOMIC_ACQUIRE);
     while (w < t)
         if (__atomic_compare_exchange_n(&area->watermark, &w, t, 0, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_ACQUIRE))
+                                        __ATOMIC_ACQUIRE)) {
+            if (prev)
+                *prev = w;
             return 1;
+        }
     return 0;
 }

@@ -70,9 +70,10 @@ int sched_wake_fd(void);
 void sched_wake_drain(void);
 /* Every firing second up to and including the watermark has been handled. */
 int64_t sched_watermark(void);
-/* Claims firing second T: 1 if this caller handles it (the watermark moved to T),
- * 0 if it was handled already. */
-int sched_claim(int64_t t);
+/* Claims every firing second up to T: 1 if this caller handles them (the watermark
+ * moved to T from *PREV, if PREV is not NULL: the seconds after *PREV are the
+ * caller's), 0 if T was handled already. */
+int sched_claim(int64_t t, int64_t *prev);
 
 /* ---- shared by the routes and the scheduler */
 

@@ -428,7 +428,9 @@ def firing_seconds(d, sim, task, timeout=None, after=0.0):
         return [t for t in start_times(sim, task) if t > after]
     harness.wait_until(lambda: len(secs()) >= len(starts()), timeout or 5 * SLOW)
     got, starts = secs(), starts()
-    assert len(got) == len(starts), (
+    # one line per firing; a start cut off before QRS read it (a stalled process) is
+    # logged as failed and never recorded, so there may be more lines than starts
+    assert len(got) >= len(starts), (
         "%d start requests of %s reached QRS but %d firings were logged\nstarts: %s"
         % (len(starts), task, len(got), fmt_times(starts)))
     return got

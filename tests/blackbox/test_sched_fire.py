@@ -11,6 +11,7 @@ test, no assertion on latency."""
 
 import datetime
 import os
+import re
 import signal
 import time
 
@@ -391,3 +392,52 @@ def test_changes_while_scheduler_process_is_down_apply_after_respawn(fire_butler
     check_not_made_up(sim, TASK2, t_stop, max(t_back, t_stop), "the schedule was created")
     settle(sim, TASK2)
     check_once_per_firing(firing_seconds(d, sim, TASK2))
+
+
+# ------------------------------------------------------------------ a stalled scheduler
+
+def stall_scheduler(d, seconds):
+    """SIGSTOP the scheduler process for SECONDS (the machine too busy to run it, or
+    suspended), then SIGCONT. Returns (t_stop, t_cont)."""
+    pid = sched_pid(d)
+    t_stop = time.time()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return t_stop, time.time()
+
+
+def test_short_stall_loses_no_firing(fire_butler, sim):
+    """Firings at most 5 s late all fire once the process runs again, each once."""
+    d = fire_butler()
+    o = create(d, every_second())
+    wait_starts(sim, TASK, 2, 2 + FIRST)
+    t_stop, t_cont = stall_scheduler(d, 2.5)
+    wait_starts(sim, TASK, 3, 3 + FIRST, after=t_cont)
+    stop(d, o["id"])
+    settle(sim, TASK)
+    secs = firing_seconds(d, sim, TASK)
+    check_once_per_firing(secs)                       # no gap across the stall, no double
+    assert [s for s in secs if t_stop < s < t_cont - 1], "the stalled seconds were not fired"
+    assert not d.find("firing(s) skipped"), d.log_tail()
+
+
+def test_long_stall_fires_no_burst(fire_butler, sim):
+    """After a stall of 8 s, only the firings of the last 5 s fire; the older ones are
+    skipped with a warning; none fires twice."""
+    d = fire_butler()
+    o = create(d, every_second())
+    wait_starts(sim, TASK, 2, 2 + FIRST)
+    t_stop, t_cont = stall_scheduler(d, 8.0)
+    d.wait_log(re.compile(r"schedule %s: \d+ firing\(s\) skipped, the scheduler was \d+ s late"
+                          % re.escape(o["id"])), 5 * SLOW)
+    wait_starts(sim, TASK, 2, 2 + FIRST, after=t_cont)
+    stop(d, o["id"])
+    settle(sim, TASK)
+    secs = firing_seconds(d, sim, TASK)
+    check_once_per_firing(secs, gaps_allowed=[(t_stop, t_cont)])
+    during = [s for s in secs if t_stop + 1 < s < t_cont - 1]
+    assert during and len(during) <= 6, ("expected the last 5 s of the stall to fire, got %s"
+                                         % during)

@@ -192,7 +192,7 @@ static void test_claims(void)
     for (int p = 0; p < 2; p++)
         if (fork() == 0) {
             for (int t = 1; t <= 20000; t++)
-                if (sched_claim(base + t))
+                if (sched_claim(base + t, NULL))
                     __atomic_add_fetch(&mine[t], 1, __ATOMIC_RELAXED);
             _exit(0);
         }
@@ -202,7 +202,7 @@ static void test_claims(void)
     for (int t = 1; t <= 20000; t++)
         once += mine[t] == 1;
     CHECK(once == 20000);
-    CHECK(!sched_claim(base + 5)); /* behind the watermark */
+    CHECK(!sched_claim(base + 5, NULL)); /* behind the watermark */
     munmap(mine, 20001);
 }
 
