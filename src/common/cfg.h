@@ -161,6 +161,13 @@ struct cfg {
         char *tlsCaFile, *tlsCertFile, *tlsKeyFile;
     } bmqtt;
     bool v2Enable;
+    struct {
+        bool enable;
+    } metrics; /* GET /metrics */
+    struct {
+        bool enable;
+        int qrsFailSeconds;
+    } health; /* GET /health and /ready */
     int qrsTimeoutMs, qrsConnectTimeoutMs, qrsMaxReplyBytes;
     int startTaskMaxItems;
     int engineConnectTimeoutMs, engineTimeoutMs, engineReloadTimeoutSeconds,

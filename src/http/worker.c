@@ -8,6 +8,7 @@
 #include "http.h"
 #include "ipc.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <errno.h>
@@ -99,6 +100,7 @@ void worker_main(const struct worker_args *a)
         _exit(EXIT_WORKER_FATAL);
     }
     setup_signals(sp);
+    metrics_set_slot(a->slot);
 
     struct MHD_Daemon *d = NULL;
     if (a->listen_fd >= 0) {

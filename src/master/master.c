@@ -14,6 +14,7 @@
 #include "qrs.h"
 #include "shm.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "proc.h"
 #include "sched_list.h"
@@ -476,6 +477,7 @@ static int master_start(struct master *m)
         return -1;
     if (sched_init(cfg) < 0 || open_store(m, cfg) < 0)
         return -1;
+    metrics_note_gen(m->gen, 0);
     qrs_load_credentials(cfg);
     if (udp_start(cfg) < 0) /* before dropping privileges: ports below 1024 */
         return -1;
@@ -508,6 +510,7 @@ static int master_start(struct master *m)
  * after a reload drain the older generations. */
 static void on_gen_ready(struct master *m)
 {
+    metrics_note_gen(m->gen, pool_count_gen(m->gen));
     if (!m->announced) {
         log_info("butlerd %s ready: listening on %s (%d workers, gen %u)", BUTLERD_VERSION,
                  listen_desc, pool_count_gen(m->gen), m->gen);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "metrics.h"
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -282,6 +283,7 @@ static void respawn_policy(const struct proc *dead, int status)
     if (r->after_clean_ms >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == EXIT_OK)
         wait = r->after_clean_ms;
     s->respawn_at = now_ms() + wait;
+    metrics_note_respawn();
     if (wait)
         log_info("respawning %s in %d ms", what(r, dead->slot, b, sizeof b), wait);
 }

@@ -4,6 +4,7 @@
 #ifndef STATS_H
 #define STATS_H
 
+#include "metrics.h"
 #include "shm_region.h"
 
 #include <stdint.h>
@@ -41,6 +42,7 @@ struct stats {
     uint64_t http_rate_limited;   /* 429s of the rate limit */
     uint64_t http_unauthorized;   /* 401s: no, wrong or untrusted credentials */
     uint64_t http_forbidden;      /* 403s: scope or the token's allowFrom */
+    struct metrics_shm metrics;   /* GET /metrics (metrics.h) */
 };
 
 static inline struct stats *stats(void)
