@@ -230,6 +230,8 @@ static const struct key keys[] = {
     BR("butlerd.mqtt.tls.verifyPeer", bmqtt.tlsVerifyPeer, 1),
     B("butlerd.v2Api.enable", v2Enable, 1),
     B("butlerd.metrics.enable", metrics.enable, 0),
+    BR("Butler.dockerHealthCheck.enable", dockerHealth.enable, 0),
+    IR("Butler.dockerHealthCheck.port", dockerHealth.port, 12398, 1, 65535),
     B("butlerd.health.enable", health.enable, 1),
     I("butlerd.health.qrsFailSeconds", health.qrsFailSeconds, 60, 0, 86400),
     I("butlerd.qrs.timeoutMs", qrsTimeoutMs, 30000, 100, 600000),

@@ -166,6 +166,10 @@ struct cfg {
     } metrics; /* GET /metrics */
     struct {
         bool enable;
+        int port;
+    } dockerHealth; /* Butler.dockerHealthCheck */
+    struct {
+        bool enable;
         int qrsFailSeconds;
     } health; /* GET /health and /ready */
     int qrsTimeoutMs, qrsConnectTimeoutMs, qrsMaxReplyBytes;

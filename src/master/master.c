@@ -100,17 +100,20 @@ int master_apply_logging(const struct cfg *c, int foreground)
 
 /* ------------------------------------------------------------- listen socket */
 
-static char listen_desc[300];
+static char listen_desc[300], health_desc[300];
 
-static int open_listener(const struct cfg *c)
+/* The REST listener, or with PORT > 0 Butler's health port on the same host. */
+static int open_listener(const struct cfg *c, int health_port)
 {
+    int port_n = health_port > 0 ? health_port : c->rest.serverPort;
+    char *desc = health_port > 0 ? health_desc : listen_desc;
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     char port[16];
-    snprintf(port, sizeof port, "%d", c->rest.serverPort);
+    snprintf(port, sizeof port, "%d", port_n);
     int rc = getaddrinfo(c->rest.serverHost, port, &hints, &res);
     if (rc != 0) {
         log_errorx("cannot resolve Butler.restServerConfig.serverHost %s: %s", c->rest.serverHost,
@@ -129,14 +132,14 @@ static int open_listener(const struct cfg *c)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     int fam = res->ai_family;
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
-        log_error("cannot listen on %s port %d", c->rest.serverHost, c->rest.serverPort);
+        log_error("cannot listen on %s port %d", c->rest.serverHost, port_n);
         close(fd);
         freeaddrinfo(res);
         return -1;
     }
     freeaddrinfo(res);
-    snprintf(listen_desc, sizeof listen_desc, fam == AF_INET6 ? "[%s]:%d" : "%s:%d",
-             c->rest.serverHost, c->rest.serverPort);
+    snprintf(desc, sizeof listen_desc, fam == AF_INET6 ? "[%s]:%d" : "%s:%d",
+             c->rest.serverHost, port_n);
     return fd;
 }
 
@@ -469,9 +472,16 @@ static int master_start(struct master *m)
     if (setup_signals() < 0)
         return -1;
     if (cfg->rest.enable) {
-        m->env.listen_fd = open_listener(cfg);
+        m->env.listen_fd = open_listener(cfg, 0);
         if (m->env.listen_fd < 0 || (cfg->rest.tlsEnable && read_tls(m, cfg) < 0))
             return -1;
+        /* Butler.dockerHealthCheck (butlerd(8), "MONITORING"): served by the workers */
+        if (cfg->dockerHealth.enable) {
+            m->env.health_fd = open_listener(cfg, cfg->dockerHealth.port);
+            if (m->env.health_fd < 0)
+                return -1;
+            log_info("health check port listening on %s", health_desc);
+        }
     }
     if (*cfg->pidfile && pidfile_create(cfg->pidfile) < 0)
         return -1;
@@ -489,6 +499,7 @@ static int master_start(struct master *m)
     mqtt_set_connect_handler(udp_on_connect);
     register_loop(m);
     proc_set_listen_fd(m->env.listen_fd);
+    proc_set_health_fd(m->env.health_fd);
     if (cfg->mqtt.enable)
         events_start(cfg, m->gen);
     scheduler_start(cfg, m->gen);
@@ -534,6 +545,11 @@ static void begin_stop(struct master *m)
         close(m->env.listen_fd);
         m->env.listen_fd = -1;
         proc_set_listen_fd(-1);
+    }
+    if (m->env.health_fd >= 0) {
+        close(m->env.health_fd);
+        m->env.health_fd = -1;
+        proc_set_health_fd(-1);
     }
     proc_shutdown();
     pool_stop_all(m->cfg->shutdownTimeout);
@@ -612,6 +628,8 @@ static void master_finish(struct master *m, int rc)
     notify(m, rc == EXIT_OK ? '0' : '1');
     if (m->env.listen_fd >= 0)
         close(m->env.listen_fd);
+    if (m->env.health_fd >= 0)
+        close(m->env.health_fd);
     pidfile_remove();
     free(m->tls_cert);
     free(m->tls_key);
@@ -622,7 +640,8 @@ static void master_finish(struct master *m, int rc)
 
 int master_run(struct cfg *cfg, const struct master_opts *o)
 {
-    struct master m = {.cfg = cfg, .o = o, .gen = 1, .env.listen_fd = -1};
+    struct master m = {.cfg = cfg, .o = o, .gen = 1, .env.listen_fd = -1,
+                       .env.health_fd = -1};
     int rc = master_start(&m) < 0 ? EXIT_FATAL : master_loop(&m);
     master_finish(&m, rc);
     return rc;
