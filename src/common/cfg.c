@@ -234,6 +234,7 @@ static const struct key keys[] = {
     IR("Butler.dockerHealthCheck.port", dockerHealth.port, 12398, 1, 65535),
     B("butlerd.health.enable", health.enable, 1),
     I("butlerd.health.qrsFailSeconds", health.qrsFailSeconds, 60, 0, 86400),
+    B("butlerd.documentation.enable", documentation.enable, 1),
     I("butlerd.qrs.timeoutMs", qrsTimeoutMs, 30000, 100, 600000),
     I("butlerd.qrs.connectTimeoutMs", qrsConnectTimeoutMs, 10000, 100, 600000),
     I("butlerd.qrs.maxReplyBytes", qrsMaxReplyBytes, 67108864, 4096, 1073741824),

@@ -172,6 +172,9 @@ struct cfg {
         bool enable;
         int qrsFailSeconds;
     } health; /* GET /health and /ready */
+    struct {
+        bool enable;
+    } documentation; /* GET /documentation[/json|/yaml] */
     int qrsTimeoutMs, qrsConnectTimeoutMs, qrsMaxReplyBytes;
     int startTaskMaxItems;
     int engineConnectTimeoutMs, engineTimeoutMs, engineReloadTimeoutSeconds,

@@ -10,7 +10,7 @@
 #include <strings.h>
 
 #define F(x) offsetof(struct cfg, ep.x)
-#define OPS(x) offsetof(struct cfg, x) /* butlerd.metrics, butlerd.health */
+#define OPS(x) offsetof(struct cfg, x) /* butlerd.metrics, .health, .documentation */
 
 static const struct route routes[] = {
     {"GET", "/v4/configfile/endpointsenabled", api_endpointsenabled, F(apiListEnabledEndpoints), 0, JP_NONE, "config:read"},
@@ -65,6 +65,9 @@ static const struct route routes[] = {
     {"GET", "/metrics", api_metrics, OPS(metrics.enable), 0, JP_NONE, "metrics"},
     {"GET", "/health", api_health, OPS(health.enable), R_OPEN, JP_NONE, NULL},
     {"GET", "/ready", api_ready, OPS(health.enable), R_OPEN, JP_QLIK, NULL},
+    {"GET", "/documentation", api_docs_html, OPS(documentation.enable), R_OPEN, JP_NONE, NULL},
+    {"GET", "/documentation/json", api_docs_json, OPS(documentation.enable), R_OPEN, JP_NONE, NULL},
+    {"GET", "/documentation/yaml", api_docs_yaml, OPS(documentation.enable), R_OPEN, JP_NONE, NULL},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES < METRICS_ROUTES, "metrics.h: METRICS_ROUTES too small");
