@@ -19,6 +19,7 @@
 #include "proc.h"
 #include "sched_list.h"
 #include "scheduler.h"
+#include "sdnotify.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -290,6 +291,7 @@ static void reload(struct master *m)
         print_msgs(&msgs.errors, log_errorx);
         log_errorx("configuration reload failed, keeping the old configuration");
         cfg_msgs_free(&msgs);
+        sdnotify_reload_failed(m->gen);
         return;
     }
     print_msgs(&msgs.warnings, log_warnx);
@@ -320,6 +322,8 @@ static void reload(struct master *m)
     if (m->env.listen_fd >= 0) {
         m->reloading = 1;
         pool_start_gen(&m->env, m->gen);
+    } else {
+        sdnotify_ready(m->gen, 0);
     }
 }
 
@@ -380,6 +384,7 @@ static void register_loop(const struct master *m)
     loop_add_timer(snapshot_timer);
     loop_add_timer(mqtt_timers);
     loop_add_timer(udp_timers);
+    loop_add_timer(sdnotify_watchdog);
 }
 
 /* 0 if KEY (PEM) is the private key of the first certificate in CERT (PEM): a new
@@ -511,6 +516,7 @@ static int master_start(struct master *m)
         pool_start_gen(&m->env, m->gen);
     } else {
         log_info("ready: REST server disabled (Butler.restServerConfig.enable is false)");
+        sdnotify_ready(m->gen, 0);
         m->announced = 1;
         notify(m, '0');
     }
@@ -522,6 +528,9 @@ static int master_start(struct master *m)
 static void on_gen_ready(struct master *m)
 {
     metrics_note_gen(m->gen, pool_count_gen(m->gen));
+    /* once at start and once per reload: the workers of m->gen accept */
+    if (!m->announced || m->reloading)
+        sdnotify_ready(m->gen, pool_count_gen(m->gen));
     if (!m->announced) {
         log_info("butlerd %s ready: listening on %s (%d workers, gen %u)", BUTLERD_VERSION,
                  listen_desc, pool_count_gen(m->gen), m->gen);
@@ -541,6 +550,7 @@ static void begin_stop(struct master *m)
 {
     m->stopping = 1;
     log_info("shutting down");
+    sdnotify_stopping();
     if (m->env.listen_fd >= 0) { /* refuse new connections from now on */
         close(m->env.listen_fd);
         m->env.listen_fd = -1;
@@ -582,6 +592,7 @@ static void handle_signals(struct master *m)
     if (sig_hup && !m->stopping) {
         sig_hup = 0;
         log_info("SIGHUP received, reloading %s", m->o->conf_path);
+        sdnotify_reloading();
         reload(m);
     }
     if (sig_term && !m->stopping)
