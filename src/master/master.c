@@ -278,11 +278,20 @@ static void print_msgs(const struct strlist *l, void (*fn)(const char *, ...))
 
 static int read_tls(struct master *m, const struct cfg *cfg);
 
+void master_override(struct cfg *cfg, const char *pidfile)
+{
+    if (cfg && pidfile) {
+        free(cfg->pidfile);
+        cfg->pidfile = xstrdup(pidfile);
+    }
+}
+
 static void reload(struct master *m)
 {
     struct cfg_msgs msgs;
     memset(&msgs, 0, sizeof msgs);
     struct cfg *neu = cfg_load(m->o->conf_path, &msgs);
+    master_override(neu, m->o->pidfile);
     if (neu && cfg_check_reload(m->cfg, neu, &msgs.errors) < 0) {
         cfg_free(neu);
         neu = NULL;
