@@ -363,3 +363,23 @@ def test_respawn_and_generation(md):
     md.signal(signal.SIGHUP)
     md.wait_log(r"gen 2 ready", 15, start=mark)
     assert harness.wait_until(lambda: value(scrape(md)[1], "butlerd_generation") == 2, 10)
+
+
+def test_example_alert_rules_check():
+    """contrib/prometheus/butlerd.rules.yml loads in Prometheus and names only
+    metric families that /metrics has (or the documented alert-outbox gap)."""
+    import os
+    rules = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "contrib",
+                         "prometheus", "butlerd.rules.yml")
+    promtool = shutil.which("promtool")
+    if promtool:
+        cp = subprocess.run([promtool, "check", "rules", rules], capture_output=True,
+                            timeout=30)
+        assert cp.returncode == 0, cp
+    with open(rules) as f:
+        names = set(re.findall(r"\b(butlerd_[a-z_]+)", f.read()))
+    gap = {"butlerd_alert_outbox_depth", "butlerd_alert_dead_letters_total"}
+    with open(os.path.join(os.path.dirname(rules), "..", "..", "src", "http",
+                           "api_metrics.c")) as f:
+        src = f.read()
+    assert {n for n in names - gap if '"%s' % n not in src} == set()
