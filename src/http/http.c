@@ -681,8 +681,9 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_debug("request %s ended early (%d)", r->target, (int)toe);
     /* butlerd(8), "AUDIT TRAIL": every request to a route that changes something,
      * refused or not, once it has ended. */
-    /* butlerd(8), "MONITORING": by route pattern (never the raw path) and status class. */
-    if (r->status_sent)
+    /* butlerd(8), "MONITORING": by route pattern (never the raw path) and status
+     * class; nothing is recorded while the metrics are off. */
+    if (r->status_sent && cfg->metrics.enable)
         metrics_request(r->route ? router_index(r->route) : METRICS_ROUTES - 1,
                         router_family(r->route), r->status_sent,
                         (uint64_t)(mono_us() - r->started_us));

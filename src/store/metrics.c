@@ -43,8 +43,8 @@ void metrics_request(unsigned route, unsigned family, unsigned status, uint64_t 
     if (family >= METRICS_FAMILIES)
         family = 0;
     unsigned cls = status >= 100 && status < 600 ? status / 100 - 1 : 4;
-    ADD(&s->req[route][cls], 1);
     observe(&s->family[family], dur_us);
+    ADD(&s->req[route][cls], 1);
 }
 
 static int64_t wall_ms(void)

@@ -42,6 +42,10 @@ struct metrics_shm {
     /* QRS health for GET /ready: the time of the last success and the start of
      * the current run of failures (0 = the last call succeeded). CLOCK_REALTIME ms. */
     int64_t qrs_last_ok_ms, qrs_failing_since_ms, qrs_last_call_ms;
+    /* The key-value usage as last counted (a walk of every key), and when
+     * (CLOCK_MONOTONIC ms, system-wide): scrapes share one count for a while. */
+    int64_t kv_counted_ms;
+    uint64_t kv_keys, kv_namespaces, kv_bytes;
 };
 
 /* The block in the shared segment (after struct stats, see stats.h). */
