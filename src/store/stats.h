@@ -24,6 +24,7 @@ struct udp_counters {
 };
 
 struct stats {
+    struct metrics_shm metrics; /* GET /metrics (metrics.h) */
     struct udp_counters udp[UDP_NSOCK];
     uint64_t users_full;          /* active-user entries not added: table full */
     uint64_t mqtt_connects;       /* successful connects to the broker */
@@ -42,7 +43,6 @@ struct stats {
     uint64_t http_rate_limited;   /* 429s of the rate limit */
     uint64_t http_unauthorized;   /* 401s: no, wrong or untrusted credentials */
     uint64_t http_forbidden;      /* 403s: scope or the token's allowFrom */
-    struct metrics_shm metrics;   /* GET /metrics (metrics.h) */
 };
 
 static inline struct stats *stats(void)
