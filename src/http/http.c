@@ -827,8 +827,9 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
     if (rt && router_enabled(rt, cfg))
         r->route = rt;
     /* Every request to an enabled route counts, before anything is validated; the
-     * 404 of an unknown route does not (butlerd-api(7), "Rate limiting"). */
-    if (r->route && cfg->rateLimit.enable && r->peerlen) {
+     * 404 of an unknown route does not (butlerd-api(7), "Rate limiting"), nor do the
+     * open routes: a load balancer's health checks must not eat its clients' budget. */
+    if (r->route && !(r->route->opts & R_OPEN) && cfg->rateLimit.enable && r->peerlen) {
         rl_hit(r->peer, r->peerlen, cfg->rateLimit.maxRequests, cfg->rateLimit.windowSeconds,
                now_ms(), &r->rl);
         r->rl_counted = 1;

@@ -150,3 +150,16 @@ def test_butler_health_port_in_use_is_a_clear_error(start_daemon, tmp_path):
         assert not d.running()
     finally:
         s.close()
+
+
+def test_open_routes_do_not_use_the_rate_limit(start_daemon):
+    d = start_daemon({"butlerd": {"rateLimit": {"enable": True, "maxRequests": 3,
+                                                "windowSeconds": 3600}}})
+    for _ in range(10):
+        r = d.get("/health")
+        assert r.status == 200 and r.header("x-ratelimit-limit") is None, r
+        assert d.get("/ready").status == 200
+    for _ in range(3):
+        assert d.get("/v4/butlerping").status == 200
+    assert d.get("/v4/butlerping").status == 429
+    assert d.get("/health").status == 200
