@@ -166,8 +166,13 @@ def test_failed_start_leaves_nothing_running(env):
         assert alive_pids(env["pidfile"]) is None
         cp = run(env, "status")
         assert cp.returncode in (1, 3), cp
-        out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-        assert env["conf"] not in out, out
+        # the failed master reported before it exited: it is gone a moment later
+
+        def gone():
+            out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True,
+                                 text=True).stdout
+            return env["conf"] not in out
+        assert harness.wait_until(gone, 10)
         assert set(harness.children(os.getpid())) <= before
     finally:
         s.close()

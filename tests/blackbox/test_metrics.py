@@ -356,6 +356,9 @@ def test_metrics_scope_when_tokens_are_on(start_daemon):
 def test_respawn_and_generation(md):
     pids = md.worker_pids()
     md.get("/v4/butlerping")
+    # counted once the request has ended, just after the answer
+    assert harness.wait_until(lambda: requests_by(scrape(md)[1]).get(
+        ("/v4/butlerping", "GET", "2xx")) == 1, 10)
     import os
     import signal
     os.kill(pids[0], signal.SIGKILL)
