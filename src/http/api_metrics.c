@@ -134,6 +134,33 @@ static void render_qrs(struct buf *b, const struct metrics_shm *m)
     hist_out(b, "butlerd_qrs_request_duration_seconds", "", &h);
 }
 
+static void render_engine(struct buf *b, const struct metrics_shm *m)
+{
+    family(b, "butlerd_engine_requests_total", "counter",
+           "JSON-RPC requests to the Qlik Sense engine (app dump, app reload), by outcome.");
+    for (unsigned o = 0; o < ENG_NOUTCOMES; o++) {
+        uint64_t v = 0;
+        for (unsigned s = 0; s < METRICS_SLOTS; s++)
+            v += ld(&m->slot[s].engine[o]);
+        out(b, "butlerd_engine_requests_total{outcome=\"%s\"} %" PRIu64 "\n",
+            metrics_engine_outcome[o], v);
+    }
+    family(b, "butlerd_engine_request_duration_seconds", "histogram",
+           "From queuing an engine request to its answer.");
+    struct metrics_hist h;
+    hist_sum(m, offsetof(struct metrics_slot, engine_time), &h);
+    hist_out(b, "butlerd_engine_request_duration_seconds", "", &h);
+    family(b, "butlerd_engine_sessions_total", "counter",
+           "Engine WebSocket sessions, by outcome of the opening.");
+    static const char *const so[2] = {"opened", "failed"};
+    for (unsigned k = 0; k < 2; k++) {
+        uint64_t v = 0;
+        for (unsigned s = 0; s < METRICS_SLOTS; s++)
+            v += ld(&m->slot[s].engine_sessions[k]);
+        out(b, "butlerd_engine_sessions_total{outcome=\"%s\"} %" PRIu64 "\n", so[k], v);
+    }
+}
+
 static void counter(struct buf *b, const char *name, const char *help, uint64_t v)
 {
     family(b, name, "counter", help);
@@ -258,6 +285,7 @@ void api_metrics(struct req *r)
     render_process(&b, m);
     render_http(&b, m);
     render_qrs(&b, m);
+    render_engine(&b, m);
     render_events(&b, m);
     render_store(&b, m);
     http_reply_typed(r, 200, PROM_TYPE, b.p, b.len);

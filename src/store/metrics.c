@@ -3,6 +3,7 @@
 #include "stats.h"
 
 #include <sys/time.h>
+#include <time.h>
 
 const uint64_t metrics_bounds_us[METRICS_BOUNDS] = {
     1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
@@ -13,6 +14,8 @@ const char *const metrics_bounds_le[METRICS_BOUNDS] = {
     "0.25",  "0.5",    "1",     "2.5",  "5",     "10",
 };
 const char *const metrics_qrs_outcome[QRS_NOUTCOMES] = {"ok", "http_error", "timeout", "failed"};
+const char *const metrics_engine_outcome[ENG_NOUTCOMES] = {"ok", "rpc_error", "timeout",
+                                                           "failed"};
 
 static unsigned my_slot;
 
@@ -73,6 +76,28 @@ void metrics_qrs(enum qrs_outcome o, uint64_t dur_us)
         __atomic_compare_exchange_n(&m->qrs_failing_since_ms, &zero, now, 0, __ATOMIC_RELAXED,
                                     __ATOMIC_RELAXED);
     }
+}
+
+void metrics_engine(enum engine_outcome o, uint64_t dur_us)
+{
+    struct metrics_shm *m = metrics_shm();
+    if (!m)
+        return;
+    ADD(&m->slot[my_slot].engine[o], 1);
+    observe(&m->slot[my_slot].engine_time, dur_us);
+}
+
+void metrics_engine_session(int opened)
+{
+    if (metrics_shm())
+        ADD(&metrics_shm()->slot[my_slot].engine_sessions[opened ? 0 : 1], 1);
+}
+
+int64_t metrics_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 void metrics_note_respawn(void)

@@ -26,12 +26,19 @@ struct metrics_hist {
 
 enum qrs_outcome { QRS_OK, QRS_HTTP_ERROR, QRS_TIMEOUT, QRS_FAILED, QRS_NOUTCOMES };
 extern const char *const metrics_qrs_outcome[QRS_NOUTCOMES];
+/* Engine JSON-RPC requests: answered, answered with an error, no answer in time,
+ * session lost; and sessions opened or not. */
+enum engine_outcome { ENG_OK, ENG_RPC_ERROR, ENG_TIMEOUT, ENG_FAILED, ENG_NOUTCOMES };
+extern const char *const metrics_engine_outcome[ENG_NOUTCOMES];
 
 struct metrics_slot {
     uint64_t req[METRICS_ROUTES][5]; /* status classes 1xx..5xx */
     struct metrics_hist family[METRICS_FAMILIES];
     uint64_t qrs[QRS_NOUTCOMES];
     struct metrics_hist qrs_time;
+    uint64_t engine[ENG_NOUTCOMES];
+    uint64_t engine_sessions[2]; /* opened, failed */
+    struct metrics_hist engine_time;
 } __attribute__((aligned(64)));
 
 struct metrics_shm {
@@ -56,6 +63,11 @@ void metrics_set_slot(int n);
  * for no route) of FAMILY. */
 void metrics_request(unsigned route, unsigned family, unsigned status, uint64_t dur_us);
 void metrics_qrs(enum qrs_outcome o, uint64_t dur_us);
+/* An engine request ended with O, DUR_US after it was queued. */
+void metrics_engine(enum engine_outcome o, uint64_t dur_us);
+void metrics_engine_session(int opened);
+/* CLOCK_MONOTONIC in microseconds, for the durations above. */
+int64_t metrics_now_us(void);
 /* Master side: a child is being respawned; the generation and its worker count. */
 void metrics_note_respawn(void);
 void metrics_note_gen(unsigned gen, int workers);
