@@ -225,10 +225,12 @@ static void render_events(struct buf *b, const struct metrics_shm *m)
     out(b, "butlerd_scheduler_firings_total{outcome=\"started\"} %" PRIu64 "\n", ld(&st->sched_fired));
     out(b, "butlerd_scheduler_firings_total{outcome=\"failed\"} %" PRIu64 "\n", ld(&st->sched_failed));
     out(b, "butlerd_scheduler_firings_total{outcome=\"skipped\"} %" PRIu64 "\n", ld(&st->sched_skipped));
-    family(b, "butlerd_scheduler_firing_delay_seconds_total", "counter",
-           "From the planned second to the start request, summed over started and failed firings.");
-    out(b, "butlerd_scheduler_firing_delay_seconds_total %.3f\n",
+    family(b, "butlerd_scheduler_firing_delay_seconds", "summary",
+           "From the planned second to the start request, over started and failed firings.");
+    out(b, "butlerd_scheduler_firing_delay_seconds_sum %.3f\n",
         (double)ld(&st->sched_delay_ms_sum) / 1e3);
+    out(b, "butlerd_scheduler_firing_delay_seconds_count %" PRIu64 "\n",
+        ld(&st->sched_fired) + ld(&st->sched_failed));
     /* Alert outbox depth, delivered, retried and dead per destination: the alert
      * pipeline keeps no counters in stats.h yet (butlerd(8), "MONITORING"). */
 }

@@ -125,6 +125,8 @@ def parse(text):
         allowed = {fam}
         if f["type"] == "histogram":
             allowed = {fam + "_bucket", fam + "_sum", fam + "_count"}
+        elif f["type"] == "summary":
+            allowed = {fam, fam + "_sum", fam + "_count"}
         if sname not in allowed:
             raise FormatError("line %d: sample %s outside its family %s" % (n, sname, fam))
         if f["type"] == "counter" and (not fam.endswith("_total") or value < 0):

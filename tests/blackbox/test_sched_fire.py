@@ -11,6 +11,7 @@ test, no assertion on latency."""
 
 import datetime
 import os
+import re
 import signal
 import time
 
@@ -382,3 +383,27 @@ def test_changes_while_scheduler_process_is_down_apply_after_respawn(fire_butler
     stopall(d)
     check_not_made_up(sim, TASK2, t_stop, max(t_back, t_stop), "the schedule was created")
     check_once_per_firing(settle(sim, TASK2))
+
+
+def test_metrics_count_firings(fire_butler, sim):
+    """GET /metrics (butlerd(8), MONITORING): the firings the simulator saw, and
+    their delay as a summary."""
+    d = fire_butler(more={"butlerd": {"metrics": {"enable": True}}})
+    o = create(d, every_second())
+    wait_starts(sim, TASK, 2, 2 + FIRST)
+    stop(d, o["id"])
+    n = len(settle(sim, TASK))
+    text = ""
+
+    def sample(name):
+        m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+        return float(m.group(1))
+
+    def counted():  # a firing counts once QRS's answer is in, just after the start
+        nonlocal text
+        text = d.get("/metrics").text
+        return sample('butlerd_scheduler_firings_total{outcome="started"}') == n
+    assert harness.wait_until(counted, 10), text
+    assert sample('butlerd_scheduler_firings_total{outcome="failed"}') == 0
+    assert sample("butlerd_scheduler_firing_delay_seconds_count") == n
+    assert sample("butlerd_scheduler_firing_delay_seconds_sum") >= 0
