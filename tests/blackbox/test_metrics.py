@@ -392,3 +392,43 @@ def test_example_alert_rules_check():
                            "api_metrics.c")) as f:
         src = f.read()
     assert {n for n in names - gap if '"%s' % n not in src} == set()
+
+
+def test_udp_and_active_users(start_daemon):
+    """The UDP intake counters (those `butlerd -S` prints) and the active users."""
+    import socket
+    import sys
+    import os
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                    "qlik-sim"))
+    from udp_sender import Sender, session_datagram
+    ports = []
+    for _ in range(2):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        ports.append((s, s.getsockname()[1]))
+    tport, sport = ports[0][1], ports[1][1]
+    for s, _ in ports:
+        s.close()
+    d = start_daemon(harness.merge({"Butler": {
+        "restServerEndpointsEnable": {"activeUserCount": True},
+        "udpServerConfig": {"enable": True, "serverHost": "127.0.0.1",
+                            "portTaskFailure": tport,
+                            "portSessionConnectionEvents": sport}}}, OVERRIDES))
+    tx = Sender(sport)
+    for u in ("ann", "bob", "cid"):
+        tx.send(session_datagram("start", "sense1", "ACME", u))
+    tx.send(b"not;a;datagram")
+    Sender(tport).send(b"nonsense")
+
+    def settled():
+        f = scrape(d)[1]
+        return (value(f, "butlerd_udp_received_total", socket="session") == 4 and
+                value(f, "butlerd_udp_received_total", socket="task") == 1 and
+                value(f, "butlerd_active_users") == 3)
+    assert harness.wait_until(settled, 10), scrape(d)[0]
+    fams = scrape(d)[1]
+    assert value(fams, "butlerd_udp_accepted_total", socket="session") == 3
+    assert value(fams, "butlerd_udp_dropped_total", socket="session", reason="malformed") == 1
+    assert value(fams, "butlerd_udp_dropped_total", socket="task", reason="malformed") == 1
+    assert value(fams, "butlerd_udp_accepted_total", socket="task") == 0
