@@ -71,9 +71,9 @@ static void on_connect(struct mosquitto *m, void *arg, int rc)
         return; /* the library closes the socket and calls on_disconnect */
     }
     mq.connected = 1;
-    metrics_note_mqtt(1);
     mq.backoff = BACKOFF_MIN_MS;
     STAT_INC(mqtt_connects);
+    metrics_note_mqtt(1); /* after the count: a scrape that sees 1 sees it */
     log_info("connected to MQTT broker %s:%d as %s", c->mqtt.brokerHost, c->mqtt.brokerPort,
              mq.client_id);
     int src = mosquitto_subscribe(m, NULL, c->mqtt.subscriptionRootTopic, 0);

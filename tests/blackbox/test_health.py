@@ -5,6 +5,7 @@ broker is down, and back when they return; Butler's health port."""
 
 import json
 import os
+import re
 import socket
 
 import pytest
@@ -78,18 +79,29 @@ def test_ready_waits_for_qrs_fail_seconds(butler, sim):  # noqa: F811
     sim.start()
 
 
+def mqtt_metrics(d):
+    """(butlerd_mqtt_connected, butlerd_mqtt_connects_total) from GET /metrics."""
+    text = d.get("/metrics").text
+    return tuple(int(re.search(r"^%s (\d+)$" % n, text, re.M).group(1))
+                 for n in ("butlerd_mqtt_connected", "butlerd_mqtt_connects_total"))
+
+
 def test_ready_follows_the_broker(start_daemon, tmp_path):
     b = Broker(tmp_path / "broker", port=harness.free_port())
     b.start()
     try:
-        d = start_daemon(mqtt_overrides(b))
+        d = start_daemon(harness.merge(mqtt_overrides(b),
+                                       {"butlerd": {"metrics": {"enable": True}}}))
         wait_ready(d, 200)
+        assert mqtt_metrics(d) == (1, 1)
         b.stop()
         reasons = wait_ready(d, 503)
         assert reasons == ["MQTT broker 127.0.0.1:%d is not connected" % b.port], reasons
         assert d.get("/health").status == 200
+        assert mqtt_metrics(d) == (0, 1)
         b.start()
         wait_ready(d, 200, timeout=60)
+        assert mqtt_metrics(d) == (1, 2)
     finally:
         b.stop()
 
