@@ -41,6 +41,26 @@ static void family(struct buf *b, const char *name, const char *type, const char
 
 static uint64_t ld(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 
+/* The counter at byte offset OFF of struct metrics_slot, summed over the slots. */
+static uint64_t slot_sum(const struct metrics_shm *m, size_t off)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < METRICS_SLOTS; i++)
+        v += ld((const uint64_t *)(const void *)((const char *)&m->slot[i] + off));
+    return v;
+}
+
+/* A counter family NAME{outcome} from the array of N counters at offset OFF of
+ * struct metrics_slot, labelled with NAMES. */
+static void by_outcome(struct buf *b, const struct metrics_shm *m, const char *name,
+                       const char *help, size_t off, const char *const *names, unsigned n)
+{
+    family(b, name, "counter", help);
+    for (unsigned o = 0; o < n; o++)
+        out(b, "%s{outcome=\"%s\"} %" PRIu64 "\n", name, names[o],
+            slot_sum(m, off + o * sizeof(uint64_t)));
+}
+
 /* Sums histogram H over the slots into S (the caller passes the offset of H). */
 static void hist_sum(const struct metrics_shm *m, size_t off, struct metrics_hist *s)
 {
@@ -84,9 +104,8 @@ static void render_http(struct buf *b, const struct metrics_shm *m)
         unsigned ri = i < nr ? (unsigned)i : METRICS_ROUTES - 1;
         const struct route *rt = router_at(i);
         for (unsigned c = 0; c < 5; c++) {
-            uint64_t v = 0;
-            for (unsigned s = 0; s < METRICS_SLOTS; s++)
-                v += ld(&m->slot[s].req[ri][c]);
+            uint64_t v = slot_sum(m, offsetof(struct metrics_slot, req) +
+                                         (ri * 5 + c) * sizeof(uint64_t));
             if (v)
                 out(b, "butlerd_http_requests_total{route=\"%s\",method=\"%s\",status=\"%s\"} %" PRIu64 "\n",
                     rt ? rt->pattern : "unmatched", rt ? rt->method : "other", cls[c], v);
@@ -117,48 +136,38 @@ static void render_http(struct buf *b, const struct metrics_shm *m)
         ld(&st->http_forbidden));
 }
 
+/* A histogram family without labels from the histogram at offset OFF of a slot. */
+static void hist_family(struct buf *b, const struct metrics_shm *m, const char *name,
+                        const char *help, size_t off)
+{
+    family(b, name, "histogram", help);
+    struct metrics_hist h;
+    hist_sum(m, off, &h);
+    hist_out(b, name, "", &h);
+}
+
 static void render_qrs(struct buf *b, const struct metrics_shm *m)
 {
-    family(b, "butlerd_qrs_requests_total", "counter",
-           "Calls to the Qlik Sense Repository Service, by outcome.");
-    for (unsigned o = 0; o < QRS_NOUTCOMES; o++) {
-        uint64_t v = 0;
-        for (unsigned s = 0; s < METRICS_SLOTS; s++)
-            v += ld(&m->slot[s].qrs[o]);
-        out(b, "butlerd_qrs_requests_total{outcome=\"%s\"} %" PRIu64 "\n", metrics_qrs_outcome[o], v);
-    }
-    family(b, "butlerd_qrs_request_duration_seconds", "histogram",
-           "Duration of calls to the Qlik Sense Repository Service.");
-    struct metrics_hist h;
-    hist_sum(m, offsetof(struct metrics_slot, qrs_time), &h);
-    hist_out(b, "butlerd_qrs_request_duration_seconds", "", &h);
+    by_outcome(b, m, "butlerd_qrs_requests_total",
+               "Calls to the Qlik Sense Repository Service, by outcome.",
+               offsetof(struct metrics_slot, qrs), metrics_qrs_outcome, QRS_NOUTCOMES);
+    hist_family(b, m, "butlerd_qrs_request_duration_seconds",
+                "Duration of calls to the Qlik Sense Repository Service.",
+                offsetof(struct metrics_slot, qrs_time));
 }
 
 static void render_engine(struct buf *b, const struct metrics_shm *m)
 {
-    family(b, "butlerd_engine_requests_total", "counter",
-           "JSON-RPC requests to the Qlik Sense engine (app dump, app reload), by outcome.");
-    for (unsigned o = 0; o < ENG_NOUTCOMES; o++) {
-        uint64_t v = 0;
-        for (unsigned s = 0; s < METRICS_SLOTS; s++)
-            v += ld(&m->slot[s].engine[o]);
-        out(b, "butlerd_engine_requests_total{outcome=\"%s\"} %" PRIu64 "\n",
-            metrics_engine_outcome[o], v);
-    }
-    family(b, "butlerd_engine_request_duration_seconds", "histogram",
-           "From queuing an engine request to its answer.");
-    struct metrics_hist h;
-    hist_sum(m, offsetof(struct metrics_slot, engine_time), &h);
-    hist_out(b, "butlerd_engine_request_duration_seconds", "", &h);
-    family(b, "butlerd_engine_sessions_total", "counter",
-           "Engine WebSocket sessions, by outcome of the opening.");
+    by_outcome(b, m, "butlerd_engine_requests_total",
+               "JSON-RPC requests to the Qlik Sense engine (app dump, app reload), by outcome.",
+               offsetof(struct metrics_slot, engine), metrics_engine_outcome, ENG_NOUTCOMES);
+    hist_family(b, m, "butlerd_engine_request_duration_seconds",
+                "From queuing an engine request to its answer.",
+                offsetof(struct metrics_slot, engine_time));
     static const char *const so[2] = {"opened", "failed"};
-    for (unsigned k = 0; k < 2; k++) {
-        uint64_t v = 0;
-        for (unsigned s = 0; s < METRICS_SLOTS; s++)
-            v += ld(&m->slot[s].engine_sessions[k]);
-        out(b, "butlerd_engine_sessions_total{outcome=\"%s\"} %" PRIu64 "\n", so[k], v);
-    }
+    by_outcome(b, m, "butlerd_engine_sessions_total",
+               "Engine WebSocket sessions, by outcome of the opening.",
+               offsetof(struct metrics_slot, engine_sessions), so, 2);
 }
 
 static void counter(struct buf *b, const char *name, const char *help, uint64_t v)
