@@ -191,6 +191,20 @@ struct cfg {
         char *tlsCaFile, *tlsCertFile, *tlsKeyFile;
     } bmqtt;
     bool v2Enable;
+    struct {
+        bool enable;
+    } metrics; /* GET /metrics */
+    struct {
+        bool enable;
+        int port;
+    } dockerHealth; /* Butler.dockerHealthCheck */
+    struct {
+        bool enable;
+        int qrsFailSeconds;
+    } health; /* GET /health and /ready */
+    struct {
+        bool enable;
+    } documentation; /* GET /documentation[/json|/yaml] */
     int qrsTimeoutMs, qrsConnectTimeoutMs, qrsMaxReplyBytes;
     int startTaskMaxItems;
     int engineConnectTimeoutMs, engineTimeoutMs, engineReloadTimeoutSeconds,

@@ -20,6 +20,7 @@ const char *const scope_names[] = {
     "schedules:read",  /* scheduler: GET routes */
     "schedules:write", /* scheduler: create, update, delete, start, stop */
     "newrelic",        /* POST /v4/newrelic/event and /metric */
+    "metrics",         /* GET /metrics */
     NULL,
 };
 
@@ -39,7 +40,7 @@ int scope_changes(const char *name)
 {
     static const char *const readonly[] = {"ping",      "convert",    "config:read",
                                            "keyvalues:read", "apps:read", "users:read",
-                                           "schedules:read", NULL};
+                                           "schedules:read", "metrics", NULL};
     if (!name)
         return 1;
     for (unsigned i = 0; readonly[i]; i++)

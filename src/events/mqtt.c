@@ -9,6 +9,7 @@
 #include "cfg.h"
 #include "ipc.h"
 #include "log.h"
+#include "metrics.h"
 #include "stats.h"
 #include "util.h"
 
@@ -72,6 +73,7 @@ static void on_connect(struct mosquitto *m, void *arg, int rc)
     mq.connected = 1;
     mq.backoff = BACKOFF_MIN_MS;
     STAT_INC(mqtt_connects);
+    metrics_note_mqtt(1); /* after the count: a scrape that sees 1 sees it */
     log_info("connected to MQTT broker %s:%d as %s", c->mqtt.brokerHost, c->mqtt.brokerPort,
              mq.client_id);
     int src = mosquitto_subscribe(m, NULL, c->mqtt.subscriptionRootTopic, 0);
@@ -107,6 +109,7 @@ static void on_disconnect(struct mosquitto *m, void *arg, int rc)
         log_warnx("lost the connection to MQTT broker %s:%d (%s)", c->mqtt.brokerHost,
                   c->mqtt.brokerPort, rc ? mosquitto_strerror(rc) : "closed");
     mq.connected = 0;
+    metrics_note_mqtt(0);
     mq.connecting = 0;
     if (mq.started)
         schedule_retry();
@@ -301,6 +304,7 @@ void mqtt_stop(void)
         mosquitto_lib_cleanup();
     }
     mq.connected = 0;
+    metrics_note_mqtt(0);
     for (size_t i = 0; i < mq.nconns; i++) {
         close(mq.conns[i].fd);
         ipc_reader_free(&mq.conns[i].rd);

@@ -48,5 +48,11 @@ void api_sched_stop(struct req *r);
 void api_sched_startall(struct req *r);
 void api_sched_stopall(struct req *r);
 void api_sched_status(struct req *r);
+void api_metrics(struct req *r);
+void api_health(struct req *r);
+void api_ready(struct req *r);
+void api_docs_html(struct req *r);
+void api_docs_json(struct req *r);
+void api_docs_yaml(struct req *r);
 
 #endif

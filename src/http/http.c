@@ -10,6 +10,7 @@
 #include "cfg.h"
 #include "cidr.h"
 #include "log.h"
+#include "metrics.h"
 #include "pct.h"
 #include "query.h"
 #include "scope.h"
@@ -279,6 +280,12 @@ void http_reply_json_buf(struct req *r, unsigned status, struct buf *b)
     }
     send_reply(r, status, JSON_TYPE, b->p, b->len);
     buf_free(b);
+}
+
+void http_reply_typed(struct req *r, unsigned status, const char *ctype, const char *body,
+                      size_t len)
+{
+    send_reply(r, status, ctype, body, len);
 }
 
 void http_reply_empty(struct req *r, unsigned status)
@@ -623,6 +630,13 @@ static void *sweeper(void *arg)
 
 /* ----------------------------------------------------------------- requests */
 
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct req *r = xcalloc(1, sizeof *r);
@@ -631,6 +645,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->target = xstrdup(uri);
     r->pathlen = strcspn(uri, "?");
     r->started_ms = now_ms();
+    r->started_us = mono_us();
     const union MHD_ConnectionInfo *ai =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     r->peerlen = ai ? cidr_key(ai->client_addr, r->peer) : 0;
@@ -666,7 +681,14 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_debug("request %s ended early (%d)", r->target, (int)toe);
     /* butlerd(8), "AUDIT TRAIL": every request to a route that changes something,
      * refused or not, once it has ended. */
-    if (r->route && audit_enabled() && scope_changes(r->route->scope)) {
+    /* butlerd(8), "MONITORING": by route pattern (never the raw path) and status
+     * class; nothing is recorded while the metrics are off. */
+    if (r->status_sent && cfg->metrics.enable)
+        metrics_request(r->route ? router_index(r->route) : METRICS_ROUTES - 1,
+                        router_family(r->route), r->status_sent,
+                        (uint64_t)(mono_us() - r->started_us));
+    if (r->route && !(r->route->opts & R_OPEN) && audit_enabled() &&
+        scope_changes(r->route->scope)) {
         char client[64];
         cidr_key_text(r->peer, r->peerlen, client, sizeof client);
         audit_request(client, r->who, r->method, r->target, r->pathlen, r->status_sent,
@@ -805,8 +827,9 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
     if (rt && router_enabled(rt, cfg))
         r->route = rt;
     /* Every request to an enabled route counts, before anything is validated; the
-     * 404 of an unknown route does not (butlerd-api(7), "Rate limiting"). */
-    if (r->route && cfg->rateLimit.enable && r->peerlen) {
+     * 404 of an unknown route does not (butlerd-api(7), "Rate limiting"), nor do the
+     * open routes: a load balancer's health checks must not eat its clients' budget. */
+    if (r->route && !(r->route->opts & R_OPEN) && cfg->rateLimit.enable && r->peerlen) {
         rl_hit(r->peer, r->peerlen, cfg->rateLimit.maxRequests, cfg->rateLimit.windowSeconds,
                now_ms(), &r->rl);
         r->rl_counted = 1;
@@ -859,7 +882,7 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
         status = 404;
     else if (r->rl_counted && r->rl.limited)
         status = 429;
-    else
+    else if (!(r->route->opts & R_OPEN))
         status = authenticate(r);
     if (status == 429)
         STAT_INC(http_rate_limited);

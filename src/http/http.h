@@ -27,6 +27,7 @@ struct req {
     json_object *query;   /* validated query string, once asked for */
     struct buf raw;       /* body bytes while they arrive */
     int64_t started_ms;
+    int64_t started_us; /* for the duration metrics */
     int stage;            /* 0 new, 1 head seen, 2 replied */
     int pending;          /* error status decided from the head, sent after the body */
     int discard;          /* drop body bytes as they arrive */
@@ -77,6 +78,9 @@ void http_reply_error_bytes(struct req *r, unsigned status, const char *prefix,
                             const char *data, size_t len);
 /* A JSON body the handler serialised itself: takes B's memory (no copy). */
 void http_reply_json_buf(struct req *r, unsigned status, struct buf *b);
+/* A reply of media type CTYPE (a string constant). */
+void http_reply_typed(struct req *r, unsigned status, const char *ctype, const char *body,
+                      size_t len);
 
 /* Path parameter I, percent-decoded (malloc'd, length in *LEN), or NULL after a
  * 400 FST_ERR_BAD_URL reply has been sent. */

@@ -3,11 +3,14 @@
 #include "router.h"
 #include "api.h"
 #include "cfg.h"
+#include "metrics.h"
+#include "scope.h"
 
 #include <string.h>
 #include <strings.h>
 
 #define F(x) offsetof(struct cfg, ep.x)
+#define OPS(x) offsetof(struct cfg, x) /* butlerd.metrics, .health, .documentation */
 
 static const struct route routes[] = {
     {"GET", "/v4/configfile/endpointsenabled", api_endpointsenabled, F(apiListEnabledEndpoints), 0, JP_NONE, "config:read"},
@@ -59,7 +62,15 @@ static const struct route routes[] = {
     {"GET", "/v2/createDir", api_v2_createdir, F(createDir), R_V2, JP_FILES, "files"},
     {"GET", "/v2/createDirQVD", api_v2_createdirqvd, F(createDirQVD), R_V2, JP_FILES, "files"},
     {"GET", "/v2/slackPostMessage", api_v2_slack_post, F(slackPostMessage), R_V2, JP_OUTBOUND, "slack"},
+    {"GET", "/metrics", api_metrics, OPS(metrics.enable), 0, JP_NONE, "metrics"},
+    {"GET", "/health", api_health, OPS(health.enable), R_OPEN, JP_NONE, NULL},
+    {"GET", "/ready", api_ready, OPS(health.enable), R_OPEN, JP_QLIK, NULL},
+    {"GET", "/documentation", api_docs_html, OPS(documentation.enable), R_OPEN, JP_NONE, NULL},
+    {"GET", "/documentation/json", api_docs_json, OPS(documentation.enable), R_OPEN, JP_NONE, NULL},
+    {"GET", "/documentation/yaml", api_docs_yaml, OPS(documentation.enable), R_OPEN, JP_NONE, NULL},
 };
+#define NROUTES (sizeof routes / sizeof routes[0])
+_Static_assert(NROUTES < METRICS_ROUTES, "metrics.h: METRICS_ROUTES too small");
 
 /* Matches one route; returns a score (higher = more static segments earlier) or -1. */
 static long match(const struct route *rt, const char *path, size_t len,
@@ -108,7 +119,7 @@ const struct route *router_match(const char *method, const char *path, size_t pa
     const struct route *best = NULL;
     long best_score = -1;
     struct route_params tmp;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    for (size_t i = 0; i < NROUTES; i++) {
         const struct route *rt = &routes[i];
         if (strcmp(rt->method, method) != 0)
             continue;
@@ -132,4 +143,26 @@ int router_enabled(const struct route *rt, const struct cfg *cfg)
     if ((rt->opts & R_SCHED) && !cfg->scheduler.enable)
         return 0;
     return 1;
+}
+
+size_t router_count(void) { return NROUTES; }
+
+const struct route *router_at(size_t i) { return i < NROUTES ? &routes[i] : NULL; }
+
+unsigned router_index(const struct route *rt) { return (unsigned)(rt - routes); }
+
+unsigned router_family(const struct route *rt)
+{
+    for (unsigned i = 0; rt && rt->scope && scope_names[i]; i++)
+        if (!strcmp(scope_names[i], rt->scope))
+            return i + 1;
+    return 0;
+}
+
+const char *router_family_name(unsigned f)
+{
+    for (unsigned i = 0; scope_names[i]; i++)
+        if (i + 1 == f)
+            return scope_names[i];
+    return "none";
 }

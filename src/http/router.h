@@ -10,6 +10,7 @@ typedef void (*api_handler)(struct req *r);
 
 #define R_V2 1u    /* legacy /v2 route: case-insensitive, needs butlerd.v2Api.enable */
 #define R_SCHED 2u /* scheduler route: needs Butler.scheduler.enable */
+#define R_OPEN 4u  /* no authentication, even when butlerd.auth is on (/health, /ready) */
 
 /* The job pool a route's handler runs on when it defers (http_defer): one pool per
  * kind of waiting, so that one kind stuck (a hung QRS) never delays another. */
@@ -50,5 +51,14 @@ const struct route *router_match(const char *method, const char *path, size_t pa
                                  struct route_params *params);
 /* True if the route's enable flags are on in CFG. */
 int router_enabled(const struct route *rt, const struct cfg *cfg);
+
+/* The table itself, for GET /metrics: the number of routes, route I, the index of a
+ * route, and its family (the metrics label "family": its scope, or "none" for no
+ * route or no scope) as a number below METRICS_FAMILIES and as a name. */
+size_t router_count(void);
+const struct route *router_at(size_t i);
+unsigned router_index(const struct route *rt);
+unsigned router_family(const struct route *rt);
+const char *router_family_name(unsigned family);
 
 #endif

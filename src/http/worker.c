@@ -5,9 +5,11 @@
 #include "butlerd.h"
 #include "cfg.h"
 #include "audit.h"
+#include "healthport.h"
 #include "http.h"
 #include "ipc.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <errno.h>
@@ -99,6 +101,7 @@ void worker_main(const struct worker_args *a)
         _exit(EXIT_WORKER_FATAL);
     }
     setup_signals(sp);
+    metrics_set_slot(a->slot);
 
     struct MHD_Daemon *d = NULL;
     if (a->listen_fd >= 0) {
@@ -108,6 +111,9 @@ void worker_main(const struct worker_args *a)
             _exit(EXIT_WORKER_FATAL);
         }
     }
+    struct MHD_Daemon *hd = NULL;
+    if (a->health_fd >= 0 && !(hd = healthport_start(a->health_fd)))
+        log_warnx("worker %d: cannot serve the health check port", a->slot);
     char ready = IPC_READY;
     if (write(a->ctl_fd, &ready, 1) != 1)
         got_term = 1;
@@ -137,6 +143,7 @@ void worker_main(const struct worker_args *a)
         if (getppid() != master)
             master_gone = 1;
     }
+    healthport_stop(hd);
     if (d) {
         /* Without a master nobody will respawn us or hold the port: be quick. */
         drain(d, master_gone ? 1000 : (int64_t)a->cfg->shutdownTimeout * 1000);

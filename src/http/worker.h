@@ -12,6 +12,7 @@ struct worker_args {
     unsigned gen;
     const char *tls_cert, *tls_key; /* PEM text read by the master, or NULL */
     const char *tls_client_ca; /* PEM of butlerd.http.clientCertCa, or NULL */
+    int health_fd; /* Butler.dockerHealthCheck port, or -1 */
 };
 
 /* Runs the worker until told to stop or the master dies; never returns. */

@@ -28,9 +28,10 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: butlerd [-f] [-t] [-S] [-c file] [-k name] [-V] [-h]\n"
+            "usage: butlerd [-f] [-t] [-S] [-c file] [-p pidfile] [-k name] [-V] [-h]\n"
             "       butlerd -T template [-x context.json] [-m html|text|json]\n"
             "  -c file  configuration file (default %s)\n"
+            "  -p file  write the master's pid to this file (overrides butlerd.pidfile)\n"
             "  -t       test the configuration and exit\n"
             "  -f       stay in the foreground and log to stderr\n"
             "  -S       print the running instance's counters (JSON) and exit\n"
@@ -168,11 +169,12 @@ int main(int argc, char **argv)
 {
     const char *conf = BUTLERD_DEFAULT_CONF;
     int test = 0, fg = 0, show_stats = 0, opt, daemon_opts = 0;
-    const char *tmpl = NULL, *tmpl_ctx = NULL, *tmpl_mode = NULL;
+    const char *tmpl = NULL, *tmpl_ctx = NULL, *tmpl_mode = NULL, *pidfile = NULL;
 
-    while ((opt = getopt(argc, argv, "c:tfSk:VhT:x:m:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:p:tfSk:VhT:x:m:")) != -1) {
         switch (opt) {
         case 'c': conf = optarg; daemon_opts = 1; break;
+        case 'p': pidfile = optarg; daemon_opts = 1; break;
         case 't': test = daemon_opts = 1; break;
         case 'f': fg = daemon_opts = 1; break;
         case 'S': show_stats = daemon_opts = 1; break;
@@ -197,10 +199,16 @@ int main(int argc, char **argv)
     }
     if (tmpl)
         return tmpl_cli_run(tmpl, tmpl_ctx, tmpl_mode);
+    /* The daemon changes to / when it detaches: a relative name would move. */
+    if (pidfile && pidfile[0] != '/') {
+        fprintf(stderr, "butlerd: -p needs an absolute path, not %s\n", pidfile);
+        return EXIT_USAGE;
+    }
 
     struct cfg_msgs msgs;
     memset(&msgs, 0, sizeof msgs);
     struct cfg *cfg = cfg_load(conf, &msgs);
+    master_override(cfg, pidfile);
     if (test) {
         /* The start refuses an unsafe snapshot directory: so does the test. */
         if (cfg && kv_snapshot_check(cfg, &msgs.errors, &msgs.warnings) < 0) {
@@ -253,7 +261,7 @@ int main(int argc, char **argv)
     }
     /* Before any thread or fork: libcurl's global state is shared by every worker. */
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    struct master_opts o = {conf, fg, -1};
+    struct master_opts o = {conf, fg, -1, pidfile};
     if (!fg && daemonize(&o.notify_fd) < 0)
         return EXIT_FATAL;
     if (master_apply_logging(cfg, fg) < 0)

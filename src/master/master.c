@@ -14,10 +14,12 @@
 #include "qrs.h"
 #include "shm.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "proc.h"
 #include "sched_list.h"
 #include "scheduler.h"
+#include "sdnotify.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -99,17 +101,20 @@ int master_apply_logging(const struct cfg *c, int foreground)
 
 /* ------------------------------------------------------------- listen socket */
 
-static char listen_desc[300];
+static char listen_desc[300], health_desc[300];
 
-static int open_listener(const struct cfg *c)
+/* The REST listener, or with PORT > 0 Butler's health port on the same host. */
+static int open_listener(const struct cfg *c, int health_port)
 {
+    int port_n = health_port > 0 ? health_port : c->rest.serverPort;
+    char *desc = health_port > 0 ? health_desc : listen_desc;
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     char port[16];
-    snprintf(port, sizeof port, "%d", c->rest.serverPort);
+    snprintf(port, sizeof port, "%d", port_n);
     int rc = getaddrinfo(c->rest.serverHost, port, &hints, &res);
     if (rc != 0) {
         log_errorx("cannot resolve Butler.restServerConfig.serverHost %s: %s", c->rest.serverHost,
@@ -128,14 +133,14 @@ static int open_listener(const struct cfg *c)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     int fam = res->ai_family;
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
-        log_error("cannot listen on %s port %d", c->rest.serverHost, c->rest.serverPort);
+        log_error("cannot listen on %s port %d", c->rest.serverHost, port_n);
         close(fd);
         freeaddrinfo(res);
         return -1;
     }
     freeaddrinfo(res);
-    snprintf(listen_desc, sizeof listen_desc, fam == AF_INET6 ? "[%s]:%d" : "%s:%d",
-             c->rest.serverHost, c->rest.serverPort);
+    snprintf(desc, sizeof listen_desc, fam == AF_INET6 ? "[%s]:%d" : "%s:%d",
+             c->rest.serverHost, port_n);
     return fd;
 }
 
@@ -273,11 +278,20 @@ static void print_msgs(const struct strlist *l, void (*fn)(const char *, ...))
 
 static int read_tls(struct master *m, const struct cfg *cfg);
 
+void master_override(struct cfg *cfg, const char *pidfile)
+{
+    if (cfg && pidfile) {
+        free(cfg->pidfile);
+        cfg->pidfile = xstrdup(pidfile);
+    }
+}
+
 static void reload(struct master *m)
 {
     struct cfg_msgs msgs;
     memset(&msgs, 0, sizeof msgs);
     struct cfg *neu = cfg_load(m->o->conf_path, &msgs);
+    master_override(neu, m->o->pidfile);
     if (neu && cfg_check_reload(m->cfg, neu, &msgs.errors) < 0) {
         cfg_free(neu);
         neu = NULL;
@@ -286,6 +300,7 @@ static void reload(struct master *m)
         print_msgs(&msgs.errors, log_errorx);
         log_errorx("configuration reload failed, keeping the old configuration");
         cfg_msgs_free(&msgs);
+        sdnotify_reload_failed(m->gen);
         return;
     }
     print_msgs(&msgs.warnings, log_warnx);
@@ -316,6 +331,8 @@ static void reload(struct master *m)
     if (m->env.listen_fd >= 0) {
         m->reloading = 1;
         pool_start_gen(&m->env, m->gen);
+    } else {
+        sdnotify_ready(m->gen, 0);
     }
 }
 
@@ -376,6 +393,7 @@ static void register_loop(const struct master *m)
     loop_add_timer(snapshot_timer);
     loop_add_timer(mqtt_timers);
     loop_add_timer(udp_timers);
+    loop_add_timer(sdnotify_watchdog);
 }
 
 /* 0 if KEY (PEM) is the private key of the first certificate in CERT (PEM): a new
@@ -468,14 +486,22 @@ static int master_start(struct master *m)
     if (setup_signals() < 0)
         return -1;
     if (cfg->rest.enable) {
-        m->env.listen_fd = open_listener(cfg);
+        m->env.listen_fd = open_listener(cfg, 0);
         if (m->env.listen_fd < 0 || (cfg->rest.tlsEnable && read_tls(m, cfg) < 0))
             return -1;
+        /* Butler.dockerHealthCheck (butlerd(8), "MONITORING"): served by the workers */
+        if (cfg->dockerHealth.enable) {
+            m->env.health_fd = open_listener(cfg, cfg->dockerHealth.port);
+            if (m->env.health_fd < 0)
+                return -1;
+            log_info("health check port listening on %s", health_desc);
+        }
     }
     if (*cfg->pidfile && pidfile_create(cfg->pidfile) < 0)
         return -1;
     if (sched_init(cfg) < 0 || open_store(m, cfg) < 0)
         return -1;
+    metrics_note_gen(m->gen, 0);
     qrs_load_credentials(cfg);
     if (udp_start(cfg) < 0) /* before dropping privileges: ports below 1024 */
         return -1;
@@ -487,6 +513,7 @@ static int master_start(struct master *m)
     mqtt_set_connect_handler(udp_on_connect);
     register_loop(m);
     proc_set_listen_fd(m->env.listen_fd);
+    proc_set_health_fd(m->env.health_fd);
     if (cfg->mqtt.enable)
         events_start(cfg, m->gen);
     scheduler_start(cfg, m->gen);
@@ -498,6 +525,7 @@ static int master_start(struct master *m)
         pool_start_gen(&m->env, m->gen);
     } else {
         log_info("ready: REST server disabled (Butler.restServerConfig.enable is false)");
+        sdnotify_ready(m->gen, 0);
         m->announced = 1;
         notify(m, '0');
     }
@@ -508,6 +536,10 @@ static int master_start(struct master *m)
  * after a reload drain the older generations. */
 static void on_gen_ready(struct master *m)
 {
+    metrics_note_gen(m->gen, pool_count_gen(m->gen));
+    /* once at start and once per reload: the workers of m->gen accept */
+    if (!m->announced || m->reloading)
+        sdnotify_ready(m->gen, pool_count_gen(m->gen));
     if (!m->announced) {
         log_info("butlerd %s ready: listening on %s (%d workers, gen %u)", BUTLERD_VERSION,
                  listen_desc, pool_count_gen(m->gen), m->gen);
@@ -527,10 +559,16 @@ static void begin_stop(struct master *m)
 {
     m->stopping = 1;
     log_info("shutting down");
+    sdnotify_stopping();
     if (m->env.listen_fd >= 0) { /* refuse new connections from now on */
         close(m->env.listen_fd);
         m->env.listen_fd = -1;
         proc_set_listen_fd(-1);
+    }
+    if (m->env.health_fd >= 0) {
+        close(m->env.health_fd);
+        m->env.health_fd = -1;
+        proc_set_health_fd(-1);
     }
     proc_shutdown();
     pool_stop_all(m->cfg->shutdownTimeout);
@@ -563,6 +601,7 @@ static void handle_signals(struct master *m)
     if (sig_hup && !m->stopping) {
         sig_hup = 0;
         log_info("SIGHUP received, reloading %s", m->o->conf_path);
+        sdnotify_reloading();
         reload(m);
     }
     if (sig_term && !m->stopping)
@@ -609,6 +648,8 @@ static void master_finish(struct master *m, int rc)
     notify(m, rc == EXIT_OK ? '0' : '1');
     if (m->env.listen_fd >= 0)
         close(m->env.listen_fd);
+    if (m->env.health_fd >= 0)
+        close(m->env.health_fd);
     pidfile_remove();
     free(m->tls_cert);
     free(m->tls_key);
@@ -619,7 +660,8 @@ static void master_finish(struct master *m, int rc)
 
 int master_run(struct cfg *cfg, const struct master_opts *o)
 {
-    struct master m = {.cfg = cfg, .o = o, .gen = 1, .env.listen_fd = -1};
+    struct master m = {.cfg = cfg, .o = o, .gen = 1, .env.listen_fd = -1,
+                       .env.health_fd = -1};
     int rc = master_start(&m) < 0 ? EXIT_FATAL : master_loop(&m);
     master_finish(&m, rc);
     return rc;

@@ -27,7 +27,7 @@ static int ready_changed;
 static void __attribute__((noreturn)) worker_child(const struct proc *p, int fd)
 {
     struct worker_args a = {env->cfg, env->listen_fd, fd, p->slot, p->gen,
-                            env->tls_cert, env->tls_key, env->tls_client_ca};
+                            env->tls_cert, env->tls_key, env->tls_client_ca, env->health_fd};
     worker_main(&a);
 }
 

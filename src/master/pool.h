@@ -8,6 +8,7 @@ struct cfg;
 struct pool_env {
     const struct cfg *cfg; /* current configuration, for new workers */
     int listen_fd;
+    int health_fd; /* Butler.dockerHealthCheck port, or -1 */
     const char *tls_cert, *tls_key;
     const char *tls_client_ca;
 };

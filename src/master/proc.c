@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "metrics.h"
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -37,10 +38,11 @@ struct slot {
 
 static struct proc procs[MAX_PROCS];
 static struct slot slots[MAX_SLOTS];
-static int listen_fd = -1;
+static int listen_fd = -1, health_fd = -1;
 static int stopping;
 
 void proc_set_listen_fd(int fd) { listen_fd = fd; }
+void proc_set_health_fd(int fd) { health_fd = fd; }
 
 static struct slot *slot_of(const struct proc_role *r, int n, int create)
 {
@@ -104,6 +106,8 @@ static void after_fork(const struct proc *p, int keep_fd, int master_end, pid_t 
     loop_close_in_child(); /* the self-pipe, MQTT, UDP, every other child's socket */
     if (!p->role->keep_listen && listen_fd >= 0 && listen_fd != keep_fd)
         close(listen_fd);
+    if (!p->role->keep_listen && health_fd >= 0 && health_fd != keep_fd)
+        close(health_fd);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != master) /* it died before the prctl took effect */
         _exit(EXIT_OK);
@@ -282,6 +286,7 @@ static void respawn_policy(const struct proc *dead, int status)
     if (r->after_clean_ms >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == EXIT_OK)
         wait = r->after_clean_ms;
     s->respawn_at = now_ms() + wait;
+    metrics_note_respawn();
     if (wait)
         log_info("respawning %s in %d ms", what(r, dead->slot, b, sizeof b), wait);
 }

@@ -98,5 +98,7 @@ void proc_close_fd(struct proc *p);
 
 /* The HTTP listen socket, which children of roles without keep_listen close. */
 void proc_set_listen_fd(int fd);
+/* Butler's health port (Butler.dockerHealthCheck), kept like the listen socket. */
+void proc_set_health_fd(int fd);
 
 #endif

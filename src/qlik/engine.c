@@ -9,6 +9,7 @@
 #include "engine.h"
 #include "cfg.h"
 #include "log.h"
+#include "metrics.h"
 #include "qrs.h"
 #include "util.h"
 
@@ -40,6 +41,7 @@ struct slot {
     int id;
     int discard;          /* engine_post: drop the answer */
     json_object *answer;  /* the whole message once it came */
+    int64_t sent_us;      /* when it was queued (metrics.h) */
 };
 
 struct engine {
@@ -748,8 +750,10 @@ struct engine *engine_open(const struct cfg *c, const char *app, struct engine_e
     }
     wslay_event_config_set_max_recv_msg_length(e->ws, (uint64_t)c->engineMaxMessageBytes);
     log_debug("engine session opened for app %s", app);
+    metrics_engine_session(1);
     return e;
 fail:
+    metrics_engine_session(0);
     log_warnx("engine session for app %s on %s:%d failed: %s", app, c->engine.host,
               c->engine.port, err->msg);
     engine_close(e);
@@ -820,7 +824,7 @@ static int queue(struct engine *e, int handle, const char *method, json_object *
         kill_session(e, err);
         return -1;
     }
-    e->slots[e->nslots++] = (struct slot){id, discard, NULL};
+    e->slots[e->nslots++] = (struct slot){id, discard, NULL, metrics_now_us()};
     log_debug("engine %s handle %d -> id %d (app %s)", method, handle, id, e->app);
     return id;
 }
@@ -840,9 +844,14 @@ int engine_post(struct engine *e, int handle, const char *method, json_object *p
 json_object *engine_wait(struct engine *e, int id, int timeout_ms, struct engine_err *err)
 {
     memset(err, 0, sizeof *err);
-    if (pump_until(e, id, now_ms() + timeout_ms, err) < 0)
-        return NULL;
     struct slot *s = find_slot(e, id);
+    int64_t sent = s ? s->sent_us : metrics_now_us();
+    if (pump_until(e, id, now_ms() + timeout_ms, err) < 0) {
+        metrics_engine(err->kind == ENGINE_ETIMEOUT ? ENG_TIMEOUT : ENG_FAILED,
+                       (uint64_t)(metrics_now_us() - sent));
+        return NULL;
+    }
+    s = find_slot(e, id);
     json_object *msg = s->answer, *res = NULL, *ev;
     s->answer = NULL;
     drop_slot(e, s);
@@ -866,6 +875,8 @@ json_object *engine_wait(struct engine *e, int id, int timeout_ms, struct engine
         json_object_get(res);
     }
     json_object_put(msg);
+    metrics_engine(res ? ENG_OK : err->kind == ENGINE_ERPC ? ENG_RPC_ERROR : ENG_FAILED,
+                   (uint64_t)(metrics_now_us() - sent));
     return res;
 }
 

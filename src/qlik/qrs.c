@@ -6,6 +6,8 @@
 #include "qrs.h"
 #include "cfg.h"
 #include "log.h"
+#include "metrics.h"
+#include "util.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -273,8 +275,14 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->qrs.rejectUnauthorized ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->qrs.rejectUnauthorized ? 2L : 0L);
 
+    int64_t t0 = now_ms();
     CURLcode rc = curl_easy_perform(e);
     curl_slist_free_all(hdrs);
+    curl_off_t took_us = 0;
+    if (curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &took_us) != CURLE_OK || took_us <= 0)
+        took_us = (curl_off_t)(now_ms() - t0) * 1000;
+    if (rc != CURLE_OK)
+        metrics_qrs(rc == CURLE_OPERATION_TIMEDOUT ? QRS_TIMEOUT : QRS_FAILED, (uint64_t)took_us);
     if (rc != CURLE_OK) {
         long oserr = 0;
         curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &oserr);
@@ -298,6 +306,8 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
         return -1;
     }
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+    metrics_qrs(out->status >= 200 && out->status < 300 ? QRS_OK : QRS_HTTP_ERROR,
+                (uint64_t)took_us);
     if (!out->body.p)
         buf_append(&out->body, "", 0);
     log_debug("QRS %s /qrs/%s -> %ld", method, path, out->status);

@@ -885,3 +885,35 @@ int kv_check(void)
     free(c.counts);
     return c.bad ? -1 : 0;
 }
+
+struct usage {
+    int64_t now;
+    uint64_t keys, bytes;
+};
+
+static int usage_cb(struct shm_slot *sl, void *arg)
+{
+    struct usage *u = arg;
+    if (!expired(sl, u->now)) {
+        u->keys++;
+        u->bytes += (uint64_t)(sl->klen - 8) + sl->vlen;
+    }
+    return 0;
+}
+
+void kv_usage(uint64_t *keys, uint64_t *namespaces, uint64_t *bytes)
+{
+    struct shm_table *t = tbl();
+    struct usage u = {kv_now_ms(), 0, 0};
+    for (uint32_t s = 0; s < t->nstripes; s++) {
+        shm_table_lock(t, s);
+        shm_table_visit(t, s, usage_cb, &u);
+        shm_table_unlock(t, s);
+    }
+    shm_log_repairs();
+    struct kv_nstable *n = lock_ns();
+    *namespaces = (uint64_t)count_used(n);
+    unlock_ns(n);
+    *keys = u.keys;
+    *bytes = u.bytes;
+}

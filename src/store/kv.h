@@ -48,6 +48,9 @@ int kv_keys(const char *ns, size_t nslen, struct kv_list *out);
 /* Removes expired keys; returns how many. Run by the master at least once a second. */
 unsigned kv_sweep(void);
 uint64_t kv_mutations(void);
+/* What GET /metrics reports: live keys, namespaces, and the bytes of their names
+ * and values, counted stripe by stripe (each under its own lock, briefly). */
+void kv_usage(uint64_t *keys, uint64_t *namespaces, uint64_t *bytes);
 
 /* The whole store, for the snapshot file (kv_snapshot.c): namespaces in creation
  * order, each with its live keys in creation order. The strings are not

@@ -4,6 +4,7 @@
 #ifndef STATS_H
 #define STATS_H
 
+#include "metrics.h"
 #include "shm_region.h"
 
 #include <stdint.h>
@@ -23,6 +24,7 @@ struct udp_counters {
 };
 
 struct stats {
+    struct metrics_shm metrics; /* GET /metrics (metrics.h) */
     struct udp_counters udp[UDP_NSOCK];
     uint64_t users_full;          /* active-user entries not added: table full */
     uint64_t mqtt_connects;       /* successful connects to the broker */

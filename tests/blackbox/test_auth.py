@@ -40,6 +40,7 @@ FAMILIES = {
                         ("PUT", "/v4/schedules/stopall", None),
                         ("DELETE", "/v4/schedules/nope", None)],
     "newrelic": [("POST", "/v4/newrelic/event", {}), ("POST", "/v4/newrelic/metric", {})],
+    "metrics": [("GET", "/metrics", None)],
 }
 ALL_FLAGS = ["apiListEnabledEndpoints", "activeUserCount", "activeUsers", "base62ToBase16",
              "base16ToBase62", "butlerping", "createDir", "createDirQVD", "fileDelete",
@@ -72,7 +73,8 @@ def auth_config(entries, enable=True, tmp=None):
     ep["newRelic"] = {"postNewRelicEvent": True, "postNewRelicMetric": True}
     cfg = {"Butler": {"restServerEndpointsEnable": ep},
            "butlerd": {"auth": {"enable": enable,
-                                "tokens": Raw("( %s )" % ", ".join(entries))}}}
+                                "tokens": Raw("( %s )" % ", ".join(entries))},
+                       "metrics": {"enable": True}}}
     if tmp is not None:
         cfg["Butler"]["scheduler"] = {"enable": True,
                                       "configfile": os.path.join(str(tmp), "schedule.json")}

@@ -749,3 +749,22 @@ def test_stop_does_not_wait_for_a_retired_workers_reload(sim, butler):
     assert d.wait_exit(10) == 0, d.log_tail()
     assert time.monotonic() - t0 < 8
     assert d.find("app reloads still running", mark)
+
+
+def test_metrics_count_engine_requests(butler, sim):
+    """GET /metrics (butlerd(8), MONITORING): an app dump's engine requests, and a
+    session that cannot open."""
+    d = butler(more={"butlerd": {"metrics": {"enable": True}}})
+    assert d.get("/v4/app/%s/dump" % A1).status == 200
+
+    def value(name, outcome):
+        text = d.get("/metrics").text
+        m = re.search(r'^%s\{outcome="%s"\} (\d+)$' % (name, outcome), text, re.M)
+        return int(m.group(1))
+    assert value("butlerd_engine_sessions_total", "opened") >= 1
+    assert value("butlerd_engine_requests_total", "ok") >= 3   # OpenDoc and the lists
+    assert value("butlerd_engine_sessions_total", "failed") == 0
+    sim.stop("engine")
+    assert d.get("/v4/app/%s/dump" % A1).status >= 500
+    assert value("butlerd_engine_sessions_total", "failed") == 1
+    sim.start()

@@ -50,8 +50,8 @@ def head_lines(method, target, headers=(), version="HTTP/1.1"):
     "/v4/butlerping/extra",
     "/",
     "/v3/butlerping",
-    "/documentation",
-    "/health",
+    "/documentation/html",             # /documentation is served (test_openapi.py)
+    "/healthz",                        # /health is liveness (test_metrics.py)
     "/v4/base62tobase16/?base62=1",
     "/v4/nope?a=%zz&b=+",              # target echoed exactly as received
 ])

@@ -441,3 +441,27 @@ def test_long_stall_fires_no_burst(fire_butler, sim):
     during = [s for s in secs if t_stop + 1 < s < t_cont - 1]
     assert during and len(during) <= 6, ("expected the last 5 s of the stall to fire, got %s"
                                          % during)
+
+
+def test_metrics_count_firings(fire_butler, sim):
+    """GET /metrics (butlerd(8), MONITORING): the firings the simulator saw, and
+    their delay as a summary."""
+    d = fire_butler(more={"butlerd": {"metrics": {"enable": True}}})
+    o = create(d, every_second())
+    wait_starts(sim, TASK, 2, 2 + FIRST)
+    stop(d, o["id"])
+    n = len(settle(sim, TASK))
+    text = ""
+
+    def sample(name):
+        m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+        return float(m.group(1))
+
+    def counted():  # a firing counts once QRS's answer is in, just after the start
+        nonlocal text
+        text = d.get("/metrics").text
+        return sample('butlerd_scheduler_firings_total{outcome="started"}') == n
+    assert harness.wait_until(counted, 10), text
+    assert sample('butlerd_scheduler_firings_total{outcome="failed"}') == 0
+    assert sample("butlerd_scheduler_firing_delay_seconds_count") == n
+    assert sample("butlerd_scheduler_firing_delay_seconds_sum") >= 0
