@@ -46,6 +46,15 @@ struct cfg_newrelic_ep {
     struct tuplelist header, attributes;
 };
 
+/* One kind (reloadTaskFailure, reloadTaskAborted) of Butler.slackNotification or
+ * Butler.teamsNotification (butlerd.conf(5), Alerts). */
+struct cfg_chat_kind {
+    bool enable;
+    char *webhookURL, *channel, *fromUser, *iconEmoji, *messageType, *basicMsgTemplate,
+        *templateFile;
+    int rateLimit, headScriptLogLines, tailScriptLogLines;
+};
+
 struct cfg {
     char *file; /* path the configuration was read from */
 
@@ -165,6 +174,25 @@ struct cfg {
     int startTaskMaxItems;
     int engineConnectTimeoutMs, engineTimeoutMs, engineReloadTimeoutSeconds,
         engineMaxMessageBytes;
+
+    /* Alerts (butlerd(8), Alerts); index 0 failed, 1 aborted. */
+    struct {
+        char *qmc, *hub, *appBaseUrl;
+    } qsUrls;
+    struct {
+        bool enable;
+        struct cfg_chat_kind k[2];
+    } slack, teams;
+    struct {
+        bool enable;
+        int rateLimit[2];
+        struct tuplelist hooks[2]; /* webhookURL, httpMethod */
+    } webhook;
+    struct {
+        char *spoolDirectory, *timeZone, *teamsBasicCard;
+        int maxAgeSeconds, retryInitialSeconds, retryMaxSeconds, maxQueueEntries,
+            maxConcurrent, deadLetterMaxAgeDays, httpTimeoutSeconds, smtpTimeoutSeconds;
+    } notify;
 
     /* Source line of each table key (0 = not in the file), indexed like the table. */
     int *lines;

@@ -18,6 +18,8 @@
 #include "proc.h"
 #include "sched_list.h"
 #include "scheduler.h"
+#include "delivery.h"
+#include "notify.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -306,8 +308,9 @@ static void reload(struct master *m)
     mqtt_set_cfg(neu);
     udp_set_cfg(neu);
     m->gen++;
-    if (neu->mqtt.enable)
+    if (neu->mqtt.enable || notify_any(neu))
         events_reload(neu, m->gen);
+    delivery_reload(neu, m->gen);
     scheduler_reload(neu, m->gen);
     if (neu->rest.enable && neu->rest.tlsEnable && m->env.listen_fd >= 0 &&
         read_tls(m, neu) < 0)
@@ -487,7 +490,9 @@ static int master_start(struct master *m)
     mqtt_set_connect_handler(udp_on_connect);
     register_loop(m);
     proc_set_listen_fd(m->env.listen_fd);
-    if (cfg->mqtt.enable)
+    if (delivery_start(cfg, m->gen) < 0)
+        return -1;
+    if (cfg->mqtt.enable || notify_any(cfg))
         events_start(cfg, m->gen);
     scheduler_start(cfg, m->gen);
     m->env.cfg = cfg;
@@ -536,6 +541,7 @@ static void begin_stop(struct master *m)
     pool_stop_all(m->cfg->shutdownTimeout);
     udp_stop();
     events_stop();
+    delivery_stop();
     scheduler_stop();
     m->stop_deadline = now_ms() + (int64_t)m->cfg->shutdownTimeout * 1000 + 3000;
 }

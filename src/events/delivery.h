@@ -1,0 +1,25 @@
+/* The delivery process (butlerd(8), "Outbox"): one role in the master's process
+ * table that owns the spool directory's queue. It loads every queued entry, sends
+ * each with libcurl's multi interface (at most butlerd.notifications.maxConcurrent
+ * at once, so one slow destination does not hold up the others), removes it when
+ * the destination accepted it, reschedules it with backoff on a transient failure
+ * and moves it to dead/ on a permanent one or when it is too old.
+ *
+ * How an entry's request becomes a transfer, and how the outcome is classified,
+ * is one entry per destination in delivery.c's table (HTTP for Slack, Teams and
+ * webhooks; e-mail adds its own). */
+#ifndef DELIVERY_H
+#define DELIVERY_H
+
+struct cfg;
+
+/* Master, at start: creates the spool directory, takes its lock and starts the
+ * process when any alert destination is enabled. -1 (logged) if the directory
+ * cannot be used or another butlerd holds it. */
+int delivery_start(const struct cfg *c, unsigned gen);
+/* Master, after a reload: starts the process if alerts were just enabled, and
+ * tells a running one to rescan the queue. */
+void delivery_reload(const struct cfg *c, unsigned gen);
+void delivery_stop(void);
+
+#endif
