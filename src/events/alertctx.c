@@ -114,6 +114,7 @@ static int on_log(void *arg, const char *p, size_t len)
             r->cr = 0;
             if (p[i] == '\n') {
                 end_line(r);
+                r->a->chars += 2; /* the CRLF */
                 continue;
             }
             add_byte(r, '\r');
@@ -214,6 +215,9 @@ static void gather_log(const struct cfg *c, struct task_event *e, struct alert_i
         }
         json_object_put(a->exec);
         a->exec = json_object_get(ler);
+        const char *ne = jstr(op, "nextExecution");
+        free(a->next_exec);
+        a->next_exec = ne ? xstrdup(ne) : NULL;
         json_object_put(rt);
         const char *fref = jstr(a->exec, "fileReferenceID");
         int empty = !fref || !strcmp(fref, EMPTY_GUID) || strlen(fref) > 40;
@@ -289,6 +293,7 @@ void alertctx_free(struct alert_info *a)
     json_object_put(a->exec);
     json_object_put(a->owner);
     free(a->owner_email);
+    free(a->next_exec);
     memset(a, 0, sizeof *a);
 }
 
@@ -418,7 +423,7 @@ static json_object *cps_of(json_object *src)
     return out;
 }
 
-static void task_fields(json_object *o, const struct task_event *e)
+static void task_fields(json_object *o, const struct task_event *e, const struct alert_info *a)
 {
     json_object *t = e->task, *op;
     add(o, "taskTags", names_of(t, "tags"));
@@ -432,6 +437,8 @@ static void task_fields(json_object *o, const struct task_event *e)
     const char *next = t && json_object_object_get_ex(t, "operational", &op)
                            ? jstr(op, "nextExecution")
                            : NULL;
+    if (!next) /* the reload task of call 4 has it when task/full does not */
+        next = a->next_exec;
     if (next)
         adds(o, "taskNextExecution",
              !strcmp(next, "1753-01-01T00:00:00.000Z") ? "Never" : next);
@@ -628,7 +635,7 @@ json_object *alertctx_context(const struct cfg *c, const struct task_event *e,
     adds(o, "logLevel", e->f[8]);
     adds(o, "logMessage", e->f[10]);
     adds(o, "executionId", e->f[9]);
-    task_fields(o, e);
+    task_fields(o, e, a);
     app_fields(o, c, e);
     exec_fields(o, c, a->exec, op->chat);
     log_fields(o, a, op);

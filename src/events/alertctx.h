@@ -14,6 +14,7 @@ enum { LOG_UNAVAILABLE, LOG_NONE, LOG_OK };
 
 struct alert_info {
     json_object *exec;  /* operational.lastExecutionResult, NULL if none */
+    char *next_exec;    /* operational.nextExecution of the reload task, NULL if none */
     int log_state;      /* LOG_UNAVAILABLE, LOG_NONE (empty GUID), LOG_OK */
     char **head;        /* the first nhead lines (UTF-8, without CRLF) */
     int nhead, maxhead;

@@ -1,0 +1,190 @@
+"""Reload alerts over HTTP (issue 14; butlerd(8), Alerts): a failed-reload UDP
+event becomes Slack, Teams and webhook requests, byte for byte as the files in
+alerts/ (written by hand from the specification); the context gathered from
+the Qlik Sense simulator (execution result, script log head and tail, app
+owner) reaches the templates with Butler's field names; hostile values give
+valid JSON; a failing QRS call degrades the alert instead of dropping it; a
+repeat inside the rate-limit window is dropped and counted."""
+
+import json
+import os
+
+import harness
+from alertfix import (A1, EXEC_ID, EXPECTED, SCRIPT_LOG, T1, alert_fixture, certs,  # noqa: F401
+                      chat_kind, expected, failed, hooks, join, sim, start_alerts, task_fields)
+
+
+def stats(d):
+    cp = harness.run_cli(["-S", "-c", d.config_path])
+    assert cp.returncode == 0, cp.stderr
+    return json.loads(cp.stdout)["alerts"]
+
+
+def test_failed_reload_gives_slack_teams_and_webhook_requests(start_daemon, sim, certs, hooks,
+                                                               tmp_path):
+    slack, teams, web = hooks(), hooks(202, b""), hooks()
+    d = start_alerts(start_daemon, sim, certs, tmp_path / "spool",
+                     slack=chat_kind(slack.base + "/services/T0/B0/X", channel="sense-alerts",
+                                     iconEmoji=":ghost:"),
+                     teams=chat_kind(teams.base + "/workflow?sig=1"),
+                     hooks_=[(web.base + "/hook?code=abc", "POST"),
+                             (web.base + "/get?code=abc", "get")])
+    failed(d, task_name="Sales & margin <Q4>", execution_id=EXEC_ID)
+    s, t = slack.wait(1), teams.wait(1)
+    w = sorted(web.wait(2), key=lambda r: r["method"])
+    assert s[0]["method"] == "POST" and s[0]["path"] == "/services/T0/B0/X"
+    assert s[0]["headers"]["Content-Type"] == "application/json"
+    assert s[0]["headers"]["User-Agent"].startswith("butlerd/")
+    assert s[0]["body"] == expected("slack-basic.json")
+    assert t[0]["path"] == "/workflow?sig=1"
+    assert t[0]["body"] == expected("teams-adaptive.json")
+    assert (w[0]["method"], w[0]["body"]) == ("GET", b"")
+    assert w[0]["path"].encode() == expected("webhook-get.txt")
+    assert (w[1]["method"], w[1]["path"]) == ("POST", "/hook?code=abc")
+    assert w[1]["body"] == expected("webhook-post.json")
+    assert harness.wait_until(lambda: d.find("notify delivered") and
+                              len(d.log().split("notify delivered")) == 5, 5)
+    st = stats(d)
+    assert st["slack"]["reloadTaskFailure"]["delivered"] == 1
+    assert st["webhook"]["reloadTaskFailure"]["queued"] == 2
+    assert os.listdir(os.path.join(d.spool, "queue")) == []
+    # the QRS calls of the pipeline, each listed in the QRS API
+    paths = [r.path for r in sim.requests]
+    for p in ("/qrs/task", "/qrs/task/full", "/qrs/app/full", "/qrs/reloadtask/" + T1,
+              "/qrs/reloadtask/%s/scriptlog" % T1, "/qrs/app/" + A1):
+        assert p in paths, paths
+    assert any(p.startswith("/qrs/download/reloadtask/") and p.endswith("/scriptlog.txt")
+               for p in paths)
+    assert all(r.status == 200 for r in sim.requests), sim.requests
+
+
+def test_teams_messagecard_option(start_daemon, sim, certs, hooks, tmp_path):
+    teams = hooks(202, b"")
+    d = start_alerts(start_daemon, sim, certs, tmp_path / "spool",
+                     teams=chat_kind(teams.base + "/t"), teamsBasicCard="messagecard")
+    failed(d, task_name="Sales & margin <Q4>")
+    assert teams.wait(1)[0]["body"] == expected("teams-messagecard.json")
+
+
+def probe(start_daemon, sim, certs, hooks, tmp_path, **kind):
+    """butlerd with a formatted Teams alert whose template echoes context fields."""
+    teams = hooks(202, b"")
+    k = chat_kind(teams.base + "/t", messageType="formatted",
+                  templateFile=os.path.join(EXPECTED, "probe.handlebars"))
+    k.update(kind)
+    d = start_alerts(start_daemon, sim, certs, tmp_path / "spool", teams=k)
+    return d, teams
+
+
+def test_context_from_qrs_with_butlers_field_names(start_daemon, sim, certs, hooks, tmp_path):
+    d, teams = probe(start_daemon, sim, certs, hooks, tmp_path, headScriptLogLines=2,
+                     tailScriptLogLines=3)
+    failed(d, execution_id=EXEC_ID)
+    got = json.loads(teams.wait(1)[0]["body"])
+    assert got["taskName"] == "Reload task of App1"
+    assert got["user"] == "INTERNAL/sa_scheduler"          # Teams: '\' -> '/'
+    assert got["status"] == "FinishedFail 8"
+    assert got["duration"] == "0:1:43"
+    assert got["start"] == ("2026-11-22T22:48:10.000Z|2026-11-22 23:48:10|11/22/2026, 11:48:10 PM|"
+                            "Nov 22, 2026, 11:48:10 PM|November 22, 2026 at 11:48:10 PM GMT+1")
+    # details sorted by date; concatenated with TAB and LF
+    assert got["details"] == ("2026-11-22 23:48:10 Changing task state from Triggered to Started;"
+                              "2026-11-22 23:49:53 Changing task state from Started to FinishedFail;")
+    assert got["concat"] == ("2026-11-22T22:48:10.010Z\tChanging task state from Triggered to "
+                             "Started\n2026-11-22T22:49:53.000Z\tChanging task state from Started "
+                             "to FinishedFail\n")
+    lines = SCRIPT_LOG.split("\r\n")                         # 5: the last one empty
+    assert got["log"] == "true 234 5 %d 2 3" % len(SCRIPT_LOG)
+    assert got["head"] == "\n".join(lines[:2])               # CR removed for Teams
+    assert got["tail"] == "\n".join(lines[-3:])
+    assert got["owner"] == "Joe Smith|joe|LAB|joe.smith@example.com"
+    assert got["app"] == "https://sense.acme.local/sense/app/%s|Everyone|1048576|Sales" % A1
+    assert got["task"] == "Never|1440|INTERNAL\\sa_repository"
+    assert got["links"] == "https://sense.acme.local/qmc|https://sense.acme.local/hub"
+    assert got["ids"] == "%s|%s|%s" % (T1, A1, EXEC_ID)
+
+
+def test_hostile_values_give_valid_json(start_daemon, sim, certs, hooks, tmp_path):
+    # (a UDP field cannot hold ';' or control characters: those go into the log)
+    nasty = 'Q"uote \\back\\slash <b>&amp Ümlaut 日本 {{x}}'
+    log = "line \"1\" \\ C:\\new\r\n<tab>\there \x01\x1f;\r\nÅ & </pre> {{x}}\r\n"
+    sim.script_logs[T1.lower()] = log
+    slack_hook = hooks()
+    d, teams = probe(start_daemon, sim, certs, hooks, tmp_path)
+    # a formatted Slack alert from the shipped sample template as well
+    d.stop()
+    tpl = os.path.join(os.path.dirname(harness.binary()), "..", "contrib", "templates", "slack")
+    slack_tpl = next((os.path.join(tpl, f) for f in sorted(os.listdir(tpl))
+                      if "failed" in f), None) if os.path.isdir(tpl) else None
+    slack = chat_kind(slack_hook.base + "/s", messageType="formatted",
+                      templateFile=slack_tpl or os.path.join(EXPECTED, "probe.handlebars"))
+    k = chat_kind(teams.base + "/t", messageType="formatted",
+                  templateFile=os.path.join(EXPECTED, "probe.handlebars"))
+    d = start_alerts(start_daemon, sim, certs, tmp_path / "spool2", teams=k, slack=slack)
+    failed(d, task_name=nasty, message='Error "x" \\ <y>')
+    got = json.loads(teams.wait(1)[0]["body"])
+    assert got["taskName"] == nasty
+    assert got["head"] == log.replace("\r", "")
+    body = slack_hook.wait(1)[0]["body"]
+    assert isinstance(json.loads(body), dict)
+
+
+def test_script_log_from_the_second_endpoint_when_the_first_fails(start_daemon, sim, certs,
+                                                                  hooks, tmp_path):
+    sim.set_behaviour(r"/scriptlog\Z", status=404)
+    d, teams = probe(start_daemon, sim, certs, hooks, tmp_path)
+    failed(d)
+    got = json.loads(teams.wait(1, 15)[0]["body"])
+    assert got["log"].startswith("true 234 5 ")
+    assert any(r.path.endswith("/scriptlogfile") for r in sim.requests)
+
+
+def test_failing_lookups_degrade_the_alert(start_daemon, sim, certs, hooks, tmp_path):
+    # no execution result, no script log, no owner: the alert still goes out
+    sim.set_behaviour(r"/qrs/reloadtask/", status=500)
+    sim.set_behaviour(r"/qrs/app/[0-9a-f-]+\Z", status=500)
+    d, teams = probe(start_daemon, sim, certs, hooks, tmp_path)
+    failed(d)
+    got = json.loads(teams.wait(1, 20)[0]["body"])
+    assert got["status"] == " " and got["duration"] == "::"
+    assert got["log"] == "false 0 0 0 15 15"
+    assert got["head"] == got["tail"] == ""
+    assert got["owner"] == "|||"
+    assert "alert: GET /qrs/reloadtask/%s: HTTP 500" % T1 in d.log()
+
+
+def test_qrs_down_still_alerts_with_the_udp_fields(start_daemon, sim, certs, hooks, tmp_path):
+    web = hooks()
+    d = start_alerts(start_daemon, sim, certs, tmp_path / "spool",
+                     hooks_=[(web.base + "/h", "POST")])
+    sim.stop()
+    failed(d, task_name="Nightly")
+    got = json.loads(web.wait(1, 15)[0]["body"])
+    assert got["taskName"] == "Nightly" and got["appId"] == A1
+    assert got["appOwnerName"] == "" and got["appOwnerEmail"] == ""
+    assert d.log().count("QRS request failed") == 1         # the circuit breaker
+
+
+def test_unknown_task_gives_no_alert(start_daemon, sim, certs, hooks, tmp_path):
+    web = hooks()
+    d = start_alerts(start_daemon, sim, certs, tmp_path / "spool",
+                     hooks_=[(web.base + "/h", "POST")])
+    d.udp.send(join(task_fields("failed", task_id="9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a",
+                                app_id=A1)))
+    d.wait_log("does not exist in Sense", 10)
+    failed(d, task_name="marker")
+    got = web.wait(1)
+    assert len(got) == 1 and json.loads(got[0]["body"])["taskName"] == "marker"
+
+
+def test_rate_limited_repeat_is_dropped_and_counted(start_daemon, sim, certs, hooks, tmp_path):
+    web = hooks()
+    d = start_alerts(start_daemon, sim, certs, tmp_path / "spool",
+                     hooks_=[(web.base + "/h", "POST"), (web.base + "/g", "GET")], rate=3600)
+    failed(d, message="first")
+    web.wait(2)
+    failed(d, message="second")
+    d.wait_log("notify rate-limited dest=webhook kind=reloadTaskFailure task=%s" % T1, 10)
+    assert len(web.requests) == 2
+    st = stats(d)["webhook"]["reloadTaskFailure"]
+    assert st["rate_limited"] == 1 and st["queued"] == 2
