@@ -384,6 +384,18 @@ static struct item *find(const char *name)
     return NULL;
 }
 
+/* A file that is in queue/ again (moved back by an operator) while its item,
+ * done with, waits for the next scan to be forgotten: it starts over. */
+static struct item *find_live(const char *name)
+{
+    struct item *it = find(name);
+    if (it && !it->h && it->due_ms == INT64_MAX) {
+        snprintf(it->name, sizeof it->name, "%s", ".gone");
+        return NULL;
+    }
+    return it;
+}
+
 static void add_file(const char *name)
 {
     json_object *e = outbox_read(spool(), "queue", name), *v;
@@ -429,7 +441,7 @@ static void scan(void)
     for (struct dirent *de; (de = readdir(d));) {
         if (!is_entry_name(de->d_name))
             continue;
-        struct item *it = find(de->d_name);
+        struct item *it = find_live(de->d_name);
         if (it)
             it->seen = 1;
         else
@@ -498,7 +510,7 @@ static void drain_inotify(void)
     while ((n = read(dq.in_fd, b, sizeof b)) > 0)
         for (char *p = b; p < b + n;) {
             struct inotify_event *ev = (struct inotify_event *)(void *)p;
-            if (ev->len && is_entry_name(ev->name) && !find(ev->name))
+            if (ev->len && is_entry_name(ev->name) && !find_live(ev->name))
                 add_file(ev->name);
             if (ev->mask & IN_Q_OVERFLOW)
                 scan();

@@ -113,11 +113,9 @@ def test_hostile_values_give_valid_json(start_daemon, sim, certs, hooks, tmp_pat
     d, teams = probe(start_daemon, sim, certs, hooks, tmp_path)
     # a formatted Slack alert from the shipped sample template as well
     d.stop()
-    tpl = os.path.join(os.path.dirname(harness.binary()), "..", "contrib", "templates", "slack")
-    slack_tpl = next((os.path.join(tpl, f) for f in sorted(os.listdir(tpl))
-                      if "failed" in f), None) if os.path.isdir(tpl) else None
-    slack = chat_kind(slack_hook.base + "/s", messageType="formatted",
-                      templateFile=slack_tpl or os.path.join(EXPECTED, "probe.handlebars"))
+    slack_tpl = os.path.join(EXPECTED, "..", "..", "..", "contrib", "templates", "slack",
+                             "failed-reload.handlebars")
+    slack = chat_kind(slack_hook.base + "/s", messageType="formatted", templateFile=slack_tpl)
     k = chat_kind(teams.base + "/t", messageType="formatted",
                   templateFile=os.path.join(EXPECTED, "probe.handlebars"))
     d = start_alerts(start_daemon, sim, certs, tmp_path / "spool2", teams=k, slack=slack)
