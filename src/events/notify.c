@@ -4,6 +4,7 @@
 #include "cfg.h"
 #include "log.h"
 #include "outbox.h"
+#include "stats.h"
 #include "taskevent.h"
 #include "tmpl.h"
 #include "utf8.h"
@@ -20,26 +21,32 @@
 
 /* ------------------------------------------------------------ rate limits */
 
-/* One window per destination x kind x key (butlerd(8), Alerts, rate limits). The
- * pipeline runs in the events process only, so the table is that process's. */
-struct rl_key {
-    struct rl_key *next;
-    int64_t until_ms;
-    char key[];
-};
+/* One window per destination x kind x key (butlerd(8), Alerts, rate limits), in
+ * the shared segment so every process agrees (an events process and its successor
+ * after a reload overlap). Lock-free: a slot is claimed by a compare-and-swap of its
+ * key hash, and a window opened by one of its end time, so of two events racing for
+ * the same key exactly one passes, and a process killed at any instant leaves the
+ * table valid. Expired slots are reused lazily. */
+#define RL_SLOTS (sizeof(((struct stats *)0)->notify_rl) / sizeof(((struct stats *)0)->notify_rl[0]))
+#define RL_PROBES 32
 
-#define RL_BUCKETS 1024
-static struct {
-    pthread_mutex_t mu;
-    struct rl_key *b[RL_BUCKETS];
-} rl = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static unsigned rl_hash(const char *s)
+static uint64_t rl_hash(const char *s)
 {
-    unsigned h = 2166136261u;
+    uint64_t h = 14695981039346656037ull;
     for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % RL_BUCKETS;
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+/* Opens the window of slot I if it has ended: 1 passed, 0 dropped. */
+static int rl_open(size_t i, int64_t now, int64_t until)
+{
+    int64_t *u = &stats()->notify_rl[i].until_ms;
+    int64_t cur = __atomic_load_n(u, __ATOMIC_ACQUIRE);
+    while (cur <= now)
+        if (__atomic_compare_exchange_n(u, &cur, until, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return 1;
+    return 0;
 }
 
 /* 1 if the event passes (and opens a window), 0 if it is dropped. */
@@ -48,31 +55,33 @@ static int rl_pass(int dest, int kind, const char *key, int window_s)
     if (window_s <= 0)
         return 1;
     char *k = xasprintf("%d|%d|%s", dest, kind, key);
-    int64_t now = now_ms();
-    unsigned h = rl_hash(k);
-    int pass = 1;
-    pthread_mutex_lock(&rl.mu);
-    for (struct rl_key **pp = &rl.b[h]; *pp;) {
-        struct rl_key *e = *pp;
-        if (e->until_ms <= now) { /* expired: removed lazily */
-            *pp = e->next;
-            free(e);
-            continue;
-        }
-        if (!strcmp(e->key, k))
-            pass = 0;
-        pp = &e->next;
-    }
-    if (pass) {
-        struct rl_key *e = xmalloc(sizeof *e + strlen(k) + 1);
-        strcpy(e->key, k);
-        e->until_ms = now + (int64_t)window_s * 1000;
-        e->next = rl.b[h];
-        rl.b[h] = e;
-    }
-    pthread_mutex_unlock(&rl.mu);
+    uint64_t h = rl_hash(k);
     free(k);
-    return pass;
+    int64_t now = now_ms(), until = now + (int64_t)window_s * 1000;
+    size_t free_slot = RL_SLOTS;
+    for (size_t n = 0; n < RL_PROBES; n++) {
+        size_t i = (size_t)((h + n) % RL_SLOTS);
+        uint64_t cur = __atomic_load_n(&stats()->notify_rl[i].key, __ATOMIC_ACQUIRE);
+        if (cur == h)
+            return rl_open(i, now, until);
+        if (free_slot == RL_SLOTS &&
+            (cur == 0 || __atomic_load_n(&stats()->notify_rl[i].until_ms, __ATOMIC_ACQUIRE) <= now))
+            free_slot = i;
+    }
+    for (size_t n = 0; free_slot < RL_SLOTS && n < RL_PROBES; n++) {
+        uint64_t cur = __atomic_load_n(&stats()->notify_rl[free_slot].key, __ATOMIC_ACQUIRE);
+        int64_t end = __atomic_load_n(&stats()->notify_rl[free_slot].until_ms, __ATOMIC_ACQUIRE);
+        if (cur == h)
+            return rl_open(free_slot, now, until);
+        if ((cur == 0 || end <= now) &&
+            __atomic_compare_exchange_n(&stats()->notify_rl[free_slot].key, &cur, h, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return rl_open(free_slot, now, until);
+        if (cur != h && !(cur == 0 || end <= now))
+            break; /* taken by another live key meanwhile */
+    }
+    log_warnx("alert rate-limit table full: %s not limited", key);
+    return 1;
 }
 
 /* ------------------------------------------------------------ templates */

@@ -7,6 +7,7 @@ valid JSON; a failing QRS call degrades the alert instead of dropping it; a
 repeat inside the rate-limit window is dropped and counted."""
 
 import json
+import signal
 import os
 
 import harness
@@ -186,3 +187,20 @@ def test_rate_limited_repeat_is_dropped_and_counted(start_daemon, sim, certs, ho
     assert len(web.requests) == 2
     st = stats(d)["webhook"]["reloadTaskFailure"]
     assert st["rate_limited"] == 1 and st["queued"] == 2
+
+
+def test_rate_limit_is_shared_across_a_reload(start_daemon, sim, certs, hooks, tmp_path):
+    # the window lives in shared memory: the events process of the new generation
+    # sees the window the old one opened
+    web = hooks()
+    d = start_alerts(start_daemon, sim, certs, tmp_path / "spool",
+                     hooks_=[(web.base + "/h", "POST")], rate=3600)
+    failed(d, message="first")
+    web.wait(1)
+    mark = d.mark()
+    d.signal(signal.SIGHUP)
+    d.wait_log("configuration reloaded", 10, start=mark)
+    d.wait_log("events process pid", 10, start=mark)
+    failed(d, message="second")
+    d.wait_log("notify rate-limited dest=webhook", 10, start=mark)
+    assert len(web.requests) == 1
