@@ -5,6 +5,7 @@
 #include "butlerd.h"
 #include "guid.h"
 #include "log.h"
+#include "notify_check.h"
 #include "scope.h"
 #include "shm_layout.h"
 #include "utf8.h"
@@ -997,7 +998,10 @@ static void validate(struct loader *ld)
         msg(&m->warnings, c->file, line_of(c, "Butler.configEngine.host"),
             "an endpoint that needs the Qlik Sense engine is enabled but "
             "Butler.configEngine.host is empty");
+    notify_check(c, &m->errors, &m->warnings);
 }
+
+int cfg_key_line(const struct cfg *c, const char *path) { return line_of(c, path); }
 
 struct cfg *cfg_load(const char *file, struct cfg_msgs *msgs)
 {

@@ -209,6 +209,8 @@ struct cfg_msgs {
 struct cfg *cfg_load(const char *file, struct cfg_msgs *msgs);
 void cfg_free(struct cfg *c);
 void cfg_msgs_free(struct cfg_msgs *m);
+/* Source line of table key PATH in C's file (0 if not there). */
+int cfg_key_line(const struct cfg *c, const char *path);
 
 /* Keys that need a restart keep OLD's value in NEU; those that differed are
  * appended to OUT so the caller can warn about them. */

@@ -204,3 +204,44 @@ def test_rate_limit_is_shared_across_a_reload(start_daemon, sim, certs, hooks, t
     failed(d, message="second")
     d.wait_log("notify rate-limited dest=webhook", 10, start=mark)
     assert len(web.requests) == 1
+
+
+def test_config_check_reports_every_alert_problem_with_its_line(tmp_path):
+    bad_tpl = tmp_path / "bad.handlebars"
+    bad_tpl.write_text('{"text": "{{#each appTags}}{{this}}"}\n{{/if}}\n')
+    conf = tmp_path / "butlerd.conf"
+    conf.write_text("""Butler = {
+  qlikSenseUrls = { qmc = "ftp://x"; hub = ""; };
+  slackNotification = {
+    enable = true;
+    reloadTaskFailure = { enable = true; webhookURL = "hooks.slack.com/x";
+      messageType = "basic";
+      basicMsgTemplate = "failed: {{taskName";
+    };
+    reloadTaskAborted = { enable = true; webhookURL = "https://h/x"; messageType = "formatted";
+      templateFile = "%s";
+    };
+  };
+  teamsNotification = { enable = true;
+    reloadTaskFailure = { enable = true; webhookURL = "https://h/t"; messageType = "formatted";
+      templateFile = "%s/missing.handlebars"; };
+  };
+  webhookNotification = { enable = true;
+    reloadTaskFailure = { webhooks = ( { webhookURL = "https://h/w"; httpMethod = "PATCH"; } ); };
+  };
+};
+butlerd = { notifications = { teamsBasicCard = "card"; spoolDirectory = "%s"; }; };
+""" % (bad_tpl, tmp_path, tmp_path / "spool"))
+    cp = harness.run_cli(["-t", "-c", str(conf)])
+    assert cp.returncode == 1, cp
+    err = cp.stderr
+    p = str(conf)
+    for want in ['%s:2: Butler.qlikSenseUrls.qmc is not an absolute' % p,
+                 '%s:5: Butler.slackNotification.reloadTaskFailure.webhookURL is not' % p,
+                 '%s:7: Butler.slackNotification.reloadTaskFailure.basicMsgTemplate:1:9: ' % p,
+                 '%s:10: %s:2:1: {{/if}} does not close {{#each}} opened at 1:11' % (p, bad_tpl),
+                 '%s:15: Butler.teamsNotification.reloadTaskFailure.templateFile: cannot read' % p,
+                 '%s:18: Butler.webhookNotification.reloadTaskFailure.webhooks[0].httpMethod '
+                 'must be GET, POST or PUT' % p,
+                 '%s:21: butlerd.notifications.teamsBasicCard must be' % p]:
+        assert want in err, "missing %r in:\n%s" % (want, err)

@@ -1,0 +1,12 @@
+/* Checks of the alert configuration (see notify_check.c), run by cfg_load() at
+ * start, on SIGHUP and for -t. */
+#ifndef NOTIFY_CHECK_H
+#define NOTIFY_CHECK_H
+
+struct cfg;
+struct strlist;
+
+/* Appends "file:line: text" errors and warnings for the enabled alert destinations. */
+void notify_check(const struct cfg *c, struct strlist *errors, struct strlist *warnings);
+
+#endif
