@@ -185,8 +185,12 @@ static void spool(const struct msg_env *m, int dest, const char *url, json_objec
         json_object_object_add(en, "deadReason", json_object_new_string(dead_reason));
         json_object_object_add(en, "deadAt", json_object_new_string(t));
     }
+    /* The queue limit is a count of queue/ then a write: one thread at a time. */
+    static pthread_mutex_t spool_mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&spool_mu);
     int rc = outbox_write(c->notify.spoolDirectory, dead_reason ? "dead" : "queue", en,
                           dead_reason ? 0 : c->notify.maxQueueEntries, err, sizeof err);
+    pthread_mutex_unlock(&spool_mu);
     if (rc == 0 && !dead_reason) {
         outbox_count(dest, m->kind, OBC_QUEUED);
         log_info("notify queued id=%s dest=%s target=%s", id, outbox_dest_names[dest], target);
