@@ -34,7 +34,8 @@ struct key {
     const char *defstr;   /* string default */
     long long min, max;   /* int bounds */
     unsigned flags;
-    const char *members;  /* KT_TUPLES: comma-separated member names, at most 3 */
+    const char *members;  /* KT_TUPLES: comma-separated member names, at most
+                           * CFG_TUPLE_MAX; "?name" optional, "a.b" in group a */
 };
 
 #define O(f) offsetof(struct cfg, f)
@@ -54,6 +55,9 @@ struct key {
 #define MQ "Butler.mqttConfig."
 #define UDP "Butler.udpServerConfig."
 #define NT "butlerd.notifications."
+/* Members of a webhook: "?" optional, "a.b" inside group a (see load_key). */
+#define WEBHOOK_MEMBERS                                                                       \
+    "webhookURL,httpMethod,?description,?cert.enable,?cert.rejectUnauthorized,?cert.certCA"
 
 static const struct key keys[] = {
     S("Butler.logLevel", logLevel, "info"),
@@ -205,9 +209,9 @@ static const struct key keys[] = {
     I("Butler.teamsNotification.reloadTaskAborted.tailScriptLogLines", teams.k[1].tailScriptLogLines, 15, 0, 10000),
     B("Butler.webhookNotification.enable", webhook.enable, 0),
     I("Butler.webhookNotification.reloadTaskFailure.rateLimit", webhook.rateLimit[0], 300, 0, INT_MAX),
-    T("Butler.webhookNotification.reloadTaskFailure.webhooks", webhook.hooks[0], "webhookURL,httpMethod"),
+    T("Butler.webhookNotification.reloadTaskFailure.webhooks", webhook.hooks[0], WEBHOOK_MEMBERS),
     I("Butler.webhookNotification.reloadTaskAborted.rateLimit", webhook.rateLimit[1], 300, 0, INT_MAX),
-    T("Butler.webhookNotification.reloadTaskAborted.webhooks", webhook.hooks[1], "webhookURL,httpMethod"),
+    T("Butler.webhookNotification.reloadTaskAborted.webhooks", webhook.hooks[1], WEBHOOK_MEMBERS),
     S("Butler.qlikSenseUrls.qmc", qsUrls.qmc, ""),
     S("Butler.qlikSenseUrls.hub", qsUrls.hub, ""),
     S("Butler.qlikSenseUrls.appBaseUrl", qsUrls.appBaseUrl, ""),
@@ -306,7 +310,7 @@ static const struct key keys[] = {
 static void tuplelist_free(struct tuplelist *l)
 {
     for (size_t i = 0; i < l->n; i++)
-        for (int j = 0; j < 3; j++)
+        for (int j = 0; j < CFG_TUPLE_MAX; j++)
             free(l->v[i].m[j]);
     free(l->v);
     l->v = NULL;
@@ -615,7 +619,7 @@ static void load_key(struct loader *ld, int ki, const config_setting_t *s, const
         if (t != CONFIG_TYPE_LIST && !(t == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0))
             goto badtype;
         struct tuplelist *l = FIELD(c, k, struct tuplelist);
-        char names[64];
+        char names[160];
         for (int i = 0; i < config_setting_length(s); i++) {
             const config_setting_t *e = config_setting_get_elem(s, i);
             int eline = (int)config_setting_source_line(e);
@@ -624,14 +628,19 @@ static void load_key(struct loader *ld, int ki, const config_setting_t *s, const
                     k->members);
                 continue;
             }
-            struct tuple tp = {{NULL, NULL, NULL}};
+            struct tuple tp = {{NULL}};
             int ok = 1, m = 0;
             snprintf(names, sizeof names, "%s", k->members);
-            for (char *save, *mn = strtok_r(names, ",", &save); mn;
+            /* "?name" is optional; "a.b" is member b of group a. */
+            for (char *save, *mn = strtok_r(names, ",", &save); mn && m < CFG_TUPLE_MAX;
                  mn = strtok_r(NULL, ",", &save), m++) {
-                const config_setting_t *ms = config_setting_get_member(e, mn);
+                int opt = *mn == '?';
+                mn += opt;
+                const config_setting_t *ms = config_setting_lookup((config_setting_t *)e, mn);
                 char *v = ms ? scalar_text(ms) : NULL;
-                if (!v) {
+                if (!v && ms && opt && config_setting_type(ms) == CONFIG_TYPE_BOOL)
+                    v = xstrdup(config_setting_get_bool(ms) ? "true" : "false");
+                if (!v && !(opt && !ms)) {
                     msg(&ld->msgs->errors, f, ms ? (int)config_setting_source_line(ms) : eline,
                         ms ? "%s[%d].%s must be a string" : "%s[%d] lacks member %s", path, i,
                         mn);
@@ -640,7 +649,7 @@ static void load_key(struct loader *ld, int ki, const config_setting_t *s, const
                 tp.m[m] = v;
             }
             if (!ok) {
-                for (int j = 0; j < 3; j++)
+                for (int j = 0; j < CFG_TUPLE_MAX; j++)
                     free(tp.m[j]);
                 continue;
             }

@@ -10,8 +10,9 @@
 #include <stddef.h>
 
 /* A list of groups with up to three string members, e.g. {name, value}. */
+#define CFG_TUPLE_MAX 6
 struct tuple {
-    char *m[3];
+    char *m[CFG_TUPLE_MAX]; /* an optional member that is absent is NULL */
 };
 struct tuplelist {
     size_t n;
@@ -186,7 +187,9 @@ struct cfg {
     struct {
         bool enable;
         int rateLimit[2];
-        struct tuplelist hooks[2]; /* webhookURL, httpMethod */
+        /* webhookURL, httpMethod, description, cert.enable, cert.rejectUnauthorized,
+         * cert.certCA ("true"/"false" for the flags; NULL when absent) */
+        struct tuplelist hooks[2];
     } webhook;
     struct {
         char *spoolDirectory, *timeZone, *teamsBasicCard;

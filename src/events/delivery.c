@@ -131,8 +131,10 @@ static int http_easy(CURL *h, struct item *it, json_object *req, char *err)
             }
         }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, it->hdrs);
-    if (ca)
+    if (ca) { /* replaces the system store, directory included */
         curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    }
     int v = !json_object_object_get_ex(req, "verify", &verify) || json_object_get_boolean(verify);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, v ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, v ? 2L : 0L);

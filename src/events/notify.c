@@ -471,6 +471,12 @@ static void webhook_make(const struct msg_env *m)
     json_object *fields = webhook_fields(m);
     for (size_t i = 0; i < l->n; i++) {
         const char *url = l->v[i].m[0], *method = l->v[i].m[1];
+        /* cert: the CA file replaces the system store; rejectUnauthorized false
+         * turns verification off (butlerd.conf(5), Alerts). */
+        int cert = l->v[i].m[3] && !strcmp(l->v[i].m[3], "true") &&
+                   !strncasecmp(url, "https://", 8);
+        const char *ca = cert && l->v[i].m[5] ? l->v[i].m[5] : NULL;
+        int verify = !(cert && l->v[i].m[4] && !strcmp(l->v[i].m[4], "false"));
         if (!strcasecmp(method, "GET")) {
             struct buf u = {0};
             buf_append(&u, url, strlen(url));
@@ -484,14 +490,15 @@ static void webhook_make(const struct msg_env *m)
                 form_encode(&u, json_object_get_string(val));
             }
             buf_append(&u, "", 0);
-            spool(m, OB_WEBHOOK, url, http_request("GET", u.p, NULL, NULL, 1), NULL);
+            spool(m, OB_WEBHOOK, url, http_request("GET", u.p, NULL, ca, verify), NULL);
             buf_free(&u);
         } else {
             char *up = xstrdup(method);
             for (char *p = up; *p; p++)
                 *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
             spool(m, OB_WEBHOOK, url,
-                  http_request(up, url, json_object_to_json_string_ext(fields, JSON_FLAGS), NULL, 1),
+                  http_request(up, url, json_object_to_json_string_ext(fields, JSON_FLAGS), ca,
+                               verify),
                   NULL);
             free(up);
         }

@@ -121,6 +121,21 @@ static void chat(struct ck *k, const char *dest, const struct cfg_chat_kind *ck,
     }
 }
 
+/* A readable file holding a PEM certificate. */
+static void pem_file(struct ck *k, const char *key, size_t j, const char *path)
+{
+    char line[128];
+    int pem = 0;
+    FILE *f = path && *path ? fopen(path, "r") : NULL;
+    while (f && !pem && fgets(line, sizeof line, f))
+        pem = !strncmp(line, "-----BEGIN CERTIFICATE-----", 27);
+    if (f)
+        fclose(f);
+    if (!pem)
+        say(k->err, k->c, key, "%s[%zu].cert.certCA %s is not a readable PEM certificate file",
+            key, j, path && *path ? path : "(empty)");
+}
+
 static void webhooks(struct ck *k)
 {
     char key[200];
@@ -135,6 +150,12 @@ static void webhooks(struct ck *k)
             const char *m = l->v[j].m[1];
             if (strcasecmp(m, "GET") && strcasecmp(m, "POST") && strcasecmp(m, "PUT"))
                 say(k->err, k->c, key, "%s[%zu].httpMethod must be GET, POST or PUT", key, j);
+            for (int b = 3; b <= 4; b++)
+                if (l->v[j].m[b] && strcmp(l->v[j].m[b], "true") && strcmp(l->v[j].m[b], "false"))
+                    say(k->err, k->c, key, "%s[%zu].cert.%s must be true or false", key, j,
+                        b == 3 ? "enable" : "rejectUnauthorized");
+            if (l->v[j].m[3] && !strcmp(l->v[j].m[3], "true"))
+                pem_file(k, key, j, l->v[j].m[5]);
         }
     }
 }

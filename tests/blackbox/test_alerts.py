@@ -11,8 +11,10 @@ import signal
 import os
 
 import harness
+from harness import Raw
 from alertfix import (A1, EXEC_ID, EXPECTED, SCRIPT_LOG, T1, alert_fixture, certs,  # noqa: F401
-                      chat_kind, expected, failed, hooks, join, sim, start_alerts, task_fields)
+                      Sender, alert_overrides, chat_kind, expected, failed, hooks, join, sim,
+                      start_alerts, task_fields)
 
 
 def stats(d):
@@ -245,3 +247,37 @@ butlerd = { notifications = { teamsBasicCard = "card"; spoolDirectory = "%s"; };
                  'must be GET, POST or PUT' % p,
                  '%s:21: butlerd.notifications.teamsBasicCard must be' % p]:
         assert want in err, "missing %r in:\n%s" % (want, err)
+
+
+def https_hook(hooks, certs):
+    import ssl
+    h = hooks()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs["server.pem"], certs["server_key.pem"])
+    h.server.socket = ctx.wrap_socket(h.server.socket, server_side=True)
+    return h, "https://127.0.0.1:%d" % h.port
+
+
+def test_webhook_with_its_own_ca_and_without_verification(start_daemon, sim, certs, hooks,
+                                                          tmp_path):
+    good, gurl = https_hook(hooks, certs)
+    nover, nurl = https_hook(hooks, certs)
+    system, surl = https_hook(hooks, certs)
+    ov_hooks = Raw(
+        '( { webhookURL = "%s/ca"; httpMethod = "POST"; cert = { enable = true; '
+        'rejectUnauthorized = true; certCA = "%s"; }; },'
+        '  { webhookURL = "%s/nv"; httpMethod = "PUT"; cert = { enable = true; '
+        'rejectUnauthorized = false; certCA = "%s"; }; },'
+        '  { webhookURL = "%s/sys"; httpMethod = "POST"; } )'
+        % (gurl, certs["root.pem"], nurl, certs["other_root.pem"], surl))
+    ov, port = alert_overrides(sim, certs, tmp_path / "spool", hooks_=[(gurl + "/x", "POST")])
+    ov["Butler"]["webhookNotification"]["reloadTaskFailure"]["webhooks"] = ov_hooks
+    d = start_daemon(ov, workers=1)
+    d.udp = Sender(port)
+    failed(d)
+    assert good.wait(1)[0]["path"] == "/ca"
+    assert nover.wait(1)[0]["method"] == "PUT"
+    # the system store does not know the test CA: a TLS failure, retried
+    d.wait_log("notify retry id=", 10)
+    assert system.requests == []
+    assert "SSL" in d.log() or "certificate" in d.log()
