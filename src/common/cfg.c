@@ -215,6 +215,7 @@ static const struct key keys[] = {
     S("Butler.qlikSenseUrls.qmc", qsUrls.qmc, ""),
     S("Butler.qlikSenseUrls.hub", qsUrls.hub, ""),
     S("Butler.qlikSenseUrls.appBaseUrl", qsUrls.appBaseUrl, ""),
+    T("Butler.genericUrls", genericUrls, "id,linkText,comment,url"),
     SR(NT "spoolDirectory", notify.spoolDirectory, LOCALSTATEDIR "/spool/butlerd"),
     I(NT "maxAgeSeconds", notify.maxAgeSeconds, 86400, 1, INT_MAX),
     I(NT "retryInitialSeconds", notify.retryInitialSeconds, 10, 1, 86400),

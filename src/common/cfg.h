@@ -180,6 +180,7 @@ struct cfg {
     struct {
         char *qmc, *hub, *appBaseUrl;
     } qsUrls;
+    struct tuplelist genericUrls; /* id, linkText, comment, url */
     struct {
         bool enable;
         struct cfg_chat_kind k[2];

@@ -616,6 +616,19 @@ static void owner_fields(json_object *o, const struct alert_info *a)
         adds(o, "appOwnerEmail", a->owner_email);
 }
 
+static json_object *generic_urls(const struct cfg *c)
+{
+    static const char *const names[4] = {"id", "linkText", "comment", "url"};
+    json_object *a = json_object_new_array();
+    for (size_t i = 0; i < c->genericUrls.n; i++) {
+        json_object *u = json_object_new_object();
+        for (int m = 0; m < 4; m++)
+            adds(u, names[m], c->genericUrls.v[i].m[m]);
+        json_object_array_add(a, u);
+    }
+    return a;
+}
+
 json_object *alertctx_context(const struct cfg *c, const struct task_event *e,
                               const struct alert_info *a, const struct alertctx_opts *op)
 {
@@ -641,7 +654,7 @@ json_object *alertctx_context(const struct cfg *c, const struct task_event *e,
     log_fields(o, a, op);
     adds(o, "qlikSenseQMC", c->qsUrls.qmc);
     adds(o, "qlikSenseHub", c->qsUrls.hub);
-    add(o, "genericUrls", json_object_new_array());
+    add(o, "genericUrls", generic_urls(c));
     owner_fields(o, a);
     return o;
 }

@@ -175,6 +175,10 @@ void notify_check(const struct cfg *c, struct strlist *errors, struct strlist *w
     url(&k, "Butler.qlikSenseUrls.qmc", c->qsUrls.qmc, 1);
     url(&k, "Butler.qlikSenseUrls.hub", c->qsUrls.hub, 1);
     url(&k, "Butler.qlikSenseUrls.appBaseUrl", c->qsUrls.appBaseUrl, 1);
+    for (size_t i = 0; i < c->genericUrls.n; i++)
+        if (*c->genericUrls.v[i].m[3] && !http_url(c->genericUrls.v[i].m[3]))
+            say(errors, c, "Butler.genericUrls",
+                "Butler.genericUrls[%zu].url is not an absolute http:// or https:// URL", i);
     if (strcasecmp(c->notify.teamsBasicCard, "adaptive") &&
         strcasecmp(c->notify.teamsBasicCard, "messagecard"))
         say(errors, c, "butlerd.notifications.teamsBasicCard",

@@ -133,7 +133,9 @@ def alert_overrides(sim, certs, spool, slack=None, teams=None, hooks_=None, rate
         "udpServerConfig": {"enable": True, "serverHost": "127.0.0.1", "portTaskFailure": port},
         "qlikSenseUrls": {"qmc": "https://sense.acme.local/qmc",
                           "hub": "https://sense.acme.local/hub",
-                          "appBaseUrl": "https://sense.acme.local/sense/app"}},
+                          "appBaseUrl": "https://sense.acme.local/sense/app"},
+        "genericUrls": Raw('( { id = "runbook"; linkText = "Runbook"; comment = "c"; '
+                           'url = "https://wiki.acme.local/runbook"; } )')},
         "butlerd": {"notifications": n, "qrs": {"timeoutMs": 3000, "connectTimeoutMs": 1000}}}
     if slack:
         ov["Butler"]["slackNotification"] = {"enable": True, "reloadTaskFailure": slack}

@@ -104,6 +104,7 @@ def test_context_from_qrs_with_butlers_field_names(start_daemon, sim, certs, hoo
     assert got["app"] == "https://sense.acme.local/sense/app/%s|Everyone|1048576|Sales" % A1
     assert got["task"] == "Never|1440|INTERNAL\\sa_repository"
     assert got["links"] == "https://sense.acme.local/qmc|https://sense.acme.local/hub"
+    assert got["generic"] == "runbook Runbook c https://wiki.acme.local/runbook;"
     assert got["ids"] == "%s|%s|%s" % (T1, A1, EXEC_ID)
 
 
