@@ -186,6 +186,29 @@ static int kind_index(json_object *entry)
     return -1;
 }
 
+/* One attempt from memory, for an entry that could not be spooled. */
+int delivery_send_now(const struct cfg *c, json_object *entry, char *err, size_t errlen)
+{
+    dv_cfg = c; /* the events process: its own configuration */
+    int k = kind_index(entry);
+    json_object *req;
+    struct item it = {0};
+    char why[ERR_MAX] = "entry of an unknown destination";
+    it.retry_after_s = -1;
+    CURL *h = curl_easy_init();
+    int outcome = 2;
+    if (h && k >= 0 && json_object_object_get_ex(entry, "request", &req) &&
+        kinds[k].easy(h, &it, req, why) == 0) {
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        outcome = kinds[k].classify(h, curl_easy_perform(h), why);
+    }
+    curl_easy_cleanup(h);
+    curl_slist_free_all(it.hdrs);
+    free(it.body);
+    snprintf(err, errlen, "%s", why);
+    return outcome == 0 ? 0 : -1;
+}
+
 /* ------------------------------------------------------------ outcomes */
 
 static const char *spool(void) { return dv_cfg->notify.spoolDirectory; }

@@ -11,6 +11,10 @@
 #ifndef DELIVERY_H
 #define DELIVERY_H
 
+#include <json-c/json.h>
+
+#include <stddef.h>
+
 struct cfg;
 
 /* Master, at start: creates the spool directory, takes its lock and starts the
@@ -21,5 +25,10 @@ int delivery_start(const struct cfg *c, unsigned gen);
  * tells a running one to rescan the queue. */
 void delivery_reload(const struct cfg *c, unsigned gen);
 void delivery_stop(void);
+
+/* One attempt of ENTRY right now, without the outbox and without retry (an entry
+ * the events process could not write to the spool). 0 if the destination
+ * accepted it, else -1 with the reason in ERR. Blocking: a job thread only. */
+int delivery_send_now(const struct cfg *c, json_object *entry, char *err, size_t errlen);
 
 #endif

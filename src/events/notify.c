@@ -2,6 +2,7 @@
 #include "notify.h"
 #include "alertctx.h"
 #include "cfg.h"
+#include "delivery.h"
 #include "log.h"
 #include "outbox.h"
 #include "stats.h"
@@ -171,6 +172,21 @@ static char *url_target(const char *url)
     return xasprintf("%.*s", (int)strcspn(url, "?#"), url);
 }
 
+/* A message that could not be written to the spool (ENOSPC, an I/O error): one
+ * attempt from memory, without retry (butlerd(8), Outbox). */
+static void send_now(const struct msg_env *m, int dest, json_object *en, const char *target)
+{
+    char err[300];
+    if (delivery_send_now(m->c, en, err, sizeof err) == 0) {
+        outbox_count(dest, m->kind, OBC_DELIVERED);
+        log_warnx("notify delivered from memory dest=%s target=%s (not spooled)",
+                  outbox_dest_names[dest], target);
+    } else {
+        log_errorx("notify lost dest=%s target=%s task=%s: not spooled, and the one attempt "
+                   "failed: %s", outbox_dest_names[dest], target, m->e->f[5], err);
+    }
+}
+
 /* Spools one message (a dead letter when DEAD_REASON is set). */
 static void spool(const struct msg_env *m, int dest, const char *url, json_object *req,
                   const char *dead_reason)
@@ -202,6 +218,8 @@ static void spool(const struct msg_env *m, int dest, const char *url, json_objec
         outbox_count(dest, m->kind, OBC_DROPPED);
         log_errorx("notify dropped dest=%s target=%s task=%s: %s", outbox_dest_names[dest],
                    target, m->e->f[5], err);
+        if (rc < 0 && !dead_reason) /* not the queue limit: one try from memory */
+            send_now(m, dest, en, target);
     }
     json_object_put(en);
     free(target);

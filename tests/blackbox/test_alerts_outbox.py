@@ -187,3 +187,21 @@ def test_second_butlerd_on_the_same_spool_refuses_to_start(start_daemon, sim, ce
                         timeout=20)
     assert cp.returncode != 0
     assert b"spool directory %s is in use by another butlerd" % str(spool).encode() in cp.stderr
+
+
+def test_spool_write_failure_is_counted_and_tried_once_from_memory(start_daemon, sim, certs,
+                                                                   hooks, tmp_path):
+    web = hooks()
+    d = start_alerts(start_daemon, sim, certs, tmp_path / "spool",
+                     hooks_=[(web.base + "/h", "POST")])
+    # tmp/ becomes a file: every spool write fails, as on a full file system
+    tmpdir = os.path.join(d.spool, "tmp")
+    os.rmdir(tmpdir)
+    with open(tmpdir, "w") as f:
+        f.write("x")
+    sent = failed(d)[9]
+    d.wait_log("notify delivered from memory dest=webhook", 10)
+    assert "notify dropped dest=webhook" in d.log()
+    assert ids_of(web.requests) == [sent]
+    st = stats(d)
+    assert st["dropped"] == 1 and st["delivered"] == 1 and st["queued"] == 0
