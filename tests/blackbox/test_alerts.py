@@ -282,3 +282,23 @@ def test_webhook_with_its_own_ca_and_without_verification(start_daemon, sim, cer
     d.wait_log("notify retry id=", 10)
     assert system.requests == []
     assert "SSL" in d.log() or "certificate" in d.log()
+
+
+def test_aborted_reload_and_local_times_in_another_zone(start_daemon, sim, certs, hooks,
+                                                        tmp_path):
+    web, teams = hooks(), hooks(202, b"")
+    k = chat_kind(teams.base + "/t", messageType="formatted",
+                  templateFile=os.path.join(EXPECTED, "probe.handlebars"))
+    ov, port = alert_overrides(sim, certs, tmp_path / "spool", timeZone="Asia/Kolkata")
+    ov["Butler"]["teamsNotification"] = {"enable": True, "reloadTaskAborted": k}
+    ov["Butler"]["webhookNotification"] = {"enable": True, "reloadTaskAborted": {
+        "rateLimit": 0, "webhooks": Raw('( { webhookURL = "%s/a"; httpMethod = "PUT"; } )'
+                                        % web.base)}}
+    d = start_daemon(ov, workers=1)
+    d.udp = Sender(port)
+    d.udp.send(join(task_fields("aborted", task_id=T1, app_id=A1)))
+    got = json.loads(teams.wait(1)[0]["body"])
+    assert got["start"].endswith("|2026-11-23 04:18:10|11/23/2026, 4:18:10 AM|"
+                                 "Nov 23, 2026, 4:18:10 AM|November 23, 2026 at 4:18:10 AM GMT+5:30")
+    w = web.wait(1)[0]
+    assert w["method"] == "PUT" and json.loads(w["body"])["event"] == "Qlik Sense reload aborted"

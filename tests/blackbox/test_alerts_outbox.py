@@ -205,3 +205,16 @@ def test_spool_write_failure_is_counted_and_tried_once_from_memory(start_daemon,
     assert ids_of(web.requests) == [sent]
     st = stats(d)
     assert st["dropped"] == 1 and st["delivered"] == 1 and st["queued"] == 0
+
+
+def test_too_old_is_a_dead_letter_expired_after_n_attempts(start_daemon, sim, certs, hooks,
+                                                           tmp_path):
+    web = hooks(503)
+    d = start_alerts(start_daemon, sim, certs, tmp_path / "spool",
+                     hooks_=[(web.base + "/h", "POST")], maxAgeSeconds=2)
+    failed(d)
+    counted(d, 1, "dead")
+    with open(spool_files(d.spool, "dead")[0]) as f:
+        e = json.load(f)
+    assert re.fullmatch(r"expired after \d+ attempts: HTTP 503", e["deadReason"]), e
+    assert e["attempts"] >= 1 and e["lastError"] == "HTTP 503"
