@@ -396,38 +396,11 @@ static void copy(json_object *o, const char *name, json_object *src, const char 
         add(o, name, json_object_get(v));
 }
 
-static json_object *names_of(json_object *src, const char *member)
-{
-    json_object *out = json_object_new_array(), *arr, *n;
-    if (src && json_object_object_get_ex(src, member, &arr) &&
-        json_object_is_type(arr, json_type_array))
-        for (size_t i = 0; i < json_object_array_length(arr); i++)
-            if (json_object_object_get_ex(json_object_array_get_idx(arr, i), "name", &n))
-                json_object_array_add(out, json_object_get(n));
-    return out;
-}
-
-static json_object *cps_of(json_object *src)
-{
-    json_object *out = json_object_new_array(), *arr;
-    if (!src || !json_object_object_get_ex(src, "customProperties", &arr) ||
-        !json_object_is_type(arr, json_type_array))
-        return out;
-    for (size_t i = 0; i < json_object_array_length(arr); i++) {
-        json_object *cp = json_object_array_get_idx(arr, i), *def, *p = json_object_new_object();
-        json_object_object_get_ex(cp, "definition", &def);
-        copy(p, "name", def, "name");
-        copy(p, "value", cp, "value");
-        json_object_array_add(out, p);
-    }
-    return out;
-}
-
 static void task_fields(json_object *o, const struct task_event *e, const struct alert_info *a)
 {
     json_object *t = e->task, *op;
-    add(o, "taskTags", names_of(t, "tags"));
-    add(o, "taskCustomProperties", cps_of(t));
+    add(o, "taskTags", taskevent_names(t, "tags"));
+    add(o, "taskCustomProperties", taskevent_custom_props(t));
     copy(o, "taskIsManuallyTriggered", t, "isManuallyTriggered");
     copy(o, "taskIsPartialReload", t, "isPartialReload");
     copy(o, "taskMaxRetries", t, "maxRetries");
@@ -461,8 +434,8 @@ static void app_fields(json_object *o, const struct cfg *c, const struct task_ev
     copy(o, "appPublished", a, "published");
     if (a && json_object_object_get_ex(a, "stream", &st))
         adds(o, "appStreamName", jstr(st, "name"));
-    add(o, "appTags", names_of(a, "tags"));
-    add(o, "appCustomProperties", cps_of(a));
+    add(o, "appTags", taskevent_names(a, "tags"));
+    add(o, "appCustomProperties", taskevent_custom_props(a));
 }
 
 /* Removes CR from S when CHAT (malloc'd). */

@@ -53,6 +53,17 @@ static struct {
     int in_fd; /* inotify on queue/ */
 } dq;
 
+/* Frees IT's transfer (not in the multi handle any more). */
+static void release(struct item *it)
+{
+    curl_easy_cleanup(it->h);
+    curl_slist_free_all(it->hdrs);
+    free(it->body);
+    it->h = NULL;
+    it->hdrs = NULL;
+    it->body = NULL;
+}
+
 /* ------------------------------------------------------------ destinations */
 
 /* Fills H from the entry's request; -1 with ERR if it is unusable. */
@@ -202,9 +213,8 @@ int delivery_send_now(const struct cfg *c, json_object *entry, char *err, size_t
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         outcome = kinds[k].classify(h, curl_easy_perform(h), why);
     }
-    curl_easy_cleanup(h);
-    curl_slist_free_all(it.hdrs);
-    free(it.body);
+    it.h = h;
+    release(&it);
     snprintf(err, errlen, "%s", why);
     return outcome == 0 ? 0 : -1;
 }
@@ -308,12 +318,7 @@ static void finish(struct item *it, CURLcode rc)
         retry(it, why, code);
     }
     curl_multi_remove_handle(dq.multi, it->h);
-    curl_easy_cleanup(it->h);
-    curl_slist_free_all(it->hdrs);
-    free(it->body);
-    it->h = NULL;
-    it->hdrs = NULL;
-    it->body = NULL;
+    release(it);
     dq.inflight--;
 }
 
@@ -342,12 +347,7 @@ static void start(struct item *it)
         curl_easy_setopt(it->h, CURLOPT_NOSIGNAL, 1L);
     }
     if (!it->h || kinds[k].easy(it->h, it, req, err) < 0) {
-        curl_easy_cleanup(it->h);
-        curl_slist_free_all(it->hdrs);
-        free(it->body);
-        it->h = NULL;
-        it->hdrs = NULL;
-        it->body = NULL;
+        release(it);
         to_dead(it, err);
         return;
     }

@@ -4,6 +4,7 @@
 #include "cfg.h"
 #include "delivery.h"
 #include "log.h"
+#include "notify_check.h"
 #include "outbox.h"
 #include "stats.h"
 #include "taskevent.h"
@@ -94,22 +95,6 @@ static struct {
     struct tmpl *t[2][2][2]; /* [slack/teams][kind][basic/file] */
 } tc = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    struct buf b = {0};
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= TMPL_MAX_SOURCE)
-        buf_append(&b, chunk, n);
-    fclose(f);
-    buf_append(&b, "", 0);
-    *len = b.len;
-    return b.p;
-}
-
 /* The compiled template (NULL logged when it cannot be read or compiled). */
 static const struct tmpl *chat_tmpl(const struct cfg_chat_kind *k, int chat, int kind, int file)
 {
@@ -117,7 +102,8 @@ static const struct tmpl *chat_tmpl(const struct cfg_chat_kind *k, int chat, int
     if (!tc.done[chat][kind][file]) {
         tc.done[chat][kind][file] = 1;
         size_t len = 0;
-        char *text = file ? slurp(k->templateFile, &len) : xstrdup(k->basicMsgTemplate);
+        char *text = file ? notify_read_template(k->templateFile, &len)
+                           : xstrdup(k->basicMsgTemplate);
         if (!file)
             len = strlen(text);
         struct tmpl_error err;

@@ -76,13 +76,11 @@ static void compile(struct ck *k, const char *key, const char *file, const char 
     tmpl_free(t);
 }
 
-static void template_file(struct ck *k, const char *key, const char *path)
+char *notify_read_template(const char *path, size_t *len)
 {
     FILE *f = *path ? fopen(path, "rb") : NULL;
-    if (!f) {
-        say(k->err, k->c, key, *path ? "%s: cannot read %s" : "%s is empty%s", key, path);
-        return;
-    }
+    if (!f)
+        return NULL;
     struct buf b = {0};
     char chunk[8192];
     size_t n;
@@ -90,8 +88,20 @@ static void template_file(struct ck *k, const char *key, const char *path)
         buf_append(&b, chunk, n);
     fclose(f);
     buf_append(&b, "", 0);
-    compile(k, key, path, b.p, b.len);
-    buf_free(&b);
+    *len = b.len;
+    return b.p;
+}
+
+static void template_file(struct ck *k, const char *key, const char *path)
+{
+    size_t len;
+    char *text = notify_read_template(path, &len);
+    if (!text) {
+        say(k->err, k->c, key, *path ? "%s: cannot read %s" : "%s is empty%s", key, path);
+        return;
+    }
+    compile(k, key, path, text, len);
+    free(text);
 }
 
 static void chat(struct ck *k, const char *dest, const struct cfg_chat_kind *ck, int slack)

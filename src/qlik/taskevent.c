@@ -21,7 +21,7 @@ static int mqtt_wants(const struct cfg *c, const struct task_event *e)
     return c->mqtt.enable;
 }
 
-static json_object *names_of(json_object *o, const char *member)
+json_object *taskevent_names(json_object *o, const char *member)
 {
     json_object *out = json_object_new_array(), *arr, *name;
     if (json_object_object_get_ex(o, member, &arr) && json_object_is_type(arr, json_type_array))
@@ -31,7 +31,7 @@ static json_object *names_of(json_object *o, const char *member)
     return out;
 }
 
-static json_object *custom_props(json_object *o)
+json_object *taskevent_custom_props(json_object *o)
 {
     json_object *out = json_object_new_array(), *arr;
     if (!json_object_object_get_ex(o, "customProperties", &arr) ||
@@ -88,10 +88,10 @@ static void mqtt_send(const struct cfg *c, const struct task_event *e)
     add_str(o, "logLevel", e->f[8]);
     add_str(o, "executionId", e->f[9]);
     add_str(o, "logMessage", e->f[10]);
-    json_object_object_add(o, "qs_appTags", names_of(e->app, "tags"));
-    json_object_object_add(o, "qs_appCustomProperties", custom_props(e->app));
-    json_object_object_add(o, "qs_taskTags", names_of(e->task, "tags"));
-    json_object_object_add(o, "qs_taskCustomProperties", custom_props(e->task));
+    json_object_object_add(o, "qs_appTags", taskevent_names(e->app, "tags"));
+    json_object_object_add(o, "qs_appCustomProperties", taskevent_custom_props(e->app));
+    json_object_object_add(o, "qs_taskTags", taskevent_names(e->task, "tags"));
+    json_object_object_add(o, "qs_taskCustomProperties", taskevent_custom_props(e->task));
     if (e->aborted)
         json_object_object_add(o, "qs_appMetadata", json_object_get(e->app));
     json_object_object_add(o, "qs_taskMetadata", json_object_get(e->task));

@@ -20,6 +20,11 @@ struct task_event {
 
 /* JOB is {"outcome": "failed"|"aborted", "fields": [11 sanitised strings]} with the
  * task ID (field 5) and app ID (field 6) already normalised. */
+/* [o.MEMBER[].name] and [{name: o.customProperties[].definition.name, value}] of a
+ * QRS task or app (new arrays; empty when O is NULL or lacks them). */
+json_object *taskevent_names(json_object *o, const char *member);
+json_object *taskevent_custom_props(json_object *o);
+
 void taskevent_handle(const struct cfg *cfg, const char *job);
 
 #endif
