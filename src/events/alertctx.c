@@ -8,6 +8,7 @@
 #include "utf8.h"
 #include "util.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +315,24 @@ static int parse_iso(const char *s, time_t *t)
     return 0;
 }
 
+/* The zone of butlerd.notifications.timeZone, loaded once per process (a reload
+ * starts a new events process); NULL for the process's own zone. */
+static const struct tz *zone(const struct cfg *c)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static struct tz *tz;
+    static int tried;
+    char err[200];
+    pthread_mutex_lock(&mu);
+    if (!tried && *c->notify.timeZone) {
+        tried = 1;
+        if (!(tz = tz_load(c->notify.timeZone, err, sizeof err)))
+            log_warnx("butlerd.notifications.timeZone: %s; local times use the system zone", err);
+    }
+    pthread_mutex_unlock(&mu);
+    return tz;
+}
+
 void alertctx_local_times(const struct cfg *c, const char *iso, char out[5][80])
 {
     time_t t;
@@ -323,16 +342,10 @@ void alertctx_local_times(const struct cfg *c, const char *iso, char out[5][80])
         strcpy(out[i], "-");
     if (!iso || !strncmp(iso, "1753", 4) || parse_iso(iso, &t) < 0)
         return;
-    struct tz *tz = NULL;
-    char err[100];
-    if (*c->notify.timeZone)
-        tz = tz_load(c->notify.timeZone, err, sizeof err);
+    const struct tz *tz = zone(c);
     if (tz) {
-        if (tz_utc_to_local(tz, t, &tm, &off) < 0) {
-            tz_free(tz);
+        if (tz_utc_to_local(tz, t, &tm, &off) < 0)
             return;
-        }
-        tz_free(tz);
     } else {
         localtime_r(&t, &tm);
         off = (int)tm.tm_gmtoff;

@@ -6,6 +6,7 @@
 #include "cfg.h"
 #include "tmpl.h"
 #include "tmpl_fields.h"
+#include "tzfile.h"
 #include "util.h"
 
 #include <stdarg.h>
@@ -193,6 +194,14 @@ void notify_check(const struct cfg *c, struct strlist *errors, struct strlist *w
         strcasecmp(c->notify.teamsBasicCard, "messagecard"))
         say(errors, c, "butlerd.notifications.teamsBasicCard",
             "butlerd.notifications.teamsBasicCard must be \"adaptive\" or \"messagecard\"");
+    if (*c->notify.timeZone) {
+        char err[200];
+        struct tz *tz = tz_load(c->notify.timeZone, err, sizeof err);
+        if (!tz)
+            say(errors, c, "butlerd.notifications.timeZone", "butlerd.notifications.timeZone: %s",
+                err);
+        tz_free(tz);
+    }
     if (c->notify.retryMaxSeconds < c->notify.retryInitialSeconds)
         say(errors, c, "butlerd.notifications.retryMaxSeconds",
             "butlerd.notifications.retryMaxSeconds is below retryInitialSeconds");
