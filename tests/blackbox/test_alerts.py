@@ -302,3 +302,30 @@ def test_aborted_reload_and_local_times_in_another_zone(start_daemon, sim, certs
                                  "Nov 23, 2026, 4:18:10 AM|November 23, 2026 at 4:18:10 AM GMT+5:30")
     w = web.wait(1)[0]
     assert w["method"] == "PUT" and json.loads(w["body"])["event"] == "Qlik Sense reload aborted"
+
+
+def test_a_hanging_destination_does_not_hold_up_the_others(start_daemon, sim, certs, hooks,
+                                                           tmp_path):
+    from receiver import HANG
+    slow, web = hooks(lambda r: HANG), hooks()
+    d = start_alerts(start_daemon, sim, certs, tmp_path / "spool",
+                     slack=chat_kind(slow.base + "/s"), hooks_=[(web.base + "/h", "POST")],
+                     httpTimeoutSeconds=30)
+    for i in range(3):
+        failed(d, message="m%d" % i)
+    web.wait(3, 10)                    # while the Slack posts still hang
+    assert len(slow.requests) == 3
+    assert stats(d)["slack"]["reloadTaskFailure"]["delivered"] == 0
+    slow.release.set()
+
+
+def test_long_script_log_is_cut_for_teams(start_daemon, sim, certs, hooks, tmp_path):
+    lines = ["%04d %s" % (i, "x" * 95) for i in range(40)]
+    sim.script_logs[T1.lower()] = "\r\n".join(lines)
+    d, teams = probe(start_daemon, sim, certs, hooks, tmp_path, headScriptLogLines=40,
+                     tailScriptLogLines=40)
+    failed(d)
+    got = json.loads(teams.wait(1)[0]["body"])
+    whole = "\n".join(lines)                       # 3999 characters
+    assert got["head"] == whole[:2900] + "\n----Script log truncated by Butler----"
+    assert got["tail"] == "----Script log truncated by Butler----\n" + whole[-2900:]
