@@ -6,6 +6,7 @@
 #include "notify.h"
 #include "outbox.h"
 #include "proc.h"
+#include "stats.h"
 #include "util.h"
 
 #include <curl/curl.h>
@@ -513,6 +514,32 @@ static void clean(void)
         clean_dir("dead", (int64_t)dv_cfg->notify.deadLetterMaxAgeDays * 86400);
 }
 
+/* ------------------------------------------------------------ summary */
+
+/* Once a minute: what changed in the counters of each destination and kind. */
+static void summary(void)
+{
+    static uint64_t last[OB_NDEST][OB_NKIND][OBC_N];
+    static int primed;
+    for (int d = 0; d < OB_NDEST; d++)
+        for (int k = 0; k < OB_NKIND; k++) {
+            char line[400];
+            size_t n = 0;
+            for (int c = 0; c < OBC_N; c++) {
+                uint64_t v = __atomic_load_n(&stats()->notify[d][k][c], __ATOMIC_RELAXED);
+                if (primed && v != last[d][k][c] && n < sizeof line)
+                    n += (size_t)snprintf(line + n, sizeof line - n, " %s %llu",
+                                          outbox_counter_names[c],
+                                          (unsigned long long)(v - last[d][k][c]));
+                last[d][k][c] = v;
+            }
+            if (n)
+                log_info("alerts %s %s, last minute:%s", outbox_dest_names[d],
+                         outbox_kind_names[k], line);
+        }
+    primed = 1;
+}
+
 /* ------------------------------------------------------------ the process */
 
 static volatile sig_atomic_t term, hup, usr1;
@@ -564,7 +591,8 @@ static void __attribute__((noreturn)) delivery_main(const struct proc *p, int fd
     free(qdir);
     clean();
     scan();
-    int64_t last_scan = now_ms(), last_clean = now_ms(), stop_at = 0;
+    int64_t last_scan = now_ms(), last_clean = now_ms(), last_sum = now_ms(), stop_at = 0;
+    summary();
     while (!stop_at || (dq.inflight && now_ms() < stop_at)) {
         if (term && !stop_at)
             stop_at = now_ms() + STOP_GRACE_MS;
@@ -576,6 +604,10 @@ static void __attribute__((noreturn)) delivery_main(const struct proc *p, int fd
             hup = 0;
             scan();
             last_scan = now_ms();
+        }
+        if (now_ms() - last_sum >= 60000) {
+            summary();
+            last_sum = now_ms();
         }
         if (now_ms() - last_clean >= 86400000) {
             clean();
