@@ -38,6 +38,7 @@ static int lock_fd = -1;
 struct item {
     struct item *next;
     char name[128];  /* file name in queue/ */
+    char target[256]; /* the entry's target (destination URL without its query) */
     int64_t due_ms;  /* wall clock */
     int seen;        /* found by the last scan */
     CURL *h;         /* in flight */
@@ -51,6 +52,8 @@ static struct {
     struct item *items;
     CURLM *multi;
     int inflight;
+    struct item *flying[64]; /* the items in flight (maxConcurrent is at most 64) */
+    int ninflight;
     int in_fd; /* inotify on queue/ */
 } dq;
 
@@ -321,6 +324,11 @@ static void finish(struct item *it, CURLcode rc)
     curl_multi_remove_handle(dq.multi, it->h);
     release(it);
     dq.inflight--;
+    for (int i = 0; i < dq.ninflight; i++)
+        if (dq.flying[i] == it) {
+            dq.flying[i] = dq.flying[--dq.ninflight];
+            break;
+        }
 }
 
 /* ------------------------------------------------------------ attempts */
@@ -354,17 +362,31 @@ static void start(struct item *it)
     }
     curl_multi_add_handle(dq.multi, it->h);
     dq.inflight++;
+    dq.flying[dq.ninflight++] = it;
 }
 
 /* Starts due entries, oldest name first, up to the limit; ms to the next due one. */
+/* One target gets at most half the places (all of them when there is one), so a
+ * destination that hangs cannot take every place from the others. */
+static int target_full(const struct item *it)
+{
+    int max = dv_cfg->notify.maxConcurrent, cap = max > 1 ? (max + 1) / 2 : 1, n = 0;
+    for (int i = 0; i < dq.ninflight; i++)
+        n += !strcmp(dq.flying[i]->target, it->target);
+    return n >= cap;
+}
+
 static int64_t start_due(int stopping)
 {
     int64_t now = now_real_ms(), next = INT64_MAX;
     for (struct item *it = dq.items; it; it = it->next) {
         if (it->h || it->due_ms == INT64_MAX)
             continue;
-        if (it->due_ms <= now && !stopping && dq.inflight < dv_cfg->notify.maxConcurrent)
+        if (it->due_ms <= now && !stopping && dq.inflight < dv_cfg->notify.maxConcurrent &&
+            !target_full(it))
             start(it);
+        else if (it->due_ms <= now && !stopping && next > now + 50)
+            next = now + 50; /* waiting for a place */
         else if (it->due_ms < next)
             next = it->due_ms;
     }
@@ -444,6 +466,7 @@ static void add_file(const char *name)
     int64_t due = outbox_parse_time(jget(e, "nextAttempt"));
     it->due_ms = due < 0 ? now_real_ms() : due;
     it->seen = 1;
+    snprintf(it->target, sizeof it->target, "%s", jget(e, "target") ? jget(e, "target") : "");
     it->next = dq.items;
     dq.items = it;
     json_object_put(e);

@@ -65,6 +65,7 @@ def test_connection_refused_then_listening(start_daemon, sim, certs, hooks, tmp_
     d = start_alerts(start_daemon, sim, certs, tmp_path / "spool", hooks_=[(url + "/h", "POST")])
     sent = burst(d, 3)
     d.wait_log("notify retry id=", 10)
+    counted(d, 3, "queued")
     assert len(spool_files(d.spool, "queue")) == 3
     # the same port again
     import http.server
