@@ -329,3 +329,14 @@ def test_long_script_log_is_cut_for_teams(start_daemon, sim, certs, hooks, tmp_p
     whole = "\n".join(lines)                       # 3999 characters
     assert got["head"] == whole[:2900] + "\n----Script log truncated by Butler----"
     assert got["tail"] == "----Script log truncated by Butler----\n" + whole[-2900:]
+
+
+def test_http_timeout_is_a_transient_failure(start_daemon, sim, certs, hooks, tmp_path):
+    from receiver import HANG
+    slow = hooks(lambda r: HANG)
+    d = start_alerts(start_daemon, sim, certs, tmp_path / "spool",
+                     hooks_=[(slow.base + "/h", "POST")], httpTimeoutSeconds=1)
+    failed(d)
+    d.wait_log("Timeout was reached", 10)
+    assert "notify retry id=" in d.log()
+    slow.release.set()
