@@ -8,6 +8,7 @@
 #include "proc.h"
 #include "stats.h"
 #include "util.h"
+#include "xfer.h"
 
 #include <curl/curl.h>
 #include <dirent.h>
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/inotify.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -27,8 +27,7 @@
 #define RESCAN_MS 60000
 #define TMP_STALE_S 60       /* tmp/ files older than this are leftovers */
 #define STOP_GRACE_MS 5000   /* in-flight attempts at SIGTERM */
-#define MAX_REDIRECTS 5L
-#define ERR_MAX 300
+#define ERR_MAX XFER_ERR_MAX
 
 static const struct cfg *dv_cfg;
 static int lock_fd = -1;
@@ -42,10 +41,8 @@ struct item {
     int64_t due_ms;  /* wall clock */
     int seen;        /* found by the last scan */
     CURL *h;         /* in flight */
-    struct curl_slist *hdrs;
+    struct xfer x;   /* what the transfer holds (xfer.h) */
     json_object *entry;
-    long retry_after_s; /* from a Retry-After header, -1 if none */
-    char *body;
 };
 
 static struct {
@@ -61,46 +58,8 @@ static struct {
 static void release(struct item *it)
 {
     curl_easy_cleanup(it->h);
-    curl_slist_free_all(it->hdrs);
-    free(it->body);
+    xfer_free(&it->x);
     it->h = NULL;
-    it->hdrs = NULL;
-    it->body = NULL;
-}
-
-/* ------------------------------------------------------------ destinations */
-
-/* Fills H from the entry's request; -1 with ERR if it is unusable. */
-typedef int (*easy_fn)(CURL *h, struct item *it, json_object *req, char *err);
-/* Classifies a finished transfer: 0 accepted, 1 transient, 2 permanent; ERR says why. */
-typedef int (*classify_fn)(CURL *h, CURLcode rc, char *err);
-
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-    struct item *it = arg;
-    size_t len = size * n;
-    if (len > 12 && !strncasecmp(p, "Retry-After:", 12)) {
-        char v[100];
-        snprintf(v, sizeof v, "%.*s", (int)(len - 12), p + 12);
-        v[strcspn(v, "\r\n")] = '\0';
-        char *s = v + strspn(v, " \t"), *end;
-        long sec = strtol(s, &end, 10);
-        if (end != s && *end == '\0' && sec >= 0) {
-            it->retry_after_s = sec;
-        } else {
-            time_t t = curl_getdate(s, NULL);
-            if (t > 0)
-                it->retry_after_s = t > time(NULL) ? (long)(t - time(NULL)) : 0;
-        }
-    }
-    return len;
-}
-
-static size_t discard(char *p, size_t size, size_t n, void *arg)
-{
-    (void)p;
-    (void)arg;
-    return size * n;
 }
 
 static const char *jget(json_object *o, const char *k)
@@ -111,116 +70,24 @@ static const char *jget(json_object *o, const char *k)
                : NULL;
 }
 
-static int http_easy(CURL *h, struct item *it, json_object *req, char *err)
-{
-    const char *method = jget(req, "method"), *url = jget(req, "url"), *body = jget(req, "body"),
-               *ca = jget(req, "caFile");
-    json_object *hs, *verify;
-    if (!method || !url || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))) {
-        snprintf(err, ERR_MAX, "entry has no usable request");
-        return -1;
-    }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, MAX_REDIRECTS);
-    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "butlerd/" BUTLERD_VERSION);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)dv_cfg->notify.httpTimeoutSeconds);
-    if (strcmp(method, "GET") != 0) {
-        it->body = xstrdup(body ? body : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, it->body);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    }
-    it->hdrs = curl_slist_append(NULL, "Expect:");
-    if (json_object_object_get_ex(req, "headers", &hs) && json_object_is_type(hs, json_type_array))
-        for (size_t i = 0; i < json_object_array_length(hs); i++) {
-            json_object *p = json_object_array_get_idx(hs, i);
-            const char *n = json_object_get_string(json_object_array_get_idx(p, 0)),
-                       *v = json_object_get_string(json_object_array_get_idx(p, 1));
-            if (n && v && !strpbrk(n, "\r\n:") && !strpbrk(v, "\r\n")) {
-                char *line = xasprintf("%s: %s", n, v);
-                it->hdrs = curl_slist_append(it->hdrs, line);
-                free(line);
-            }
-        }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, it->hdrs);
-    if (ca) { /* replaces the system store, directory included */
-        curl_easy_setopt(h, CURLOPT_CAINFO, ca);
-        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
-    }
-    int v = !json_object_object_get_ex(req, "verify", &verify) || json_object_get_boolean(verify);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, v ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, v ? 2L : 0L);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, it);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-    return 0;
-}
-
-static int http_classify(CURL *h, CURLcode rc, char *err)
-{
-    long code = 0;
-    if (rc == CURLE_TOO_MANY_REDIRECTS) {
-        snprintf(err, ERR_MAX, "too many redirects");
-        return 2;
-    }
-    if (rc != CURLE_OK) {
-        snprintf(err, ERR_MAX, "%s", curl_easy_strerror(rc));
-        return 1;
-    }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    snprintf(err, ERR_MAX, "HTTP %ld", code);
-    if (code >= 200 && code < 300)
-        return 0;
-    if (code == 408 || code == 429 || code >= 500)
-        return 1;
-    return 2;
-}
-
-/* E-mail plugs in here: {OB_EMAIL, mail_easy, mail_classify}, with mail_easy
- * setting the SMTP URL, MAIL FROM, RCPT TO and the message from the entry's
- * request {"from","to","message"} and the current emailNotification.smtp keys. */
-static const struct {
-    int dest;
-    easy_fn easy;
-    classify_fn classify;
-} kinds[] = {
-    {OB_SLACK, http_easy, http_classify},
-    {OB_TEAMS, http_easy, http_classify},
-    {OB_WEBHOOK, http_easy, http_classify},
-};
-
-static int kind_index(json_object *entry)
-{
-    int d = outbox_dest_of(jget(entry, "destination"));
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (kinds[i].dest == d)
-            return (int)i;
-    return -1;
-}
-
 /* One attempt from memory, for an entry that could not be spooled. */
 int delivery_send_now(const struct cfg *c, json_object *entry, char *err, size_t errlen)
 {
-    dv_cfg = c; /* the events process: its own configuration */
-    int k = kind_index(entry);
+    const struct xfer_kind *k = xfer_kind_of(outbox_dest_of(jget(entry, "destination")));
     json_object *req;
     struct item it = {0};
-    char why[ERR_MAX] = "entry of an unknown destination";
-    it.retry_after_s = -1;
-    CURL *h = curl_easy_init();
-    int outcome = 2;
-    if (h && k >= 0 && json_object_object_get_ex(entry, "request", &req) &&
-        kinds[k].easy(h, &it, req, why) == 0) {
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        outcome = kinds[k].classify(h, curl_easy_perform(h), why);
+    char why[XFER_ERR_MAX] = "entry of an unknown destination";
+    it.x.retry_after_s = -1;
+    it.h = curl_easy_init();
+    int outcome = XFER_PERMANENT;
+    if (it.h && k && json_object_object_get_ex(entry, "request", &req) &&
+        k->easy(it.h, &it.x, req, c, why) == 0) {
+        curl_easy_setopt(it.h, CURLOPT_NOSIGNAL, 1L);
+        outcome = k->classify(it.h, curl_easy_perform(it.h), why);
     }
-    it.h = h;
     release(&it);
     snprintf(err, errlen, "%s", why);
-    return outcome == 0 ? 0 : -1;
+    return outcome == XFER_ACCEPTED ? 0 : -1;
 }
 
 /* ------------------------------------------------------------ outcomes */
@@ -280,7 +147,7 @@ static int64_t backoff_ms(int n, long retry_after)
 static void retry(struct item *it, const char *why, long code)
 {
     int n = entry_int(it->entry, "attempts");
-    long ra = code == 429 || code == 503 ? it->retry_after_s : -1;
+    long ra = code == 429 || code == 503 ? it->x.retry_after_s : -1;
     int64_t next = now_real_ms() + backoff_ms(n, ra);
     int64_t created = outbox_parse_time(jget(it->entry, "created"));
     if (created >= 0 && next > created + (int64_t)dv_cfg->notify.maxAgeSeconds * 1000) {
@@ -304,19 +171,19 @@ static void finish(struct item *it, CURLcode rc)
 {
     char why[ERR_MAX] = "";
     long code = 0;
-    int k = kind_index(it->entry);
-    int outcome = kinds[k].classify(it->h, rc, why);
+    const struct xfer_kind *k = xfer_kind_of(outbox_dest_of(jget(it->entry, "destination")));
+    int outcome = k->classify(it->h, rc, why);
     curl_easy_getinfo(it->h, CURLINFO_RESPONSE_CODE, &code);
     json_object_object_add(it->entry, "attempts",
                            json_object_new_int(entry_int(it->entry, "attempts") + 1));
     set_str(it->entry, "lastError", outcome ? why : "");
-    if (outcome == 0) {
+    if (outcome == XFER_ACCEPTED) {
         outbox_remove(spool(), "queue", jget(it->entry, "id"));
         counters(it->entry, OBC_DELIVERED);
         log_info("notify delivered id=%s attempts=%d", jget(it->entry, "id"),
                  entry_int(it->entry, "attempts"));
         it->due_ms = INT64_MAX;
-    } else if (outcome == 2) {
+    } else if (outcome == XFER_PERMANENT) {
         to_dead(it, why);
     } else {
         retry(it, why, code);
@@ -342,20 +209,20 @@ static void start(struct item *it)
         it->due_ms = INT64_MAX;
         return;
     }
-    int k = kind_index(it->entry);
+    const struct xfer_kind *k = xfer_kind_of(outbox_dest_of(jget(it->entry, "destination")));
     json_object *req;
-    if (k < 0 || !json_object_object_get_ex(it->entry, "request", &req)) {
+    if (!k || !json_object_object_get_ex(it->entry, "request", &req)) {
         to_dead(it, "entry of an unknown destination");
         return;
     }
     it->h = curl_easy_init();
-    it->retry_after_s = -1;
+    it->x.retry_after_s = -1;
     snprintf(err, sizeof err, "cannot create a transfer");
     if (it->h) {
         curl_easy_setopt(it->h, CURLOPT_PRIVATE, it);
         curl_easy_setopt(it->h, CURLOPT_NOSIGNAL, 1L);
     }
-    if (!it->h || kinds[k].easy(it->h, it, req, err) < 0) {
+    if (!it->h || k->easy(it->h, &it->x, req, dv_cfg, err) < 0) {
         release(it);
         to_dead(it, err);
         return;

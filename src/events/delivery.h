@@ -6,7 +6,7 @@
  * and moves it to dead/ on a permanent one or when it is too old.
  *
  * How an entry's request becomes a transfer, and how the outcome is classified,
- * is one entry per destination in delivery.c's table (HTTP for Slack, Teams and
+ * is one entry per destination in xfer.c's table (HTTP for Slack, Teams and
  * webhooks; e-mail adds its own). */
 #ifndef DELIVERY_H
 #define DELIVERY_H
