@@ -523,6 +523,8 @@ static void __attribute__((noreturn)) delivery_main(const struct proc *p, int fd
     _exit(EXIT_OK);
 }
 
+static int on_exit_(struct proc *p, int status, char *note, size_t notelen);
+
 /* Respawned 1 s after an exit, doubling to 30 s for a process that keeps dying. */
 static const struct proc_role delivery_role = {
     .name = "delivery",
@@ -534,7 +536,25 @@ static const struct proc_role delivery_role = {
     .after_stable_ms = 1000,
     .after_clean_ms = 1000,
     .child_main = delivery_main,
+    .on_exit = on_exit_,
 };
+
+/* After a reload the new process starts only once the old one is gone, so that
+ * no message is sent by both (0: none waiting). */
+static unsigned next_gen;
+
+static int on_exit_(struct proc *p, int status, char *note, size_t notelen)
+{
+    (void)status;
+    (void)note;
+    (void)notelen;
+    if (p->draining && next_gen) {
+        unsigned gen = next_gen;
+        next_gen = 0;
+        proc_start(&delivery_role, 1, gen);
+    }
+    return 0;
+}
 
 static int prepare(const struct cfg *c)
 {
@@ -570,13 +590,17 @@ void delivery_reload(const struct cfg *c, unsigned gen)
             proc_start(&delivery_role, 1, gen);
         return;
     }
-    /* The running process keeps its settings (it is a copy); it rescans the queue. */
+    /* The running process stops (in-flight attempts get 5 s) and one with the new
+     * settings takes over when it is gone. */
+    next_gen = gen;
     for (struct proc *p = proc_next(&delivery_role, NULL); p; p = proc_next(&delivery_role, p))
-        kill(p->pid, SIGHUP);
+        if (!p->draining)
+            proc_drain(p, SIGTERM, (STOP_GRACE_MS + 5000));
 }
 
 void delivery_stop(void)
 {
+    next_gen = 0; /* shutting down: no successor */
     for (struct proc *p = proc_next(&delivery_role, NULL); p; p = proc_next(&delivery_role, p))
         kill(p->pid, SIGTERM);
 }

@@ -21,8 +21,8 @@ struct cfg;
  * process when any alert destination is enabled. -1 (logged) if the directory
  * cannot be used or another butlerd holds it. */
 int delivery_start(const struct cfg *c, unsigned gen);
-/* Master, after a reload: starts the process if alerts were just enabled, and
- * tells a running one to rescan the queue. */
+/* Master, after a reload: starts the process if alerts were just enabled, or
+ * replaces a running one (the new one starts when the old one has exited). */
 void delivery_reload(const struct cfg *c, unsigned gen);
 void delivery_stop(void);
 

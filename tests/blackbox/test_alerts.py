@@ -207,6 +207,12 @@ def test_rate_limit_is_shared_across_a_reload(start_daemon, sim, certs, hooks, t
     failed(d, message="second")
     d.wait_log("notify rate-limited dest=webhook", 10, start=mark)
     assert len(web.requests) == 1
+    # the delivery process was replaced, one after the other, and still delivers
+    d.wait_log("delivery process pid", 10, start=mark, count=2)
+    d.udp.send(join(task_fields("failed", task_id="7552d9fc-d1bb-4975-9a38-18357de531ea",
+                                app_id="3d5a6b7c-1e2f-4a3b-9c4d-5e6f7a8b9c02",
+                                message="other task")))
+    assert json.loads(web.wait(2)[1]["body"])["logMessage"] == "other task"
 
 
 def test_config_check_reports_every_alert_problem_with_its_line(tmp_path):
