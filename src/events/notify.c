@@ -160,26 +160,25 @@ static char *url_target(const char *url)
 
 /* A message that could not be written to the spool (ENOSPC, an I/O error): one
  * attempt from memory, without retry (butlerd(8), Outbox). */
-static void send_now(const struct msg_env *m, int dest, json_object *en, const char *target)
+static void send_now(const struct cfg *c, const struct task_event *e, int kind, int dest,
+                     json_object *en, const char *target)
 {
     char err[300];
-    if (delivery_send_now(m->c, en, err, sizeof err) == 0) {
-        outbox_count(dest, m->kind, OBC_DELIVERED);
+    if (delivery_send_now(c, en, err, sizeof err) == 0) {
+        outbox_count(dest, kind, OBC_DELIVERED);
         log_warnx("notify delivered from memory dest=%s target=%s (not spooled)",
                   outbox_dest_names[dest], target);
     } else {
         log_errorx("notify lost dest=%s target=%s task=%s: not spooled, and the one attempt "
-                   "failed: %s", outbox_dest_names[dest], target, m->e->f[5], err);
+                   "failed: %s", outbox_dest_names[dest], target, e->f[5], err);
     }
 }
 
-/* Spools one message (a dead letter when DEAD_REASON is set). */
-static void spool(const struct msg_env *m, int dest, const char *url, json_object *req,
-                  const char *dead_reason)
+void notify_spool(const struct cfg *c, const struct task_event *e, int kind, int dest,
+                  const char *target, json_object *req, const char *dead_reason)
 {
-    const struct cfg *c = m->c;
-    char *target = url_target(url), err[300];
-    json_object *en = outbox_new(dest, m->kind, m->e->f[5], m->e->f[9], target, req);
+    char err[300];
+    json_object *en = outbox_new(dest, kind, e->f[5], e->f[9], target, req);
     const char *id = json_object_get_string(json_object_object_get(en, "id"));
     if (dead_reason) {
         char t[32];
@@ -194,20 +193,28 @@ static void spool(const struct msg_env *m, int dest, const char *url, json_objec
                           dead_reason ? 0 : c->notify.maxQueueEntries, err, sizeof err);
     pthread_mutex_unlock(&spool_mu);
     if (rc == 0 && !dead_reason) {
-        outbox_count(dest, m->kind, OBC_QUEUED);
+        outbox_count(dest, kind, OBC_QUEUED);
         log_info("notify queued id=%s dest=%s target=%s", id, outbox_dest_names[dest], target);
     } else if (rc == 0) {
-        outbox_count(dest, m->kind, OBC_DEAD);
+        outbox_count(dest, kind, OBC_DEAD);
         log_errorx("notify dead id=%s dest=%s target=%s: %s", id, outbox_dest_names[dest],
                    target, dead_reason);
     } else {
-        outbox_count(dest, m->kind, OBC_DROPPED);
+        outbox_count(dest, kind, OBC_DROPPED);
         log_errorx("notify dropped dest=%s target=%s task=%s: %s", outbox_dest_names[dest],
-                   target, m->e->f[5], err);
+                   target, e->f[5], err);
         if (rc < 0 && !dead_reason) /* not the queue limit: one try from memory */
-            send_now(m, dest, en, target);
+            send_now(c, e, kind, dest, en, target);
     }
     json_object_put(en);
+}
+
+/* An HTTP message to URL (the target is URL without its query). */
+static void spool(const struct msg_env *m, int dest, const char *url, json_object *req,
+                  const char *dead_reason)
+{
+    char *target = url_target(url);
+    notify_spool(m->c, m->e, m->kind, dest, target, req, dead_reason);
     free(target);
 }
 
@@ -530,11 +537,14 @@ static int teams_lines(const struct cfg *c, int k, int tail)
     return tail ? c->teams.k[k].tailScriptLogLines : c->teams.k[k].headScriptLogLines;
 }
 
-/* E-mail plugs in as one more entry: mail_on (emailNotification.enable and the
- * kind's enable), mail_lines, a NULL window (its rate limit is per recipient, so
- * mail_make calls notify_rate_pass itself for each address) and mail_make, which
- * renders subject and body once and spools one {"from","to","message"} request per
- * recipient through notify_spool_mail. */
+/* E-mail plugs in as one more entry: {OB_EMAIL, mail_on (emailNotification.enable
+ * and the kind's enable), mail_lines, NULL (its rate limit is per recipient: mail_make
+ * calls notify_rate_pass(OB_EMAIL, kind, "<taskId>|<address>", window) for each),
+ * mail_make}. mail_make gets the context from alertctx_context(), renders subject
+ * and body once and spools one {"from","to","message"} request per recipient with
+ * notify_spool(c, e, kind, OB_EMAIL, address, request, NULL); delivery is xfer.c's
+ * table. mail_make needs struct msg_env, so it is declared here or moved to
+ * notify.h when mail.c is added. */
 static const struct destination {
     int id;
     int (*on)(const struct cfg *, int kind);
@@ -558,6 +568,16 @@ int notify_wanted(const struct cfg *c, int aborted)
 
 int notify_any(const struct cfg *c) { return notify_wanted(c, 0) || notify_wanted(c, 1); }
 
+int notify_rate_pass(int dest, int kind, const char *key, int window_s)
+{
+    if (rl_pass(dest, kind, key, window_s))
+        return 1;
+    outbox_count(dest, kind, OBC_RATE_LIMITED);
+    log_info("notify rate-limited dest=%s kind=%s task=%s", outbox_dest_names[dest],
+             outbox_kind_names[kind], key);
+    return 0;
+}
+
 void notify_event(const struct cfg *c, struct task_event *e)
 {
     int kind = e->aborted ? OB_ABORTED : OB_FAILED, head = 0, tail = 0, want_log = 0;
@@ -566,12 +586,8 @@ void notify_event(const struct cfg *c, struct task_event *e)
         const struct destination *d = &dests[i];
         if (!d->on(c, kind))
             continue;
-        if (!rl_pass(d->id, kind, e->f[5], d->window(c, kind))) {
-            outbox_count(d->id, kind, OBC_RATE_LIMITED);
-            log_info("notify rate-limited dest=%s kind=%s task=%s", outbox_dest_names[d->id],
-                     outbox_kind_names[kind], e->f[5]);
+        if (d->window && !notify_rate_pass(d->id, kind, e->f[5], d->window(c, kind)))
             continue;
-        }
         pass[i] = any = 1;
         if (d->lines) {
             want_log = 1;

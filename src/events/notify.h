@@ -10,6 +10,8 @@
 #ifndef NOTIFY_H
 #define NOTIFY_H
 
+#include <json-c/json.h>
+
 struct cfg;
 struct task_event;
 
@@ -19,5 +21,15 @@ int notify_wanted(const struct cfg *c, int aborted);
 int notify_any(const struct cfg *c);
 /* Runs the pipeline for E (task and app lookups done or failed, see taskevent.c). */
 void notify_event(const struct cfg *c, struct task_event *e);
+
+/* For destinations that make several messages per event (e-mail, one per
+ * recipient): the rate limit of one KEY (1 passes and opens the window; 0 is
+ * dropped, counted and logged) ... */
+int notify_rate_pass(int dest, int kind, const char *key, int window_s);
+/* ... and one message into the outbox: REQ (taken) for TARGET, written to queue/
+ * (or to dead/ with DEAD_REASON), counted and logged; a full queue or a failed
+ * write is counted as dropped. */
+void notify_spool(const struct cfg *c, const struct task_event *e, int kind, int dest,
+                  const char *target, json_object *req, const char *dead_reason);
 
 #endif
