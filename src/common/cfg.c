@@ -6,6 +6,7 @@
 #include "guid.h"
 #include "log.h"
 #include "mailaddr.h"
+#include "notify_check.h"
 #include "scope.h"
 #include "shm_layout.h"
 #include "utf8.h"
@@ -35,7 +36,8 @@ struct key {
     const char *defstr;   /* string default */
     long long min, max;   /* int bounds */
     unsigned flags;
-    const char *members;  /* KT_TUPLES: comma-separated member names, at most 3 */
+    const char *members;  /* KT_TUPLES: comma-separated member names, at most
+                           * CFG_TUPLE_MAX; "?name" optional, "a.b" in group a */
 };
 
 #define O(f) offsetof(struct cfg, f)
@@ -81,6 +83,10 @@ struct key {
     B(EM KN ".appOwnerAlert.includeOwner.includeAll", email.kind[N].ownerIncludeAll, 1),  \
     T(EM KN ".appOwnerAlert.includeOwner.user", email.kind[N].ownerInclude, "directory,userId"), \
     T(EM KN ".appOwnerAlert.excludeOwner.user", email.kind[N].ownerExclude, "directory,userId")
+#define NT "butlerd.notifications."
+/* Members of a webhook: "?" optional, "a.b" inside group a (see load_key). */
+#define WEBHOOK_MEMBERS                                                                       \
+    "webhookURL,httpMethod,?description,?cert.enable,?cert.rejectUnauthorized,?cert.certCA"
 
 static const struct key keys[] = {
     S("Butler.logLevel", logLevel, "info"),
@@ -190,6 +196,66 @@ static const struct key keys[] = {
     I(UDP "deduplication.ttlMinutes", udp.dedupTtlMinutes, 10, 1, 525600),
 
     S("Butler.slackNotification.restMessage.webhookURL", slackWebhookURL, ""),
+    B("Butler.slackNotification.enable", slack.enable, 0),
+    B("Butler.slackNotification.reloadTaskFailure.enable", slack.k[0].enable, 0),
+    S("Butler.slackNotification.reloadTaskFailure.webhookURL", slack.k[0].webhookURL, ""),
+    S("Butler.slackNotification.reloadTaskFailure.channel", slack.k[0].channel, ""),
+    S("Butler.slackNotification.reloadTaskFailure.fromUser", slack.k[0].fromUser, ""),
+    S("Butler.slackNotification.reloadTaskFailure.iconEmoji", slack.k[0].iconEmoji, ""),
+    S("Butler.slackNotification.reloadTaskFailure.messageType", slack.k[0].messageType, "basic"),
+    S("Butler.slackNotification.reloadTaskFailure.basicMsgTemplate", slack.k[0].basicMsgTemplate, "Qlik Sense reload failed: \"{{taskName}}\""),
+    S("Butler.slackNotification.reloadTaskFailure.templateFile", slack.k[0].templateFile, ""),
+    I("Butler.slackNotification.reloadTaskFailure.rateLimit", slack.k[0].rateLimit, 300, 0, INT_MAX),
+    I("Butler.slackNotification.reloadTaskFailure.headScriptLogLines", slack.k[0].headScriptLogLines, 15, 0, 10000),
+    I("Butler.slackNotification.reloadTaskFailure.tailScriptLogLines", slack.k[0].tailScriptLogLines, 15, 0, 10000),
+    B("Butler.slackNotification.reloadTaskAborted.enable", slack.k[1].enable, 0),
+    S("Butler.slackNotification.reloadTaskAborted.webhookURL", slack.k[1].webhookURL, ""),
+    S("Butler.slackNotification.reloadTaskAborted.channel", slack.k[1].channel, ""),
+    S("Butler.slackNotification.reloadTaskAborted.fromUser", slack.k[1].fromUser, ""),
+    S("Butler.slackNotification.reloadTaskAborted.iconEmoji", slack.k[1].iconEmoji, ""),
+    S("Butler.slackNotification.reloadTaskAborted.messageType", slack.k[1].messageType, "basic"),
+    S("Butler.slackNotification.reloadTaskAborted.basicMsgTemplate", slack.k[1].basicMsgTemplate, "Qlik Sense reload aborted: \"{{taskName}}\""),
+    S("Butler.slackNotification.reloadTaskAborted.templateFile", slack.k[1].templateFile, ""),
+    I("Butler.slackNotification.reloadTaskAborted.rateLimit", slack.k[1].rateLimit, 300, 0, INT_MAX),
+    I("Butler.slackNotification.reloadTaskAborted.headScriptLogLines", slack.k[1].headScriptLogLines, 15, 0, 10000),
+    I("Butler.slackNotification.reloadTaskAborted.tailScriptLogLines", slack.k[1].tailScriptLogLines, 15, 0, 10000),
+    B("Butler.teamsNotification.enable", teams.enable, 0),
+    B("Butler.teamsNotification.reloadTaskFailure.enable", teams.k[0].enable, 0),
+    S("Butler.teamsNotification.reloadTaskFailure.webhookURL", teams.k[0].webhookURL, ""),
+    S("Butler.teamsNotification.reloadTaskFailure.messageType", teams.k[0].messageType, "basic"),
+    S("Butler.teamsNotification.reloadTaskFailure.basicMsgTemplate", teams.k[0].basicMsgTemplate, "Qlik Sense reload failed: \"{{taskName}}\""),
+    S("Butler.teamsNotification.reloadTaskFailure.templateFile", teams.k[0].templateFile, ""),
+    I("Butler.teamsNotification.reloadTaskFailure.rateLimit", teams.k[0].rateLimit, 300, 0, INT_MAX),
+    I("Butler.teamsNotification.reloadTaskFailure.headScriptLogLines", teams.k[0].headScriptLogLines, 15, 0, 10000),
+    I("Butler.teamsNotification.reloadTaskFailure.tailScriptLogLines", teams.k[0].tailScriptLogLines, 15, 0, 10000),
+    B("Butler.teamsNotification.reloadTaskAborted.enable", teams.k[1].enable, 0),
+    S("Butler.teamsNotification.reloadTaskAborted.webhookURL", teams.k[1].webhookURL, ""),
+    S("Butler.teamsNotification.reloadTaskAborted.messageType", teams.k[1].messageType, "basic"),
+    S("Butler.teamsNotification.reloadTaskAborted.basicMsgTemplate", teams.k[1].basicMsgTemplate, "Qlik Sense reload aborted: \"{{taskName}}\""),
+    S("Butler.teamsNotification.reloadTaskAborted.templateFile", teams.k[1].templateFile, ""),
+    I("Butler.teamsNotification.reloadTaskAborted.rateLimit", teams.k[1].rateLimit, 300, 0, INT_MAX),
+    I("Butler.teamsNotification.reloadTaskAborted.headScriptLogLines", teams.k[1].headScriptLogLines, 15, 0, 10000),
+    I("Butler.teamsNotification.reloadTaskAborted.tailScriptLogLines", teams.k[1].tailScriptLogLines, 15, 0, 10000),
+    B("Butler.webhookNotification.enable", webhook.enable, 0),
+    I("Butler.webhookNotification.reloadTaskFailure.rateLimit", webhook.rateLimit[0], 300, 0, INT_MAX),
+    T("Butler.webhookNotification.reloadTaskFailure.webhooks", webhook.hooks[0], WEBHOOK_MEMBERS),
+    I("Butler.webhookNotification.reloadTaskAborted.rateLimit", webhook.rateLimit[1], 300, 0, INT_MAX),
+    T("Butler.webhookNotification.reloadTaskAborted.webhooks", webhook.hooks[1], WEBHOOK_MEMBERS),
+    S("Butler.qlikSenseUrls.qmc", qsUrls.qmc, ""),
+    S("Butler.qlikSenseUrls.hub", qsUrls.hub, ""),
+    S("Butler.qlikSenseUrls.appBaseUrl", qsUrls.appBaseUrl, ""),
+    T("Butler.genericUrls", genericUrls, "id,linkText,comment,url"),
+    SR(NT "spoolDirectory", notify.spoolDirectory, LOCALSTATEDIR "/spool/butlerd"),
+    I(NT "maxAgeSeconds", notify.maxAgeSeconds, 86400, 1, INT_MAX),
+    I(NT "retryInitialSeconds", notify.retryInitialSeconds, 10, 1, 86400),
+    I(NT "retryMaxSeconds", notify.retryMaxSeconds, 600, 1, 86400 * 7),
+    I(NT "maxQueueEntries", notify.maxQueueEntries, 10000, 1, 10000000),
+    I(NT "maxConcurrent", notify.maxConcurrent, 4, 1, 64),
+    I(NT "deadLetterMaxAgeDays", notify.deadLetterMaxAgeDays, 30, 0, 36500),
+    I(NT "httpTimeoutSeconds", notify.httpTimeoutSeconds, 10, 1, 3600),
+    I(NT "smtpTimeoutSeconds", notify.smtpTimeoutSeconds, 60, 1, 3600),
+    S(NT "timeZone", notify.timeZone, ""),
+    S(NT "teamsBasicCard", notify.teamsBasicCard, "adaptive"),
     S("Butler.cert.clientCert", clientCert, ""),
     S("Butler.cert.clientCertKey", clientCertKey, ""),
     S("Butler.cert.clientCertCA", clientCertCA, ""),
@@ -298,7 +364,7 @@ static const struct key keys[] = {
 static void tuplelist_free(struct tuplelist *l)
 {
     for (size_t i = 0; i < l->n; i++)
-        for (int j = 0; j < 3; j++)
+        for (int j = 0; j < CFG_TUPLE_MAX; j++)
             free(l->v[i].m[j]);
     free(l->v);
     l->v = NULL;
@@ -607,7 +673,7 @@ static void load_key(struct loader *ld, int ki, const config_setting_t *s, const
         if (t != CONFIG_TYPE_LIST && !(t == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0))
             goto badtype;
         struct tuplelist *l = FIELD(c, k, struct tuplelist);
-        char names[64];
+        char names[160];
         for (int i = 0; i < config_setting_length(s); i++) {
             const config_setting_t *e = config_setting_get_elem(s, i);
             int eline = (int)config_setting_source_line(e);
@@ -616,14 +682,19 @@ static void load_key(struct loader *ld, int ki, const config_setting_t *s, const
                     k->members);
                 continue;
             }
-            struct tuple tp = {{NULL, NULL, NULL}};
+            struct tuple tp = {{NULL}};
             int ok = 1, m = 0;
             snprintf(names, sizeof names, "%s", k->members);
-            for (char *save, *mn = strtok_r(names, ",", &save); mn;
+            /* "?name" is optional; "a.b" is member b of group a. */
+            for (char *save, *mn = strtok_r(names, ",", &save); mn && m < CFG_TUPLE_MAX;
                  mn = strtok_r(NULL, ",", &save), m++) {
-                const config_setting_t *ms = config_setting_get_member(e, mn);
+                int opt = *mn == '?';
+                mn += opt;
+                const config_setting_t *ms = config_setting_lookup((config_setting_t *)e, mn);
                 char *v = ms ? scalar_text(ms) : NULL;
-                if (!v) {
+                if (!v && ms && opt && config_setting_type(ms) == CONFIG_TYPE_BOOL)
+                    v = xstrdup(config_setting_get_bool(ms) ? "true" : "false");
+                if (!v && !(opt && !ms)) {
                     msg(&ld->msgs->errors, f, ms ? (int)config_setting_source_line(ms) : eline,
                         ms ? "%s[%d].%s must be a string" : "%s[%d] lacks member %s", path, i,
                         mn);
@@ -632,7 +703,7 @@ static void load_key(struct loader *ld, int ki, const config_setting_t *s, const
                 tp.m[m] = v;
             }
             if (!ok) {
-                for (int j = 0; j < 3; j++)
+                for (int j = 0; j < CFG_TUPLE_MAX; j++)
                     free(tp.m[j]);
                 continue;
             }
@@ -1075,7 +1146,10 @@ static void validate(struct loader *ld)
         msg(&m->warnings, c->file, line_of(c, "Butler.configEngine.host"),
             "an endpoint that needs the Qlik Sense engine is enabled but "
             "Butler.configEngine.host is empty");
+    notify_check(c, &m->errors, &m->warnings);
 }
+
+int cfg_key_line(const struct cfg *c, const char *path) { return line_of(c, path); }
 
 struct cfg *cfg_load(const char *file, struct cfg_msgs *msgs)
 {

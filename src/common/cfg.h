@@ -10,8 +10,9 @@
 #include <stddef.h>
 
 /* A list of groups with up to three string members, e.g. {name, value}. */
+#define CFG_TUPLE_MAX 6
 struct tuple {
-    char *m[3];
+    char *m[CFG_TUPLE_MAX]; /* an optional member that is absent is NULL */
 };
 struct tuplelist {
     size_t n;
@@ -70,6 +71,15 @@ struct cfg_email_kind {
 };
 
 enum { CFG_KIND_FAILED, CFG_KIND_ABORTED, CFG_KIND_SUCCESS, CFG_NKINDS };
+
+/* One kind (reloadTaskFailure, reloadTaskAborted) of Butler.slackNotification or
+ * Butler.teamsNotification (butlerd.conf(5), Alerts). */
+struct cfg_chat_kind {
+    bool enable;
+    char *webhookURL, *channel, *fromUser, *iconEmoji, *messageType, *basicMsgTemplate,
+        *templateFile;
+    int rateLimit, headScriptLogLines, tailScriptLogLines;
+};
 
 struct cfg {
     char *file; /* path the configuration was read from */
@@ -211,6 +221,28 @@ struct cfg {
         engineMaxMessageBytes;
     int smtpTimeoutSeconds; /* butlerd.notifications.smtpTimeoutSeconds */
 
+    /* Alerts (butlerd(8), Alerts); index 0 failed, 1 aborted. */
+    struct {
+        char *qmc, *hub, *appBaseUrl;
+    } qsUrls;
+    struct tuplelist genericUrls; /* id, linkText, comment, url */
+    struct {
+        bool enable;
+        struct cfg_chat_kind k[2];
+    } slack, teams;
+    struct {
+        bool enable;
+        int rateLimit[2];
+        /* webhookURL, httpMethod, description, cert.enable, cert.rejectUnauthorized,
+         * cert.certCA ("true"/"false" for the flags; NULL when absent) */
+        struct tuplelist hooks[2];
+    } webhook;
+    struct {
+        char *spoolDirectory, *timeZone, *teamsBasicCard;
+        int maxAgeSeconds, retryInitialSeconds, retryMaxSeconds, maxQueueEntries,
+            maxConcurrent, deadLetterMaxAgeDays, httpTimeoutSeconds, smtpTimeoutSeconds;
+    } notify;
+
     /* Source line of each table key (0 = not in the file), indexed like the table. */
     int *lines;
 };
@@ -226,6 +258,8 @@ struct cfg_msgs {
 struct cfg *cfg_load(const char *file, struct cfg_msgs *msgs);
 void cfg_free(struct cfg *c);
 void cfg_msgs_free(struct cfg_msgs *m);
+/* Source line of table key PATH in C's file (0 if not there). */
+int cfg_key_line(const struct cfg *c, const char *path);
 
 /* Keys that need a restart keep OLD's value in NEU; those that differed are
  * appended to OUT so the caller can warn about them. */

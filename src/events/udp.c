@@ -10,6 +10,7 @@
 #include "events.h"
 #include "guid.h"
 #include "log.h"
+#include "notify.h"
 #include "mqtt.h"
 #include "stats.h"
 #include "users.h"
@@ -514,8 +515,8 @@ static int task_event(enum udp_ttype t, char **f, size_t n)
     }
     log_info("reload task %s: host %s, task %s (%s), app %s, execution %s: %s",
              t == UDP_T_FAILED ? "failed" : "aborted", f[1], f[2], tid, aid, f[9], f[10]);
-    if (!c->mqtt.enable)
-        return 0; /* the only destination today */
+    if (!c->mqtt.enable && !notify_wanted(c, t == UDP_T_ABORTED))
+        return 0; /* no destination */
     unsigned out = events_outstanding(EV_TASK_EVENT);
     unsigned conc = (unsigned)c->udp.mqMaxConcurrent, max = (unsigned)c->udp.mqMaxSize;
     if (conc > EVENTS_MAX_THREADS)

@@ -9,6 +9,7 @@
 #include "master.h"
 #include "shm.h"
 #include "stats.h"
+#include "outbox.h"
 #include "tmpl_cli.h"
 
 #include <json-c/json.h>
@@ -159,6 +160,7 @@ static int print_stats(const struct cfg *c)
     json_object_object_add(h, "forbidden", u64(st->http_forbidden));
     json_object_object_add(h, "rateLimitClients", u64(rl_clients()));
     json_object_object_add(o, "http", h);
+    json_object_object_add(o, "alerts", outbox_stats_json(st));
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);

@@ -20,6 +20,8 @@
 #include "sched_list.h"
 #include "scheduler.h"
 #include "sdnotify.h"
+#include "delivery.h"
+#include "notify.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -321,8 +323,9 @@ static void reload(struct master *m)
     mqtt_set_cfg(neu);
     udp_set_cfg(neu);
     m->gen++;
-    if (neu->mqtt.enable)
+    if (neu->mqtt.enable || notify_any(neu))
         events_reload(neu, m->gen);
+    delivery_reload(neu, m->gen);
     scheduler_reload(neu, m->gen);
     if (neu->rest.enable && neu->rest.tlsEnable && m->env.listen_fd >= 0 &&
         read_tls(m, neu) < 0)
@@ -514,7 +517,9 @@ static int master_start(struct master *m)
     register_loop(m);
     proc_set_listen_fd(m->env.listen_fd);
     proc_set_health_fd(m->env.health_fd);
-    if (cfg->mqtt.enable)
+    if (delivery_start(cfg, m->gen) < 0)
+        return -1;
+    if (cfg->mqtt.enable || notify_any(cfg))
         events_start(cfg, m->gen);
     scheduler_start(cfg, m->gen);
     m->env.cfg = cfg;
@@ -574,6 +579,7 @@ static void begin_stop(struct master *m)
     pool_stop_all(m->cfg->shutdownTimeout);
     udp_stop();
     events_stop();
+    delivery_stop();
     scheduler_stop();
     m->stop_deadline = now_ms() + (int64_t)m->cfg->shutdownTimeout * 1000 + 3000;
 }

@@ -194,8 +194,44 @@ static const char *reason(CURLcode rc, long oserr, int fresh_tls)
     }
 }
 
+static int perform(const struct cfg *c, const char *method, const char *path,
+                   const char *filter, const char *query, const char *body,
+                   qrs_chunk_fn fn, void *fnarg, struct qrs_resp *out);
+
 int qrs_call(const struct cfg *c, const char *method, const char *path, const char *filter,
              const char *body, struct qrs_resp *out)
+{
+    return perform(c, method, path, filter, NULL, body, NULL, NULL, out);
+}
+
+int qrs_get_stream(const struct cfg *c, const char *path, const char *query, qrs_chunk_fn fn,
+                   void *arg, struct qrs_resp *out)
+{
+    return perform(c, "GET", path, NULL, query, NULL, fn, arg, out);
+}
+
+/* A streamed reply: the chunks go to the caller (a 200 only; other bodies are kept
+ * for the log as usual, under the cap). */
+struct stream {
+    struct sink *sink;
+    CURL *e;
+    qrs_chunk_fn fn;
+    void *arg;
+};
+
+static size_t on_stream(char *p, size_t size, size_t n, void *arg)
+{
+    struct stream *st = arg;
+    long code = 0;
+    curl_easy_getinfo(st->e, CURLINFO_RESPONSE_CODE, &code);
+    if (code != 200)
+        return on_data(p, size, n, st->sink);
+    return st->fn(st->arg, p, size * n) == 0 ? size * n : 0;
+}
+
+static int perform(const struct cfg *c, const char *method, const char *path,
+                   const char *filter, const char *query, const char *body,
+                   qrs_chunk_fn fn, void *fnarg, struct qrs_resp *out)
 {
     memset(out, 0, sizeof *out);
     if (!*c->qrs.host) {
@@ -216,6 +252,10 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
     if (filter) {
         buf_append(&url, "filter=", 7);
         encode(&url, filter);
+        buf_append(&url, "&", 1);
+    }
+    if (query) { /* already encoded by the caller */
+        buf_append(&url, query, strlen(query));
         buf_append(&url, "&", 1);
     }
     buf_append(&url, "xrfkey=", 7);
@@ -252,10 +292,12 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
     struct sink sink = {&out->body, (size_t)c->qrsMaxReplyBytes, 0};
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &sink);
+    struct stream st = {&sink, e, fn, fnarg};
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, fn ? on_stream : on_data);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, fn ? (void *)&st : (void *)&sink);
     /* A Content-Length above the cap fails before any of the body is read. */
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->qrsMaxReplyBytes);
+    if (!fn)
+        curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->qrsMaxReplyBytes);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->qrsTimeoutMs);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->qrsConnectTimeoutMs);

@@ -23,6 +23,14 @@ struct qrs_resp {
 int qrs_call(const struct cfg *cfg, const char *method, const char *path, const char *filter,
              const char *body, struct qrs_resp *out);
 void qrs_resp_free(struct qrs_resp *r);
+
+/* A chunk of a streamed 200 reply; return 0 to go on, -1 to stop the transfer. */
+typedef int (*qrs_chunk_fn)(void *arg, const char *p, size_t len);
+/* GET /qrs/PATH?QUERY&xrfkey=... (QUERY already encoded, may be NULL) with a 200 body
+ * handed to FN chunk by chunk instead of being kept (script logs: never the whole
+ * file in memory). Otherwise as qrs_call(). */
+int qrs_get_stream(const struct cfg *cfg, const char *path, const char *query,
+                   qrs_chunk_fn fn, void *arg, struct qrs_resp *out);
 /* Frees the calling thread's connection; for threads that end (app reloads). */
 void qrs_thread_done(void);
 

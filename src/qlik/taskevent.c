@@ -4,6 +4,7 @@
 #include "cfg.h"
 #include "events_child.h"
 #include "log.h"
+#include "notify.h"
 #include "qrs.h"
 #include "stats.h"
 #include "util.h"
@@ -13,13 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct task_event {
-    int aborted;
-    const char *f[11];
-    json_object *task; /* QRS task/full element */
-    json_object *app;  /* QRS app/full element */
-};
-
 /* ------------------------------------------------------------ destinations */
 
 static int mqtt_wants(const struct cfg *c, const struct task_event *e)
@@ -27,7 +21,7 @@ static int mqtt_wants(const struct cfg *c, const struct task_event *e)
     return c->mqtt.enable;
 }
 
-static json_object *names_of(json_object *o, const char *member)
+json_object *taskevent_names(json_object *o, const char *member)
 {
     json_object *out = json_object_new_array(), *arr, *name;
     if (json_object_object_get_ex(o, member, &arr) && json_object_is_type(arr, json_type_array))
@@ -37,7 +31,7 @@ static json_object *names_of(json_object *o, const char *member)
     return out;
 }
 
-static json_object *custom_props(json_object *o)
+json_object *taskevent_custom_props(json_object *o)
 {
     json_object *out = json_object_new_array(), *arr;
     if (!json_object_object_get_ex(o, "customProperties", &arr) ||
@@ -94,10 +88,10 @@ static void mqtt_send(const struct cfg *c, const struct task_event *e)
     add_str(o, "logLevel", e->f[8]);
     add_str(o, "executionId", e->f[9]);
     add_str(o, "logMessage", e->f[10]);
-    json_object_object_add(o, "qs_appTags", names_of(e->app, "tags"));
-    json_object_object_add(o, "qs_appCustomProperties", custom_props(e->app));
-    json_object_object_add(o, "qs_taskTags", names_of(e->task, "tags"));
-    json_object_object_add(o, "qs_taskCustomProperties", custom_props(e->task));
+    json_object_object_add(o, "qs_appTags", taskevent_names(e->app, "tags"));
+    json_object_object_add(o, "qs_appCustomProperties", taskevent_custom_props(e->app));
+    json_object_object_add(o, "qs_taskTags", taskevent_names(e->task, "tags"));
+    json_object_object_add(o, "qs_taskCustomProperties", taskevent_custom_props(e->task));
     if (e->aborted)
         json_object_object_add(o, "qs_appMetadata", json_object_get(e->app));
     json_object_object_add(o, "qs_taskMetadata", json_object_get(e->task));
@@ -135,14 +129,17 @@ static void keep_first(json_object *o, void *arg)
 /* GET /qrs/PATH?filter=id eq ID; returns an array with element 0 of the answer (the
  * answer is read one element at a time, see jsonarr_each) and its length in *N,
  * or NULL (logged). */
-static json_object *qrs_array(const struct cfg *c, const char *path, const char *id,
-                              const char *what, size_t *n)
+static json_object *qrs_array(const struct cfg *c, struct task_event *e, const char *path,
+                              const char *id, const char *what, size_t *n)
 {
     char filter[64];
     snprintf(filter, sizeof filter, "id eq %s", id);
     struct qrs_resp q;
     struct first f = {json_object_new_array(), 0};
+    if (e->noanswer)
+        return NULL; /* the circuit breaker (butlerd(8), Alerts) */
     if (qrs_call(c, "GET", path, filter, NULL, &q) < 0) {
+        e->noanswer = 1;
         log_errorx("%s: QRS request failed: %s", what, q.error);
     } else if (q.status != 200) {
         log_errorx("%s: QRS responded with HTTP %ld", what, q.status);
@@ -161,6 +158,53 @@ static json_object *qrs_array(const struct cfg *c, const char *path, const char 
 static const char *const task_types[] = {"reload", "external program", "user sync",
                                          "distribute", "preload"};
 
+/* Calls 1 and 2: the task. 1 known (E->task set), 0 unknown to Sense or not a
+ * reload task (no alert), -1 the lookup failed. */
+static int lookup_task(const struct cfg *c, struct task_event *e, const char *what,
+                       json_object **tasks, json_object **full)
+{
+    size_t n;
+    *tasks = qrs_array(c, e, "task", e->f[5], what, &n);
+    if (!*tasks)
+        return -1;
+    if (n == 0) {
+        log_warnx("Task ID %s does not exist in Sense", e->f[5]);
+        return 0;
+    }
+    *full = qrs_array(c, e, "task/full", e->f[5], what, &n);
+    if (!*full)
+        return -1;
+    if (n != 1) {
+        log_errorx("%s: QRS returned %zu full tasks for %s", what, n, e->f[5]);
+        return -1;
+    }
+    e->task = json_object_array_get_idx(*full, 0);
+    json_object *tt;
+    int type = json_object_object_get_ex(e->task, "taskType", &tt) ? json_object_get_int(tt) : 0;
+    if (type != 0) {
+        log_info("%s %s (%s) is a %s task: no notifications", what, e->f[5], e->f[2],
+                 type > 0 && type < 5 ? task_types[type] : "unknown type of");
+        return 0;
+    }
+    return 1;
+}
+
+/* Call 3: the app (E->app set, or left NULL). */
+static json_object *lookup_app(const struct cfg *c, struct task_event *e, const char *what)
+{
+    size_t n;
+    if (!*e->f[6]) {
+        log_warnx("%s %s (%s): the event has no app ID", what, e->f[5], e->f[2]);
+        return NULL;
+    }
+    json_object *apps = qrs_array(c, e, "app/full", e->f[6], what, &n);
+    if (apps && n == 0)
+        log_warnx("%s %s: app %s does not exist in Sense", what, e->f[5], e->f[6]);
+    else if (apps)
+        e->app = json_object_array_get_idx(apps, 0);
+    return apps;
+}
+
 void taskevent_handle(const struct cfg *c, const char *job)
 {
     json_object *j = json_tokener_parse(job), *fields, *outcome;
@@ -177,58 +221,37 @@ void taskevent_handle(const struct cfg *c, const char *job)
         e.f[i] = json_object_get_string(json_object_array_get_idx(fields, i));
     const char *what = e.aborted ? "aborted task" : "failed task";
 
-    int wanted = 0;
+    int mqtt = 0, alerts = notify_wanted(c, e.aborted);
     for (size_t i = 0; i < NDEST; i++)
-        wanted |= destinations[i].wants(c, &e);
+        mqtt |= destinations[i].wants(c, &e);
     json_object *tasks = NULL, *full = NULL, *apps = NULL;
-    if (!wanted)
+    int ok = 0, known = 0;
+    if (!mqtt && !alerts)
         goto out;
-    int ok = 0;
-    size_t n;
-    tasks = qrs_array(c, "task", e.f[5], what, &n);
-    if (!tasks)
-        goto out;
-    if (n == 0) {
-        log_warnx("Task ID %s does not exist in Sense", e.f[5]);
-        goto out;
-    }
-    full = qrs_array(c, "task/full", e.f[5], what, &n);
-    if (!full)
-        goto out;
-    if (n != 1) {
-        log_errorx("%s: QRS returned %zu full tasks for %s", what, n,
-                   e.f[5]);
-        goto out;
-    }
-    e.task = json_object_array_get_idx(full, 0);
-    json_object *tt;
-    int type = json_object_object_get_ex(e.task, "taskType", &tt) ? json_object_get_int(tt) : 0;
-    if (type != 0) {
-        log_info("%s %s (%s) is a %s task: no notifications", what, e.f[5], e.f[2],
-                 type > 0 && type < 5 ? task_types[type] : "unknown type of");
+    known = lookup_task(c, &e, what, &tasks, &full);
+    if (known == 0) {
         ok = 1;
         goto out;
     }
-    if (!*e.f[6]) {
-        log_warnx("%s %s (%s): the event has no app ID", what, e.f[5], e.f[2]);
-        goto out;
+    apps = lookup_app(c, &e, what);
+    if (known > 0 && e.app) {
+        ok = 1;
+        for (size_t i = 0; i < NDEST; i++)
+            if (destinations[i].wants(c, &e))
+                destinations[i].send(c, &e);
     }
-    apps = qrs_array(c, "app/full", e.f[6], what, &n);
-    if (!apps)
-        goto out;
-    if (n == 0) {
-        log_warnx("%s %s: app %s does not exist in Sense", what, e.f[5], e.f[6]);
-        goto out;
+    /* Alerts degrade instead (butlerd(8), Alerts): without the task they need the
+     * event's app ID. */
+    if (alerts && (known > 0 || *e.f[6])) {
+        if (known < 0)
+            e.task = NULL;
+        notify_event(c, &e);
+        ok = 1;
     }
-    e.app = json_object_array_get_idx(apps, 0);
-    for (size_t i = 0; i < NDEST; i++)
-        if (destinations[i].wants(c, &e))
-            destinations[i].send(c, &e);
-    ok = 1;
 out:
-    if (wanted)
+    if (mqtt || alerts)
         STAT_INC(events_done);
-    if (wanted && !ok)
+    if ((mqtt || alerts) && !ok)
         STAT_INC(events_failed);
     json_object_put(tasks);
     json_object_put(full);

@@ -43,6 +43,13 @@ struct stats {
     uint64_t http_rate_limited;   /* 429s of the rate limit */
     uint64_t http_unauthorized;   /* 401s: no, wrong or untrusted credentials */
     uint64_t http_forbidden;      /* 403s: scope or the token's allowFrom */
+    /* Alerts per destination x kind x counter (outbox.h: OB_*, OBC_*). */
+    uint64_t notify[4][3][7];
+    /* Alert rate-limit windows (notify.c): key hash (0 = free), end (monotonic ms). */
+    struct {
+        uint64_t key;
+        int64_t until_ms;
+    } notify_rl[4096];
 };
 
 static inline struct stats *stats(void)

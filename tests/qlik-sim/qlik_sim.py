@@ -763,6 +763,9 @@ class _QrsHandler(_BaseHandler):
         ("GET", r"/qrs/reloadtask", "reloadtask_list"),
         ("GET", r"/qrs/reloadtask/full", "reloadtask_full"),
         ("GET", r"/qrs/reloadtask/(?P<id>[^/]+)", "reloadtask_one"),
+        ("GET", r"/qrs/reloadtask/(?P<id>[^/]+)/scriptlog", "scriptlog_ticket"),
+        ("GET", r"/qrs/reloadtask/(?P<id>[^/]+)/scriptlogfile", "scriptlogfile_ticket"),
+        ("GET", r"/qrs/download/reloadtask/(?P<ticket>[^/]+)/(?P<name>[^/]+)", "download"),
         ("POST", r"/qrs/task/start/many", "start_many"),
         ("POST", r"/qrs/task/(?P<id>[^/]+)/start", "start"),
         ("POST", r"/qrs/task/(?P<id>[^/]+)/start/synchronous", "start_sync"),
@@ -840,6 +843,31 @@ class _QrsHandler(_BaseHandler):
         if t is None or t.get("taskType", 0) != 0:
             return 404, "Not found", self.TEXT
         return 200, t, self.JSON
+
+    # Script logs (notifications.md 11): a ticket per request, the log from the
+    # fixture's "scriptLogs" (task id -> CRLF text) or sim.script_logs.
+    def _ticket(self, rec, id, param, want):
+        t = self.data.find_task(id)
+        if t is None or t.get("taskType", 0) != 0:
+            return 404, "Not found", self.TEXT
+        ler = t.get("operational", {}).get("lastExecutionResult", {})
+        got = next((v for k, v in rec.params.items() if k.lower() == param), None)
+        if got is None or got.lower() != str(ler.get(want, "")).lower():
+            return 404, "Not found", self.TEXT
+        return 200, {"value": self.data._new_ticket(t["id"])}, self.JSON
+
+    def r_scriptlog_ticket(self, rec, id):
+        return self._ticket(rec, id, "filereferenceid", "fileReferenceID")
+
+    def r_scriptlogfile_ticket(self, rec, id):
+        return self._ticket(rec, id, "executionresultid", "id")
+
+    def r_download(self, rec, ticket, name):
+        task = self.data._take_ticket(ticket)
+        text = self.data.script_logs.get(task) if task else None
+        if text is None:
+            return 404, "Not found", self.TEXT
+        return 200, text.encode("utf-8") if isinstance(text, str) else text, self.TEXT
 
     def r_start(self, rec, id):
         t = self.data.find_task(id)
@@ -1537,10 +1565,22 @@ class QlikSim:
         self.tasks = fixture.get("tasks", [])
         self.apps = fixture.get("apps", [])
         self.users = fixture.get("users", [])
+        self.script_logs = {k.lower(): v for k, v in fixture.get("scriptLogs", {}).items()}
+        self._tickets = {}
         self.about = fixture.get("about", {"buildVersion": "14.187.4", "schemaPath": "About"})
         engine = fixture.get("engine", {})
         self.engine_version = engine.get("version", "12.612.0")
         self.engine_apps = engine.get("apps", [])
+
+    def _new_ticket(self, task_id):
+        t = str(uuid.uuid4())
+        with self._lock:
+            self._tickets[t] = task_id.lower()
+        return t
+
+    def _take_ticket(self, ticket):
+        with self._lock:
+            return self._tickets.pop(ticket, None)
 
     def find_engine_app(self, app_id):
         low = app_id.lower()

@@ -6,6 +6,7 @@ Loopback only; every wait is bounded."""
 
 import http.client
 import json
+import re
 import os
 import socket
 import ssl
@@ -421,7 +422,7 @@ def test_qrs_routes_are_openapi_operations():
     routes = qlik_sim._QrsHandler.ROUTES
     assert len(routes) >= 13
     for method, rx, name in routes:
-        sample = rx.replace("(?P<id>[^/]+)", APP1_TASK)
+        sample = re.sub(r"\(\?P<\w+>\[\^/\]\+\)", APP1_TASK, rx)
         op = qlik_sim.qrs_operation(sample)
         assert op is not None and method in op[1], (method, rx)
     assert len(qlik_sim.QRS_PATHS) > 1000
