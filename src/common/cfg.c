@@ -288,7 +288,6 @@ static const struct key keys[] = {
     EMAIL_KIND("reloadTaskAborted", CFG_KIND_ABORTED, "aborted", "Aborted"),
     EMAIL_OWNER("reloadTaskAborted", CFG_KIND_ABORTED),
     EMAIL_KIND("reloadTaskSuccess", CFG_KIND_SUCCESS, "succeeded", "Success"),
-    I("butlerd.notifications.smtpTimeoutSeconds", smtpTimeoutSeconds, 60, 1, 3600),
 
     I("butlerd.workers", workers, 0, 0, 256),
     SR("butlerd.workingDirectory", workingDirectory, ""),

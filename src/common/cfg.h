@@ -219,7 +219,6 @@ struct cfg {
     int startTaskMaxItems;
     int engineConnectTimeoutMs, engineTimeoutMs, engineReloadTimeoutSeconds,
         engineMaxMessageBytes;
-    int smtpTimeoutSeconds; /* butlerd.notifications.smtpTimeoutSeconds */
 
     /* Alerts (butlerd(8), Alerts); index 0 failed, 1 aborted. */
     struct {

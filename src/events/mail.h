@@ -13,7 +13,7 @@
  *       spool request {"from": env, "to": A, "message": msg}
  *   each attempt, with the SMTP settings current then:
  *       struct mail_xfer x = {0};
- *       mail_setup_easy(e, &cfg->email.smtp, cfg->smtpTimeoutSeconds, from, to, message, &x);
+ *       mail_setup_easy(e, &cfg->email.smtp, cfg->notify.smtpTimeoutSeconds, from, to, message, &x);
  *       add e to the multi handle; when it is done:
  *       curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
  *       mail_classify(result, code, why, sizeof why); mail_xfer_free(&x). */

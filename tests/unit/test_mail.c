@@ -619,7 +619,7 @@ static void test_config(void)
         const struct cfg_email_kind *f = &c->email.kind[CFG_KIND_FAILED],
                                     *s = &c->email.kind[CFG_KIND_SUCCESS];
         CHECK(!c->email.enable && c->email.smtp.port == 25 && c->email.smtp.rejectUnauthorized);
-        CHECK(c->smtpTimeoutSeconds == 60 && f->rateLimit == 300 && f->tailScriptLogLines == 15);
+        CHECK(c->notify.smtpTimeoutSeconds == 60 && f->rateLimit == 300 && f->tailScriptLogLines == 15);
         CHECK_STR(f->subject, "Qlik Sense reload failed: \"{{taskName}}\"");
         CHECK_STR(s->subject, "Qlik Sense reload succeeded: \"{{taskName}}\"");
         CHECK_STR(c->email.kind[CFG_KIND_ABORTED].cpName, "Butler_AbortedAlertEnableEmail");
