@@ -9,12 +9,14 @@
 #include "http.h"
 #include "kv.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "qrs.h"
 #include "router.h"
 #include "stats.h"
 #include "users.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -240,8 +242,51 @@ static void render_events(struct buf *b, const struct metrics_shm *m)
         (double)ld(&st->sched_delay_ms_sum) / 1e3);
     out(b, "butlerd_scheduler_firing_delay_seconds_count %" PRIu64 "\n",
         ld(&st->sched_fired) + ld(&st->sched_failed));
-    /* Alert outbox depth, delivered, retried and dead per destination: the alert
-     * pipeline keeps no counters in stats.h yet (butlerd(8), "MONITORING"). */
+}
+
+/* Files in DIR that are outbox entries (butlerd(8), Outbox): the queue's depth. */
+static long spool_count(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.' && strstr(e->d_name, ".json") != NULL;
+    closedir(d);
+    return n;
+}
+
+/* The alert pipeline's counters per destination x kind (the ones `butlerd -S`
+ * prints), and the outbox's depth read from the spool. */
+static void render_alerts(struct buf *b, const struct cfg *c)
+{
+    const struct stats *st = stats();
+    family(b, "butlerd_alert_messages_total", "counter",
+           "Alert messages by destination, kind and outcome (queued, delivered, retried, dead, "
+           "rate_limited, render_failed, dropped).");
+    for (int d = 0; d < OB_NDEST; d++)
+        for (int k = 0; k < OB_NKIND; k++)
+            for (int n = 0; n < OBC_N; n++)
+                out(b, "butlerd_alert_messages_total{destination=\"%s\",kind=\"%s\",outcome=\"%s\"} %" PRIu64 "\n",
+                    outbox_dest_names[d], outbox_kind_names[k], outbox_counter_names[n],
+                    ld(&st->notify[d][k][n]));
+    family(b, "butlerd_alert_dead_letters_total", "counter",
+           "Alert messages given up on (moved to dead/), by destination.");
+    for (int d = 0; d < OB_NDEST; d++) {
+        uint64_t dead = 0;
+        for (int k = 0; k < OB_NKIND; k++)
+            dead += ld(&st->notify[d][k][OBC_DEAD]);
+        out(b, "butlerd_alert_dead_letters_total{destination=\"%s\"} %" PRIu64 "\n",
+            outbox_dest_names[d], dead);
+    }
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/queue", c->notify.spoolDirectory);
+    long depth = spool_count(dir);
+    if (depth >= 0)
+        gauge(b, "butlerd_alert_outbox_depth", "Alert messages waiting in the outbox's queue.",
+              (double)depth);
 }
 
 /* Counting the store walks every key (0.3 ms at 10000 keys): one scrape in any
@@ -299,6 +344,7 @@ void api_metrics(struct req *r)
     render_engine(&b, m);
     render_events(&b, m);
     render_store(&b, m);
+    render_alerts(&b, r->cfg);
     http_reply_typed(r, 200, PROM_TYPE, b.p, b.len);
     buf_free(&b);
 }

@@ -17,6 +17,7 @@ import time
 import harness
 from alertfix import (certs, failed, hooks, sim, spool_files, start_alerts,  # noqa: F401
                       alert_overrides)
+from udp_sender import Sender
 
 
 def ids_of(reqs):
@@ -219,3 +220,39 @@ def test_too_old_is_a_dead_letter_expired_after_n_attempts(start_daemon, sim, ce
         e = json.load(f)
     assert re.fullmatch(r"expired after \d+ attempts: HTTP 503", e["deadReason"]), e
     assert e["attempts"] >= 1 and e["lastError"] == "HTTP 503"
+
+
+def metric(text, name):
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    assert m, name
+    return float(m.group(1))
+
+
+def test_metrics_show_the_outbox(start_daemon, sim, certs, hooks, tmp_path):
+    """GET /metrics (butlerd(8), MONITORING): the depth of the queue while the
+    receiver refuses, then the delivered and dead-letter counters."""
+    state = {"status": 503}
+    web = hooks(lambda r: state["status"])
+    ov, port = alert_overrides(sim, certs, tmp_path / "spool", hooks_=[(web.base + "/h", "POST")])
+    harness.merge(ov, {"butlerd": {"metrics": {"enable": True}}})
+    d = start_daemon(ov, workers=1)
+    d.udp = Sender(port)
+    d.spool = str(tmp_path / "spool")
+    failed(d)
+    failed(d, message="second")
+    counted(d, 2, "retried")
+    text = d.get("/metrics").text
+    assert metric(text, "butlerd_alert_outbox_depth") == 2, text
+    state["status"] = 200
+    counted(d, 2, "delivered")
+    state["status"] = 404
+    failed(d, message="third")
+    counted(d, 1, "dead")
+    text = d.get("/metrics").text
+    assert metric(text, "butlerd_alert_outbox_depth") == 0
+    assert metric(text, 'butlerd_alert_dead_letters_total{destination="webhook"}') == 1
+    base = 'butlerd_alert_messages_total{destination="webhook",kind="reloadTaskFailure",outcome="%s"}'
+    assert metric(text, base % "queued") == 3
+    assert metric(text, base % "delivered") == 2
+    assert metric(text, base % "dead") == 1
+    assert metric(text, 'butlerd_alert_dead_letters_total{destination="slack"}') == 0
