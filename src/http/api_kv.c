@@ -1,9 +1,9 @@
 /* The key-value store endpoints (butlerd-api(7), Key-value store): parse and validate, call
- * kv.c, render. */
+ * the key-value store (kvstore.h), render. */
 #include "api.h"
 #include "cfg.h"
 #include "http.h"
-#include "kv.h"
+#include "kvstore.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -43,6 +43,10 @@ static int kv_error(struct req *r, int rc, const char *ns, size_t nslen, const c
         http_reply_error(r, 507, NULL, "Key-value store is full (max %d namespaces)",
                          c->shm.kvMaxNamespaces);
         break;
+    case KV_UNAVAIL:
+        http_reply_error(r, 503, NULL, "Key-value store unavailable: its Redis server cannot be "
+                                       "reached, try again later");
+        break;
     default:
         http_reply_error(r, 500, NULL, "Key-value store error");
     }
@@ -64,7 +68,8 @@ static json_object *entry(const char *ns, size_t nslen, const char *key, size_t 
 void api_kv_namespaces(struct req *r)
 {
     struct kv_list l;
-    kv_namespaces(&l);
+    if (kv_error(r, kvstore->namespaces(&l), NULL, 0, NULL, 0))
+        return;
     json_object *a = json_object_new_array();
     for (size_t i = 0; i < l.n; i++)
         json_object_array_add(a, str(l.s[i], l.len[i]));
@@ -84,7 +89,7 @@ static void get_or_exists(struct req *r, int exists)
         const char *key = json_object_get_string(k);
         size_t klen = (size_t)json_object_get_string_len(k);
         struct kv_value v;
-        int rc = kv_get(ns, nslen, key, klen, &v);
+        int rc = kvstore->get(ns, nslen, key, klen, &v);
         if (exists && rc == KV_NO_KEY) {
             json_object *o = json_object_new_object();
             json_object_object_add(o, "keyExists", json_object_new_boolean(0));
@@ -148,7 +153,7 @@ void api_kv_post(struct req *r)
         ttl = d > 9e15 ? (int64_t)9e15 : d < -9e15 ? (int64_t)-9e15 : (int64_t)d;
     }
     const char *key = json_object_get_string(k);
-    int rc = kv_put(ns, nslen, key, klen, json_object_get_string(v), vlen, ttl);
+    int rc = kvstore->put(ns, nslen, key, klen, json_object_get_string(v), vlen, ttl);
     if (!kv_error(r, rc, ns, nslen, key, klen)) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "namespace", str(ns, nslen));
@@ -171,7 +176,7 @@ void api_kv_del(struct req *r)
     if (key) {
         if (!klen)
             http_reply_error(r, 400, NULL, "Required parameter is missing");
-        else if (!kv_error(r, kv_del(ns, nslen, key, klen), ns, nslen, key, klen))
+        else if (!kv_error(r, kvstore->del(ns, nslen, key, klen), ns, nslen, key, klen))
             http_reply_empty(r, 204);
     }
     free(ns);
@@ -184,7 +189,7 @@ void api_kv_del_ns(struct req *r)
     char *ns = http_param(r, 0, &nslen);
     if (!ns)
         return;
-    if (!kv_error(r, kv_del_ns(ns, nslen), ns, nslen, NULL, 0))
+    if (!kv_error(r, kvstore->del_ns(ns, nslen), ns, nslen, NULL, 0))
         http_reply_empty(r, 204);
     free(ns);
 }
@@ -198,7 +203,7 @@ static void keylist_job(struct req *r)
     if (!ns)
         return;
     struct kv_list l;
-    if (!kv_error(r, kv_keys(ns, nslen, &l), ns, nslen, NULL, 0)) {
+    if (!kv_error(r, kvstore->keys(ns, nslen, &l), ns, nslen, NULL, 0)) {
         json_object *o = json_object_new_object(), *a = json_object_new_array();
         json_object_object_add(o, "namespace", str(ns, nslen));
         for (size_t i = 0; i < l.n; i++) {
