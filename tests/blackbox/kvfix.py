@@ -122,6 +122,9 @@ class KvDaemon(harness.KvDaemonBase):
         assert r.header("Content-Type") == JSON_CT, r
         return json.loads(r.body)
 
+    def namespaces_status(self):
+        return self.get("/v4/keyvaluesnamespaces").status
+
     def del_key(self, ns, key):
         return self.request("DELETE", "/v4/keyvalues/%s/%s" % (q(ns), q(key)))
 

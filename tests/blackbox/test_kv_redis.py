@@ -1,0 +1,313 @@
+"""The key-value store on Redis shared by several butlerd instances (butlerd(8),
+"Several instances"): two daemons on different ports with one redis-server and
+the same key prefix see one store: writes, TTL expiry, limits under concurrent
+writers on both, namespace deletion. And the outage path: Redis stopped -> the
+KV routes answer 503 within the command timeout while the rest keeps working,
+one warning per outage; Redis back -> service resumes with no restart.
+
+The single-instance semantics on Redis are the whole KV suite (test_kv*.py), run
+on both backends by kvfix.py's fixtures."""
+
+import json
+import os
+import secrets
+import threading
+import time
+
+import pytest
+
+import harness
+import redisfix
+from kvfix import KvDaemon, check, check_204, entry, key_not_found, keylist_body, kv_overrides
+from kvfix import ns_not_found, q, ttl_of, uniq
+
+
+def _daemon(tmpdir, server, prefix, workers=2, timeout_ms=1000, **limits):
+    ov = harness.merge(kv_overrides(**limits),
+                       redisfix.redis_overrides(server, prefix, timeout_ms))
+    d = KvDaemon(str(tmpdir), ov, workers)
+    os.makedirs(d.tmpdir, exist_ok=True)
+    return d
+
+
+@pytest.fixture
+def pair(tmp_path, redis_server):
+    """Factory: pair(**limits) -> two running daemons on one Redis, one key prefix."""
+    started = []
+
+    def start(**limits):
+        prefix = "pair%s:" % secrets.token_hex(6)
+        ds = [_daemon(tmp_path / ("d%d" % len(started) + n), redis_server, prefix, **limits)
+              for n in ("a", "b")]
+        for d in ds:
+            started.append(d)
+            d.start()
+        return ds
+
+    yield start
+    for d in started:
+        try:
+            d.stop()
+        finally:
+            d.cleanup_shm()
+        print(d.log_tail(100))
+
+
+def test_write_on_a_read_on_b(pair):
+    a, b = pair()
+    ns = uniq()
+    a.put_ok(ns, "k1", "v1")
+    b.put_ok(ns, "k2", "v2", ttl=600000)
+    check(b.kv_get(ns, "k1"), 200, entry(ns, "k1", "v1"))
+    r = a.kv_get(ns, "k2")
+    assert r.status == 200 and 0 < ttl_of(r) <= 600000, r
+    # overwrite through B keeps the position; listing and namespaces agree on both
+    b.put_ok(ns, "k1", "v1b")
+    for d in (a, b):
+        check(d.kv_get(ns, "k1"), 200, entry(ns, "k1", "v1b"))
+        check(d.keylist(ns), 200, keylist_body(ns, ["k1", "k2"]))
+        assert d.namespaces() == [ns]
+
+
+def test_names_with_any_bytes_stay_apart(pair):
+    """Namespace and key names reach Redis only as members, fields or the tail of
+    a key after the namespace id: names that would collide if simply joined with
+    ':' stay distinct."""
+    a, b = pair()
+    pairs = [("x", "y:z"), ("x:y", "z"), ("x:y:z", ""), ("v:1", "x"), ("1", "v:1:x"),
+             ("ns é ☃", "k\u00e9\U0001f600"), ("a%b", "*?[]"), ("n", "o:1")]
+    for i, (ns, key) in enumerate(pairs):
+        if key:
+            a.put_ok(ns, key, "val%d" % i)
+    for i, (ns, key) in enumerate(pairs):
+        if key:
+            check(b.kv_get(ns, key), 200, entry(ns, key, "val%d" % i))
+    check(b.keylist("x"), 200, keylist_body("x", ["y:z"]))
+    check(b.keylist("x:y"), 200, keylist_body("x:y", ["z"]))
+    check(b.kv_get("x:y:z", "x"), 400, ns_not_found("x:y:z"))
+    check(b.kv_get("x", "y"), 400, key_not_found("x", "y"))
+
+
+def test_ttl_expiry_seen_by_both(pair):
+    a, b = pair()
+    ns = uniq()
+    a.put_ok(ns, "short", "lived", ttl=1000)
+    a.put_ok(ns, "long", "lived")
+    r = b.kv_get(ns, "short")
+    assert r.status == 200 and 0 < ttl_of(r) <= 1000, r
+
+    def gone(d):
+        return d.kv_get(ns, "short").status == 400
+    assert harness.wait_until(lambda: gone(a) and gone(b), 10), "key did not expire"
+    for d in (a, b):
+        check(d.kv_get(ns, "short"), 400, key_not_found(ns, "short"))
+        check(d.keylist(ns), 200, keylist_body(ns, ["long"]))
+        check(d.del_key(ns, "short"), 400, key_not_found(ns, "short"))
+
+
+def _hammer(ds, ns_of, nthreads, per_thread):
+    """NTHREADS writers spread over the daemons DS, each writing PER_THREAD new
+    keys into namespace ns_of(thread, i); returns the statuses."""
+    statuses = []
+    lock = threading.Lock()
+
+    def run(t):
+        d = ds[t % len(ds)]
+        mine = []
+        for i in range(per_thread):
+            r = d.post(q(ns_of(t, i)), {"key": "t%d-%d" % (t, i), "value": "v"})
+            mine.append(r.status)
+        with lock:
+            statuses.extend(mine)
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(nthreads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads)
+    return statuses
+
+
+def test_keys_per_namespace_limit_across_instances(pair):
+    a, b = pair(per_ns=25, workers=2)
+    ns = uniq()
+    statuses = _hammer([a, b], lambda t, i: ns, 6, 15)
+    assert statuses.count(201) == 25 and statuses.count(507) == 90 - 25, statuses
+    for d in (a, b):
+        body = json.loads(d.keylist(ns).body)
+        assert len(body["keys"]) == 25, body
+
+
+def test_total_keys_limit_across_instances(pair):
+    a, b = pair(keys=40, per_ns=1000, namespaces=1000)
+    statuses = _hammer([a, b], lambda t, i: "ns-%d-%d" % (t, i % 3), 6, 12)
+    assert statuses.count(201) == 40 and statuses.count(507) == 72 - 40, statuses
+
+
+def test_namespaces_limit_across_instances(pair):
+    a, b = pair(namespaces=7)
+    statuses = _hammer([a, b], lambda t, i: "n-%d-%d" % (t, i), 6, 4)
+    assert statuses.count(201) == 7, statuses
+    assert len(a.namespaces()) == 7 and b.namespaces() == a.namespaces()
+
+
+def test_expired_keys_free_room_across_instances(pair):
+    a, b = pair(per_ns=2)
+    ns = uniq()
+    a.put_ok(ns, "t1", "x", ttl=300)
+    a.put_ok(ns, "t2", "x", ttl=300)
+    assert b.post(q(ns), {"key": "k", "value": "v"}).status == 507
+    assert harness.wait_until(lambda: b.kv_get(ns, "t1").status == 400
+                              and b.kv_get(ns, "t2").status == 400, 10)
+    b.put_ok(ns, "k1", "v")
+    a.put_ok(ns, "k2", "v")
+    check(a.keylist(ns), 200, keylist_body(ns, ["k1", "k2"]))
+
+
+def test_namespace_deleted_on_a_is_gone_on_b(pair):
+    a, b = pair()
+    ns, other = uniq(), uniq()
+    for i in range(50):
+        a.put_ok(ns, "k%d" % i, "v", ttl=600000 if i % 2 else None)
+    b.put_ok(other, "k", "v")
+    check_204(a.del_ns(ns))
+    check(b.kv_get(ns, "k1"), 400, ns_not_found(ns))
+    check(b.keylist(ns), 400, ns_not_found(ns))
+    assert b.namespaces() == [other]
+    # re-created it is new: empty, at the end of the order
+    b.put_ok(ns, "fresh", "v")
+    check(a.keylist(ns), 200, keylist_body(ns, ["fresh"]))
+    assert a.namespaces() == [other, ns]
+
+
+def test_concurrent_deletion_and_writes_keep_counts(pair):
+    """Writers on B while A deletes the namespace: afterwards the store's own key
+    count agrees with what is listed (nothing leaks into the limit)."""
+    a, b = pair(keys=30, per_ns=1000)
+    ns = uniq()
+    stop = threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            b.post(q(ns), {"key": "w%d" % i, "value": "v"})
+            i += 1
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        for _ in range(5):
+            harness.wait_until(lambda: a.kv_exists(ns, "w0").status == 200, 10)
+            a.del_ns(ns)
+    finally:
+        stop.set()
+        t.join(60)
+    a.del_ns(ns)
+    for i in range(30):
+        a.put_ok(uniq(), "k", "v")
+    assert a.post(q(uniq()), {"key": "k", "value": "v"}).status == 507
+
+
+# ------------------------------------------------------------------ outage
+
+
+@pytest.fixture
+def own_redis():
+    """A redis-server of this test's own, which the test may stop and restart."""
+    r = redisfix.RedisServer().start()
+    yield r
+    r.close()
+
+
+TIMEOUT_MS = 500
+
+
+def test_redis_down_503_then_resumes(tmp_path, own_redis):
+    d = _daemon(tmp_path / "d", own_redis, "out%s:" % secrets.token_hex(4), workers=1,
+                timeout_ms=TIMEOUT_MS)
+    d.start()
+    try:
+        ns = uniq()
+        d.put_ok(ns, "k", "v")
+        own_redis.stop()
+        mark = d.mark()
+        for _ in range(5):
+            t0 = time.monotonic()
+            r = d.kv_get(ns, "k")
+            took = time.monotonic() - t0
+            assert r.status == 503, r
+            assert b"Redis server cannot be reached" in r.body, r
+            # within the command timeout (plus generous room for a loaded machine)
+            assert took < TIMEOUT_MS / 1000 + 5, took
+        assert d.post(q(ns), {"key": "k2", "value": "v"}).status == 503
+        assert d.namespaces_status() == 503
+        assert d.keylist(ns).status == 503
+        # everything else keeps working
+        assert d.get("/v4/butlerping").status == 200
+        d.wait_log("cannot be reached", 10, mark)
+        assert len(d.find("cannot be reached", mark)) == 1, d.log_tail()
+        # back (empty: the test server keeps nothing): served again, no restart
+        own_redis.start()
+        assert harness.wait_until(
+            lambda: d.post(q(ns), {"key": "k", "value": "again"}).status == 201, 15), \
+            d.log_tail()
+        check(d.kv_get(ns, "k"), 200, entry(ns, "k", "again"))
+        d.wait_log("reachable again", 10, mark)
+        assert len(d.find("cannot be reached", mark)) == 1, d.log_tail()
+    finally:
+        d.stop()
+        d.cleanup_shm()
+        print(d.log_tail(60))
+
+
+def test_starts_without_redis(tmp_path, own_redis):
+    """Redis down when butlerd starts: it starts, KV answers 503, the rest works;
+    Redis up -> KV works."""
+    own_redis.stop()
+    d = _daemon(tmp_path / "d", own_redis, "st%s:" % secrets.token_hex(4), workers=1,
+                timeout_ms=TIMEOUT_MS)
+    d.start()
+    try:
+        assert d.kv_get("ns", "k").status == 503
+        assert d.get("/v4/butlerping").status == 200
+        own_redis.start()
+        assert harness.wait_until(
+            lambda: d.post("ns", {"key": "k", "value": "v"}).status == 201, 15), d.log_tail()
+    finally:
+        d.stop()
+        d.cleanup_shm()
+        print(d.log_tail(60))
+
+
+def test_redis_hung_503_within_command_timeout(tmp_path, own_redis):
+    """A Redis that accepts connections but never answers (stopped with SIGSTOP):
+    each KV request gives up after the command timeout with 503; SIGCONT -> served
+    again."""
+    import signal
+    d = _daemon(tmp_path / "d", own_redis, "hung%s:" % secrets.token_hex(4), workers=1,
+                timeout_ms=TIMEOUT_MS)
+    d.start()
+    stopped = False
+    try:
+        d.put_ok("ns", "k", "v")
+        mark = d.mark()
+        os.kill(own_redis.proc.pid, signal.SIGSTOP)
+        stopped = True
+        for _ in range(3):
+            t0 = time.monotonic()
+            r = d.kv_get("ns", "k")
+            took = time.monotonic() - t0
+            assert r.status == 503, r
+            assert took < TIMEOUT_MS / 1000 + 5, took
+        assert d.get("/v4/butlerping").status == 200
+        os.kill(own_redis.proc.pid, signal.SIGCONT)
+        stopped = False
+        assert harness.wait_until(lambda: d.kv_get("ns", "k").status == 200, 15), d.log_tail()
+        check(d.kv_get("ns", "k"), 200, entry("ns", "k", "v"))
+        assert len(d.find("cannot be reached", mark)) == 1, d.log_tail()
+        d.wait_log("reachable again", 10, mark)
+    finally:
+        if stopped:
+            os.kill(own_redis.proc.pid, signal.SIGCONT)
+        d.stop()
+        d.cleanup_shm()
+        print(d.log_tail(60))
