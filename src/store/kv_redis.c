@@ -171,9 +171,14 @@ struct conn {
     redisContext *c;
     int64_t retry_at;
     int backoff;
+    struct conn *prev, *next;
 };
 static pthread_key_t conn_key;
 static pthread_once_t conn_once = PTHREAD_ONCE_INIT;
+/* Every thread's connection, so that one still open when the process exits is
+ * reachable (leak checkers) rather than lost. */
+static struct conn *conns;
+static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int64_t mono_ms(void)
 {
@@ -185,6 +190,14 @@ static int64_t mono_ms(void)
 static void conn_free(void *p)
 {
     struct conn *k = p;
+    pthread_mutex_lock(&conns_mu);
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        conns = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    pthread_mutex_unlock(&conns_mu);
     if (k->c)
         redisFree(k->c);
     free(k);
@@ -245,6 +258,12 @@ static redisContext *conn_get(void)
         k = calloc(1, sizeof *k);
         if (!k)
             return NULL;
+        pthread_mutex_lock(&conns_mu);
+        k->next = conns;
+        if (conns)
+            conns->prev = k;
+        conns = k;
+        pthread_mutex_unlock(&conns_mu);
         pthread_setspecific(conn_key, k);
     }
     if (k->c)
