@@ -311,3 +311,16 @@ def test_redis_hung_503_within_command_timeout(tmp_path, own_redis):
         d.stop()
         d.cleanup_shm()
         print(d.log_tail(60))
+
+
+def test_configtest_rejects_unknown_backend(tmp_path):
+    path = str(tmp_path / "butlerd.conf")
+    harness.write_file(path, harness.config_text(harness.free_port(), str(tmp_path), harness.merge(
+        kv_overrides(), {"butlerd": {"store": {"backend": "memcached"}}})))
+    cp = harness.run_cli(["-t", "-c", path])
+    assert cp.returncode != 0, cp
+    assert 'butlerd.store.backend "memcached" is not one of shm, redis' in cp.stderr, cp.stderr
+    harness.write_file(path, harness.config_text(harness.free_port(), str(tmp_path), harness.merge(
+        kv_overrides(), {"butlerd": {"store": {"backend": "redis", "redis": {"port": 6380}}}})))
+    cp = harness.run_cli(["-t", "-c", path])
+    assert cp.returncode == 0 and "configuration OK" in cp.stdout + cp.stderr, cp
