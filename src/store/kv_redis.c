@@ -157,13 +157,16 @@ static const char keys_lua[] =
     "end\n"
     "return out\n";
 
+/* ARGV: P. The namespaces in creation order. */
+static const char nslist_lua[] = "return redis.call('ZRANGE', ARGV[1] .. 'nsord', 0, -1)\n";
+
 struct script {
     const char *text;
     char sha[41];
 };
-enum { S_PUT, S_GET, S_DEL, S_DELNS, S_KEYS, S_N };
-static struct script scripts[S_N] = {
-    {put_lua, ""}, {get_lua, ""}, {del_lua, ""}, {delns_lua, ""}, {keys_lua, ""}};
+enum { S_PUT, S_GET, S_DEL, S_DELNS, S_KEYS, S_NSLIST, S_N };
+static struct script scripts[S_N] = {{put_lua, ""},   {get_lua, ""},  {del_lua, ""},
+                                     {delns_lua, ""}, {keys_lua, ""}, {nslist_lua, ""}};
 
 /* ------------------------------------------------------------------ connections */
 
@@ -483,31 +486,11 @@ static int to_list(const redisReply *r, size_t first, struct kv_list *out)
 static int r_namespaces(struct kv_list *out)
 {
     memset(out, 0, sizeof *out);
-    redisContext *c = conn_get();
-    if (!c)
-        return KV_UNAVAIL;
-    size_t plen = strlen(rc_cfg.prefix);
-    char *k = malloc(plen + 6);
-    if (!k)
-        return KV_ERROR;
-    memcpy(k, rc_cfg.prefix, plen);
-    memcpy(k + plen, "nsord", 6);
-    const char *argv[] = {"ZRANGE", k, "0", "-1"};
-    size_t len[] = {6, plen + 5, 1, 2};
-    redisReply *r = redisCommandArgv(c, 4, argv, len);
-    free(k);
-    if (!r) {
-        conn_fail(pthread_getspecific(conn_key), c->errstr[0] ? c->errstr : "connection lost");
-        return KV_UNAVAIL;
-    }
     int rc;
-    if (r->type == REDIS_REPLY_ARRAY) {
-        rc = to_list(r, 0, out);
-    } else {
-        if (r->type == REDIS_REPLY_ERROR)
-            log_warnx("Redis ZRANGE failed: %s", r->str);
-        rc = KV_ERROR;
-    }
+    redisReply *r = run(S_NSLIST, 0, NULL, NULL, &rc);
+    if (!r)
+        return rc;
+    rc = r->type == REDIS_REPLY_ARRAY ? to_list(r, 0, out) : KV_ERROR;
     freeReplyObject(r);
     return rc;
 }
