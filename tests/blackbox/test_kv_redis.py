@@ -324,3 +324,48 @@ def test_configtest_rejects_unknown_backend(tmp_path):
         kv_overrides(), {"butlerd": {"store": {"backend": "redis", "redis": {"port": 6380}}}})))
     cp = harness.run_cli(["-t", "-c", path])
     assert cp.returncode == 0 and "configuration OK" in cp.stdout + cp.stderr, cp
+
+
+# ------------------------------------------------------------------ moving a store
+
+
+def test_copy_shm_store_into_redis(tmp_path, redis_server):
+    """contrib/butlerd-kv-copy moves a shared-memory store into a Redis-backed one:
+    namespaces and keys in creation order, values, TTLs (the time left)."""
+    import subprocess
+    import sys
+    tool = os.path.join(os.environ.get("BUTLERD_SRCDIR", os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..")), "contrib", "butlerd-kv-copy")
+    src = KvDaemon(str(tmp_path / "src"), kv_overrides(), 1)
+    os.makedirs(src.tmpdir, exist_ok=True)
+    dst = _daemon(tmp_path / "dst", redis_server, "copy%s:" % secrets.token_hex(4), workers=1,
+                  per_ns=3)
+    try:
+        src.start()
+        dst.start()
+        src.put_ok("b ns", "k:2", "v2")
+        src.put_ok("b ns", "k1", "v1", ttl=600000)
+        src.put_ok("a/ns", "\u00e9", "")
+        src.put_ok("full", "x1", "1")
+        src.put_ok("full", "x2", "2")
+        src.put_ok("full", "x3", "3")
+        src.put_ok("full", "x4", "4")
+        dst.put_ok("full", "x0", "0")  # leaves room for two of the four
+        cp = subprocess.run([sys.executable, tool, "http://127.0.0.1:%d" % src.port,
+                             "http://127.0.0.1:%d/" % dst.port],
+                            capture_output=True, text=True, timeout=60)
+        assert cp.returncode == 1, cp
+        assert "5 keys copied, 0 expired or deleted during the copy, 2 refused" in cp.stdout, cp
+        assert "'full'/'x3' not copied: 507 Namespace full is full (max 3 keys)" in cp.stderr, cp
+        assert dst.namespaces() == ["full", "b ns", "a/ns"]
+        check(dst.keylist("b ns"), 200, keylist_body("b ns", ["k:2", "k1"]))
+        check(dst.kv_get("b ns", "k:2"), 200, entry("b ns", "k:2", "v2"))
+        r = dst.kv_get("b ns", "k1")
+        assert r.status == 200 and 0 < ttl_of(r) <= 600000, r
+        check(dst.kv_get("a/ns", "\u00e9"), 200, entry("a/ns", "\u00e9", ""))
+        check(dst.keylist("full"), 200, keylist_body("full", ["x0", "x1", "x2"]))
+    finally:
+        for d in (src, dst):
+            d.stop()
+            d.cleanup_shm()
+            print(d.log_tail(40))
