@@ -53,6 +53,18 @@ static int kv_error(struct req *r, int rc, const char *ns, size_t nslen, const c
     return 1;
 }
 
+/* On Redis an operation waits for the network: it runs on a "store" job thread, so
+ * the MHD thread goes on serving the worker's other connections, even while Redis
+ * hangs (butlerd(8), SEVERAL INSTANCES). The shared-memory store answers at once,
+ * on the MHD thread as always. */
+static void run(struct req *r, api_handler fn)
+{
+    if (kvstore_is_redis())
+        http_defer(r, fn);
+    else
+        fn(r);
+}
+
 static json_object *entry(const char *ns, size_t nslen, const char *key, size_t klen,
                           const struct kv_value *v)
 {
@@ -65,7 +77,7 @@ static json_object *entry(const char *ns, size_t nslen, const char *key, size_t 
     return o;
 }
 
-void api_kv_namespaces(struct req *r)
+static void namespaces_job(struct req *r)
 {
     struct kv_list l;
     if (kv_error(r, kvstore->namespaces(&l), NULL, 0, NULL, 0))
@@ -110,10 +122,10 @@ static void get_or_exists(struct req *r, int exists)
     free(ns);
 }
 
-void api_kv_get(struct req *r) { get_or_exists(r, 0); }
-void api_kv_exists(struct req *r) { get_or_exists(r, 1); }
+static void get_job(struct req *r) { get_or_exists(r, 0); }
+static void exists_job(struct req *r) { get_or_exists(r, 1); }
 
-void api_kv_post(struct req *r)
+static void post_job(struct req *r)
 {
     static const struct sch_prop props[] = {{"key", SCH_STRING, 0, 0, NULL},
                                             {"value", SCH_STRING, 0, 0, NULL},
@@ -166,7 +178,7 @@ out:
     free(ns);
 }
 
-void api_kv_del(struct req *r)
+static void del_job(struct req *r)
 {
     size_t nslen, klen;
     char *ns = http_param(r, 0, &nslen), *key = NULL;
@@ -183,7 +195,7 @@ void api_kv_del(struct req *r)
     free(key);
 }
 
-void api_kv_del_ns(struct req *r)
+static void del_ns_job(struct req *r)
 {
     size_t nslen;
     char *ns = http_param(r, 0, &nslen);
@@ -219,3 +231,9 @@ static void keylist_job(struct req *r)
 }
 
 void api_kv_keylist(struct req *r) { http_defer(r, keylist_job); }
+void api_kv_namespaces(struct req *r) { run(r, namespaces_job); }
+void api_kv_get(struct req *r) { run(r, get_job); }
+void api_kv_exists(struct req *r) { run(r, exists_job); }
+void api_kv_post(struct req *r) { run(r, post_job); }
+void api_kv_del(struct req *r) { run(r, del_job); }
+void api_kv_del_ns(struct req *r) { run(r, del_ns_job); }

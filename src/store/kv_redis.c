@@ -16,7 +16,8 @@
  *
  * One connection per thread (a pthread key frees it when the thread ends), with
  * connect and command timeouts; after a failure it reconnects with backoff, and
- * meanwhile answers KV_UNAVAIL at once. An outage is logged once per process. */
+ * meanwhile answers KV_UNAVAIL at once. An outage is logged once per process: it
+ * begins with the first failure and ends with the first answer. */
 #include "kv_redis.h"
 #include "cfg.h"
 #include "log.h"
@@ -301,9 +302,7 @@ static redisContext *conn_get(void)
             return NULL;
         }
     }
-    k->backoff = 0;
-    k->retry_at = 0;
-    outage_end();
+    k->retry_at = 0; /* the backoff is reset by the first answer (run) */
     return k->c;
 }
 
@@ -364,6 +363,10 @@ static redisReply *run(int s, int n, const char **args, const size_t *lens, int 
         freeReplyObject(r);
         return NULL;
     }
+    /* A connection is not enough (a hung Redis still accepts them): the outage
+     * ends with the first answer. */
+    k->backoff = 0;
+    outage_end();
     return r;
 }
 
