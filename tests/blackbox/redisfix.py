@@ -23,25 +23,28 @@ def _ping(port, timeout=0.5):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
+            reply = s.recv(64)
+            return reply.startswith(b"+PONG") or reply.startswith(b"-NOAUTH")
     except OSError:
         return False
 
 
 class RedisServer:
-    def __init__(self):
+    def __init__(self, args=()):
         self.dir = tempfile.mkdtemp(prefix="butlerd-redis-")
         self.port = harness.free_port()
         self.proc = None
+        self.args = list(args)
 
     def start(self):
         exe = shutil.which("redis-server")
         if not exe:
             pytest.skip("redis-server not installed (apt-get install -y redis-server)")
-        self.log = open(os.path.join(self.dir, "redis.log"), "ab")
+        if not getattr(self, "log", None):
+            self.log = open(os.path.join(self.dir, "redis.log"), "ab")
         self.proc = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
+             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"] + self.args,
             stdout=self.log, stderr=subprocess.STDOUT, cwd=self.dir)
         if not harness.wait_until(lambda: _ping(self.port), 10):
             self.stop()
@@ -62,12 +65,14 @@ class RedisServer:
 
     def close(self):
         self.stop()
-        self.log.close()
+        if getattr(self, "log", None):
+            self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def cli(self, *args):
+    def cli(self, *args, password=None):
         """One command through redis-cli, its output as text."""
-        return subprocess.run(["redis-cli", "-p", str(self.port)] + list(args),
+        auth = ["--no-auth-warning", "-a", password] if password else []
+        return subprocess.run(["redis-cli", "-p", str(self.port)] + auth + list(args),
                               capture_output=True, timeout=10, check=True).stdout.decode()
 
 
@@ -78,11 +83,11 @@ def redis_server():
     r.close()
 
 
-def redis_overrides(server, prefix=None, timeout_ms=1000):
+def redis_overrides(server, prefix=None, timeout_ms=1000, **more):
     """butlerd.store overrides that put the key-value store on SERVER, under PREFIX
-    (a fresh random one by default)."""
-    return {"butlerd": {"store": {
-        "backend": "redis",
-        "redis": {"host": "127.0.0.1", "port": server.port,
-                  "keyPrefix": prefix or "t%s:" % secrets.token_hex(6),
-                  "connectTimeoutMs": timeout_ms, "commandTimeoutMs": timeout_ms}}}}
+    (a fresh random one by default); MORE: other butlerd.store.redis keys."""
+    r = {"host": "127.0.0.1", "port": server.port,
+         "keyPrefix": prefix or "t%s:" % secrets.token_hex(6),
+         "connectTimeoutMs": timeout_ms, "commandTimeoutMs": timeout_ms}
+    r.update(more)
+    return {"butlerd": {"store": {"backend": "redis", "redis": r}}}

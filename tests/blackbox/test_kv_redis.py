@@ -22,9 +22,9 @@ from kvfix import KvDaemon, check, check_204, entry, key_not_found, keylist_body
 from kvfix import ns_not_found, q, ttl_of, uniq
 
 
-def _daemon(tmpdir, server, prefix, workers=2, timeout_ms=1000, **limits):
+def _daemon(tmpdir, server, prefix, workers=2, timeout_ms=1000, redis=None, **limits):
     ov = harness.merge(kv_overrides(**limits),
-                       redisfix.redis_overrides(server, prefix, timeout_ms))
+                       redisfix.redis_overrides(server, prefix, timeout_ms, **(redis or {})))
     d = KvDaemon(str(tmpdir), ov, workers)
     os.makedirs(d.tmpdir, exist_ok=True)
     return d
@@ -369,3 +369,32 @@ def test_copy_shm_store_into_redis(tmp_path, redis_server):
             d.stop()
             d.cleanup_shm()
             print(d.log_tail(40))
+
+
+def test_password_and_database(tmp_path):
+    """butlerd.store.redis.password (AUTH) and .database (SELECT): the keys land
+    in that database; a wrong password is an outage (503, logged with Redis's
+    reason), not a crash."""
+    server = redisfix.RedisServer(["--requirepass", "s3cret pass"]).start()
+    good = _daemon(tmp_path / "good", server, "auth:", workers=1,
+                   redis={"password": "s3cret pass", "database": 3})
+    bad = _daemon(tmp_path / "bad", server, "auth:", workers=1,
+                  redis={"password": "wrong", "database": 3})
+    os.chmod(str(tmp_path), 0o700)
+    try:
+        good.start()
+        bad.start()
+        good.put_ok("ns", "k", "v")
+        assert server.cli("-n", "3", "EXISTS", "auth:v:1:k", password="s3cret pass").strip() \
+            == "1"
+        assert server.cli("-n", "0", "DBSIZE", password="s3cret pass").strip() == "0"
+        r = bad.kv_get("ns", "k")
+        assert r.status == 503, r
+        bad.wait_log("cannot be reached (AUTH: WRONGPASS", 10)
+        assert bad.get("/v4/butlerping").status == 200
+    finally:
+        for d in (good, bad):
+            d.stop()
+            d.cleanup_shm()
+            print(d.log_tail(40))
+        server.close()
