@@ -61,7 +61,8 @@ static atomic_int outage; /* 1 while this process sees Redis as unreachable */
     "end\n"
 
 /* ARGV: P ns key value ttl maxNamespaces maxKeysPerNamespace maxKeys. Returns a
- * kv_rc. The limits are checked before anything changes (api.md 4.4 order). */
+ * kv_rc. The limits are checked before anything changes, in the order of
+ * butlerd(8), KEY-VALUE STORE, "Limits". */
 static const char put_lua[] =
     LUA_COMMON
     "local ns, k, ttl = ARGV[2], ARGV[3], tonumber(ARGV[5])\n"
