@@ -393,6 +393,18 @@ static char *dup_bytes(const char *s, size_t n)
 
 /* ------------------------------------------------------------------ operations */
 
+/* Runs script S, whose answer is a kv_rc. */
+static int run_rc(int s, int n, const char **args, const size_t *lens)
+{
+    int rc;
+    redisReply *r = run(s, n, args, lens, &rc);
+    if (!r)
+        return rc;
+    rc = reply_rc(r);
+    freeReplyObject(r);
+    return rc;
+}
+
 static int r_put(const char *ns, size_t nslen, const char *key, size_t klen, const char *val,
                  size_t vlen, int64_t ttl_ms)
 {
@@ -403,13 +415,7 @@ static int r_put(const char *ns, size_t nslen, const char *key, size_t klen, con
     snprintf(mkeys, sizeof mkeys, "%lld", rc_cfg.max_keys);
     const char *a[] = {ns, key, val, ttl, mns, mper, mkeys};
     size_t l[] = {nslen, klen, vlen, strlen(ttl), strlen(mns), strlen(mper), strlen(mkeys)};
-    int rc;
-    redisReply *r = run(S_PUT, 7, a, l, &rc);
-    if (!r)
-        return rc;
-    rc = reply_rc(r);
-    freeReplyObject(r);
-    return rc;
+    return run_rc(S_PUT, 7, a, l);
 }
 
 static int r_get(const char *ns, size_t nslen, const char *key, size_t klen, struct kv_value *out)
@@ -443,26 +449,14 @@ static int r_del(const char *ns, size_t nslen, const char *key, size_t klen)
 {
     const char *a[] = {ns, key};
     size_t l[] = {nslen, klen};
-    int rc;
-    redisReply *r = run(S_DEL, 2, a, l, &rc);
-    if (!r)
-        return rc;
-    rc = reply_rc(r);
-    freeReplyObject(r);
-    return rc;
+    return run_rc(S_DEL, 2, a, l);
 }
 
 static int r_del_ns(const char *ns, size_t nslen)
 {
     const char *a[] = {ns};
     size_t l[] = {nslen};
-    int rc;
-    redisReply *r = run(S_DELNS, 1, a, l, &rc);
-    if (!r)
-        return rc;
-    rc = reply_rc(r);
-    freeReplyObject(r);
-    return rc;
+    return run_rc(S_DELNS, 1, a, l);
 }
 
 /* Copies the string elements of R from FIRST on into OUT. */

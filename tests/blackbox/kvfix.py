@@ -135,6 +135,16 @@ class KvDaemon(harness.KvDaemonBase):
 BACKENDS = ["shm", "redis"]
 
 
+def stop_all(daemons, tail=200):
+    """Stops DAEMONS, removes their shared memory and prints their logs' tails."""
+    for d in daemons:
+        try:
+            d.stop()
+        finally:
+            d.cleanup_shm()
+        print(d.log_tail(tail))
+
+
 def _start(tmpdir, workers=2, redis=None, **kw):
     ov = kv_overrides(**kw)
     if redis is not None:
@@ -163,12 +173,7 @@ def kvd(request, tmp_path):
         return d.start()
 
     yield start
-    for d in started:
-        try:
-            d.stop()
-        finally:
-            d.cleanup_shm()
-        print(d.log_tail(200))
+    stop_all(started)
 
 
 @pytest.fixture
@@ -183,11 +188,7 @@ def shared(request, tmp_path_factory):
     d = _start(tmp_path_factory.mktemp("kvshared"), redis=_redis_for(request))
     d.start()
     yield d
-    try:
-        d.stop()
-    finally:
-        d.cleanup_shm()
-    print(d.log_tail(200))
+    stop_all([d])
 
 
 _ns_seq = iter(range(1, 1 << 30))

@@ -19,7 +19,7 @@ import pytest
 import harness
 import redisfix
 from kvfix import KvDaemon, check, check_204, entry, key_not_found, keylist_body, kv_overrides
-from kvfix import ns_not_found, q, ttl_of, uniq
+from kvfix import ns_not_found, q, stop_all, ttl_of, uniq
 
 
 def _daemon(tmpdir, server, prefix, workers=2, timeout_ms=1000, redis=None, **limits):
@@ -45,12 +45,7 @@ def pair(tmp_path, redis_server):
         return ds
 
     yield start
-    for d in started:
-        try:
-            d.stop()
-        finally:
-            d.cleanup_shm()
-        print(d.log_tail(100))
+    stop_all(started, 100)
 
 
 def test_write_on_a_read_on_b(pair):
@@ -254,9 +249,7 @@ def test_redis_down_503_then_resumes(tmp_path, own_redis):
         d.wait_log("reachable again", 10, mark)
         assert len(d.find("cannot be reached", mark)) == 1, d.log_tail()
     finally:
-        d.stop()
-        d.cleanup_shm()
-        print(d.log_tail(60))
+        stop_all([d], 60)
 
 
 def test_starts_without_redis(tmp_path, own_redis):
@@ -273,9 +266,7 @@ def test_starts_without_redis(tmp_path, own_redis):
         assert harness.wait_until(
             lambda: d.post("ns", {"key": "k", "value": "v"}).status == 201, 15), d.log_tail()
     finally:
-        d.stop()
-        d.cleanup_shm()
-        print(d.log_tail(60))
+        stop_all([d], 60)
 
 
 def test_redis_hung_503_within_command_timeout(tmp_path, own_redis):
@@ -308,9 +299,7 @@ def test_redis_hung_503_within_command_timeout(tmp_path, own_redis):
     finally:
         if stopped:
             os.kill(own_redis.proc.pid, signal.SIGCONT)
-        d.stop()
-        d.cleanup_shm()
-        print(d.log_tail(60))
+        stop_all([d], 60)
 
 
 def test_configtest_rejects_unknown_backend(tmp_path):
@@ -365,10 +354,7 @@ def test_copy_shm_store_into_redis(tmp_path, redis_server):
         check(dst.kv_get("a/ns", "\u00e9"), 200, entry("a/ns", "\u00e9", ""))
         check(dst.keylist("full"), 200, keylist_body("full", ["x0", "x1", "x2"]))
     finally:
-        for d in (src, dst):
-            d.stop()
-            d.cleanup_shm()
-            print(d.log_tail(40))
+        stop_all([src, dst], 40)
 
 
 def test_password_and_database(tmp_path):
@@ -393,8 +379,7 @@ def test_password_and_database(tmp_path):
         bad.wait_log("cannot be reached (AUTH: WRONGPASS", 10)
         assert bad.get("/v4/butlerping").status == 200
     finally:
-        for d in (good, bad):
-            d.stop()
-            d.cleanup_shm()
-            print(d.log_tail(40))
-        server.close()
+        try:
+            stop_all([good, bad], 40)
+        finally:
+            server.close()
