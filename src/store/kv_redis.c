@@ -12,7 +12,8 @@
  *   P x         sorted set: "ID:KEY" of keys with a TTL, scored by expiry (ms)
  * Names and keys are only ever members, fields or the tail after "v:ID:" (ID has
  * no ':'), so any bytes map to distinct Redis keys. Expired keys vanish by Redis
- * expiry; their index entries are reclaimed when a count limit is reached.
+ * expiry; their index entries are reclaimed a few at every write, and all of them
+ * before a count limit is reported.
  *
  * One connection per thread (a pthread key frees it when the thread ends), with
  * connect and command timeouts; after a failure it reconnects with backoff, and
@@ -50,8 +51,11 @@ static atomic_int outage; /* 1 while this process sees Redis as unreachable */
     "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n"                  \
     "local function vkey(id, k) return P .. 'v:' .. id .. ':' .. k end\n"                       \
     "local function count() return tonumber(redis.call('GET', P .. 'n') or '0') end\n"         \
-    "local function reclaim(t)\n"                                                               \
-    "  for _, m in ipairs(redis.call('ZRANGEBYSCORE', P .. 'x', '-inf', t)) do\n"               \
+    "local function reclaim(t, most)\n"                                                         \
+    "  local dead\n"                                                                            \
+    "  if most then dead = redis.call('ZRANGEBYSCORE', P .. 'x', '-inf', t, 'LIMIT', 0, most)\n"\
+    "  else dead = redis.call('ZRANGEBYSCORE', P .. 'x', '-inf', t) end\n"                      \
+    "  for _, m in ipairs(dead) do\n"                                                           \
     "    local c = string.find(m, ':', 1, true)\n"                                              \
     "    local id, k = string.sub(m, 1, c - 1), string.sub(m, c + 1)\n"                         \
     "    redis.call('DEL', vkey(id, k))\n"                                                      \
@@ -68,6 +72,7 @@ static const char put_lua[] =
     "local ns, k, ttl = ARGV[2], ARGV[3], tonumber(ARGV[5])\n"
     "local maxns, maxper, maxkeys = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])\n"
     "local t = now()\n"
+    "reclaim(t, 8)\n" /* a few at every write keep the indexes from filling with the dead */
     "local id = redis.call('HGET', P .. 'ns', ns)\n"
     "local fresh = true\n"
     "if not id then\n"

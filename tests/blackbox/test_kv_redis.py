@@ -383,3 +383,24 @@ def test_password_and_database(tmp_path):
             stop_all([good, bad], 40)
         finally:
             server.close()
+
+
+def test_expired_index_entries_reclaimed_by_writes(tmp_path, redis_server):
+    """Redis drops an expired value by itself; the entries of the key in the
+    indexes (creation order, expiry, key count) go a few at every later write."""
+    prefix = "recl%s:" % secrets.token_hex(4)
+    d = _daemon(tmp_path / "d", redis_server, prefix, workers=1)
+    try:
+        d.start()
+        for i in range(5):
+            d.put_ok("ns", "t%d" % i, "x", ttl=200)
+        assert redis_server.cli("ZCARD", prefix + "x").strip() == "5"
+        assert harness.wait_until(lambda: d.kv_exists("ns", "t4").status == 200
+                                  and json.loads(d.kv_exists("ns", "t4").body)["keyExists"]
+                                  is False, 10)
+        d.put_ok("ns", "live", "v")
+        assert redis_server.cli("ZCARD", prefix + "x").strip() == "0"
+        assert redis_server.cli("GET", prefix + "n").strip() == "1"
+        assert redis_server.cli("ZRANGE", prefix + "o:1", "0", "-1").split() == ["live"]
+    finally:
+        stop_all([d], 40)
