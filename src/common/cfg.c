@@ -808,8 +808,8 @@ static void check_secrets(struct loader *ld)
 {
     const struct cfg *c = ld->c;
     /* The configuration file itself, when it holds something secret. */
-    int secret = *c->bmqtt.password || *c->store.password || *c->slackWebhookURL || c->nrCredentials.n ||
-                 c->auth.tokens.n || c->auth.certs.n;
+    int secret = *c->bmqtt.password || *c->store.password || *c->slackWebhookURL ||
+                 c->nrCredentials.n || c->auth.tokens.n || c->auth.certs.n;
     if (secret)
         check_private(ld, NULL, c->file);
     if (c->rest.enable && c->rest.tlsEnable)
@@ -956,6 +956,9 @@ static void validate(struct loader *ld)
     if (strcmp(c->store.backend, "shm") && strcmp(c->store.backend, "redis"))
         msg(&m->errors, c->file, line_of(c, "butlerd.store.backend"),
             "butlerd.store.backend \"%s\" is not one of shm, redis", c->store.backend);
+    else if (!strcmp(c->store.backend, "redis") && !*c->store.host)
+        msg(&m->errors, c->file, line_of(c, "butlerd.store.redis.host"),
+            "butlerd.store.backend is \"redis\" but butlerd.store.redis.host is empty");
     if (strcmp(c->audit.destination, "off") && strcmp(c->audit.destination, "file") &&
         strcmp(c->audit.destination, "syslog"))
         msg(&m->errors, c->file, line_of(c, "butlerd.audit.destination"),

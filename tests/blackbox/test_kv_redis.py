@@ -310,6 +310,12 @@ def test_configtest_rejects_unknown_backend(tmp_path):
     assert cp.returncode != 0, cp
     assert 'butlerd.store.backend "memcached" is not one of shm, redis' in cp.stderr, cp.stderr
     harness.write_file(path, harness.config_text(harness.free_port(), str(tmp_path), harness.merge(
+        kv_overrides(), {"butlerd": {"store": {"backend": "redis", "redis": {"host": ""}}}})))
+    cp = harness.run_cli(["-t", "-c", path])
+    assert cp.returncode != 0, cp
+    assert 'butlerd.store.backend is "redis" but butlerd.store.redis.host is empty' in cp.stderr, \
+        cp.stderr
+    harness.write_file(path, harness.config_text(harness.free_port(), str(tmp_path), harness.merge(
         kv_overrides(), {"butlerd": {"store": {"backend": "redis", "redis": {"port": 6380}}}})))
     cp = harness.run_cli(["-t", "-c", path])
     assert cp.returncode == 0 and "configuration OK" in cp.stdout + cp.stderr, cp
