@@ -410,3 +410,31 @@ def test_expired_index_entries_reclaimed_by_writes(tmp_path, redis_server):
         assert redis_server.cli("ZRANGE", prefix + "o:1", "0", "-1").split() == ["live"]
     finally:
         stop_all([d], 40)
+
+
+def test_reload_applies_keys_per_namespace_keeps_the_backend(tmp_path, redis_server):
+    """Butler.keyValueStore.maxKeysPerNamespace takes effect on SIGHUP on Redis too;
+    a changed butlerd.store.* key needs a restart (logged, the old one is kept)."""
+    import signal
+    prefix = "rel%s:" % secrets.token_hex(4)
+    d = _daemon(tmp_path / "d", redis_server, prefix, workers=2, per_ns=2)
+    try:
+        d.start()
+        d.put_ok("ns", "a", "1")
+        d.put_ok("ns", "b", "2")
+        assert d.post("ns", {"key": "c", "value": "3"}).status == 507
+        ov = harness.merge(kv_overrides(per_ns=3), redisfix.redis_overrides(
+            redis_server, "other:", 1000))
+        mark = d.mark()
+        d.write_config(d.config(ov))
+        d.signal(signal.SIGHUP)
+        d.wait_log("configuration reloaded", 15, start=mark)
+        d.wait_log("butlerd.store.redis.keyPrefix changed: restart butlerd to apply it", 5,
+                   start=mark)
+        assert harness.wait_until(
+            lambda: d.post("ns", {"key": "c", "value": "3"}).status == 201, 15), d.log_tail()
+        assert d.post("ns", {"key": "d", "value": "4"}).status == 507
+        check(d.keylist("ns"), 200, keylist_body("ns", ["a", "b", "c"]))
+        assert redis_server.cli("ZCARD", prefix + "o:1").strip() == "3"
+    finally:
+        stop_all([d], 60)
