@@ -81,6 +81,11 @@ def test_names_with_any_bytes_stay_apart(pair):
     check(b.keylist("x:y"), 200, keylist_body("x:y", ["z"]))
     check(b.kv_get("x:y:z", "x"), 400, ns_not_found("x:y:z"))
     check(b.kv_get("x", "y"), 400, key_not_found("x", "y"))
+    # NUL bytes go through hiredis and Lua untouched
+    a.put_ok("nul", "k\u0000x", "v\u0000w")
+    a.put_ok("nul", "k", "plain")
+    check(b.get("/v4/keyvalues/nul?key=k%00x"), 200, entry("nul", "k\u0000x", "v\u0000w"))
+    check(b.keylist("nul"), 200, keylist_body("nul", ["k\u0000x", "k"]))
 
 
 def test_ttl_expiry_seen_by_both(pair):
