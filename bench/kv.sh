@@ -4,7 +4,7 @@
 # the /v4/butlerping body, all measured with wrk in the same run.
 #
 # Usage: bench/kv.sh [-w WORKERS] [-d SECONDS] [-c CONNECTIONS] [-t THREADS]
-#                    [-r ROUNDS] [-k KEYS]
+#                    [-r ROUNDS] [-k KEYS] [-R REDIS_PORT]
 # Needs the Debian packages wrk and nginx-light (or nginx), plus curl,
 # python3 and procps. The butlerd binary is $BUTLERD, or ../src/butlerd
 # next to this script; it is copied to the temporary directory first. See
@@ -25,6 +25,7 @@ ROUNDS=2
 KEYS=10000
 WARMUP=2
 CHECK_SECONDS=1
+REDIS_PORT=
 PATH_PING=/v4/butlerping
 NAMESPACE=bench
 POST_LUA=$script_dir/kv-post.lua
@@ -32,6 +33,7 @@ POST_LUA=$script_dir/kv-post.lua
 usage() {
     cat <<EOF
 Usage: $0 [-w WORKERS] [-d SECONDS] [-c CONNECTIONS] [-t THREADS] [-r ROUNDS] [-k KEYS]
+          [-R REDIS_PORT]
 
 Preloads KEYS keys into namespace "$NAMESPACE" of butlerd's key-value store,
 then runs wrk in alternating rounds against:
@@ -50,12 +52,15 @@ kv-post/nginx-ping (goal >= 0.85), latency, errors and memory.
   -t THREADS      wrk threads (default $THREADS)
   -r ROUNDS       measured runs per test, alternating (default $ROUNDS)
   -k KEYS         preloaded keys, key-000001 .. (default $KEYS, at most 999999)
+  -R REDIS_PORT   put butlerd's store on the Redis at 127.0.0.1:REDIS_PORT
+                  (butlerd.store.backend "redis", a fresh key prefix; the
+                  script neither starts nor empties that Redis)
 
 Environment: BUTLERD=path to the binary (default $script_dir/../src/butlerd)
 EOF
 }
 
-while getopts ':w:d:c:t:r:k:h' opt; do
+while getopts ':w:d:c:t:r:k:R:h' opt; do
     case $opt in
         w) WORKERS=$OPTARG ;;
         d) DURATION=$OPTARG ;;
@@ -63,6 +68,7 @@ while getopts ':w:d:c:t:r:k:h' opt; do
         t) THREADS=$OPTARG ;;
         r) ROUNDS=$OPTARG ;;
         k) KEYS=$OPTARG ;;
+        R) REDIS_PORT=$OPTARG ;;
         h)
             usage
             exit 0
@@ -76,6 +82,7 @@ shift $((OPTIND - 1))
 
 check_uints "WORKERS:$WORKERS" "SECONDS:$DURATION" "CONNECTIONS:$CONNECTIONS" \
     "THREADS:$THREADS" "ROUNDS:$ROUNDS" "KEYS:$KEYS"
+[[ -z $REDIS_PORT ]] || check_uints "REDIS_PORT:$REDIS_PORT"
 ((CONNECTIONS >= THREADS)) || die "wrk needs CONNECTIONS >= THREADS ($CONNECTIONS < $THREADS)"
 # key-%06d keeps every key the same length (10 bytes).
 ((KEYS <= 999999)) || die "KEYS must be at most 999999, got $KEYS"
@@ -181,6 +188,13 @@ write_butlerd_conf "$port_b" "$WORKERS" warn "    keyValueStore = true;" \
     kvMaxKeyBytes = 64;
     kvMaxValueBytes = 64;
     kvMaxNamespaces = 100;"
+if [[ -n $REDIS_PORT ]]; then
+    # butlerd.store goes in right after "butlerd = {".
+    sed -i "/^butlerd = {\$/a\\
+  store = { backend = \"redis\"; redis = { port = $REDIS_PORT; keyPrefix = \"kvbench$$:\"; }; };" \
+        "$tmp/butlerd.conf"
+    info "key-value store on the Redis at 127.0.0.1:$REDIS_PORT (key prefix kvbench$$:)"
+fi
 
 info "starting butlerd (copy of $BUTLERD_SRC, $WORKERS workers)"
 start_butlerd "$url_b"

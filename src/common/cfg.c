@@ -328,6 +328,14 @@ static const struct key keys[] = {
     IR("butlerd.shm.maxActiveUsers", shm.maxActiveUsers, 10000, 1, 10000000),
     S("butlerd.kvPersistence.file", kvPersistence.file, LOCALSTATEDIR "/lib/butlerd/kv.snapshot"),
     I("butlerd.kvPersistence.intervalSeconds", kvPersistence.intervalSeconds, 60, 0, 86400 * 7),
+    SR("butlerd.store.backend", store.backend, "shm"),
+    SR("butlerd.store.redis.host", store.host, "127.0.0.1"),
+    IR("butlerd.store.redis.port", store.port, 6379, 1, 65535),
+    SR("butlerd.store.redis.password", store.password, ""),
+    IR("butlerd.store.redis.database", store.database, 0, 0, 1000000),
+    SR("butlerd.store.redis.keyPrefix", store.keyPrefix, "butlerd:"),
+    IR("butlerd.store.redis.connectTimeoutMs", store.connectTimeoutMs, 1000, 10, 600000),
+    IR("butlerd.store.redis.commandTimeoutMs", store.commandTimeoutMs, 1000, 10, 600000),
     I("butlerd.activeUsers.maxIdleSeconds", activeUsersMaxIdleSeconds, 0, 0, INT_MAX),
     SR("butlerd.mqtt.clientId", bmqtt.clientId, ""),
     SR("butlerd.mqtt.username", bmqtt.username, ""),
@@ -876,8 +884,8 @@ static void check_secrets(struct loader *ld)
 {
     const struct cfg *c = ld->c;
     /* The configuration file itself, when it holds something secret. */
-    int secret = *c->bmqtt.password || *c->slackWebhookURL || c->nrCredentials.n ||
-                 c->auth.tokens.n || c->auth.certs.n;
+    int secret = *c->bmqtt.password || *c->store.password || *c->slackWebhookURL ||
+                 c->nrCredentials.n || c->auth.tokens.n || c->auth.certs.n;
     if (secret)
         check_private(ld, NULL, c->file);
     if (c->rest.enable && c->rest.tlsEnable)
@@ -1021,6 +1029,12 @@ static void validate(struct loader *ld)
                 "x:y::z/n)",
                 c->http.allowFrom.v[bad]);
     }
+    if (strcmp(c->store.backend, "shm") && strcmp(c->store.backend, "redis"))
+        msg(&m->errors, c->file, line_of(c, "butlerd.store.backend"),
+            "butlerd.store.backend \"%s\" is not one of shm, redis", c->store.backend);
+    else if (!strcmp(c->store.backend, "redis") && !*c->store.host)
+        msg(&m->errors, c->file, line_of(c, "butlerd.store.redis.host"),
+            "butlerd.store.backend is \"redis\" but butlerd.store.redis.host is empty");
     if (strcmp(c->audit.destination, "off") && strcmp(c->audit.destination, "file") &&
         strcmp(c->audit.destination, "syslog"))
         msg(&m->errors, c->file, line_of(c, "butlerd.audit.destination"),

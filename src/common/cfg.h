@@ -193,6 +193,11 @@ struct cfg {
         char *file;
         int intervalSeconds;
     } kvPersistence;
+    struct {
+        char *backend; /* "shm" or "redis" */
+        char *host, *password, *keyPrefix;
+        int port, database, connectTimeoutMs, commandTimeoutMs;
+    } store;
     int activeUsersMaxIdleSeconds;
     struct {
         char *clientId, *username, *password;

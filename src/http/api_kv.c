@@ -1,9 +1,9 @@
 /* The key-value store endpoints (butlerd-api(7), Key-value store): parse and validate, call
- * kv.c, render. */
+ * the key-value store (kvstore.h), render. */
 #include "api.h"
 #include "cfg.h"
 #include "http.h"
-#include "kv.h"
+#include "kvstore.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -43,10 +43,26 @@ static int kv_error(struct req *r, int rc, const char *ns, size_t nslen, const c
         http_reply_error(r, 507, NULL, "Key-value store is full (max %d namespaces)",
                          c->shm.kvMaxNamespaces);
         break;
+    case KV_UNAVAIL:
+        http_reply_error(r, 503, NULL, "Key-value store unavailable: its Redis server cannot be "
+                                       "reached, try again later");
+        break;
     default:
         http_reply_error(r, 500, NULL, "Key-value store error");
     }
     return 1;
+}
+
+/* On Redis an operation waits for the network: it runs on a "store" job thread, so
+ * the MHD thread goes on serving the worker's other connections, even while Redis
+ * hangs (butlerd(8), SEVERAL INSTANCES). The shared-memory store answers at once,
+ * on the MHD thread as always. */
+static void run(struct req *r, api_handler fn)
+{
+    if (kvstore_is_redis())
+        http_defer(r, fn);
+    else
+        fn(r);
 }
 
 static json_object *entry(const char *ns, size_t nslen, const char *key, size_t klen,
@@ -61,10 +77,11 @@ static json_object *entry(const char *ns, size_t nslen, const char *key, size_t 
     return o;
 }
 
-void api_kv_namespaces(struct req *r)
+static void namespaces_job(struct req *r)
 {
     struct kv_list l;
-    kv_namespaces(&l);
+    if (kv_error(r, kvstore->namespaces(&l), NULL, 0, NULL, 0))
+        return;
     json_object *a = json_object_new_array();
     for (size_t i = 0; i < l.n; i++)
         json_object_array_add(a, str(l.s[i], l.len[i]));
@@ -84,7 +101,7 @@ static void get_or_exists(struct req *r, int exists)
         const char *key = json_object_get_string(k);
         size_t klen = (size_t)json_object_get_string_len(k);
         struct kv_value v;
-        int rc = kv_get(ns, nslen, key, klen, &v);
+        int rc = kvstore->get(ns, nslen, key, klen, &v);
         if (exists && rc == KV_NO_KEY) {
             json_object *o = json_object_new_object();
             json_object_object_add(o, "keyExists", json_object_new_boolean(0));
@@ -105,10 +122,10 @@ static void get_or_exists(struct req *r, int exists)
     free(ns);
 }
 
-void api_kv_get(struct req *r) { get_or_exists(r, 0); }
-void api_kv_exists(struct req *r) { get_or_exists(r, 1); }
+static void get_job(struct req *r) { get_or_exists(r, 0); }
+static void exists_job(struct req *r) { get_or_exists(r, 1); }
 
-void api_kv_post(struct req *r)
+static void post_job(struct req *r)
 {
     static const struct sch_prop props[] = {{"key", SCH_STRING, 0, 0, NULL},
                                             {"value", SCH_STRING, 0, 0, NULL},
@@ -148,7 +165,7 @@ void api_kv_post(struct req *r)
         ttl = d > 9e15 ? (int64_t)9e15 : d < -9e15 ? (int64_t)-9e15 : (int64_t)d;
     }
     const char *key = json_object_get_string(k);
-    int rc = kv_put(ns, nslen, key, klen, json_object_get_string(v), vlen, ttl);
+    int rc = kvstore->put(ns, nslen, key, klen, json_object_get_string(v), vlen, ttl);
     if (!kv_error(r, rc, ns, nslen, key, klen)) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "namespace", str(ns, nslen));
@@ -161,7 +178,7 @@ out:
     free(ns);
 }
 
-void api_kv_del(struct req *r)
+static void del_job(struct req *r)
 {
     size_t nslen, klen;
     char *ns = http_param(r, 0, &nslen), *key = NULL;
@@ -171,20 +188,20 @@ void api_kv_del(struct req *r)
     if (key) {
         if (!klen)
             http_reply_error(r, 400, NULL, "Required parameter is missing");
-        else if (!kv_error(r, kv_del(ns, nslen, key, klen), ns, nslen, key, klen))
+        else if (!kv_error(r, kvstore->del(ns, nslen, key, klen), ns, nslen, key, klen))
             http_reply_empty(r, 204);
     }
     free(ns);
     free(key);
 }
 
-void api_kv_del_ns(struct req *r)
+static void del_ns_job(struct req *r)
 {
     size_t nslen;
     char *ns = http_param(r, 0, &nslen);
     if (!ns)
         return;
-    if (!kv_error(r, kv_del_ns(ns, nslen), ns, nslen, NULL, 0))
+    if (!kv_error(r, kvstore->del_ns(ns, nslen), ns, nslen, NULL, 0))
         http_reply_empty(r, 204);
     free(ns);
 }
@@ -198,7 +215,7 @@ static void keylist_job(struct req *r)
     if (!ns)
         return;
     struct kv_list l;
-    if (!kv_error(r, kv_keys(ns, nslen, &l), ns, nslen, NULL, 0)) {
+    if (!kv_error(r, kvstore->keys(ns, nslen, &l), ns, nslen, NULL, 0)) {
         json_object *o = json_object_new_object(), *a = json_object_new_array();
         json_object_object_add(o, "namespace", str(ns, nslen));
         for (size_t i = 0; i < l.n; i++) {
@@ -214,3 +231,9 @@ static void keylist_job(struct req *r)
 }
 
 void api_kv_keylist(struct req *r) { http_defer(r, keylist_job); }
+void api_kv_namespaces(struct req *r) { run(r, namespaces_job); }
+void api_kv_get(struct req *r) { run(r, get_job); }
+void api_kv_exists(struct req *r) { run(r, exists_job); }
+void api_kv_post(struct req *r) { run(r, post_job); }
+void api_kv_del(struct req *r) { run(r, del_job); }
+void api_kv_del_ns(struct req *r) { run(r, del_ns_job); }

@@ -426,6 +426,7 @@ static struct jpool jpools[JP_COUNT] = {
     [JP_FILES] = JPOOL("files", 4),
     [JP_OUTBOUND] = JPOOL("outbound", 4),
     [JP_LOCAL] = JPOOL("local", 2),
+    [JP_STORE] = JPOOL("store", 8),
 };
 
 static int jobs_inflight;

@@ -7,6 +7,7 @@
 #include "cfg.h"
 #include "events.h"
 #include "kv.h"
+#include "kvstore.h"
 #include "kv_snapshot.h"
 #include "loop.h"
 #include "mqtt.h"
@@ -314,7 +315,7 @@ static void reload(struct master *m)
         log_warnx("%s changed: restart butlerd to apply it", changed.v[i]);
     strlist_free(&changed);
     master_apply_logging(neu, m->o->foreground);
-    kv_set_limits(neu->kvs.maxKeysPerNamespace);
+    kvstore->set_limits(neu->kvs.maxKeysPerNamespace);
     qrs_load_credentials(neu);
     cfg_free(m->cfg);
     m->cfg = neu;
@@ -463,8 +464,8 @@ static int open_store(struct master *m, const struct cfg *cfg)
     int attached = shm_open_region(cfg);
     if (attached < 0)
         return -1;
-    kv_set_limits(cfg->kvs.maxKeysPerNamespace);
-    if (!attached && *cfg->kvPersistence.file) {
+    kvstore_select(cfg); /* the backend, once, before any child is forked */
+    if (!attached && *cfg->kvPersistence.file && !kvstore_is_redis()) {
         long n = kv_snapshot_load(cfg->kvPersistence.file, kv_snapshot_uid(cfg));
         if (n >= 0)
             log_info("loaded %ld keys from %s", n, cfg->kvPersistence.file);

@@ -6,6 +6,7 @@
 #include "cfg.h"
 #include "kv.h"
 #include "kv_snapshot.h"
+#include "kvstore.h"
 #include "log.h"
 #include "proc.h"
 #include "util.h"
@@ -78,7 +79,7 @@ void snapshot_set_cfg(const struct cfg *c) { cfg = c; }
 static void snapshot_bg(void)
 {
     uint64_t mut = kv_mutations();
-    if (!*cfg->kvPersistence.file || proc_count(&snapshot_role) || mut == saved_mutations)
+    if (!*cfg->kvPersistence.file || kvstore_is_redis() || proc_count(&snapshot_role) || mut == saved_mutations)
         return;
     if (proc_start(&snapshot_role, 1, 0))
         snap_mutations = mut;
@@ -102,7 +103,9 @@ int snapshot_final(void)
     const char *file = cfg->kvPersistence.file;
     proc_wait(&snapshot_role);
     uint64_t mut = kv_mutations();
-    if (!*file)
+    /* With the Redis backend the shared-memory store is unused: its (empty) contents
+     * must not replace a snapshot a site may still want to migrate (butlerd(8)). */
+    if (!*file || kvstore_is_redis())
         return 0;
     if (kv_snapshot_save(file) < 0)
         return -1;

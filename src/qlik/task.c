@@ -7,7 +7,7 @@
 #include "task.h"
 #include "cfg.h"
 #include "guid.h"
-#include "kv.h"
+#include "kvstore.h"
 #include "log.h"
 #include "qrs.h"
 #include "schema.h"
@@ -184,10 +184,10 @@ static void apply_kv_item(const struct cfg *c, json_object *p)
     int rc = nl > (size_t)c->shm.kvMaxKeyBytes || kl > (size_t)c->shm.kvMaxKeyBytes ||
                      vl > (size_t)c->shm.kvMaxValueBytes
                  ? -1
-                 : kv_put(n, nl, k, kl, v, vl, ms);
+                 : kvstore->put(n, nl, k, kl, v, vl, ms);
     if (rc != KV_OK)
         log_warnx("start task: keyvaluestore item %s/%s not stored (%s)", n, k,
-                  rc < 0 ? "too long" : "store full");
+                  rc < 0 ? "too long" : rc == KV_UNAVAIL ? "store unavailable" : "store full");
     free(n);
     free(k);
     free(v);

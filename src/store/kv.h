@@ -17,6 +17,8 @@ enum kv_rc {
     KV_FULL_NS,     /* namespace reached maxKeysPerNamespace */
     KV_FULL_KEYS,   /* store reached kvMaxKeys (or the key's stripe is full) */
     KV_FULL_NSTAB,  /* kvMaxNamespaces reached */
+    KV_UNAVAIL,     /* the backend (Redis) cannot be reached: try again later */
+    KV_ERROR,       /* the backend refused the operation (logged) */
 };
 
 struct kv_value {

@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
+from redisfix import redis_server  # noqa: E402,F401 (the Redis backend's tests, kvfix.py)
 
 
 def pytest_configure(config):

@@ -1,6 +1,10 @@
 """Shared helpers and fixtures of the key-value store tests (test_kv*.py): the
 daemon with a private shared-memory name, request helpers, unique names.
 
+The fixtures kvd, store and shared run each test twice: on the shared-memory
+backend ("shm") and on the Redis backend ("redis", a redis-server of
+redisfix.py, a fresh key prefix per daemon), with the same assertions.
+
 Every daemon gets its own shared-memory name (/butlerd-t<random hex>); the
 daemon creates /dev/shm/<name>.<port>, which is removed after each test."""
 
@@ -12,6 +16,7 @@ import urllib.parse
 import pytest
 
 import harness
+import redisfix
 from harness import JSON_CT
 
 # ------------------------------------------------------------------ helpers
@@ -117,6 +122,9 @@ class KvDaemon(harness.KvDaemonBase):
         assert r.header("Content-Type") == JSON_CT, r
         return json.loads(r.body)
 
+    def namespaces_status(self):
+        return self.get("/v4/keyvaluesnamespaces").status
+
     def del_key(self, ns, key):
         return self.request("DELETE", "/v4/keyvalues/%s/%s" % (q(ns), q(key)))
 
@@ -124,30 +132,48 @@ class KvDaemon(harness.KvDaemonBase):
         return self.request("DELETE", "/v4/keyvalues/" + q(ns))
 
 
-def _start(tmpdir, workers=2, **kw):
-    d = KvDaemon(tmpdir, kv_overrides(**kw), workers)
-    os.makedirs(d.tmpdir, exist_ok=True)
-    return d
+BACKENDS = ["shm", "redis"]
 
 
-@pytest.fixture
-def kvd(tmp_path):
-    """Factory: kvd(workers=2, per_ns=, namespaces=, keys=, key_bytes=,
-    value_bytes=, file=, interval=, enable=) -> running KvDaemon."""
-    started = []
-
-    def start(workers=2, **kw):
-        d = _start(tmp_path / ("d%d" % len(started)), workers, **kw)
-        started.append(d)
-        return d.start()
-
-    yield start
-    for d in started:
+def stop_all(daemons, tail=200):
+    """Stops DAEMONS, removes their shared memory and prints their logs' tails."""
+    for d in daemons:
         try:
             d.stop()
         finally:
             d.cleanup_shm()
-        print(d.log_tail(200))
+        print(d.log_tail(tail))
+
+
+def _start(tmpdir, workers=2, redis=None, **kw):
+    ov = kv_overrides(**kw)
+    if redis is not None:
+        ov = harness.merge(ov, redisfix.redis_overrides(redis))
+    d = KvDaemon(tmpdir, ov, workers)
+    d.backend = "shm" if redis is None else "redis"
+    os.makedirs(d.tmpdir, exist_ok=True)
+    return d
+
+
+def _redis_for(request):
+    """The redis-server of the test's backend parameter, or None for shm."""
+    return request.getfixturevalue("redis_server") if request.param == "redis" else None
+
+
+@pytest.fixture(params=BACKENDS)
+def kvd(request, tmp_path):
+    """Factory: kvd(workers=2, per_ns=, namespaces=, keys=, key_bytes=,
+    value_bytes=, file=, interval=, enable=) -> running KvDaemon."""
+    started = []
+    redis = _redis_for(request)
+
+    def start(workers=2, **kw):
+        d = _start(tmp_path / ("d%d" % len(started)), workers, redis, **kw)
+        started.append(d)
+        return d.start()
+
+    yield start
+    stop_all(started)
 
 
 @pytest.fixture
@@ -156,17 +182,13 @@ def store(kvd):
     return kvd()
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(request, tmp_path_factory):
     """One daemon for the tests that only touch their own namespaces."""
-    d = _start(tmp_path_factory.mktemp("kvshared"))
+    d = _start(tmp_path_factory.mktemp("kvshared"), redis=_redis_for(request))
     d.start()
     yield d
-    try:
-        d.stop()
-    finally:
-        d.cleanup_shm()
-    print(d.log_tail(200))
+    stop_all([d])
 
 
 _ns_seq = iter(range(1, 1 << 30))

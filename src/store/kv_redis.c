@@ -1,0 +1,556 @@
+/* The key-value store on Redis (kv_redis.h). Every operation is one server-side Lua
+ * script (EVALSHA, EVAL when Redis does not know it yet), so limits hold across all
+ * instances with no read-then-write from here, and a namespace goes in one step.
+ *
+ * Layout under the prefix P (butlerd.conf(5), butlerd.store.redis.keyPrefix):
+ *   P ns        hash: namespace name -> its id (a number, unique per creation)
+ *   P nsord     sorted set: namespace names scored by id = creation order
+ *   P seq       counter: ids and key creation numbers
+ *   P n         counter: keys in the whole store, expired ones until reclaimed
+ *   P o:ID      sorted set: the keys of namespace ID scored by creation number
+ *   P v:ID:KEY  string: the value, with a Redis expiry when the key has a TTL
+ *   P x         sorted set: "ID:KEY" of keys with a TTL, scored by expiry (ms)
+ * Names and keys are only ever members, fields or the tail after "v:ID:" (ID has
+ * no ':'), so any bytes map to distinct Redis keys. Expired keys vanish by Redis
+ * expiry; their index entries are reclaimed a few at every write, and all of them
+ * before a count limit is reported.
+ *
+ * One connection per thread (a pthread key frees it when the thread ends), with
+ * connect and command timeouts; after a failure it reconnects with backoff, and
+ * meanwhile answers KV_UNAVAIL at once. An outage is logged once per process: it
+ * begins with the first failure and ends with the first answer. */
+#include "kv_redis.h"
+#include "cfg.h"
+#include "log.h"
+
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 1000
+
+static struct {
+    char *host, *password, *prefix;
+    int port, database, connect_ms, command_ms;
+    long long max_ns, max_keys;
+} rc_cfg;
+static atomic_int max_per_ns = 1000;
+static atomic_int outage; /* 1 while this process sees Redis as unreachable */
+
+/* ------------------------------------------------------------------ scripts */
+
+#define LUA_COMMON                                                                              \
+    "local P = ARGV[1]\n"                                                                       \
+    "local function now() local t = redis.call('TIME')\n"                                       \
+    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n"                  \
+    "local function vkey(id, k) return P .. 'v:' .. id .. ':' .. k end\n"                       \
+    "local function count() return tonumber(redis.call('GET', P .. 'n') or '0') end\n"         \
+    "local function reclaim(t, most)\n"                                                         \
+    "  local dead\n"                                                                            \
+    "  if most then dead = redis.call('ZRANGEBYSCORE', P .. 'x', '-inf', t, 'LIMIT', 0, most)\n"\
+    "  else dead = redis.call('ZRANGEBYSCORE', P .. 'x', '-inf', t) end\n"                      \
+    "  for _, m in ipairs(dead) do\n"                                                           \
+    "    local c = string.find(m, ':', 1, true)\n"                                              \
+    "    local id, k = string.sub(m, 1, c - 1), string.sub(m, c + 1)\n"                         \
+    "    redis.call('DEL', vkey(id, k))\n"                                                      \
+    "    if redis.call('ZREM', P .. 'o:' .. id, k) == 1 then redis.call('DECR', P .. 'n') end\n" \
+    "    redis.call('ZREM', P .. 'x', m)\n"                                                     \
+    "  end\n"                                                                                   \
+    "end\n"
+
+/* ARGV: P ns key value ttl maxNamespaces maxKeysPerNamespace maxKeys. Returns a
+ * kv_rc. The limits are checked before anything changes, in the order of
+ * butlerd(8), KEY-VALUE STORE, "Limits". */
+static const char put_lua[] =
+    LUA_COMMON
+    "local ns, k, ttl = ARGV[2], ARGV[3], tonumber(ARGV[5])\n"
+    "local maxns, maxper, maxkeys = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])\n"
+    "local t = now()\n"
+    "reclaim(t, 8)\n" /* a few at every write keep the indexes from filling with the dead */
+    "local id = redis.call('HGET', P .. 'ns', ns)\n"
+    "local fresh = true\n"
+    "if not id then\n"
+    "  if redis.call('ZCARD', P .. 'nsord') >= maxns then return 5 end\n"
+    "  if maxper < 1 then return 3 end\n"
+    "  if count() >= maxkeys then reclaim(t); if count() >= maxkeys then return 4 end end\n"
+    "  id = tostring(redis.call('INCR', P .. 'seq'))\n"
+    "  redis.call('HSET', P .. 'ns', ns, id)\n"
+    "  redis.call('ZADD', P .. 'nsord', id, ns)\n"
+    "else\n"
+    "  local o = P .. 'o:' .. id\n"
+    "  if redis.call('ZSCORE', o, k) then\n"
+    "    if redis.call('EXISTS', vkey(id, k)) == 1 then fresh = false\n"
+    "    else\n"
+    "      redis.call('ZREM', o, k); redis.call('DECR', P .. 'n')\n"
+    "      redis.call('ZREM', P .. 'x', id .. ':' .. k)\n"
+    "    end\n"
+    "  end\n"
+    "  if fresh then\n"
+    "    if redis.call('ZCARD', o) >= maxper then\n"
+    "      reclaim(t); if redis.call('ZCARD', o) >= maxper then return 3 end\n"
+    "    end\n"
+    "    if count() >= maxkeys then reclaim(t); if count() >= maxkeys then return 4 end end\n"
+    "  end\n"
+    "end\n"
+    "if fresh then\n"
+    "  redis.call('ZADD', P .. 'o:' .. id, redis.call('INCR', P .. 'seq'), k)\n"
+    "  redis.call('INCR', P .. 'n')\n"
+    "end\n"
+    "local vk, xm = vkey(id, k), id .. ':' .. k\n"
+    "if ttl > 0 then\n"
+    "  redis.call('SET', vk, ARGV[4], 'PX', ARGV[5])\n"
+    "  redis.call('ZADD', P .. 'x', t + ttl, xm)\n"
+    "else\n"
+    "  redis.call('SET', vk, ARGV[4])\n"
+    "  redis.call('ZREM', P .. 'x', xm)\n"
+    "end\n"
+    "return 0\n";
+
+/* ARGV: P ns key. Returns {rc} or {0, value, pttl}. */
+static const char get_lua[] =
+    "local P = ARGV[1]\n"
+    "local id = redis.call('HGET', P .. 'ns', ARGV[2])\n"
+    "if not id then return {1} end\n"
+    "local vk = P .. 'v:' .. id .. ':' .. ARGV[3]\n"
+    "local v = redis.call('GET', vk)\n"
+    "if not v then return {2} end\n"
+    "return {0, v, redis.call('PTTL', vk)}\n";
+
+/* ARGV: P ns key. Returns a kv_rc. */
+static const char del_lua[] =
+    LUA_COMMON
+    "local ns, k = ARGV[2], ARGV[3]\n"
+    "local id = redis.call('HGET', P .. 'ns', ns)\n"
+    "if not id then return 1 end\n"
+    "local had = redis.call('DEL', vkey(id, k))\n"
+    "if redis.call('ZREM', P .. 'o:' .. id, k) == 1 then redis.call('DECR', P .. 'n') end\n"
+    "redis.call('ZREM', P .. 'x', id .. ':' .. k)\n"
+    "if had == 0 then return 2 end\n"
+    "return 0\n";
+
+/* ARGV: P ns. The namespace and all its keys, in one script: atomic. */
+static const char delns_lua[] =
+    LUA_COMMON
+    "local ns = ARGV[2]\n"
+    "local id = redis.call('HGET', P .. 'ns', ns)\n"
+    "if not id then return 1 end\n"
+    "local o = P .. 'o:' .. id\n"
+    "local ks = redis.call('ZRANGE', o, 0, -1)\n"
+    "for _, k in ipairs(ks) do\n"
+    "  redis.call('DEL', vkey(id, k))\n"
+    "  redis.call('ZREM', P .. 'x', id .. ':' .. k)\n"
+    "end\n"
+    "if #ks > 0 then redis.call('DECRBY', P .. 'n', #ks) end\n"
+    "redis.call('DEL', o)\n"
+    "redis.call('HDEL', P .. 'ns', ns)\n"
+    "redis.call('ZREM', P .. 'nsord', ns)\n"
+    "return 0\n";
+
+/* ARGV: P ns. Returns {rc, live keys in creation order...}. */
+static const char keys_lua[] =
+    "local P = ARGV[1]\n"
+    "local id = redis.call('HGET', P .. 'ns', ARGV[2])\n"
+    "if not id then return {1} end\n"
+    "local out = {0}\n"
+    "local pre = P .. 'v:' .. id .. ':'\n"
+    "for _, k in ipairs(redis.call('ZRANGE', P .. 'o:' .. id, 0, -1)) do\n"
+    "  if redis.call('EXISTS', pre .. k) == 1 then out[#out + 1] = k end\n"
+    "end\n"
+    "return out\n";
+
+/* ARGV: P. The namespaces in creation order. */
+static const char nslist_lua[] = "return redis.call('ZRANGE', ARGV[1] .. 'nsord', 0, -1)\n";
+
+struct script {
+    const char *text;
+    char sha[41];
+};
+enum { S_PUT, S_GET, S_DEL, S_DELNS, S_KEYS, S_NSLIST, S_N };
+static struct script scripts[S_N] = {{put_lua, ""},   {get_lua, ""},  {del_lua, ""},
+                                     {delns_lua, ""}, {keys_lua, ""}, {nslist_lua, ""}};
+
+/* ------------------------------------------------------------------ connections */
+
+struct conn {
+    redisContext *c;
+    int64_t retry_at;
+    int backoff;
+    struct conn *prev, *next;
+};
+static pthread_key_t conn_key;
+static pthread_once_t conn_once = PTHREAD_ONCE_INIT;
+/* Every thread's connection, so that one still open when the process exits is
+ * reachable (leak checkers) rather than lost. */
+static struct conn *conns;
+static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void conn_free(void *p)
+{
+    struct conn *k = p;
+    pthread_mutex_lock(&conns_mu);
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        conns = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    pthread_mutex_unlock(&conns_mu);
+    if (k->c)
+        redisFree(k->c);
+    free(k);
+}
+
+static void conn_key_make(void) { pthread_key_create(&conn_key, conn_free); }
+
+static void outage_begin(const char *why)
+{
+    if (!atomic_exchange(&outage, 1))
+        log_warnx("Redis at %s:%d cannot be reached (%s): key-value requests answer 503 until "
+                  "it is back",
+                  rc_cfg.host, rc_cfg.port, why);
+}
+
+static void outage_end(void)
+{
+    if (atomic_exchange(&outage, 0))
+        log_info("Redis at %s:%d reachable again", rc_cfg.host, rc_cfg.port);
+}
+
+/* Drops the connection after an error and waits a little longer before the next try. */
+static void conn_fail(struct conn *k, const char *why)
+{
+    outage_begin(why);
+    if (k->c) {
+        redisFree(k->c);
+        k->c = NULL;
+    }
+    k->backoff = k->backoff ? k->backoff * 2 : BACKOFF_MIN_MS;
+    if (k->backoff > BACKOFF_MAX_MS)
+        k->backoff = BACKOFF_MAX_MS;
+    k->retry_at = mono_ms() + k->backoff;
+}
+
+/* Sends one command on a fresh connection; 0 if the reply is not an error. */
+static int setup_cmd(redisContext *c, int argc, const char **argv, const size_t *len, char *why,
+                     size_t whylen)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, len);
+    if (!r) {
+        snprintf(why, whylen, "%s", c->errstr);
+        return -1;
+    }
+    int bad = r->type == REDIS_REPLY_ERROR;
+    if (bad)
+        snprintf(why, whylen, "%s: %s", argv[0], r->str);
+    freeReplyObject(r);
+    return bad ? -1 : 0;
+}
+
+/* This thread's connection, made if need be; NULL while Redis cannot be reached. */
+static redisContext *conn_get(void)
+{
+    pthread_once(&conn_once, conn_key_make);
+    struct conn *k = pthread_getspecific(conn_key);
+    if (!k) {
+        k = calloc(1, sizeof *k);
+        if (!k)
+            return NULL;
+        pthread_mutex_lock(&conns_mu);
+        k->next = conns;
+        if (conns)
+            conns->prev = k;
+        conns = k;
+        pthread_mutex_unlock(&conns_mu);
+        pthread_setspecific(conn_key, k);
+    }
+    if (k->c)
+        return k->c;
+    if (k->retry_at && mono_ms() < k->retry_at)
+        return NULL;
+    struct timeval ct = {rc_cfg.connect_ms / 1000, (rc_cfg.connect_ms % 1000) * 1000};
+    struct timeval cmd = {rc_cfg.command_ms / 1000, (rc_cfg.command_ms % 1000) * 1000};
+    char why[256];
+    k->c = redisConnectWithTimeout(rc_cfg.host, rc_cfg.port, ct);
+    if (!k->c || k->c->err) {
+        snprintf(why, sizeof why, "%s", k->c ? k->c->errstr : "out of memory");
+        conn_fail(k, why);
+        return NULL;
+    }
+    redisSetTimeout(k->c, cmd);
+    if (*rc_cfg.password) {
+        const char *argv[] = {"AUTH", rc_cfg.password};
+        size_t len[] = {4, strlen(rc_cfg.password)};
+        if (setup_cmd(k->c, 2, argv, len, why, sizeof why) < 0) {
+            conn_fail(k, why);
+            return NULL;
+        }
+    }
+    if (rc_cfg.database) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", rc_cfg.database);
+        const char *argv[] = {"SELECT", db};
+        size_t len[] = {6, strlen(db)};
+        if (setup_cmd(k->c, 2, argv, len, why, sizeof why) < 0) {
+            conn_fail(k, why);
+            return NULL;
+        }
+    }
+    k->retry_at = 0; /* the backoff is reset by the first answer (run) */
+    return k->c;
+}
+
+/* Replies that mean "Redis cannot serve us now" rather than "we asked wrongly". */
+static int transient(const char *msg)
+{
+    return !strncmp(msg, "LOADING", 7) || !strncmp(msg, "READONLY", 8) ||
+           !strncmp(msg, "MASTERDOWN", 10) || !strncmp(msg, "BUSY", 4) ||
+           !strncmp(msg, "NOAUTH", 6) || !strncmp(msg, "OOM", 3);
+}
+
+/* Runs script S with ARGV = prefix, then the N arguments. Returns the reply, or NULL
+ * with *RC set to KV_UNAVAIL or KV_ERROR. */
+static redisReply *run(int s, int n, const char **args, const size_t *lens, int *rc)
+{
+    redisContext *c = conn_get();
+    if (!c) {
+        *rc = KV_UNAVAIL;
+        return NULL;
+    }
+    const char *argv[12];
+    size_t len[12];
+    argv[0] = "EVALSHA";
+    argv[1] = scripts[s].sha;
+    argv[2] = "0";
+    argv[3] = rc_cfg.prefix;
+    for (int i = 0; i < n; i++) {
+        argv[4 + i] = args[i];
+        len[4 + i] = lens[i];
+    }
+    len[0] = 7;
+    len[1] = 40;
+    len[2] = 1;
+    len[3] = strlen(rc_cfg.prefix);
+    redisReply *r = redisCommandArgv(c, 4 + n, argv, len);
+    if (r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8)) {
+        freeReplyObject(r);
+        argv[0] = "EVAL";
+        argv[1] = scripts[s].text;
+        len[0] = 4;
+        len[1] = strlen(scripts[s].text);
+        r = redisCommandArgv(c, 4 + n, argv, len);
+    }
+    struct conn *k = pthread_getspecific(conn_key);
+    if (!r) {
+        conn_fail(k, c->errstr[0] ? c->errstr : "connection lost");
+        *rc = KV_UNAVAIL;
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (transient(r->str)) {
+            conn_fail(k, r->str);
+            *rc = KV_UNAVAIL;
+        } else {
+            log_warnx("Redis key-value script failed: %s", r->str);
+            *rc = KV_ERROR;
+        }
+        freeReplyObject(r);
+        return NULL;
+    }
+    /* A connection is not enough (a hung Redis still accepts them): the outage
+     * ends with the first answer. */
+    k->backoff = 0;
+    outage_end();
+    return r;
+}
+
+/* An integer reply (or the first element of an array one) as a kv_rc. */
+static int reply_rc(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_INTEGER)
+        return (int)r->integer;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements && r->element[0]->type == REDIS_REPLY_INTEGER)
+        return (int)r->element[0]->integer;
+    return KV_ERROR;
+}
+
+static char *dup_bytes(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+/* ------------------------------------------------------------------ operations */
+
+/* Runs script S, whose answer is a kv_rc. */
+static int run_rc(int s, int n, const char **args, const size_t *lens)
+{
+    int rc;
+    redisReply *r = run(s, n, args, lens, &rc);
+    if (!r)
+        return rc;
+    rc = reply_rc(r);
+    freeReplyObject(r);
+    return rc;
+}
+
+static int r_put(const char *ns, size_t nslen, const char *key, size_t klen, const char *val,
+                 size_t vlen, int64_t ttl_ms)
+{
+    char ttl[24], mns[24], mper[24], mkeys[24];
+    snprintf(ttl, sizeof ttl, "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 0));
+    snprintf(mns, sizeof mns, "%lld", rc_cfg.max_ns);
+    snprintf(mper, sizeof mper, "%d", atomic_load(&max_per_ns));
+    snprintf(mkeys, sizeof mkeys, "%lld", rc_cfg.max_keys);
+    const char *a[] = {ns, key, val, ttl, mns, mper, mkeys};
+    size_t l[] = {nslen, klen, vlen, strlen(ttl), strlen(mns), strlen(mper), strlen(mkeys)};
+    return run_rc(S_PUT, 7, a, l);
+}
+
+static int r_get(const char *ns, size_t nslen, const char *key, size_t klen, struct kv_value *out)
+{
+    const char *a[] = {ns, key};
+    size_t l[] = {nslen, klen};
+    int rc;
+    redisReply *r = run(S_GET, 2, a, l, &rc);
+    if (!r)
+        return rc;
+    rc = reply_rc(r);
+    if (rc == KV_OK) {
+        if (r->elements == 3 && r->element[1]->type == REDIS_REPLY_STRING &&
+            r->element[2]->type == REDIS_REPLY_INTEGER) {
+            out->len = r->element[1]->len;
+            out->value = dup_bytes(r->element[1]->str, out->len);
+            long long pttl = r->element[2]->integer;
+            /* PTTL: -1 no expiry; -2 gone in between (cannot happen in one script) */
+            out->ttl_left = pttl == -1 ? -1 : pttl < 1 ? 1 : pttl;
+            if (!out->value)
+                rc = KV_ERROR;
+        } else {
+            rc = KV_ERROR;
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static int r_del(const char *ns, size_t nslen, const char *key, size_t klen)
+{
+    const char *a[] = {ns, key};
+    size_t l[] = {nslen, klen};
+    return run_rc(S_DEL, 2, a, l);
+}
+
+static int r_del_ns(const char *ns, size_t nslen)
+{
+    const char *a[] = {ns};
+    size_t l[] = {nslen};
+    return run_rc(S_DELNS, 1, a, l);
+}
+
+/* Copies the string elements of R from FIRST on into OUT. */
+static int to_list(const redisReply *r, size_t first, struct kv_list *out)
+{
+    size_t n = r->elements > first ? r->elements - first : 0;
+    out->n = 0;
+    out->s = calloc(n ? n : 1, sizeof *out->s);
+    out->len = calloc(n ? n : 1, sizeof *out->len);
+    if (!out->s || !out->len) {
+        kv_list_free(out);
+        return KV_ERROR;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = r->element[first + i];
+        if (e->type != REDIS_REPLY_STRING || !(out->s[out->n] = dup_bytes(e->str, e->len))) {
+            kv_list_free(out);
+            return KV_ERROR;
+        }
+        out->len[out->n++] = e->len;
+    }
+    return KV_OK;
+}
+
+static int r_namespaces(struct kv_list *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc;
+    redisReply *r = run(S_NSLIST, 0, NULL, NULL, &rc);
+    if (!r)
+        return rc;
+    rc = r->type == REDIS_REPLY_ARRAY ? to_list(r, 0, out) : KV_ERROR;
+    freeReplyObject(r);
+    return rc;
+}
+
+static int r_keys(const char *ns, size_t nslen, struct kv_list *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *a[] = {ns};
+    size_t l[] = {nslen};
+    int rc;
+    redisReply *r = run(S_KEYS, 1, a, l, &rc);
+    if (!r)
+        return rc;
+    rc = reply_rc(r);
+    if (rc == KV_OK)
+        rc = to_list(r, 1, out);
+    freeReplyObject(r);
+    return rc;
+}
+
+static void r_set_limits(int max_keys_per_ns) { atomic_store(&max_per_ns, max_keys_per_ns); }
+
+const struct kvstore_ops kv_redis_ops = {
+    .name = "redis",
+    .put = r_put,
+    .get = r_get,
+    .del = r_del,
+    .del_ns = r_del_ns,
+    .namespaces = r_namespaces,
+    .keys = r_keys,
+    .set_limits = r_set_limits,
+};
+
+void kv_redis_configure(const struct cfg *c)
+{
+    free(rc_cfg.host);
+    free(rc_cfg.password);
+    free(rc_cfg.prefix);
+    rc_cfg.host = strdup(c->store.host);
+    rc_cfg.password = strdup(c->store.password);
+    rc_cfg.prefix = strdup(c->store.keyPrefix);
+    rc_cfg.port = c->store.port;
+    rc_cfg.database = c->store.database;
+    rc_cfg.connect_ms = c->store.connectTimeoutMs;
+    rc_cfg.command_ms = c->store.commandTimeoutMs;
+    rc_cfg.max_ns = c->shm.kvMaxNamespaces;
+    rc_cfg.max_keys = c->shm.kvMaxKeys;
+    if (!rc_cfg.host || !rc_cfg.password || !rc_cfg.prefix) {
+        log_errorx("out of memory configuring the Redis key-value store");
+        abort();
+    }
+    log_info("key-value store on Redis at %s:%d, database %d, key prefix \"%s\"", rc_cfg.host,
+             rc_cfg.port, rc_cfg.database, rc_cfg.prefix);
+    for (int i = 0; i < S_N; i++) {
+        unsigned char md[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)scripts[i].text, strlen(scripts[i].text), md);
+        for (int j = 0; j < SHA_DIGEST_LENGTH; j++)
+            snprintf(scripts[i].sha + 2 * j, 3, "%02x", md[j]);
+    }
+}
