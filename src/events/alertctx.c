@@ -195,7 +195,16 @@ static int fetch_log(const struct cfg *c, struct task_event *e, json_object *ler
     return rc;
 }
 
-/* Calls 4-7 in their loop of attempts. */
+/* Status 7 (FinishedSuccess) in an execution result. */
+static int finished_success(json_object *ler)
+{
+    json_object *v;
+    return json_object_object_get_ex(ler, "status", &v) && json_object_is_type(v, json_type_int) &&
+           json_object_get_int(v) == 7;
+}
+
+/* Calls 4-7 in their loop of attempts; for a success event an attempt also fails
+ * while the result's status is not yet 7 (butlerd(8), Alerts). */
 static void gather_log(const struct cfg *c, struct task_event *e, struct alert_info *a)
 {
     char path[100];
@@ -216,6 +225,10 @@ static void gather_log(const struct cfg *c, struct task_event *e, struct alert_i
         }
         json_object_put(a->exec);
         a->exec = json_object_get(ler);
+        if (e->success && n < ATTEMPTS && !finished_success(ler)) {
+            json_object_put(rt); /* QRS has not caught up with the run yet */
+            continue;
+        }
         const char *ne = jstr(op, "nextExecution");
         free(a->next_exec);
         a->next_exec = ne ? xstrdup(ne) : NULL;
