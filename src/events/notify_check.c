@@ -172,29 +172,24 @@ static void webhooks(struct ck *k)
     }
 }
 
-/* The enabled e-mail kinds: templates (subject inline, HTML file), sender, server. */
+/* The templates of the enabled e-mail kinds: the subject inline, the HTML body from
+ * its file (the other e-mail keys are checked when the configuration is loaded). */
 static void email(struct ck *k)
 {
     static const char *const names[CFG_NKINDS] = {"reloadTaskFailure", "reloadTaskAborted",
                                                   "reloadTaskSuccess"};
     char key[200];
-    if (!*k->c->email.smtp.host)
-        say(k->err, k->c, "Butler.emailNotification.smtp.host",
-            "Butler.emailNotification.smtp.host is empty");
     for (int i = 0; i < CFG_NKINDS; i++) {
         const struct cfg_email_kind *ek = &k->c->email.kind[i];
         if (!ek->enable)
             continue;
 #define KEY(m) (snprintf(key, sizeof key, "Butler.emailNotification.%s.%s", names[i], m), key)
         compile(k, KEY("subject"), NULL, ek->subject, strlen(ek->subject));
+        if (!*ek->bodyFileDirectory || !*ek->htmlTemplateFile)
+            continue; /* reported by the loader */
         char *file = mail_template_file(ek, k->c->workingDirectory);
         template_file(k, KEY("htmlTemplateFile"), file);
         free(file);
-        char *env = mail_envelope_from(ek->fromAddress);
-        if (!env)
-            say(k->err, k->c, KEY("fromAddress"), "%s is not a mailbox: \"%.200s\"", key,
-                ek->fromAddress);
-        free(env);
 #undef KEY
     }
 }
