@@ -278,9 +278,13 @@ static void gather_owner(const struct cfg *c, struct task_event *e, struct alert
             json_object *at = json_object_array_get_idx(attrs, i);
             const char *t = jstr(at, "attributeType"), *v = jstr(at, "attributeValue");
             if (t && v && !strcasecmp(t, "email")) {
-                free(a->owner_email);
-                a->owner_email = xstrdup(v);
-                break;
+                if (!a->nowner_emails) {
+                    free(a->owner_email);
+                    a->owner_email = xstrdup(v);
+                }
+                a->owner_emails = xrealloc(a->owner_emails,
+                                           (a->nowner_emails + 1) * sizeof *a->owner_emails);
+                a->owner_emails[a->nowner_emails++] = xstrdup(v);
             }
         }
     json_object_put(user);
@@ -307,6 +311,9 @@ void alertctx_free(struct alert_info *a)
     json_object_put(a->exec);
     json_object_put(a->owner);
     free(a->owner_email);
+    for (size_t i = 0; i < a->nowner_emails; i++)
+        free(a->owner_emails[i]);
+    free(a->owner_emails);
     free(a->next_exec);
     memset(a, 0, sizeof *a);
 }

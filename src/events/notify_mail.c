@@ -68,8 +68,8 @@ static const struct tmpl *mail_tmpl(const struct cfg *c, int kind, int body)
     return t;
 }
 
-/* The owner as mail_recipients wants it; EMAIL holds the one address known. */
-static void owner_of(const struct alert_info *a, struct mail_owner *o, const char **email)
+/* The owner as mail_recipients wants it, with every e-mail address QRS has. */
+static void owner_of(const struct alert_info *a, struct mail_owner *o)
 {
     json_object *v;
     memset(o, 0, sizeof *o);
@@ -80,9 +80,8 @@ static void owner_of(const struct alert_info *a, struct mail_owner *o, const cha
                        ? json_object_get_string(v) : "";
     o->userId = json_object_object_get_ex(a->owner, "userId", &v) ? json_object_get_string(v)
                                                                    : "";
-    *email = a->owner_email;
-    o->emails = email;
-    o->nemails = *a->owner_email ? 1 : 0;
+    o->emails = (const char *const *)a->owner_emails;
+    o->nemails = a->nowner_emails;
 }
 
 static json_object *request(const char *from, const char *to, const char *msg)
@@ -122,8 +121,7 @@ static void send_all(const struct msg_env *m, const struct cfg_email_kind *k, js
 {
     struct strlist to = {0}, bad = {0};
     struct mail_owner owner;
-    const char *oemail = NULL;
-    owner_of(m->a, &owner, &oemail);
+    owner_of(m->a, &owner);
     json_object *cps = NULL;
     if (m->e->task)
         json_object_object_get_ex(ctx, "taskCustomProperties", &cps);

@@ -33,7 +33,8 @@ BODY = ("<p>Task F\u00f6rs\u00e4ljning &amp; &lt;Q4&gt; %s</p>\r\n"
 
 
 def mail_fixture(status=8):
-    """The alert fixture with two address custom properties on T1 (one invalid)."""
+    """The alert fixture with address custom properties on T1 (one invalid) and a
+    second e-mail attribute of the app owner."""
     fx = alert_fixture()
     t = next(t for t in fx["tasks"] if t["id"] == T1)
     t["customProperties"] = [
@@ -42,6 +43,10 @@ def mail_fixture(status=8):
         {"definition": {"name": CP}, "value": "not an address"},
         {"definition": {"name": "Other"}, "value": "other@acme.local"}]
     t["operational"]["lastExecutionResult"]["status"] = status
+    joe = next(u for u in fx["users"] if u["userId"] == "joe")
+    joe["attributes"].append({"id": "1d6f0e1c-2b3a-4c5d-8e9f-0a1b2c3d4e5f",
+                              "attributeType": "email", "attributeValue": "joe@lab.acme.local",
+                              "externalId": "joe"})
     return fx
 
 
@@ -128,12 +133,14 @@ def test_one_mail_per_recipient_with_headers_and_body(start_daemon, msim, certs,
                   appOwnerAlert={"enable": True})
     d = start_mail(start_daemon, msim, certs, tmp_path, smtp.port, reloadTaskFailure=k)
     send(d)
-    counted(d, 3, "delivered")
+    counted(d, 4, "delivered")
     got = smtp.rec.got
-    # custom property first, then the static list, then the owner; case-insensitive
-    # duplicates removed keeping the first; the invalid value skipped with a warning
+    # custom property first, then the static list, then every address of the owner;
+    # case-insensitive duplicates removed keeping the first; the invalid value
+    # skipped with a warning
     assert sorted(g["to"][0] for g in got) == sorted(
-        ["cp.person@acme.local", "Ops@acme.local", "joe.smith@example.com"])
+        ["cp.person@acme.local", "Ops@acme.local", "joe.smith@example.com",
+         "joe@lab.acme.local"])
     assert d.find('"not an address"')
     ids = set()
     for g in got:
@@ -148,14 +155,14 @@ def test_one_mail_per_recipient_with_headers_and_body(start_daemon, msim, certs,
         assert (m["X-Priority"], m["Importance"]) == ("1 (Highest)", "High")
         assert m["Content-Type"] == "text/html; charset=utf-8"
         assert m.get_payload(decode=True).decode("utf-8") == BODY % "FinishedFail"
-    assert len(ids) == 3
+    assert len(ids) == 4
     assert spool_files(d.spool, "queue") == []
     # a repeat inside the window: each recipient rate-limited, nothing sent
     mark = d.mark()
     send(d)
-    d.wait_log("notify rate-limited dest=email", 20, start=mark, count=3)
-    assert stats(d)["rate_limited"] == 3 and stats(d)["queued"] == 3
-    assert len(smtp.rec.got) == 3
+    d.wait_log("notify rate-limited dest=email", 20, start=mark, count=4)
+    assert stats(d)["rate_limited"] == 4 and stats(d)["queued"] == 4
+    assert len(smtp.rec.got) == 4
 
 
 def test_smtp_down_then_back_delivers_once(start_daemon, msim, certs, smtp_tls, tmp_path,
