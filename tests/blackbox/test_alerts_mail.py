@@ -255,3 +255,15 @@ def test_configuration_test_reports_email_template_errors(tmp_path):
     assert re.search(r"%s:10: %s\d+:\d+: " % (re.escape(str(conf)),
                                                re.escape(str(tmp_path / "failed.handlebars") + ":")),
                      cp.stderr), cp.stderr
+
+
+def test_success_waits_for_qrs_to_know_the_run(start_daemon, msim, certs, smtp, tmp_path):
+    # QRS still shows the failed run: asked again within the 3 attempts, then sent
+    d = start_mail(start_daemon, msim, certs, tmp_path, smtp.port,
+                   reloadTaskSuccess=mail_kind(tmp_path, name="succeeded"))
+    send(d, "success")
+    counted(d, 1, "delivered", "reloadTaskSuccess")
+    asked = [r for r in msim.requests if r.path == "/qrs/reloadtask/" + T1]
+    assert len(asked) == 3, [r.path for r in msim.requests]
+    body = email.message_from_bytes(smtp.rec.got[0]["content"]).get_payload(decode=True)
+    assert body.decode("utf-8") == BODY % "FinishedFail"
