@@ -1,6 +1,7 @@
-/* The alert pipeline in the events process (butlerd(8), Alerts): for one failed or
- * aborted reload whose task and app QRS lookups are done, gather the rest of the
- * context (alertctx.c), then for each enabled destination, independently: rate
+/* The alert pipeline in the events process (butlerd(8), Alerts): for one failed,
+ * aborted or (e-mail only) successful reload whose task and app QRS lookups are
+ * done, gather the rest of the context (alertctx.c), then for each enabled
+ * destination, independently: rate
  * limit, render, one outbox entry per message (outbox.c). Delivery is the
  * delivery process's business (delivery.c).
  *
