@@ -195,7 +195,16 @@ static int fetch_log(const struct cfg *c, struct task_event *e, json_object *ler
     return rc;
 }
 
-/* Calls 4-7 in their loop of attempts. */
+/* Status 7 (FinishedSuccess) in an execution result. */
+static int finished_success(json_object *ler)
+{
+    json_object *v;
+    return json_object_object_get_ex(ler, "status", &v) && json_object_is_type(v, json_type_int) &&
+           json_object_get_int(v) == 7;
+}
+
+/* Calls 4-7 in their loop of attempts; for a success event an attempt also fails
+ * while the result's status is not yet 7 (butlerd(8), Alerts). */
 static void gather_log(const struct cfg *c, struct task_event *e, struct alert_info *a)
 {
     char path[100];
@@ -216,6 +225,10 @@ static void gather_log(const struct cfg *c, struct task_event *e, struct alert_i
         }
         json_object_put(a->exec);
         a->exec = json_object_get(ler);
+        if (e->success && n < ATTEMPTS && !finished_success(ler)) {
+            json_object_put(rt); /* QRS has not caught up with the run yet */
+            continue;
+        }
         const char *ne = jstr(op, "nextExecution");
         free(a->next_exec);
         a->next_exec = ne ? xstrdup(ne) : NULL;
@@ -265,9 +278,13 @@ static void gather_owner(const struct cfg *c, struct task_event *e, struct alert
             json_object *at = json_object_array_get_idx(attrs, i);
             const char *t = jstr(at, "attributeType"), *v = jstr(at, "attributeValue");
             if (t && v && !strcasecmp(t, "email")) {
-                free(a->owner_email);
-                a->owner_email = xstrdup(v);
-                break;
+                if (!a->nowner_emails) {
+                    free(a->owner_email);
+                    a->owner_email = xstrdup(v);
+                }
+                a->owner_emails = xrealloc(a->owner_emails,
+                                           (a->nowner_emails + 1) * sizeof *a->owner_emails);
+                a->owner_emails[a->nowner_emails++] = xstrdup(v);
             }
         }
     json_object_put(user);
@@ -294,6 +311,9 @@ void alertctx_free(struct alert_info *a)
     json_object_put(a->exec);
     json_object_put(a->owner);
     free(a->owner_email);
+    for (size_t i = 0; i < a->nowner_emails; i++)
+        free(a->owner_emails[i]);
+    free(a->owner_emails);
     free(a->next_exec);
     memset(a, 0, sizeof *a);
 }

@@ -23,6 +23,8 @@ struct alert_info {
     long rows, chars;   /* lines and code points of the whole log */
     json_object *owner; /* app owner {id,userId,userDirectory,name}, NULL if unknown */
     char *owner_email;  /* first e-mail of the owner, NULL if the user lookup failed */
+    char **owner_emails; /* all of them, in order (e-mail recipients) */
+    size_t nowner_emails;
 };
 
 /* Calls 4-9 of the alert pipeline: the execution result and script log when

@@ -121,13 +121,6 @@ static const struct tmpl *chat_tmpl(const struct cfg_chat_kind *k, int chat, int
 
 /* ------------------------------------------------------------ messages */
 
-struct msg_env {
-    const struct cfg *c;
-    struct task_event *e;
-    const struct alert_info *a;
-    int kind; /* OB_FAILED, OB_ABORTED */
-};
-
 static json_object *header(const char *n, const char *v)
 {
     json_object *h = json_object_new_array();
@@ -519,11 +512,18 @@ static void webhook_make(const struct msg_env *m)
 
 /* ------------------------------------------------------------ destinations */
 
-static int slack_on(const struct cfg *c, int k) { return c->slack.enable && c->slack.k[k].enable; }
-static int teams_on(const struct cfg *c, int k) { return c->teams.enable && c->teams.k[k].enable; }
+/* Slack, Teams and webhooks have no success kind (butlerd(8), Alerts). */
+static int slack_on(const struct cfg *c, int k)
+{
+    return k != OB_SUCCESS && c->slack.enable && c->slack.k[k].enable;
+}
+static int teams_on(const struct cfg *c, int k)
+{
+    return k != OB_SUCCESS && c->teams.enable && c->teams.k[k].enable;
+}
 static int webhook_on(const struct cfg *c, int k)
 {
-    return c->webhook.enable && c->webhook.hooks[k].n > 0;
+    return k != OB_SUCCESS && c->webhook.enable && c->webhook.hooks[k].n > 0;
 }
 static int slack_window(const struct cfg *c, int k) { return c->slack.k[k].rateLimit; }
 static int teams_window(const struct cfg *c, int k) { return c->teams.k[k].rateLimit; }
@@ -537,14 +537,7 @@ static int teams_lines(const struct cfg *c, int k, int tail)
     return tail ? c->teams.k[k].tailScriptLogLines : c->teams.k[k].headScriptLogLines;
 }
 
-/* E-mail plugs in as one more entry: {OB_EMAIL, mail_on (emailNotification.enable
- * and the kind's enable), mail_lines, NULL (its rate limit is per recipient: mail_make
- * calls notify_rate_pass(OB_EMAIL, kind, "<taskId>|<address>", window) for each),
- * mail_make}. mail_make gets the context from alertctx_context(), renders subject
- * and body once and spools one {"from","to","message"} request per recipient with
- * notify_spool(c, e, kind, OB_EMAIL, address, request, NULL); delivery is xfer.c's
- * table. mail_make needs struct msg_env, so it is declared here or moved to
- * notify.h when mail.c is added. */
+/* E-mail (notify_mail.c) has no window per task: its limit is per recipient. */
 static const struct destination {
     int id;
     int (*on)(const struct cfg *, int kind);
@@ -555,18 +548,23 @@ static const struct destination {
     {OB_SLACK, slack_on, slack_lines, slack_window, slack_make},
     {OB_TEAMS, teams_on, teams_lines, teams_window, teams_make},
     {OB_WEBHOOK, webhook_on, NULL, webhook_window, webhook_make},
+    {OB_EMAIL, notify_mail_on, notify_mail_lines, NULL, notify_mail_make},
 };
 #define NDESTS (sizeof dests / sizeof dests[0])
 
-int notify_wanted(const struct cfg *c, int aborted)
+int notify_wanted(const struct cfg *c, int kind)
 {
     for (size_t i = 0; i < NDESTS; i++)
-        if (dests[i].on(c, aborted ? OB_ABORTED : OB_FAILED))
+        if (dests[i].on(c, kind))
             return 1;
     return 0;
 }
 
-int notify_any(const struct cfg *c) { return notify_wanted(c, 0) || notify_wanted(c, 1); }
+int notify_any(const struct cfg *c)
+{
+    return notify_wanted(c, OB_FAILED) || notify_wanted(c, OB_ABORTED) ||
+           notify_wanted(c, OB_SUCCESS);
+}
 
 int notify_rate_pass(int dest, int kind, const char *key, int window_s)
 {
@@ -580,7 +578,8 @@ int notify_rate_pass(int dest, int kind, const char *key, int window_s)
 
 void notify_event(const struct cfg *c, struct task_event *e)
 {
-    int kind = e->aborted ? OB_ABORTED : OB_FAILED, head = 0, tail = 0, want_log = 0;
+    int kind = e->success ? OB_SUCCESS : e->aborted ? OB_ABORTED : OB_FAILED;
+    int head = 0, tail = 0, want_log = 0;
     int pass[NDESTS] = {0}, any = 0;
     for (size_t i = 0; i < NDESTS; i++) {
         const struct destination *d = &dests[i];

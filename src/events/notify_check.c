@@ -4,6 +4,7 @@
  * first; template syntax errors give the template's own LINE:COL. */
 #include "notify_check.h"
 #include "cfg.h"
+#include "mail.h"
 #include "tmpl.h"
 #include "tmpl_fields.h"
 #include "tzfile.h"
@@ -171,6 +172,28 @@ static void webhooks(struct ck *k)
     }
 }
 
+/* The templates of the enabled e-mail kinds: the subject inline, the HTML body from
+ * its file (the other e-mail keys are checked when the configuration is loaded). */
+static void email(struct ck *k)
+{
+    static const char *const names[CFG_NKINDS] = {"reloadTaskFailure", "reloadTaskAborted",
+                                                  "reloadTaskSuccess"};
+    char key[200];
+    for (int i = 0; i < CFG_NKINDS; i++) {
+        const struct cfg_email_kind *ek = &k->c->email.kind[i];
+        if (!ek->enable)
+            continue;
+#define KEY(m) (snprintf(key, sizeof key, "Butler.emailNotification.%s.%s", names[i], m), key)
+        compile(k, KEY("subject"), NULL, ek->subject, strlen(ek->subject));
+        if (!*ek->bodyFileDirectory || !*ek->htmlTemplateFile)
+            continue; /* reported by the loader */
+        char *file = mail_template_file(ek, k->c->workingDirectory);
+        template_file(k, KEY("htmlTemplateFile"), file);
+        free(file);
+#undef KEY
+    }
+}
+
 static void spool(struct ck *k)
 {
     const char *d = k->c->notify.spoolDirectory;
@@ -211,7 +234,11 @@ void notify_check(const struct cfg *c, struct strlist *errors, struct strlist *w
         chat(&k, "Teams", c->teams.k, 0);
     if (c->webhook.enable)
         webhooks(&k);
-    if ((c->slack.enable && (c->slack.k[0].enable || c->slack.k[1].enable)) ||
+    int mail = c->email.enable && (c->email.kind[0].enable || c->email.kind[1].enable ||
+                                   c->email.kind[2].enable);
+    if (mail)
+        email(&k);
+    if (mail || (c->slack.enable && (c->slack.k[0].enable || c->slack.k[1].enable)) ||
         (c->teams.enable && (c->teams.k[0].enable || c->teams.k[1].enable)) ||
         (c->webhook.enable && (c->webhook.hooks[0].n || c->webhook.hooks[1].n)))
         spool(&k);

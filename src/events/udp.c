@@ -11,6 +11,7 @@
 #include "guid.h"
 #include "log.h"
 #include "notify.h"
+#include "outbox.h"
 #include "mqtt.h"
 #include "stats.h"
 #include "users.h"
@@ -511,12 +512,14 @@ static int task_event(enum udp_ttype t, char **f, size_t n)
         log_info("%s: host %s, task %s (%s), execution %s",
                  t == UDP_T_SUCCESS ? "reload task succeeded" : "distribution task finished", f[1],
                  f[2], tid, f[9]);
-        return 0;
+        if (t == UDP_T_DISTRIBUTE || !notify_wanted(c, OB_SUCCESS))
+            return 0; /* success: e-mail only (butlerd(8), Alerts) */
+    } else {
+        log_info("reload task %s: host %s, task %s (%s), app %s, execution %s: %s",
+                 t == UDP_T_FAILED ? "failed" : "aborted", f[1], f[2], tid, aid, f[9], f[10]);
+        if (!c->mqtt.enable && !notify_wanted(c, t == UDP_T_ABORTED ? OB_ABORTED : OB_FAILED))
+            return 0; /* no destination */
     }
-    log_info("reload task %s: host %s, task %s (%s), app %s, execution %s: %s",
-             t == UDP_T_FAILED ? "failed" : "aborted", f[1], f[2], tid, aid, f[9], f[10]);
-    if (!c->mqtt.enable && !notify_wanted(c, t == UDP_T_ABORTED))
-        return 0; /* no destination */
     unsigned out = events_outstanding(EV_TASK_EVENT);
     unsigned conc = (unsigned)c->udp.mqMaxConcurrent, max = (unsigned)c->udp.mqMaxSize;
     if (conc > EVENTS_MAX_THREADS)
@@ -532,8 +535,9 @@ static int task_event(enum udp_ttype t, char **f, size_t n)
         return 1;
     }
     json_object *job = json_object_new_object(), *fa = json_object_new_array();
-    json_object_object_add(job, "outcome", json_object_new_string(t == UDP_T_FAILED ? "failed"
-                                                                                 : "aborted"));
+    json_object_object_add(job, "outcome", json_object_new_string(t == UDP_T_FAILED    ? "failed"
+                                                          : t == UDP_T_SUCCESS ? "success"
+                                                                               : "aborted"));
     for (int i = 0; i < 11; i++)
         json_object_array_add(fa, json_object_new_string(i == 5 ? tid : i == 6 ? aid : f[i]));
     json_object_object_add(job, "fields", fa);

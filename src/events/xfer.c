@@ -1,7 +1,9 @@
-/* Transfers per destination (see xfer.h): HTTP for Slack, Teams and webhooks. */
+/* Transfers per destination (see xfer.h): HTTP for Slack, Teams and webhooks, SMTP
+ * for e-mail. */
 #include "xfer.h"
 #include "butlerd.h"
 #include "cfg.h"
+#include "mail.h"
 #include "outbox.h"
 #include "util.h"
 
@@ -17,8 +19,12 @@ void xfer_free(struct xfer *x)
 {
     curl_slist_free_all(x->hdrs);
     free(x->body);
+    if (x->mail)
+        mail_xfer_free(x->mail);
+    free(x->mail);
     x->hdrs = NULL;
     x->body = NULL;
+    x->mail = NULL;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *arg)
@@ -125,11 +131,43 @@ static int http_classify(CURL *h, CURLcode rc, char *err)
     return XFER_PERMANENT; /* other 4xx, and a 3xx left after the redirects */
 }
 
+/* The message and X->mail live in X until the transfer is freed. */
+static int mail_easy(CURL *h, struct xfer *x, json_object *req, const struct cfg *c, char *err)
+{
+    const char *from = jget(req, "from"), *to = jget(req, "to"), *msg = jget(req, "message");
+    if (!from || !to || !msg) {
+        snprintf(err, XFER_ERR_MAX, "entry has no usable request");
+        return -1;
+    }
+    x->body = xstrdup(msg);
+    x->mail = xcalloc(1, sizeof *x->mail);
+    if (mail_setup_easy(h, &c->email.smtp, c->notify.smtpTimeoutSeconds, from, to, x->body,
+                        x->mail) < 0) {
+        snprintf(err, XFER_ERR_MAX, "libcurl refused an SMTP option");
+        return -1;
+    }
+    return 0;
+}
+
+static int smtp_classify(CURL *h, CURLcode rc, char *err)
+{
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    switch (mail_classify(rc, code, err, XFER_ERR_MAX)) {
+    case MAIL_ACCEPTED:
+        return XFER_ACCEPTED;
+    case MAIL_PERMANENT:
+        return XFER_PERMANENT;
+    default:
+        return XFER_TRANSIENT;
+    }
+}
+
 static const struct xfer_kind kinds[] = {
     {OB_SLACK, http_easy, http_classify},
     {OB_TEAMS, http_easy, http_classify},
     {OB_WEBHOOK, http_easy, http_classify},
-    /* {OB_EMAIL, mail_easy, mail_classify}: see xfer.h */
+    {OB_EMAIL, mail_easy, smtp_classify},
 };
 
 const struct xfer_kind *xfer_kind_of(int dest)

@@ -2,10 +2,9 @@
  * is classified (butlerd(8), Outbox): one entry per destination. The delivery
  * process (delivery.c) drives the transfers; this file knows the protocols.
  *
- * E-mail plugs in as one more entry of the table in xfer.c, {OB_EMAIL,
- * mail_easy, mail_classify}: mail_easy sets the SMTP URL, MAIL FROM, RCPT TO and
- * the message from the entry's request {"from","to","message"} and the current
- * emailNotification.smtp settings of C; mail_classify applies the SMTP rules. */
+ * E-mail (mail_easy) takes the entry's request {"from","to","message"} and the
+ * emailNotification.smtp settings of the configuration current at the attempt:
+ * credentials are never stored in the entry (butlerd(8), Outbox). */
 #ifndef XFER_H
 #define XFER_H
 
@@ -13,6 +12,7 @@
 #include <json-c/json.h>
 
 struct cfg;
+struct mail_xfer;
 
 #define XFER_ERR_MAX 300
 
@@ -23,6 +23,7 @@ struct xfer {
     struct curl_slist *hdrs;
     char *body;
     long retry_after_s; /* from a Retry-After header, -1 if none */
+    struct mail_xfer *mail; /* e-mail: the transfer's state; body holds the message */
 };
 void xfer_free(struct xfer *x);
 

@@ -5,6 +5,7 @@
 #include "events_child.h"
 #include "log.h"
 #include "notify.h"
+#include "outbox.h"
 #include "qrs.h"
 #include "stats.h"
 #include "util.h"
@@ -217,12 +218,14 @@ void taskevent_handle(const struct cfg *c, const char *job)
     }
     struct task_event e = {0};
     e.aborted = !strcmp(json_object_get_string(outcome), "aborted");
+    e.success = !strcmp(json_object_get_string(outcome), "success");
     for (int i = 0; i < 11; i++)
         e.f[i] = json_object_get_string(json_object_array_get_idx(fields, i));
-    const char *what = e.aborted ? "aborted task" : "failed task";
+    const char *what = e.success ? "succeeded task" : e.aborted ? "aborted task" : "failed task";
 
-    int mqtt = 0, alerts = notify_wanted(c, e.aborted);
-    for (size_t i = 0; i < NDEST; i++)
+    int mqtt = 0, alerts = notify_wanted(c, e.success ? OB_SUCCESS : e.aborted ? OB_ABORTED
+                                                                                : OB_FAILED);
+    for (size_t i = 0; i < NDEST && !e.success; i++) /* MQTT: failed and aborted only */
         mqtt |= destinations[i].wants(c, &e);
     json_object *tasks = NULL, *full = NULL, *apps = NULL;
     int ok = 0, known = 0;
