@@ -6,6 +6,8 @@
 #include "mailaddr.h"
 #include "cfg_fixture.h"
 #include "unit.h"
+
+#include <sys/stat.h>
 #include "utf8.h"
 #include "util.h"
 
@@ -663,7 +665,14 @@ static void test_config(void)
     CHECK(c == NULL && has(&m.errors, 2, "smtpTimeoutSeconds = 0 is out of range"));
     cfg_msgs_free(&m);
 
-    /* a good one: the misspelt key still works, priority is trimmed and case-insensitive */
+    /* a good one: the misspelt key still works, priority is trimmed and case-insensitive;
+     * the HTML template t/s.handlebars exists (it is compiled when the file is loaded) */
+    char dir[] = "/tmp/butlerd-test-mail-XXXXXX", cwd[4096];
+    if (!mkdtemp(dir) || !getcwd(cwd, sizeof cwd) || chdir(dir) < 0 || mkdir("t", 0700) < 0)
+        abort();
+    FILE *tf = fopen("t/s.handlebars", "w");
+    if (!tf || fputs("<p>{{taskName}}</p>\n", tf) < 0 || fclose(tf) != 0)
+        abort();
     c = load("Butler = { emailNotification = { enable = true;\n"
              " smtp = { host = \"127.0.0.1\"; auth = { enable = true; user = \"u\"; };\n"
              "  tls = { ignoreTLS = true; }; };\n"
@@ -678,6 +687,11 @@ static void test_config(void)
     CHECK(has(&m.warnings, 2, "credentials are sent in clear"));
     CHECK(!has(&m.warnings, 0, "no e-mail will be sent"));
     cfg_free(c);
+    unlink("t/s.handlebars");
+    rmdir("t");
+    if (chdir(cwd) < 0)
+        abort();
+    rmdir(dir);
     cfg_msgs_free(&m);
     for (size_t i = 0; i < m.errors.n; i++)
         fprintf(stderr, "%s\n", m.errors.v[i]);

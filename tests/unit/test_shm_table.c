@@ -124,7 +124,13 @@ int main(void)
     CHECK(put("t", "after-expiry", "v", 0) == KV_OK);
     CHECK(kv_check() == 0);
 
-    /* a damaged stripe (a chain that loops) is rebuilt by the repair routine */
+    /* a damaged stripe (a chain that loops) is rebuilt by the repair routine; keys that
+     * do not expire first, so that some stripe surely holds two (20 keys, 8 stripes)
+     * however many of the ones above a loaded machine let expire already */
+    for (i = 0; i < 20; i++) {
+        snprintf(k, sizeof k, "d%d", i);
+        put("n4", k, "v", 0);
+    }
     struct shm_table *t = shm_ptr(shm.hdr->kv_table_off);
     uint32_t s;
     for (s = 0; s < t->nstripes && shm_table_stripe(t, s)->count < 2; s++) {
