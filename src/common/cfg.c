@@ -48,6 +48,7 @@ struct key {
 #define S(p, f, d) {p, KT_STR, O(f), 0, d, 0, 0, 0, NULL}
 #define SR(p, f, d) {p, KT_STR, O(f), 0, d, 0, 0, K_RESTART, NULL}
 #define L(p, f) {p, KT_STRLIST, O(f), 0, NULL, 0, 0, 0, NULL}
+#define LR(p, f) {p, KT_STRLIST, O(f), 0, NULL, 0, 0, K_RESTART, NULL}
 #define T(p, f, m) {p, KT_TUPLES, O(f), 0, NULL, 0, 0, 0, m}
 /* A list of identities: m is "token" (name, sha256) or "certificate" (subject). */
 #define ID(p, f, m) {p, KT_IDENTS, O(f), 0, NULL, 0, 0, 0, m}
@@ -332,6 +333,9 @@ static const struct key keys[] = {
     SR("butlerd.store.redis.host", store.host, "127.0.0.1"),
     IR("butlerd.store.redis.port", store.port, 6379, 1, 65535),
     SR("butlerd.store.redis.password", store.password, ""),
+    LR("butlerd.store.redis.sentinels", store.sentinels),
+    SR("butlerd.store.redis.masterName", store.masterName, "mymaster"),
+    SR("butlerd.store.redis.sentinelPassword", store.sentinelPassword, ""),
     IR("butlerd.store.redis.database", store.database, 0, 0, 1000000),
     SR("butlerd.store.redis.keyPrefix", store.keyPrefix, "butlerd:"),
     IR("butlerd.store.redis.connectTimeoutMs", store.connectTimeoutMs, 1000, 10, 600000),
@@ -1035,6 +1039,23 @@ static void validate(struct loader *ld)
     else if (!strcmp(c->store.backend, "redis") && !*c->store.host)
         msg(&m->errors, c->file, line_of(c, "butlerd.store.redis.host"),
             "butlerd.store.backend is \"redis\" but butlerd.store.redis.host is empty");
+    for (size_t i = 0; i < c->store.sentinels.n; i++) {
+        char *h;
+        int port;
+        if (hostport_parse(c->store.sentinels.v[i], 26379, &h, &port) < 0)
+            msg(&m->errors, c->file, line_of(c, "butlerd.store.redis.sentinels"),
+                "butlerd.store.redis.sentinels: \"%s\" is not host:port ([address]:port for IPv6)",
+                c->store.sentinels.v[i]);
+        else
+            free(h);
+    }
+    if (c->store.sentinels.n > 16)
+        msg(&m->errors, c->file, line_of(c, "butlerd.store.redis.sentinels"),
+            "butlerd.store.redis.sentinels lists %zu Sentinels; at most 16 are used",
+            c->store.sentinels.n);
+    if (c->store.sentinels.n && !*c->store.masterName)
+        msg(&m->errors, c->file, line_of(c, "butlerd.store.redis.masterName"),
+            "butlerd.store.redis.sentinels is set but butlerd.store.redis.masterName is empty");
     if (strcmp(c->audit.destination, "off") && strcmp(c->audit.destination, "file") &&
         strcmp(c->audit.destination, "syslog"))
         msg(&m->errors, c->file, line_of(c, "butlerd.audit.destination"),
@@ -1260,6 +1281,16 @@ void cfg_keep_restart_keys(const struct cfg *a, struct cfg *b, struct strlist *o
             free(*FIELD(b, k, char *));
             *FIELD(b, k, char *) = xstrdup(*FIELD(a, k, char *));
             break;
+        case KT_STRLIST: {
+            struct strlist *la = FIELD(a, k, struct strlist), *lb = FIELD(b, k, struct strlist);
+            same = la->n == lb->n;
+            for (size_t j = 0; same && j < la->n; j++)
+                same = !strcmp(la->v[j], lb->v[j]);
+            strlist_free(lb);
+            for (size_t j = 0; j < la->n; j++)
+                strlist_add(lb, xstrdup(la->v[j]));
+            break;
+        }
         default:
             break;
         }

@@ -195,7 +195,8 @@ struct cfg {
     } kvPersistence;
     struct {
         char *backend; /* "shm" or "redis" */
-        char *host, *password, *keyPrefix;
+        char *host, *password, *keyPrefix, *masterName, *sentinelPassword;
+        struct strlist sentinels; /* "host:port"; empty: host and port are the Redis */
         int port, database, connectTimeoutMs, commandTimeoutMs;
     } store;
     int activeUsersMaxIdleSeconds;

@@ -120,3 +120,37 @@ int set_cloexec(int fd)
     return fl < 0 ? -1 : fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
 }
 
+int hostport_parse(const char *s, int def, char **host, int *port)
+{
+    const char *colon, *h = s;
+    size_t hl;
+    if (*s == '[') {
+        const char *e = strchr(s, ']');
+        if (!e)
+            return -1;
+        h = s + 1;
+        hl = (size_t)(e - h);
+        colon = e[1] == ':' ? e + 1 : NULL;
+        if (e[1] && !colon)
+            return -1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon && strchr(s, ':') != colon)
+            return -1; /* a bare IPv6 address needs brackets */
+        hl = colon ? (size_t)(colon - s) : strlen(s);
+    }
+    if (!hl)
+        return -1;
+    long p = def;
+    if (colon) {
+        char *end;
+        p = strtol(colon + 1, &end, 10);
+        if (!colon[1] || *end || p < 1 || p > 65535)
+            return -1;
+    }
+    *host = strndup(h, hl);
+    if (!*host)
+        return -1;
+    *port = (int)p;
+    return 0;
+}

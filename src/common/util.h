@@ -36,4 +36,8 @@ void strlist_free(struct strlist *l);
 int set_nonblock(int fd);
 int set_cloexec(int fd);
 
+/* Splits "host:port", "[v6-address]:port" or "host" (then *PORT = DEF). 0 with
+ * *HOST (to free), or -1 if S is malformed. */
+int hostport_parse(const char *s, int def, char **host, int *port);
+
 #endif

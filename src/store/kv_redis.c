@@ -15,33 +15,21 @@
  * expiry; their index entries are reclaimed a few at every write, and all of them
  * before a count limit is reported.
  *
- * One connection per thread (a pthread key frees it when the thread ends), with
- * connect and command timeouts; after a failure it reconnects with backoff, and
- * meanwhile answers KV_UNAVAIL at once. An outage is logged once per process: it
- * begins with the first failure and ends with the first answer. */
+ * Connections, Sentinels, timeouts and outages are redis_conn.c's: while Redis
+ * cannot be reached every operation answers KV_UNAVAIL at once. */
 #include "kv_redis.h"
 #include "cfg.h"
 #include "log.h"
 
-#include <hiredis/hiredis.h>
-#include <openssl/sha.h>
-#include <pthread.h>
+#include "redis_conn.h"
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#define BACKOFF_MIN_MS 50
-#define BACKOFF_MAX_MS 1000
-
-static struct {
-    char *host, *password, *prefix;
-    int port, database, connect_ms, command_ms;
-    long long max_ns, max_keys;
-} rc_cfg;
+static long long max_ns, max_keys;
 static atomic_int max_per_ns = 1000;
-static atomic_int outage; /* 1 while this process sees Redis as unreachable */
 
 /* ------------------------------------------------------------------ scripts */
 
@@ -167,212 +155,18 @@ static const char keys_lua[] =
 /* ARGV: P. The namespaces in creation order. */
 static const char nslist_lua[] = "return redis.call('ZRANGE', ARGV[1] .. 'nsord', 0, -1)\n";
 
-struct script {
-    const char *text;
-    char sha[41];
-};
 enum { S_PUT, S_GET, S_DEL, S_DELNS, S_KEYS, S_NSLIST, S_N };
-static struct script scripts[S_N] = {{put_lua, ""},   {get_lua, ""},  {del_lua, ""},
-                                     {delns_lua, ""}, {keys_lua, ""}, {nslist_lua, ""}};
-
-/* ------------------------------------------------------------------ connections */
-
-struct conn {
-    redisContext *c;
-    int64_t retry_at;
-    int backoff;
-    struct conn *prev, *next;
-};
-static pthread_key_t conn_key;
-static pthread_once_t conn_once = PTHREAD_ONCE_INIT;
-/* Every thread's connection, so that one still open when the process exits is
- * reachable (leak checkers) rather than lost. */
-static struct conn *conns;
-static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void conn_free(void *p)
-{
-    struct conn *k = p;
-    pthread_mutex_lock(&conns_mu);
-    if (k->prev)
-        k->prev->next = k->next;
-    else
-        conns = k->next;
-    if (k->next)
-        k->next->prev = k->prev;
-    pthread_mutex_unlock(&conns_mu);
-    if (k->c)
-        redisFree(k->c);
-    free(k);
-}
-
-static void conn_key_make(void) { pthread_key_create(&conn_key, conn_free); }
-
-static void outage_begin(const char *why)
-{
-    if (!atomic_exchange(&outage, 1))
-        log_warnx("Redis at %s:%d cannot be reached (%s): key-value requests answer 503 until "
-                  "it is back",
-                  rc_cfg.host, rc_cfg.port, why);
-}
-
-static void outage_end(void)
-{
-    if (atomic_exchange(&outage, 0))
-        log_info("Redis at %s:%d reachable again", rc_cfg.host, rc_cfg.port);
-}
-
-/* Drops the connection after an error and waits a little longer before the next try. */
-static void conn_fail(struct conn *k, const char *why)
-{
-    outage_begin(why);
-    if (k->c) {
-        redisFree(k->c);
-        k->c = NULL;
-    }
-    k->backoff = k->backoff ? k->backoff * 2 : BACKOFF_MIN_MS;
-    if (k->backoff > BACKOFF_MAX_MS)
-        k->backoff = BACKOFF_MAX_MS;
-    k->retry_at = mono_ms() + k->backoff;
-}
-
-/* Sends one command on a fresh connection; 0 if the reply is not an error. */
-static int setup_cmd(redisContext *c, int argc, const char **argv, const size_t *len, char *why,
-                     size_t whylen)
-{
-    redisReply *r = redisCommandArgv(c, argc, argv, len);
-    if (!r) {
-        snprintf(why, whylen, "%s", c->errstr);
-        return -1;
-    }
-    int bad = r->type == REDIS_REPLY_ERROR;
-    if (bad)
-        snprintf(why, whylen, "%s: %s", argv[0], r->str);
-    freeReplyObject(r);
-    return bad ? -1 : 0;
-}
-
-/* This thread's connection, made if need be; NULL while Redis cannot be reached. */
-static redisContext *conn_get(void)
-{
-    pthread_once(&conn_once, conn_key_make);
-    struct conn *k = pthread_getspecific(conn_key);
-    if (!k) {
-        k = calloc(1, sizeof *k);
-        if (!k)
-            return NULL;
-        pthread_mutex_lock(&conns_mu);
-        k->next = conns;
-        if (conns)
-            conns->prev = k;
-        conns = k;
-        pthread_mutex_unlock(&conns_mu);
-        pthread_setspecific(conn_key, k);
-    }
-    if (k->c)
-        return k->c;
-    if (k->retry_at && mono_ms() < k->retry_at)
-        return NULL;
-    struct timeval ct = {rc_cfg.connect_ms / 1000, (rc_cfg.connect_ms % 1000) * 1000};
-    struct timeval cmd = {rc_cfg.command_ms / 1000, (rc_cfg.command_ms % 1000) * 1000};
-    char why[256];
-    k->c = redisConnectWithTimeout(rc_cfg.host, rc_cfg.port, ct);
-    if (!k->c || k->c->err) {
-        snprintf(why, sizeof why, "%s", k->c ? k->c->errstr : "out of memory");
-        conn_fail(k, why);
-        return NULL;
-    }
-    redisSetTimeout(k->c, cmd);
-    if (*rc_cfg.password) {
-        const char *argv[] = {"AUTH", rc_cfg.password};
-        size_t len[] = {4, strlen(rc_cfg.password)};
-        if (setup_cmd(k->c, 2, argv, len, why, sizeof why) < 0) {
-            conn_fail(k, why);
-            return NULL;
-        }
-    }
-    if (rc_cfg.database) {
-        char db[16];
-        snprintf(db, sizeof db, "%d", rc_cfg.database);
-        const char *argv[] = {"SELECT", db};
-        size_t len[] = {6, strlen(db)};
-        if (setup_cmd(k->c, 2, argv, len, why, sizeof why) < 0) {
-            conn_fail(k, why);
-            return NULL;
-        }
-    }
-    k->retry_at = 0; /* the backoff is reset by the first answer (run) */
-    return k->c;
-}
-
-/* Replies that mean "Redis cannot serve us now" rather than "we asked wrongly". */
-static int transient(const char *msg)
-{
-    return !strncmp(msg, "LOADING", 7) || !strncmp(msg, "READONLY", 8) ||
-           !strncmp(msg, "MASTERDOWN", 10) || !strncmp(msg, "BUSY", 4) ||
-           !strncmp(msg, "NOAUTH", 6) || !strncmp(msg, "OOM", 3);
-}
+static struct redis_script scripts[S_N] = {{put_lua, ""},   {get_lua, ""},  {del_lua, ""},
+                                           {delns_lua, ""}, {keys_lua, ""}, {nslist_lua, ""}};
 
 /* Runs script S with ARGV = prefix, then the N arguments. Returns the reply, or NULL
  * with *RC set to KV_UNAVAIL or KV_ERROR. */
 static redisReply *run(int s, int n, const char **args, const size_t *lens, int *rc)
 {
-    redisContext *c = conn_get();
-    if (!c) {
-        *rc = KV_UNAVAIL;
-        return NULL;
-    }
-    const char *argv[12];
-    size_t len[12];
-    argv[0] = "EVALSHA";
-    argv[1] = scripts[s].sha;
-    argv[2] = "0";
-    argv[3] = rc_cfg.prefix;
-    for (int i = 0; i < n; i++) {
-        argv[4 + i] = args[i];
-        len[4 + i] = lens[i];
-    }
-    len[0] = 7;
-    len[1] = 40;
-    len[2] = 1;
-    len[3] = strlen(rc_cfg.prefix);
-    redisReply *r = redisCommandArgv(c, 4 + n, argv, len);
-    if (r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8)) {
-        freeReplyObject(r);
-        argv[0] = "EVAL";
-        argv[1] = scripts[s].text;
-        len[0] = 4;
-        len[1] = strlen(scripts[s].text);
-        r = redisCommandArgv(c, 4 + n, argv, len);
-    }
-    struct conn *k = pthread_getspecific(conn_key);
-    if (!r) {
-        conn_fail(k, c->errstr[0] ? c->errstr : "connection lost");
-        *rc = KV_UNAVAIL;
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        if (transient(r->str)) {
-            conn_fail(k, r->str);
-            *rc = KV_UNAVAIL;
-        } else {
-            log_warnx("Redis key-value script failed: %s", r->str);
-            *rc = KV_ERROR;
-        }
-        freeReplyObject(r);
-        return NULL;
-    }
-    /* A connection is not enough (a hung Redis still accepts them): the outage
-     * ends with the first answer. */
-    k->backoff = 0;
-    outage_end();
+    int why;
+    redisReply *r = redis_script("key-value script", &scripts[s], n, args, lens, &why);
+    if (!r)
+        *rc = why == RS_UNAVAIL ? KV_UNAVAIL : KV_ERROR;
     return r;
 }
 
@@ -415,9 +209,9 @@ static int r_put(const char *ns, size_t nslen, const char *key, size_t klen, con
 {
     char ttl[24], mns[24], mper[24], mkeys[24];
     snprintf(ttl, sizeof ttl, "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 0));
-    snprintf(mns, sizeof mns, "%lld", rc_cfg.max_ns);
+    snprintf(mns, sizeof mns, "%lld", max_ns);
     snprintf(mper, sizeof mper, "%d", atomic_load(&max_per_ns));
-    snprintf(mkeys, sizeof mkeys, "%lld", rc_cfg.max_keys);
+    snprintf(mkeys, sizeof mkeys, "%lld", max_keys);
     const char *a[] = {ns, key, val, ttl, mns, mper, mkeys};
     size_t l[] = {nslen, klen, vlen, strlen(ttl), strlen(mns), strlen(mper), strlen(mkeys)};
     return run_rc(S_PUT, 7, a, l);
@@ -529,28 +323,9 @@ const struct kvstore_ops kv_redis_ops = {
 
 void kv_redis_configure(const struct cfg *c)
 {
-    free(rc_cfg.host);
-    free(rc_cfg.password);
-    free(rc_cfg.prefix);
-    rc_cfg.host = strdup(c->store.host);
-    rc_cfg.password = strdup(c->store.password);
-    rc_cfg.prefix = strdup(c->store.keyPrefix);
-    rc_cfg.port = c->store.port;
-    rc_cfg.database = c->store.database;
-    rc_cfg.connect_ms = c->store.connectTimeoutMs;
-    rc_cfg.command_ms = c->store.commandTimeoutMs;
-    rc_cfg.max_ns = c->shm.kvMaxNamespaces;
-    rc_cfg.max_keys = c->shm.kvMaxKeys;
-    if (!rc_cfg.host || !rc_cfg.password || !rc_cfg.prefix) {
-        log_errorx("out of memory configuring the Redis key-value store");
-        abort();
-    }
-    log_info("key-value store on Redis at %s:%d, database %d, key prefix \"%s\"", rc_cfg.host,
-             rc_cfg.port, rc_cfg.database, rc_cfg.prefix);
-    for (int i = 0; i < S_N; i++) {
-        unsigned char md[SHA_DIGEST_LENGTH];
-        SHA1((const unsigned char *)scripts[i].text, strlen(scripts[i].text), md);
-        for (int j = 0; j < SHA_DIGEST_LENGTH; j++)
-            snprintf(scripts[i].sha + 2 * j, 3, "%02x", md[j]);
-    }
+    redis_configure(c);
+    max_ns = c->shm.kvMaxNamespaces;
+    max_keys = c->shm.kvMaxKeys;
+    log_info("key-value store on Redis (%s), database %d, key prefix \"%s\"", redis_where(),
+             c->store.database, redis_prefix());
 }

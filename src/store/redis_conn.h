@@ -1,0 +1,56 @@
+/* Connections to the Redis that holds the shared state of several instances
+ * (butlerd(8), "Several instances"; butlerd.conf(5), butlerd.store.redis).
+ *
+ * One connection per thread, made on first use, with connect and command
+ * timeouts. With butlerd.store.redis.sentinels set, the master's address is asked
+ * of the Sentinels (each in turn) at every connect, and the node answering is
+ * checked to be a master with ROLE, so a failover is followed by the next
+ * reconnect. After a failure a thread waits 50 ms, doubling to 1 s, before it
+ * tries again and meanwhile answers RS_UNAVAIL at once. An outage is logged
+ * once per process: it begins with the first failure and ends with the first
+ * answer. A connection inherited across fork() is dropped, never used. */
+#ifndef REDIS_CONN_H
+#define REDIS_CONN_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+struct cfg;
+
+enum { RS_OK = 0, RS_UNAVAIL = -1, RS_ERROR = -2 };
+
+/* Takes the butlerd.store.redis settings of C; the master, before it forks (and
+ * the command-line tools). Makes no connection. */
+void redis_configure(const struct cfg *c);
+/* 1 once redis_configure has run with butlerd.store.backend = "redis". */
+int redis_in_use(void);
+/* The key prefix (butlerd.store.redis.keyPrefix). */
+const char *redis_prefix(void);
+/* "host:port" of the Redis or "master NAME via N Sentinels", for messages. */
+const char *redis_where(void);
+
+/* Runs one command on this thread's connection. Returns the reply (the caller
+ * frees it with freeReplyObject), or NULL with *RC = RS_UNAVAIL (Redis cannot
+ * be reached or cannot serve now: LOADING, READONLY, MASTERDOWN, BUSY, NOAUTH,
+ * OOM) or RS_ERROR (Redis answered an error: logged with WHAT). */
+redisReply *redis_cmd(const char *what, int argc, const char **argv, const size_t *len, int *rc);
+
+/* A Lua script run by its SHA1 (EVALSHA, EVAL when Redis does not know it). */
+struct redis_script {
+    const char *text;
+    char sha[41]; /* filled by redis_cmd_script on first use */
+};
+
+/* Runs script S with no KEYS and ARGV = the prefix, then the N arguments (at most
+ * 16). Returns as redis_cmd does. */
+redisReply *redis_script(const char *what, struct redis_script *s, int n, const char **args,
+                         const size_t *lens, int *rc);
+
+/* 1 while this process sees Redis as unreachable (since the last failure, until
+ * the next answer). */
+int redis_outage(void);
+
+/* PING on this thread's connection: 0 if Redis answered, -1 with a reason in WHY. */
+int redis_ping(char *why, size_t whylen);
+
+#endif
