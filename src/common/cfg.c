@@ -340,6 +340,7 @@ static const struct key keys[] = {
     SR("butlerd.store.redis.keyPrefix", store.keyPrefix, "butlerd:"),
     IR("butlerd.store.redis.connectTimeoutMs", store.connectTimeoutMs, 1000, 10, 600000),
     IR("butlerd.store.redis.commandTimeoutMs", store.commandTimeoutMs, 1000, 10, 600000),
+    IR("butlerd.store.redis.leaseMs", store.leaseMs, 5000, 1000, 600000),
     I("butlerd.activeUsers.maxIdleSeconds", activeUsersMaxIdleSeconds, 0, 0, INT_MAX),
     SR("butlerd.mqtt.clientId", bmqtt.clientId, ""),
     SR("butlerd.mqtt.username", bmqtt.username, ""),

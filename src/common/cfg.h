@@ -198,6 +198,7 @@ struct cfg {
         char *host, *password, *keyPrefix, *masterName, *sentinelPassword;
         struct strlist sentinels; /* "host:port"; empty: host and port are the Redis */
         int port, database, connectTimeoutMs, commandTimeoutMs;
+        int leaseMs; /* the scheduler's firing lease (butlerd(8), SCHEDULER) */
     } store;
     int activeUsersMaxIdleSeconds;
     struct {

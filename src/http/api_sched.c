@@ -1,6 +1,6 @@
 /* The scheduler endpoints (butlerd-api(7), Scheduler): parse and validate, call
  * sched.c, render. They run on a job thread: a change writes the schedule file and
- * waits for fsync. */
+ * waits for fsync, and on Redis every route waits for Redis. */
 #include "api.h"
 #include "cfg.h"
 #include "http.h"
@@ -80,6 +80,14 @@ static void reply_full(struct req *r)
     http_reply_error(r, 400, NULL, "Too many schedules (limit %d)", r->cfg->scheduler.maxSchedules);
 }
 
+/* butlerd.store.backend "redis" and Redis cannot be reached: nothing changed
+ * (butlerd(8), SCHEDULER, "Several instances"). */
+static void reply_unavail(struct req *r)
+{
+    http_reply_error(r, 503, NULL, "Scheduler unavailable: its Redis server cannot be reached, "
+                                   "try again later");
+}
+
 static void get_job(struct req *r)
 {
     json_object *q = http_query(r, id_query), *idv;
@@ -87,12 +95,18 @@ static void get_job(struct req *r)
         return;
     const char *id = json_object_object_get_ex(q, "id", &idv) ? json_object_get_string(idv) : NULL;
     struct buf b = {0};
-    if (sched_get(id, &b) == SCHED_OK) {
+    enum sched_rc rc = sched_get(id, &b);
+    if (rc == SCHED_OK) {
         http_reply_json_buf(r, 200, &b);
-    } else {
-        buf_free(&b);
-        http_reply_error(r, 400, NULL, "REST SCHEDULER: Schedule ID %s not found.", id);
+        return;
     }
+    buf_free(&b);
+    if (rc == SCHED_UNAVAIL)
+        reply_unavail(r);
+    else if (rc == SCHED_NOT_FOUND)
+        http_reply_error(r, 400, NULL, "REST SCHEDULER: Schedule ID %s not found.", id);
+    else
+        http_reply_error(r, 500, NULL, "Failed reading schedules");
 }
 
 static void create_job(struct req *r)
@@ -111,6 +125,9 @@ static void create_job(struct req *r)
     case SCHED_FULL:
         reply_full(r);
         break;
+    case SCHED_UNAVAIL:
+        reply_unavail(r);
+        break;
     default:
         http_reply_error(r, 500, NULL, "Failed adding new schedule");
     }
@@ -128,6 +145,9 @@ static void delete_job(struct req *r)
         break;
     case SCHED_NOT_FOUND:
         http_reply_error(r, 400, NULL, "REST SCHEDULER: Delete for schedule ID %s failed.", id);
+        break;
+    case SCHED_UNAVAIL:
+        reply_unavail(r);
         break;
     default:
         http_reply_error(r, 500, NULL, "Failed deleting schedule");
@@ -153,6 +173,8 @@ static void set_running(struct req *r, int on, int all)
             http_reply_error(r, 400, NULL, "REST SCHEDULER: Failed %s schedule ID %s.", verb, id);
         else if (rc == SCHED_FULL)
             reply_full(r);
+        else if (rc == SCHED_UNAVAIL)
+            reply_unavail(r);
         else
             http_reply_error(r, 500, NULL, "Failed %s schedule", verb);
     }
@@ -167,8 +189,13 @@ static void stopall_job(struct req *r) { set_running(r, 0, 1); }
 static void status_job(struct req *r)
 {
     struct buf b = {0};
-    sched_status_text(&b);
-    http_reply_text(r, 200, b.p);
+    enum sched_rc rc = sched_status_text(&b);
+    if (rc == SCHED_OK)
+        http_reply_text(r, 200, b.p);
+    else if (rc == SCHED_UNAVAIL)
+        reply_unavail(r);
+    else
+        http_reply_error(r, 500, NULL, "Failed reading schedules");
     buf_free(&b);
 }
 

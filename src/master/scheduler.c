@@ -18,7 +18,19 @@
  * but every firing is still decided on time and claimed once. A thread is added
  * whenever every thread is busy, up to START_THREADS; each keeps its QRS
  * connection, so a burst does not cost a TLS handshake per start (bench/sched.py:
- * 64 threads made a burst of 200 starts slower, not faster, and cost 30 MB). */
+ * 64 threads made a burst of 200 starts slower, not faster, and cost 30 MB).
+ *
+ * On Redis (butlerd.store.backend = "redis"; butlerd(8), SCHEDULER, "Several
+ * instances") every instance runs this process, but only the one holding the
+ * firing lease in Redis fires: it renews the lease every third of
+ * butlerd.store.redis.leaseMs, the others try to take it at the same pace, so
+ * when the holder dies another fires within the lease time. The holder claims each
+ * second's firings in Redis in one script, which checks that its lease (token and
+ * fencing epoch) is still current and that each schedule's second is after the
+ * last one fired: a holder paused past its lease fires nothing when it wakes. The
+ * others go on computing next firings without firing, so a new holder starts
+ * with the next due second. The same tick reads the list's version and brings
+ * this instance's copy up to date (sched_refresh). */
 #include "scheduler.h"
 #include "butlerd.h"
 #include "cfg.h"
@@ -27,7 +39,9 @@
 #include "log.h"
 #include "proc.h"
 #include "qrs.h"
+#include "redis_conn.h"
 #include "sched_list.h"
+#include "sched_redis.h"
 #include "stats.h"
 #include "task.h"
 #include "util.h"
@@ -39,6 +53,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +64,14 @@
 #define QUEUE_MAX 100000   /* firings waiting for a thread; beyond: skipped, logged */
 
 static const struct cfg *sc_cfg;
+
+/* The firing lease on Redis (see above). */
+static struct {
+    char token[33];  /* random, this process's */
+    int64_t epoch;   /* fencing number of the lease held; 0: not the holder */
+    int64_t next_ms; /* monotonic time of the next renewal or attempt */
+    int lease_ms, period_ms;
+} lease;
 
 /* ------------------------------------------------------------ start threads */
 
@@ -165,6 +188,9 @@ static void enqueue(const char *id, const char *task, int64_t planned_s)
 
 /* ------------------------------------------------------------ the running list */
 
+struct entry;
+static void want(struct entry *e, int64_t t);
+
 struct entry {
     char *id, *task;
     struct cron cron;
@@ -261,7 +287,7 @@ static void fire_entry(struct entry *e, int64_t now, int claimed, int64_t prev)
         if (now - t <= LATE_ALL_S) {
             recent++;
             if (claimed)
-                enqueue(e->id, e->task, t);
+                want(e, t);
         } else {
             skipped += latest_old >= 0;
             latest_old = t;
@@ -270,7 +296,7 @@ static void fire_entry(struct entry *e, int64_t now, int claimed, int64_t prev)
     if (latest_old >= 0 && recent)
         skipped++;
     else if (latest_old >= 0 && claimed)
-        enqueue(e->id, e->task, latest_old);
+        want(e, latest_old);
     if (skipped) {
         STAT_ADD(sched_skipped, (uint64_t)skipped);
         log_warnx("schedule %s: %lld firing(s) skipped, the scheduler was %lld s late", e->id,
@@ -279,11 +305,88 @@ static void fire_entry(struct entry *e, int64_t now, int claimed, int64_t prev)
     e->next = next_after(e, now);
 }
 
+/* ---- firings claimed in Redis */
+
+static struct {
+    struct entry **e;
+    int64_t *t;
+    size_t n, cap;
+} batch;
+
+static void lease_lost(const char *why)
+{
+    if (lease.epoch)
+        log_warnx("this instance no longer fires the schedules: %s", why);
+    lease.epoch = 0;
+}
+
+/* Takes or renews the lease, and brings the list up to date. */
+static void lease_tick(void)
+{
+    int64_t epoch;
+    uint64_t ver = 0;
+    lease.next_ms = now_ms() + lease.period_ms;
+    int rc = sched_redis_lease(lease.token, lease.lease_ms, &epoch, &ver);
+    if (rc != RS_OK) {
+        lease_lost(rc == RS_UNAVAIL ? "Redis cannot be reached" : "Redis answered an error");
+        return;
+    }
+    if (epoch && !lease.epoch)
+        log_info("this instance fires the schedules (firing lease epoch %lld)", (long long)epoch);
+    else if (!epoch)
+        lease_lost("another instance holds the firing lease");
+    lease.epoch = epoch;
+    sched_refresh(ver);
+}
+
+/* The firing of E at second T, on Redis: claimed with the others of this pass. */
+static void want(struct entry *e, int64_t t)
+{
+    if (!sched_on_redis()) {
+        enqueue(e->id, e->task, t);
+        return;
+    }
+    if (batch.n == batch.cap) {
+        batch.cap = batch.cap ? 2 * batch.cap : 64;
+        batch.e = xrealloc(batch.e, batch.cap * sizeof *batch.e);
+        batch.t = xrealloc(batch.t, batch.cap * sizeof *batch.t);
+    }
+    batch.e[batch.n] = e;
+    batch.t[batch.n++] = t;
+}
+
+/* Claims the firings of this pass in Redis and starts those this holder won. */
+static void claim_batch(void)
+{
+    if (!batch.n)
+        return;
+    json_object *a = json_object_new_array();
+    char sec[24];
+    for (size_t i = 0; i < batch.n; i++) {
+        snprintf(sec, sizeof sec, "%lld", (long long)batch.t[i]);
+        json_object_array_add(a, json_object_new_string(batch.e[i]->id));
+        json_object_array_add(a, json_object_new_string(sec));
+    }
+    char *flags;
+    int rc = sched_redis_claim(lease.token, lease.epoch,
+                               json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN), &flags);
+    json_object_put(a);
+    if (rc != RS_OK)
+        lease_lost(rc == RS_UNAVAIL ? "Redis cannot be reached" : "Redis answered an error");
+    else if (!flags)
+        lease_lost("its firing lease was taken over");
+    for (size_t i = 0; flags && i < batch.n && flags[i]; i++)
+        if (flags[i] == '1')
+            enqueue(batch.e[i]->id, batch.e[i]->task, batch.t[i]);
+    free(flags);
+    batch.n = 0;
+}
+
 /* Fires what is due at NOW (seconds); returns the earliest next firing. */
 static int64_t fire_due(int64_t now)
 {
     int64_t earliest = INT64_MAX;
-    int claimed = -1; /* -1: not asked yet */
+    int claimed = sched_on_redis() ? lease.epoch != 0 : -1; /* -1: not asked yet */
     int64_t prev = 0; /* seconds after this one are ours to fire */
     for (size_t i = 0; i < run.n; i++) {
         struct entry *e = &run.v[i];
@@ -295,6 +398,7 @@ static int64_t fire_due(int64_t now)
         if (e->next < earliest)
             earliest = e->next;
     }
+    claim_batch();
     return earliest;
 }
 
@@ -327,11 +431,23 @@ static void __attribute__((noreturn)) scheduler_main(const struct proc *p, int f
     int64_t now = now_real_ms() / 1000, w = sched_watermark();
     rebuild(w > now ? w : now);
     int64_t earliest = INT64_MIN;
+    if (sched_on_redis()) {
+        unsigned char r[16];
+        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+            for (size_t i = 0; i < sizeof r; i++) /* cannot happen after boot */
+                r[i] = (unsigned char)(random() ^ getpid());
+        for (size_t i = 0; i < sizeof r; i++)
+            snprintf(lease.token + 2 * i, 3, "%02x", r[i]);
+        lease.lease_ms = sc_cfg->store.leaseMs;
+        lease.period_ms = lease.lease_ms / 3 < 1000 ? lease.lease_ms / 3 : 1000;
+    }
     while (!term) {
         if (usr1) {
             usr1 = 0;
             log_reopen();
         }
+        if (sched_on_redis() && now_ms() >= lease.next_ms)
+            lease_tick();
         if (sched_generation() != run.gen) {
             sched_wake_drain();
             now = now_real_ms() / 1000;
@@ -344,6 +460,8 @@ static void __attribute__((noreturn)) scheduler_main(const struct proc *p, int f
             earliest = fire_due(ms / 1000);
         ms = now_real_ms();
         int64_t wait = earliest == INT64_MAX ? 1000 : earliest * 1000 - ms;
+        if (sched_on_redis() && lease.next_ms - now_ms() < wait)
+            wait = lease.next_ms - now_ms();
         struct pollfd pf = {sched_wake_fd(), POLLIN, 0};
         poll(&pf, 1, wait < 0 ? 0 : wait > 1000 ? 1000 : (int)wait);
     }
@@ -362,6 +480,8 @@ static void __attribute__((noreturn)) scheduler_main(const struct proc *p, int f
     pthread_mutex_unlock(&fq.mu);
     if (dropped)
         log_warnx("stopping: %u scheduled task starts not sent", dropped);
+    if (sched_on_redis() && lease.epoch)
+        sched_redis_release(lease.token); /* another instance need not wait for it to expire */
     for (unsigned i = 0; i < fq.nthreads; i++)
         pthread_join(fq.th[i], NULL);
     _exit(EXIT_OK);

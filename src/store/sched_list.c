@@ -6,6 +6,8 @@
 #include "jsonarr.h"
 #include "log.h"
 #include "newfile.h"
+#include "redis_conn.h"
+#include "sched_redis.h"
 #include "shm_lock.h"
 #include "util.h"
 
@@ -36,12 +38,14 @@ struct sched_shared {
     uint64_t len[2];
     uint64_t cap;       /* bytes of each buffer */
     unsigned max;       /* butlerd.scheduler.maxSchedules */
+    uint64_t rver;      /* on Redis: the version of the list copied here; 0: none */
     char path[4096];    /* the schedule file */
     /* two buffers of cap bytes follow */
 };
 
 static struct sched_shared *area;
 static int wake_fd = -1;
+static int on_redis; /* butlerd.store.backend = "redis" (sched_redis.h) */
 
 static char *buffer(unsigned i) { return (char *)(area + 1) + (size_t)i * area->cap; }
 
@@ -503,6 +507,7 @@ int sched_init(const struct cfg *c)
         return -1;
     }
     area = p;
+    on_redis = !strcmp(c->store.backend, "redis");
     area->cap = cap;
     area->max = (unsigned)c->scheduler.maxSchedules;
     if (strlen(c->scheduler.configfile) >= sizeof area->path ||
@@ -626,6 +631,159 @@ static void pass_free(struct pass *ps)
     buf_free(&ps->one);
 }
 
+/* ------------------------------------------------------------ on Redis */
+
+int sched_on_redis(void) { return on_redis; }
+
+static enum sched_rc from_rs(int rc) { return rc == RS_UNAVAIL ? SCHED_UNAVAIL : SCHED_IO; }
+
+/* Makes the list Redis answered (R: {version, item...}) this instance's copy, and
+ * writes the schedule file as its backup; the scheduler process is woken. */
+static void cache_put(redisReply *r)
+{
+    uint64_t ver = (uint64_t)r->element[0]->integer;
+    struct lists l = {0};
+    for (size_t i = 1; i < r->elements; i++) {
+        json_object *s = r->element[i]->type == REDIS_REPLY_STRING
+                             ? json_tokener_parse(r->element[i]->str)
+                             : NULL;
+        if (s && json_object_is_type(s, json_type_object))
+            lists_add(&l, s);
+        json_object_put(s);
+    }
+    lists_end(&l);
+    enum sched_rc rc = SCHED_OK, wrc = SCHED_OK;
+    lock();
+    if (area->rver != ver) {
+        rc = wrc = commit(&l, 1);
+        if (rc == SCHED_IO) /* the copy in memory matters more than its backup */
+            rc = commit(&l, 0);
+        if (rc == SCHED_OK)
+            area->rver = ver;
+    }
+    unlock();
+    if (wrc == SCHED_IO)
+        log_warnx("cannot write the backup copy of the shared schedule list to %s", area->path);
+    if (rc == SCHED_FULL)
+        log_errorx("the shared schedule list (%zu schedules, %zu bytes) exceeds this instance's "
+                   "butlerd.scheduler.maxSchedules (%u) or its budget: keeping the old copy",
+                   l.n, l.compact.len, area->max);
+    else if (rc == SCHED_OK)
+        wake();
+    lists_free(&l);
+}
+
+struct seeding {
+    struct buf items, runs;
+};
+
+static void seed_step(json_object *s, void *arg)
+{
+    struct seeding *sd = arg;
+    if (!s)
+        return;
+    if (sd->items.len)
+        put(&sd->items, "\n"); /* compact JSON has no raw newline */
+    put_schedule(&sd->items, s, 0, 0);
+    put(&sd->runs, sched_runnable(s, NULL, 0) ? "1" : "0");
+}
+
+/* Puts this instance's copy into Redis if Redis holds no list (a first start, or
+ * a Redis that lost its data): the first instance to ask seeds it. */
+static enum sched_rc seed(uint64_t have)
+{
+    struct buf list = {0};
+    struct seeding sd = {{0}, {0}};
+    lock();
+    buf_append(&list, buffer(area->active), area->len[area->active]);
+    unlock();
+    jsonarr_each(list.p, list.len, seed_step, &sd);
+    buf_free(&list);
+    int rc = sched_redis_seed(sd.items.p ? sd.items.p : "", sd.items.len,
+                              sd.runs.p ? sd.runs.p : "", have);
+    buf_free(&sd.items);
+    buf_free(&sd.runs);
+    return rc == RS_OK ? SCHED_OK : from_rs(rc);
+}
+
+/* Brings the copy up to date with Redis (see sched_refresh). */
+static enum sched_rc sync_list(void)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        uint64_t have = __atomic_load_n(&area->rver, __ATOMIC_ACQUIRE);
+        redisReply *r;
+        int rc = sched_redis_fetch(have, &r);
+        if (rc != RS_OK)
+            return from_rs(rc);
+        uint64_t ver = (uint64_t)r->element[0]->integer;
+        if (ver != have)
+            cache_put(r);
+        freeReplyObject(r);
+        if (ver)
+            return SCHED_OK;
+        enum sched_rc src = seed(have);
+        if (src != SCHED_OK)
+            return src;
+    }
+    return SCHED_IO; /* cannot happen: a seeded list stays unless Redis is flushed again */
+}
+
+enum sched_rc sched_refresh(uint64_t ver)
+{
+    if (!on_redis || (ver && ver == __atomic_load_n(&area->rver, __ATOMIC_ACQUIRE)))
+        return SCHED_OK;
+    return sync_list();
+}
+
+/* A change in Redis: OP with ID and ARG (the new item, or the state). On success
+ * *OUT is the script's reply ({version, ...}) and this instance's copy shows the
+ * change. A Redis that lost the list is seeded from the copy first. */
+static enum sched_rc redis_change(enum op op, const char *id, const char *arg, redisReply **out)
+{
+    *out = NULL;
+    for (int tries = 0; tries < 2; tries++) {
+        redisReply *r;
+        int rc = op == OP_KEEP     ? sched_redis_add(arg, area->max, &r)
+                 : op == OP_DELETE ? sched_redis_delete(id, &r)
+                                   : sched_redis_set(id, arg, &r);
+        if (rc != RS_OK)
+            return from_rs(rc);
+        long long v = r->element[0]->integer;
+        if (v == SR_NO_LIST) {
+            freeReplyObject(r);
+            enum sched_rc src = sync_list();
+            if (src != SCHED_OK)
+                return src;
+            continue;
+        }
+        if (v <= 0) {
+            freeReplyObject(r);
+            return v == SR_NOT_FOUND    ? SCHED_NOT_FOUND
+                   : v == SR_CANNOT_RUN ? SCHED_INVALID
+                   : v == SR_FULL       ? SCHED_FULL
+                                        : SCHED_IO;
+        }
+        *out = r;
+        sync_list(); /* the instance that made a change sees it at once */
+        return SCHED_OK;
+    }
+    return SCHED_IO;
+}
+
+/* The items of R from index FROM as a JSON array, appended to OUT. */
+static void put_items(struct buf *out, redisReply *r, size_t from)
+{
+    put(out, "[");
+    for (size_t i = from; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        put(out, i > from ? "," : "");
+        buf_append(out, r->element[i]->str, r->element[i]->len);
+    }
+    put(out, "]");
+}
+
+
 struct find {
     const char *id;
     struct buf *out;
@@ -646,6 +804,9 @@ static void find_step(json_object *s, void *arg)
 enum sched_rc sched_get(const char *id, struct buf *out)
 {
     struct find f = {id, out, 0};
+    enum sched_rc rc = sched_refresh(0);
+    if (rc != SCHED_OK)
+        return rc;
     lock();
     if (!id)
         buf_append(out, buffer(area->active), area->len[area->active]);
@@ -710,9 +871,24 @@ enum sched_rc sched_create(const struct cfg *c, json_object *body, json_object *
     json_object_object_add(s, "qlikSenseTaskId", json_object_new_string(task));
     json_object_object_add(s, "lastKnownState",
                            json_object_new_string(starts_up(s) ? "started" : "stopped"));
+    enum sched_rc rc;
+    if (on_redis) {
+        struct buf item = {0};
+        redisReply *r;
+        put_schedule(&item, s, 0, 0);
+        rc = redis_change(OP_KEEP, NULL, item.p, &r);
+        buf_free(&item);
+        if (r)
+            freeReplyObject(r);
+        if (rc == SCHED_OK)
+            *out = s;
+        else
+            json_object_put(s);
+        return rc;
+    }
     struct pass ps = {.op = OP_KEEP};
     lock();
-    enum sched_rc rc = area->count >= area->max ? SCHED_FULL : run_pass(&ps, s);
+    rc = area->count >= area->max ? SCHED_FULL : run_pass(&ps, s);
     unlock();
     pass_free(&ps);
     if (rc == SCHED_OK) {
@@ -726,6 +902,13 @@ enum sched_rc sched_create(const struct cfg *c, json_object *body, json_object *
 
 enum sched_rc sched_delete(const char *id)
 {
+    if (on_redis) {
+        redisReply *r;
+        enum sched_rc rc = redis_change(OP_DELETE, id, NULL, &r);
+        if (r)
+            freeReplyObject(r);
+        return rc;
+    }
     struct pass ps = {.op = OP_DELETE, .id = id};
     lock();
     enum sched_rc rc = run_pass(&ps, NULL);
@@ -738,6 +921,15 @@ enum sched_rc sched_delete(const char *id)
 
 enum sched_rc sched_set_running(const char *id, int on, struct buf *out)
 {
+    if (on_redis) {
+        redisReply *r;
+        enum sched_rc rc = redis_change(OP_SET, id, on ? "started" : "stopped", &r);
+        if (r)
+            put_items(out, r, 1);
+        if (r)
+            freeReplyObject(r);
+        return rc;
+    }
     struct pass ps = {.op = OP_SET, .id = id, .state = on ? "started" : "stopped"};
     lock();
     enum sched_rc rc = run_pass(&ps, NULL);
@@ -765,13 +957,17 @@ static void status_step(json_object *s, void *arg)
     put(out, running(s) ? " status: Running\n" : " status: Stopped\n");
 }
 
-void sched_status_text(struct buf *out)
+enum sched_rc sched_status_text(struct buf *out)
 {
+    enum sched_rc rc = sched_refresh(0);
+    if (rc != SCHED_OK)
+        return rc;
     put(out, "{\n");
     lock();
     each(status_step, out);
     unlock();
     put(out, "}\n");
+    return SCHED_OK;
 }
 
 /* ------------------------------------------------------------ the scheduler */

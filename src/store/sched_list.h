@@ -14,7 +14,14 @@
  * Workers change the list (the REST routes); the scheduler process (scheduler.c)
  * reads it whenever its generation moves, and claims each firing second with a
  * compare-and-swap on a shared watermark, so a second fires once however many
- * scheduler processes overlap (reload, respawn). */
+ * scheduler processes overlap (reload, respawn).
+ *
+ * With butlerd.store.backend = "redis" the list of record is the one in Redis
+ * (sched_redis.h), shared by every instance: each change is made there, and the
+ * shared mapping becomes this instance's copy of it, brought up to date whenever
+ * Redis holds a newer version: by every route before it answers, and by the
+ * scheduler process at least every second (butlerd(8), SCHEDULER, "Several
+ * instances"). The schedule file is then a local backup of the shared list. */
 #ifndef SCHED_LIST_H
 #define SCHED_LIST_H
 
@@ -32,6 +39,7 @@ enum sched_rc {
     SCHED_INVALID,   /* the schedule cannot run (invalid expression, zone or task ID) */
     SCHED_FULL,      /* butlerd.scheduler.maxSchedules, or the list's byte budget */
     SCHED_IO,        /* the schedule file could not be written: nothing changed */
+    SCHED_UNAVAIL,   /* butlerd.store.backend "redis": Redis cannot be reached */
 };
 
 /* Master, before the first fork: maps the shared list and, when the scheduler is
@@ -57,9 +65,15 @@ enum sched_rc sched_delete(const char *id);
  * run are left stopped); OUT gets the array of the changed schedule or of all. */
 enum sched_rc sched_set_running(const char *id, int on, struct buf *out);
 /* The text of GET /v4/schedules/status. */
-void sched_status_text(struct buf *out);
+enum sched_rc sched_status_text(struct buf *out);
 
 /* ---- the scheduler process */
+
+/* The list is kept in Redis (butlerd.store.backend = "redis"). */
+int sched_on_redis(void);
+/* On Redis: brings this instance's copy up to date if Redis's version is not VER
+ * (0: read the version), seeding Redis from the copy if it holds no list. */
+enum sched_rc sched_refresh(uint64_t ver);
 
 /* The committed list (the compact JSON array, appended to OUT) and its generation. */
 void sched_snapshot(struct buf *out, uint64_t *gen);
