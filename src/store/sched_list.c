@@ -716,7 +716,7 @@ static enum sched_rc sync_list(void)
         if (rc != RS_OK)
             return from_rs(rc);
         uint64_t ver = (uint64_t)r->element[0]->integer;
-        if (ver != have)
+        if (ver && ver != have)
             cache_put(r);
         freeReplyObject(r);
         if (ver)
