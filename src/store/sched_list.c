@@ -507,7 +507,7 @@ int sched_init(const struct cfg *c)
         return -1;
     }
     area = p;
-    on_redis = !strcmp(c->store.backend, "redis");
+    on_redis = c->store.backend && !strcmp(c->store.backend, "redis");
     area->cap = cap;
     area->max = (unsigned)c->scheduler.maxSchedules;
     if (strlen(c->scheduler.configfile) >= sizeof area->path ||
