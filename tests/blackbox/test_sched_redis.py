@@ -6,6 +6,7 @@ each firing second, also after the lease holder's scheduler process or the whole
 holder instance is killed; while Redis is down the schedule routes answer 503 and
 nothing fires, and firing resumes when it is back."""
 
+import calendar
 import os
 import secrets
 import signal
@@ -18,7 +19,7 @@ import harness
 import redisfix
 from redisfix import redis_overrides
 import schedfix as sf
-from schedfix import SLOW, TASK, TASK2, EVERY_SECOND, NEVER_NOW
+from schedfix import SLOW, TASK, TASK2, TASK3, EVERY_SECOND, NEVER_NOW
 from taskfix import certs, sim, butler  # noqa: F401 (fixtures)
 from schedfix import fire_butler  # noqa: F401 (fixture)
 
@@ -71,12 +72,11 @@ def all_seconds(ds, task):
     """Firing seconds of TASK logged by every instance in DS, together."""
     out = []
     for d in ds:
-        out += [s for s in _secs(d, task)]
+        out += _secs(d, task)
     return sorted(out)
 
 
 def _secs(d, task):
-    import calendar
     return [calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S"))
             for m in sf.FIRING_LINE.finditer(d.log()) if m.group(2) == task]
 
@@ -229,6 +229,30 @@ def test_one_instance_fires_each_second_and_takes_over(pair, sim):  # noqa: F811
     assert len(starts) <= len(secs)
     r = sf.delete(other, s["id"])
     assert r.status == 204, r
+
+
+def test_paused_holder_fires_nothing_when_it_wakes(pair, sim):  # noqa: F811
+    a, b = pair()
+    ds = (a, b)
+    t0 = time.time()
+    sf.create(b, sf.body(cron=EVERY_SECOND, task=TASK3))
+    wait_fired_after(ds, TASK3, t0, 3, 15 * SLOW)
+    h = holder_of(ds, t0)
+    pid = sf.sched_pid(h)
+    t_stop = time.time()
+    os.kill(pid, signal.SIGSTOP)   # paused past its lease, not dead
+    try:
+        wait_fired_after(ds, TASK3, t_stop + LEASE_MS / 1000.0, 3, 20 * SLOW)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    t_cont = time.time()
+    wait_fired_after(ds, TASK3, t_cont + 1, 3, 20 * SLOW)
+    secs = all_seconds(ds, TASK3)
+    check_no_double(secs)
+    limit = LEASE_MS / 1000.0 + 3
+    sf.check_once_per_firing(secs, gaps_allowed=[(t_stop - 1, t_stop + limit)])
+    starts = [t for t in sf.start_times(sim, TASK3) if t > t0]
+    assert len(starts) <= len(secs)
 
 
 def test_redis_down_503_no_firing_then_resumes(pair, sim):  # noqa: F811
