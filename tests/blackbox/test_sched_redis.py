@@ -261,6 +261,27 @@ def test_paused_holder_fires_nothing_when_it_wakes(pair, sim):  # noqa: F811
     assert len(starts) <= len(secs)
 
 
+def test_only_the_lease_holder_fires(pair, redis_server, sim):  # noqa: F811
+    """A lease taken by someone else (a token no instance has) stops all firing
+    until it expires; then an instance takes it with a new fencing number."""
+    a, b = pair()
+    ds = (a, b)
+    t0 = time.time()
+    sf.create(a, sf.body(cron=EVERY_SECOND, task=TASK))
+    wait_fired_after(ds, TASK, t0, 2, 15 * SLOW)
+    prefix = a.overrides["butlerd"]["store"]["redis"]["keyPrefix"]
+    epoch = int(redis_server.cli("GET", prefix + "sched:epoch"))
+    redis_server.cli("SET", prefix + "sched:lease", "intruder", "PX", "4000")
+    redis_server.cli("INCR", prefix + "sched:epoch")
+    t_steal = time.time()
+    wait_fired_after(ds, TASK, t_steal + 4, 2, 20 * SLOW)
+    secs = all_seconds(ds, TASK)
+    check_no_double(secs)
+    during = [x for x in secs if t_steal + 1 < x < t_steal + 3.5]
+    assert not during, "fired while another held the lease: %s" % sf.fmt_times(during)
+    assert int(redis_server.cli("GET", prefix + "sched:epoch")) >= epoch + 2
+
+
 def test_redis_down_503_no_firing_then_resumes(pair, sim):  # noqa: F811
     server = redisfix.RedisServer().start()
     try:
