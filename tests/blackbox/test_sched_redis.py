@@ -230,9 +230,10 @@ def test_one_instance_fires_each_second_and_takes_over(pair, sim):  # noqa: F811
     assert gap <= limit, "takeover took %d s" % gap
     print("firing seconds apart across the kill of the holder instance: %d" % gap)
     assert other.find("this instance fires the schedules")
-    # each firing reached QRS once: no more starts than logged firings
+    # each firing reached QRS once: no more starts than logged firings, but for
+    # one per kill (QRS read it, the process died before writing its line)
     starts = [t for t in sf.start_times(sim, TASK) if t > t0]
-    assert len(starts) <= len(secs)
+    assert len(starts) <= len(secs) + 2
     r = sf.delete(other, s["id"])
     assert r.status == 204, r
 
