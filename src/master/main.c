@@ -3,6 +3,7 @@
 #include "auth.h"
 #include "ratelimit.h"
 #include "cfg.h"
+#include "kv_migrate.h"
 #include "kv_snapshot.h"
 #include "sched_list.h"
 #include "log.h"
@@ -30,12 +31,16 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: butlerd [-f] [-t] [-S] [-c file] [-p pidfile] [-k name] [-V] [-h]\n"
+            "       butlerd -M [-F] [-c file]\n"
             "       butlerd -T template [-x context.json] [-m html|text|json]\n"
             "  -c file  configuration file (default %s)\n"
             "  -p file  write the master's pid to this file (overrides butlerd.pidfile)\n"
             "  -t       test the configuration and exit\n"
             "  -f       stay in the foreground and log to stderr\n"
             "  -S       print the running instance's counters (JSON) and exit\n"
+            "  -M       copy the key-value store (the running instance's, else the\n"
+            "           snapshot file) into the Redis of butlerd.store.redis and exit\n"
+            "  -F       with -M: copy even if Redis holds keys under the prefix\n"
             "  -k name  make a new API token called name, print it and its\n"
             "           configuration entry, and exit\n"
             "  -V       print the version and exit\n"
@@ -170,16 +175,18 @@ static int print_stats(const struct cfg *c)
 int main(int argc, char **argv)
 {
     const char *conf = BUTLERD_DEFAULT_CONF;
-    int test = 0, fg = 0, show_stats = 0, opt, daemon_opts = 0;
+    int test = 0, fg = 0, show_stats = 0, migrate = 0, force = 0, opt, daemon_opts = 0;
     const char *tmpl = NULL, *tmpl_ctx = NULL, *tmpl_mode = NULL, *pidfile = NULL;
 
-    while ((opt = getopt(argc, argv, "c:p:tfSk:VhT:x:m:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:p:tfSMFk:VhT:x:m:")) != -1) {
         switch (opt) {
         case 'c': conf = optarg; daemon_opts = 1; break;
         case 'p': pidfile = optarg; daemon_opts = 1; break;
         case 't': test = daemon_opts = 1; break;
         case 'f': fg = daemon_opts = 1; break;
         case 'S': show_stats = daemon_opts = 1; break;
+        case 'M': migrate = daemon_opts = 1; break;
+        case 'F': force = daemon_opts = 1; break;
         case 'k': return auth_make_token(optarg);
         case 'V': printf("butlerd %s\n", BUTLERD_VERSION); return EXIT_OK;
         case 'h': usage(stdout); return EXIT_OK;
@@ -201,6 +208,12 @@ int main(int argc, char **argv)
     }
     if (tmpl)
         return tmpl_cli_run(tmpl, tmpl_ctx, tmpl_mode);
+    if ((force && !migrate) || (migrate && (test || fg || show_stats || pidfile))) {
+        fprintf(stderr, "butlerd: %s\n", force && !migrate ? "-F goes with -M"
+                                                          : "-M takes only -F and -c");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
     /* The daemon changes to / when it detaches: a relative name would move. */
     if (pidfile && pidfile[0] != '/') {
         fprintf(stderr, "butlerd: -p needs an absolute path, not %s\n", pidfile);
@@ -236,6 +249,13 @@ int main(int argc, char **argv)
     }
     if (cfg && show_stats) {
         int rc = print_stats(cfg);
+        cfg_free(cfg);
+        cfg_msgs_free(&msgs);
+        return rc;
+    }
+    if (cfg && migrate) {
+        print_list(&msgs.warnings, "butlerd: warning: ");
+        int rc = kv_migrate(cfg, force);
         cfg_free(cfg);
         cfg_msgs_free(&msgs);
         return rc;
