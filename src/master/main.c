@@ -4,6 +4,8 @@
 #include "ratelimit.h"
 #include "cfg.h"
 #include "kv_migrate.h"
+#include "kv_ns.h"
+#include "kv_redis_count.h"
 #include "kv_snapshot.h"
 #include "sched_list.h"
 #include "log.h"
@@ -11,6 +13,7 @@
 #include "shm.h"
 #include "stats.h"
 #include "outbox.h"
+#include "redis_conn.h"
 #include "tmpl_cli.h"
 
 #include <json-c/json.h>
@@ -106,6 +109,35 @@ static int daemonize(int *notify_fd)
 
 static json_object *u64(uint64_t v) { return json_object_new_int64((int64_t)v); }
 
+/* The key-value store's size for butlerd -S: on shared memory read from the
+ * namespace table without its lock (a report, not a decision: expired keys count
+ * until the next sweep, at most a second); on Redis asked of Redis, the store of
+ * every instance (butlerd(8), SEVERAL INSTANCES). */
+static json_object *kv_stats(const struct cfg *c)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "backend", json_object_new_string(c->store.backend));
+    if (!strcmp(c->store.backend, "redis")) {
+        redis_configure(c);
+        uint64_t keys, nss;
+        int up = kv_redis_usage(&keys, &nss) == 0;
+        json_object_object_add(o, "redis", json_object_new_string(redis_where()));
+        json_object_object_add(o, "reachable", json_object_new_boolean(up));
+        if (up) {
+            json_object_object_add(o, "keys", u64(keys));
+            json_object_object_add(o, "namespaces", u64(nss));
+        }
+        return o;
+    }
+    struct kv_nstable *n = shm_ptr(shm.hdr->kv_ns_off);
+    uint64_t nss = 0;
+    for (uint32_t i = 0; i < n->hwm && i < n->max_ns; i++)
+        nss += kv_ns_rec(n, i)->used == 1;
+    json_object_object_add(o, "keys", u64(n->total));
+    json_object_object_add(o, "namespaces", u64(nss));
+    return o;
+}
+
 /* butlerd -S: the running instance's counters, read from its shared segment. */
 static int print_stats(const struct cfg *c)
 {
@@ -166,6 +198,7 @@ static int print_stats(const struct cfg *c)
     json_object_object_add(h, "rateLimitClients", u64(rl_clients()));
     json_object_object_add(o, "http", h);
     json_object_object_add(o, "alerts", outbox_stats_json(st));
+    json_object_object_add(o, "keyValueStore", kv_stats(c));
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
