@@ -18,16 +18,20 @@ import redisfix
 MASTER = "butlermaster"
 
 
-def _cli(port, *args):
-    cp = subprocess.run(["redis-cli", "-p", str(port)] + [str(a) for a in args],
+def _cli(port, *args, password=None):
+    auth = ["--no-auth-warning", "-a", password] if password else []
+    cp = subprocess.run(["redis-cli", "-p", str(port)] + auth + [str(a) for a in args],
                         capture_output=True, timeout=10)
     return cp.stdout.decode()
 
 
 class Sentinel:
-    """One redis-sentinel watching the primary at PRIMARY_PORT."""
+    """One redis-sentinel watching the primary at PRIMARY_PORT, with QUORUM votes
+    needed for a failover; PASSWORD: its requirepass (and the other Sentinels')."""
 
-    def __init__(self, primary_port):
+    def __init__(self, primary_port, quorum=2, password=None):
+        self.quorum = quorum
+        self.password = password
         self.dir = tempfile.mkdtemp(prefix="butlerd-sentinel-")
         self.port = harness.free_port()
         self.conf = os.path.join(self.dir, "sentinel.conf")
@@ -44,24 +48,27 @@ class Sentinel:
             # Sentinel rewrites its file (it records what it learns): a file of its own.
             with open(self.conf, "w") as f:
                 f.write("port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\n"
-                        "sentinel monitor %s 127.0.0.1 %d 2\n"
+                        "sentinel monitor %s 127.0.0.1 %d %d\n"
                         "sentinel down-after-milliseconds %s 1000\n"
                         "sentinel failover-timeout %s 3000\n"
                         "sentinel parallel-syncs %s 1\n"
-                        % (self.port, self.dir, MASTER, self.primary_port, MASTER,
-                           MASTER, MASTER))
+                        % (self.port, self.dir, MASTER, self.primary_port, self.quorum,
+                           MASTER, MASTER, MASTER))
+                if self.password:
+                    f.write("requirepass %s\nsentinel sentinel-pass %s\n"
+                            % (self.password, self.password))
         if not self.log:
             self.log = open(os.path.join(self.dir, "sentinel.log"), "ab")
         cmd = [exe, self.conf] if exe else [server, self.conf, "--sentinel"]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      cwd=self.dir)
-        if not harness.wait_until(lambda: "PONG" in _cli(self.port, "PING"), 10):
+        if not harness.wait_until(lambda: "PONG" in self.cli("PING"), 10):
             self.stop()
             raise AssertionError("redis-sentinel did not answer on port %d" % self.port)
         return self
 
     def cli(self, *args):
-        return _cli(self.port, *args)
+        return _cli(self.port, *args, password=self.password)
 
     def master_addr(self):
         """(host, port) the Sentinel names as the master, or None."""
@@ -87,19 +94,21 @@ class Sentinel:
 
 
 class SentinelSetup:
-    """A primary, a replica of it and three Sentinels, ready: every Sentinel
-    knows the replica and the two other Sentinels."""
+    """A primary, a replica of it and COUNT Sentinels (three by default), ready:
+    every Sentinel knows the replica and the other Sentinels."""
 
-    def __init__(self):
+    def __init__(self, count=3, sentinel_password=None):
         self.primary = redisfix.RedisServer().start()
         self.replica = redisfix.RedisServer(
             ["--replicaof", "127.0.0.1", str(self.primary.port)]).start()
-        self.sentinels = [Sentinel(self.primary.port).start() for _ in range(3)]
+        self.sentinels = [Sentinel(self.primary.port, min(2, count), sentinel_password).start()
+                          for _ in range(count)]
 
         def known():
             for s in self.sentinels:
                 info = s.master_info()
-                if info.get("num-slaves") != "1" or info.get("num-other-sentinels") != "2":
+                if info.get("num-slaves") != "1" or \
+                        info.get("num-other-sentinels") != str(count - 1):
                     return False
             return "master_link_status:up" in self.replica.cli("INFO", "replication")
 

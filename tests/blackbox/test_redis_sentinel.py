@@ -163,3 +163,26 @@ def test_switchover_primary_alive(tmp_path, sentinels):
         assert any(k.endswith(":after") for k in keys), keys
     finally:
         stop_all([d], 60)
+
+
+def test_sentinel_password(tmp_path):
+    """Sentinels with requirepass: sentinelPassword is sent with AUTH; without it
+    the store is unavailable and the log says why."""
+    s = sentinelfix.SentinelSetup(count=1, sentinel_password="sentinel-secret")
+    try:
+        d = _daemon(tmp_path, s, "good", workers=1)
+        d.overrides["butlerd"]["store"]["redis"]["sentinelPassword"] = "sentinel-secret"
+        bad = _daemon(tmp_path, s, "bad", workers=1)
+        d.start()
+        bad.start()
+        try:
+            ns = uniq()
+            d.put_ok(ns, "k", "v")
+            check(d.kv_get(ns, "k"), 200, entry(ns, "k", "v"))
+            r = bad.kv_get(ns, "k")
+            assert r.status == 503, r
+            bad.wait_log("NOAUTH", 10)
+        finally:
+            stop_all([d, bad], 40)
+    finally:
+        s.close()
