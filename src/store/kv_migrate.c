@@ -66,8 +66,14 @@ static int first_key(char **found)
  * but cannot be read. WHAT describes the source. */
 static int attach_running(const struct cfg *c, char *what, size_t whatlen)
 {
-    if (shm_attach_readonly(c) < 0)
-        return 0;
+    if (shm_attach_readonly(c) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        /* not "no instance": falling back to an older snapshot would be wrong */
+        fprintf(stderr, "butlerd: cannot read shared memory %s: %s\n", shm.name,
+                errno == EPROTO ? "not made by this version of butlerd" : strerror(errno));
+        return -1;
+    }
     pid_t pid = (pid_t)shm.hdr->master_pid;
     int alive = pid > 0 && !(kill(pid, 0) < 0 && errno == ESRCH);
     struct shm_geometry g;
