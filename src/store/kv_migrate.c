@@ -8,6 +8,7 @@
 #include "kv.h"
 #include "kv_redis.h"
 #include "kv_snapshot.h"
+#include "log.h"
 #include "redis_conn.h"
 #include "shm.h"
 #include "util.h"
@@ -225,6 +226,10 @@ failed:
 
 int kv_migrate(struct cfg *c, int force)
 {
+    /* What it did goes to stdout; the modules' lifecycle lines (shared memory
+     * created, store on Redis) would only blur it: warnings and errors only. */
+    log_set_role("migrate");
+    log_configure(LOG_DEST_STDERR, LOG_LV_WARN, NULL, NULL, 0);
     kv_redis_configure(c);
     kv_redis_ops.set_limits(c->kvs.maxKeysPerNamespace);
     char why[300];

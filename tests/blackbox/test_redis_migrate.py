@@ -89,6 +89,7 @@ def test_from_snapshot_file(tmp_path, redis_server):
     assert cp.returncode == 0, cp
     assert "copied 5 keys in 3 namespaces (1 of them empty) from snapshot file %s" % snap \
         in cp.stdout, cp
+    assert cp.stderr == "", cp  # nothing went wrong: nothing to say there
     assert not d.shm_paths() and not [p for p in os.listdir("/dev/shm")
                                       if p.startswith("butlerd-migrate-")], \
         "-M left its private shared memory behind"
@@ -106,6 +107,7 @@ def test_from_running_instance(tmp_path, redis_server):
         assert cp.returncode == 0, cp
         assert "copied 5 keys in 3 namespaces (1 of them empty) from the running butlerd " \
             "(pid %d" % d.pid in cp.stdout, cp
+        assert cp.stderr == "", cp
         # the running instance is untouched
         check(d.kv_get(a, "k3"), 200, entry(a, "k3", "v3b"))
         assert d.namespaces() == [a, b, c]
