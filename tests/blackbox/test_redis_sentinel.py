@@ -56,6 +56,25 @@ def test_one_sentinel_down(tmp_path, shared_sentinels):
         gone.close()
 
 
+def test_hung_sentinel_first(tmp_path, shared_sentinels):
+    """The first Sentinel listed accepts connections but never answers (SIGSTOP):
+    it costs the command timeout once, then the one that answered is asked first."""
+    import signal
+    s = shared_sentinels
+    d = _daemon(tmp_path, s, workers=1, timeout_ms=300)
+    os.kill(s.sentinels[0].proc.pid, signal.SIGSTOP)
+    try:
+        d.start()
+        ns = uniq()
+        for i in range(10):
+            d.put_ok(ns, "k%d" % i, "v")
+            check(d.kv_get(ns, "k%d" % i), 200, entry(ns, "k%d" % i, "v"))
+        assert not d.find("cannot be reached"), d.log_tail()
+    finally:
+        os.kill(s.sentinels[0].proc.pid, signal.SIGCONT)
+        stop_all([d], 40)
+
+
 def test_unknown_master_name(tmp_path, shared_sentinels):
     """Sentinels that do not know the master: 503 with the usual message, and the
     log says why, once."""
