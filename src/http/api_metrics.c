@@ -8,9 +8,12 @@
 #include "cfg.h"
 #include "http.h"
 #include "kv.h"
+#include "kv_redis_count.h"
+#include "kvstore.h"
 #include "metrics.h"
 #include "outbox.h"
 #include "qrs.h"
+#include "redis_conn.h"
 #include "router.h"
 #include "stats.h"
 #include "users.h"
@@ -293,7 +296,23 @@ static void render_alerts(struct buf *b, const struct cfg *c)
  * worker does it at most every KV_RECOUNT_MS, the others read its result. */
 #define KV_RECOUNT_MS 5000
 
-static void render_store(struct buf *b, struct metrics_shm *m)
+/* On Redis the counts are the shared store's, asked at every scrape (one script
+ * that walks nothing); the bytes are not counted there (butlerd(8), MONITORING). */
+static void render_store_redis(struct buf *b)
+{
+    uint64_t keys, nss;
+    int up = kv_redis_usage(&keys, &nss) == 0;
+    gauge(b, "butlerd_store_redis_up",
+          "1 if Redis answered this scrape, 0 while it cannot be reached.", up);
+    if (!up)
+        return;
+    gauge(b, "butlerd_kv_keys", "Live keys in the key-value store (on Redis: of every instance).",
+          (double)keys);
+    gauge(b, "butlerd_kv_namespaces",
+          "Namespaces in the key-value store (on Redis: of every instance).", (double)nss);
+}
+
+static void render_store_shm(struct buf *b, struct metrics_shm *m)
 {
     int64_t now = now_ms(), last = __atomic_load_n(&m->kv_counted_ms, __ATOMIC_ACQUIRE);
     if ((last == 0 || now - last >= KV_RECOUNT_MS) &&
@@ -310,6 +329,14 @@ static void render_store(struct buf *b, struct metrics_shm *m)
     gauge(b, "butlerd_kv_namespaces", "Namespaces in the key-value store.", (double)nss);
     gauge(b, "butlerd_kv_bytes", "Bytes of key names and values in the key-value store.",
           (double)bytes);
+}
+
+static void render_store(struct buf *b, struct metrics_shm *m)
+{
+    if (kvstore_is_redis())
+        render_store_redis(b);
+    else
+        render_store_shm(b, m);
     struct users_view v;
     users_view(&v);
     gauge(b, "butlerd_active_users", "Active users (distinct directory and user).",
@@ -389,6 +416,11 @@ static void ready_job(struct req *r)
                             c->mqtt.brokerPort);
         json_object_array_add(reasons, json_object_new_string(s));
         free(s);
+    }
+    if (redis_in_use()) {
+        char why[300];
+        if (redis_ping(why, sizeof why) < 0)
+            json_object_array_add(reasons, json_object_new_string(why));
     }
     int ok = json_object_array_length(reasons) == 0;
     json_object *o = json_object_new_object();

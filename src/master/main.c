@@ -3,6 +3,9 @@
 #include "auth.h"
 #include "ratelimit.h"
 #include "cfg.h"
+#include "kv_migrate.h"
+#include "kv_ns.h"
+#include "kv_redis_count.h"
 #include "kv_snapshot.h"
 #include "sched_list.h"
 #include "log.h"
@@ -10,6 +13,7 @@
 #include "shm.h"
 #include "stats.h"
 #include "outbox.h"
+#include "redis_conn.h"
 #include "tmpl_cli.h"
 
 #include <json-c/json.h>
@@ -30,12 +34,16 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: butlerd [-f] [-t] [-S] [-c file] [-p pidfile] [-k name] [-V] [-h]\n"
+            "       butlerd -M [-F] [-c file]\n"
             "       butlerd -T template [-x context.json] [-m html|text|json]\n"
             "  -c file  configuration file (default %s)\n"
             "  -p file  write the master's pid to this file (overrides butlerd.pidfile)\n"
             "  -t       test the configuration and exit\n"
             "  -f       stay in the foreground and log to stderr\n"
             "  -S       print the running instance's counters (JSON) and exit\n"
+            "  -M       copy the key-value store (the running instance's, else the\n"
+            "           snapshot file) into the Redis of butlerd.store.redis and exit\n"
+            "  -F       with -M: copy even if Redis holds keys under the prefix\n"
             "  -k name  make a new API token called name, print it and its\n"
             "           configuration entry, and exit\n"
             "  -V       print the version and exit\n"
@@ -101,6 +109,35 @@ static int daemonize(int *notify_fd)
 
 static json_object *u64(uint64_t v) { return json_object_new_int64((int64_t)v); }
 
+/* The key-value store's size for butlerd -S: on shared memory read from the
+ * namespace table without its lock (a report, not a decision: expired keys count
+ * until the next sweep, at most a second); on Redis asked of Redis, the store of
+ * every instance (butlerd(8), SEVERAL INSTANCES). */
+static json_object *kv_stats(const struct cfg *c)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "backend", json_object_new_string(c->store.backend));
+    if (!strcmp(c->store.backend, "redis")) {
+        redis_configure(c);
+        uint64_t keys, nss;
+        int up = kv_redis_usage(&keys, &nss) == 0;
+        json_object_object_add(o, "redis", json_object_new_string(redis_where()));
+        json_object_object_add(o, "reachable", json_object_new_boolean(up));
+        if (up) {
+            json_object_object_add(o, "keys", u64(keys));
+            json_object_object_add(o, "namespaces", u64(nss));
+        }
+        return o;
+    }
+    struct kv_nstable *n = shm_ptr(shm.hdr->kv_ns_off);
+    uint64_t nss = 0;
+    for (uint32_t i = 0; i < n->hwm && i < n->max_ns; i++)
+        nss += kv_ns_rec(n, i)->used == 1;
+    json_object_object_add(o, "keys", u64(n->total));
+    json_object_object_add(o, "namespaces", u64(nss));
+    return o;
+}
+
 /* butlerd -S: the running instance's counters, read from its shared segment. */
 static int print_stats(const struct cfg *c)
 {
@@ -161,6 +198,7 @@ static int print_stats(const struct cfg *c)
     json_object_object_add(h, "rateLimitClients", u64(rl_clients()));
     json_object_object_add(o, "http", h);
     json_object_object_add(o, "alerts", outbox_stats_json(st));
+    json_object_object_add(o, "keyValueStore", kv_stats(c));
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                         JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
@@ -170,16 +208,18 @@ static int print_stats(const struct cfg *c)
 int main(int argc, char **argv)
 {
     const char *conf = BUTLERD_DEFAULT_CONF;
-    int test = 0, fg = 0, show_stats = 0, opt, daemon_opts = 0;
+    int test = 0, fg = 0, show_stats = 0, migrate = 0, force = 0, opt, daemon_opts = 0;
     const char *tmpl = NULL, *tmpl_ctx = NULL, *tmpl_mode = NULL, *pidfile = NULL;
 
-    while ((opt = getopt(argc, argv, "c:p:tfSk:VhT:x:m:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:p:tfSMFk:VhT:x:m:")) != -1) {
         switch (opt) {
         case 'c': conf = optarg; daemon_opts = 1; break;
         case 'p': pidfile = optarg; daemon_opts = 1; break;
         case 't': test = daemon_opts = 1; break;
         case 'f': fg = daemon_opts = 1; break;
         case 'S': show_stats = daemon_opts = 1; break;
+        case 'M': migrate = daemon_opts = 1; break;
+        case 'F': force = daemon_opts = 1; break;
         case 'k': return auth_make_token(optarg);
         case 'V': printf("butlerd %s\n", BUTLERD_VERSION); return EXIT_OK;
         case 'h': usage(stdout); return EXIT_OK;
@@ -201,6 +241,12 @@ int main(int argc, char **argv)
     }
     if (tmpl)
         return tmpl_cli_run(tmpl, tmpl_ctx, tmpl_mode);
+    if ((force && !migrate) || (migrate && (test || fg || show_stats || pidfile))) {
+        fprintf(stderr, "butlerd: %s\n", force && !migrate ? "-F goes with -M"
+                                                          : "-M takes only -F and -c");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
     /* The daemon changes to / when it detaches: a relative name would move. */
     if (pidfile && pidfile[0] != '/') {
         fprintf(stderr, "butlerd: -p needs an absolute path, not %s\n", pidfile);
@@ -236,6 +282,13 @@ int main(int argc, char **argv)
     }
     if (cfg && show_stats) {
         int rc = print_stats(cfg);
+        cfg_free(cfg);
+        cfg_msgs_free(&msgs);
+        return rc;
+    }
+    if (cfg && migrate) {
+        print_list(&msgs.warnings, "butlerd: warning: ");
+        int rc = kv_migrate(cfg, force);
         cfg_free(cfg);
         cfg_msgs_free(&msgs);
         return rc;

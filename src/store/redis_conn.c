@@ -4,6 +4,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <errno.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -136,6 +137,16 @@ static void conn_free(void *p)
 }
 
 static void conn_key_make(void) { pthread_key_create(&conn_key, conn_free); }
+
+/* Closes K's connection without counting a failure: the next use makes a new one. */
+static void conn_drop(struct conn *k)
+{
+    if (k->c) {
+        redisFree(k->c);
+        k->c = NULL;
+    }
+    k->retry_at = 0;
+}
 
 static void conn_fail(struct conn *k, const char *why)
 {
@@ -342,47 +353,72 @@ static int transient(const char *msg)
            !strncmp(msg, "TRYAGAIN", 8) || !strncmp(msg, "CLUSTERDOWN", 11);
 }
 
-/* Sends ARGV on K's connection C; sorts the outcome as redis_cmd describes. With
- * NOSCRIPT_OK, a NOSCRIPT error reply is handed back for the caller to retry. */
-static redisReply *send_cmd(struct conn *k, redisContext *c, const char *what, int argc,
-                            const char **argv, const size_t *len, int *rc, int noscript_ok)
+/* Failures that a new connection may not have, on a command the server did not
+ * run: it closed this connection while it was idle (its timeout, CLIENT KILL, a
+ * restart), or it is a replica now (READONLY: a failover demoted it, and the
+ * Sentinels name the new primary). */
+static int worth_retry(const redisContext *c, int err_no, const redisReply *r)
 {
-    redisReply *r = redisCommandArgv(c, argc, argv, len);
-    if (!r) {
-        conn_fail(k, c->errstr[0] ? c->errstr : "connection lost");
-        *rc = RS_UNAVAIL;
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        if (noscript_ok && !strncmp(r->str, "NOSCRIPT", 8))
-            return r;
-        if (transient(r->str)) {
-            conn_fail(k, r->str);
+    if (r)
+        return r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "READONLY", 8);
+    return c->err == REDIS_ERR_EOF ||
+           (c->err == REDIS_ERR_IO && (err_no == ECONNRESET || err_no == EPIPE));
+}
+
+/* Sends ARGV on this thread's connection and sorts the outcome as redis_cmd
+ * describes. A connection that had served before and fails as worth_retry says
+ * is replaced once, silently, so that neither a request nor the outage warning
+ * is spent on it. With NOSCRIPT_OK, a NOSCRIPT error reply is handed back for the
+ * caller to retry. */
+static redisReply *send_cmd(const char *what, int argc, const char **argv, const size_t *len,
+                            int *rc, int noscript_ok)
+{
+    struct conn *k = conn_mine();
+    for (int attempt = 0;; attempt++) {
+        int reused = k && k->c;
+        redisContext *c = conn_get(k);
+        if (!c) {
             *rc = RS_UNAVAIL;
-        } else {
-            log_warnx("Redis %s failed: %s", what, r->str);
-            *rc = RS_ERROR;
+            return NULL;
         }
-        freeReplyObject(r);
-        return NULL;
+        redisReply *r = redisCommandArgv(c, argc, argv, len);
+        int err_no = errno;
+        if (attempt == 0 && reused && worth_retry(c, err_no, r)) {
+            if (r)
+                freeReplyObject(r);
+            conn_drop(k);
+            continue;
+        }
+        if (!r) {
+            conn_fail(k, c->errstr[0] ? c->errstr : "connection lost");
+            *rc = RS_UNAVAIL;
+            return NULL;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            if (noscript_ok && !strncmp(r->str, "NOSCRIPT", 8))
+                return r;
+            if (transient(r->str)) {
+                conn_fail(k, r->str);
+                *rc = RS_UNAVAIL;
+            } else {
+                log_warnx("Redis %s failed: %s", what, r->str);
+                *rc = RS_ERROR;
+            }
+            freeReplyObject(r);
+            return NULL;
+        }
+        /* A connection is not enough (a hung Redis still accepts them): the outage
+         * ends with the first answer. */
+        k->backoff = 0;
+        outage_end();
+        *rc = RS_OK;
+        return r;
     }
-    /* A connection is not enough (a hung Redis still accepts them): the outage
-     * ends with the first answer. */
-    k->backoff = 0;
-    outage_end();
-    *rc = RS_OK;
-    return r;
 }
 
 redisReply *redis_cmd(const char *what, int argc, const char **argv, const size_t *len, int *rc)
 {
-    struct conn *k = conn_mine();
-    redisContext *c = conn_get(k);
-    if (!c) {
-        *rc = RS_UNAVAIL;
-        return NULL;
-    }
-    return send_cmd(k, c, what, argc, argv, len, rc, 0);
+    return send_cmd(what, argc, argv, len, rc, 0);
 }
 
 static void script_sha(struct redis_script *s)
@@ -404,12 +440,6 @@ redisReply *redis_script(const char *what, struct redis_script *s, int n, const 
         *rc = RS_ERROR;
         return NULL;
     }
-    struct conn *k = conn_mine();
-    redisContext *c = conn_get(k);
-    if (!c) {
-        *rc = RS_UNAVAIL;
-        return NULL;
-    }
     script_sha(s);
     const char *argv[20];
     size_t len[20];
@@ -425,14 +455,14 @@ redisReply *redis_script(const char *what, struct redis_script *s, int n, const 
         argv[4 + i] = args[i];
         len[4 + i] = lens[i];
     }
-    redisReply *r = send_cmd(k, c, what, 4 + n, argv, len, rc, 1);
+    redisReply *r = send_cmd(what, 4 + n, argv, len, rc, 1);
     if (r && r->type == REDIS_REPLY_ERROR) { /* NOSCRIPT: Redis was restarted or flushed */
         freeReplyObject(r);
         argv[0] = "EVAL";
         argv[1] = s->text;
         len[0] = 4;
         len[1] = strlen(s->text);
-        r = send_cmd(k, c, what, 4 + n, argv, len, rc, 0);
+        r = send_cmd(what, 4 + n, argv, len, rc, 0);
     }
     return r;
 }
