@@ -889,8 +889,8 @@ static void check_secrets(struct loader *ld)
 {
     const struct cfg *c = ld->c;
     /* The configuration file itself, when it holds something secret. */
-    int secret = *c->bmqtt.password || *c->store.password || *c->slackWebhookURL ||
-                 c->nrCredentials.n || c->auth.tokens.n || c->auth.certs.n;
+    int secret = *c->bmqtt.password || *c->store.password || *c->store.sentinelPassword ||
+                 *c->slackWebhookURL || c->nrCredentials.n || c->auth.tokens.n || c->auth.certs.n;
     if (secret)
         check_private(ld, NULL, c->file);
     if (c->rest.enable && c->rest.tlsEnable)
