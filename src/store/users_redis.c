@@ -27,6 +27,7 @@
 #define BATCH 256        /* events taken off the queue at a time */
 #define REFRESH_MS 100   /* the master's copy is refreshed at most this often */
 #define TICK_MS 1000     /* idle expiry and a refresh at least this often */
+#define RETRY_MS 100     /* queued events are tried again this often while Redis is away */
 
 /* ARGV: P entry max. Returns 1 added, 0 refreshed, -1 full. */
 static struct redis_script add_lua = {
@@ -76,7 +77,6 @@ static struct {
     pid_t owner;              /* the process that runs the thread */
     int idle_s, max_users;
     unsigned dropped;         /* queue overflow since the last report */
-    unsigned lost;            /* events Redis could not take, this outage */
     struct users_raw snap;    /* the master's copy */
     int have_snap;
 } ur = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
@@ -215,7 +215,9 @@ int users_redis_read(struct users_raw *r)
 
 /* ------------------------------------------------------------------ the thread */
 
-static void apply(const struct op *o, int max_users)
+/* 0 done (or refused by Redis with an error, which redis_conn.c logs), -1 when
+ * Redis cannot be reached: the event is kept and tried again. */
+static int apply(const struct op *o, int max_users)
 {
     char num[24];
     int rc, n = snprintf(num, sizeof num, "%d", max_users);
@@ -223,13 +225,8 @@ static void apply(const struct op *o, int max_users)
     size_t lens[] = {o->klen, (size_t)n};
     redisReply *r = o->op > 0 ? redis_script("active users", &add_lua, 2, args, lens, &rc)
                               : redis_script("active users", &del_lua, 1, args, lens, &rc);
-    if (!r) {
-        pthread_mutex_lock(&ur.mu);
-        if (!ur.lost++)
-            log_warnx("active users: session events are lost while Redis cannot be reached");
-        pthread_mutex_unlock(&ur.mu);
-        return;
-    }
+    if (!r)
+        return rc == RS_UNAVAIL ? -1 : 0;
     if (r->type == REDIS_REPLY_INTEGER && r->integer < 0 && o->op > 0) {
         STAT_INC(users_full);
         int64_t now = mono_ms();
@@ -240,6 +237,7 @@ static void apply(const struct op *o, int max_users)
         }
     }
     freeReplyObject(r);
+    return 0;
 }
 
 static void refresh(void)
@@ -261,11 +259,15 @@ static void refresh(void)
         atomic_store(&changed, 1);
 }
 
+/* Applies the queue in order, expires idle entries and refreshes the master's
+ * copy. While Redis cannot be reached the events wait in the queue (tried again
+ * every RETRY_MS) until it is full; then new ones are dropped. */
 static void *thread_main(void *arg)
 {
     (void)arg;
     struct op batch[BATCH];
-    int64_t next_tick = mono_ms(), last_refresh = 0;
+    unsigned k = 0, done = 0; /* batch[done..k) not applied yet */
+    int64_t next_tick = mono_ms(), last_refresh = 0, retry_at = 0;
     int pending = 1;
     for (;;) {
         pthread_mutex_lock(&ur.mu);
@@ -274,7 +276,9 @@ static void *thread_main(void *arg)
             int64_t due = next_tick;
             if (pending && last_refresh + REFRESH_MS < due)
                 due = last_refresh + REFRESH_MS;
-            if (ur.n || now >= due)
+            if (done < k && retry_at < due)
+                due = retry_at;
+            if ((done == k && ur.n) || now >= due)
                 break;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -285,11 +289,13 @@ static void *thread_main(void *arg)
             if (e && e != ETIMEDOUT)
                 break;
         }
-        unsigned k = 0;
-        while (ur.n && k < BATCH) {
-            batch[k++] = ur.q[ur.head];
-            ur.head = (ur.head + 1) % QCAP;
-            ur.n--;
+        if (done == k) {
+            k = done = 0;
+            while (ur.n && k < BATCH) {
+                batch[k++] = ur.q[ur.head];
+                ur.head = (ur.head + 1) % QCAP;
+                ur.n--;
+            }
         }
         if (ur.dropped && !ur.n) {
             log_warnx("active users: %u session events were dropped (queue full)", ur.dropped);
@@ -298,13 +304,14 @@ static void *thread_main(void *arg)
         int idle = ur.idle_s, max_users = ur.max_users;
         pthread_mutex_unlock(&ur.mu);
 
-        for (unsigned i = 0; i < k; i++) {
-            apply(&batch[i], max_users);
-            free(batch[i].key);
-        }
-        if (k)
-            pending = 1;
         int64_t now = mono_ms();
+        if (done < k && now >= retry_at) {
+            while (done < k && apply(&batch[done], max_users) == 0)
+                free(batch[done++].key);
+            if (done < k)
+                retry_at = mono_ms() + RETRY_MS;
+            pending = 1;
+        }
         if (now >= next_tick) {
             next_tick = now + TICK_MS;
             if (idle > 0) {
@@ -324,13 +331,6 @@ static void *thread_main(void *arg)
             refresh();
             last_refresh = now;
             pending = 0;
-            pthread_mutex_lock(&ur.mu);
-            if (ur.lost && !redis_outage()) {
-                log_warnx("active users: %u session events were lost while Redis could not "
-                          "be reached", ur.lost);
-                ur.lost = 0;
-            }
-            pthread_mutex_unlock(&ur.mu);
         }
     }
     return NULL;
