@@ -20,6 +20,8 @@ import harness
 import redisfix
 from alertfix import (A1, T1, certs, sim, hooks, alert_overrides, free_udp_port,  # noqa: F401
                       SIM_DIR)
+from broker import STATUS_TOPIC, mqtt_overrides, status_text
+from test_mqtt import broker, subs, qrs_overrides  # noqa: F401 (pytest fixtures)
 from test_ratelimit import req
 
 sys.path.insert(0, SIM_DIR)
@@ -215,6 +217,32 @@ def test_alert_rate_limit_window_shared(pair, sim, certs, hooks, tmp_path):
             hook.wait(1)
     assert harness.wait_until(lambda: b.find("notify rate-limited"), 10), b.log_tail()
     assert len(hook.requests) == 1, hook.requests
+
+
+def test_one_event_to_both_one_mqtt_message_and_aggregates_of_both(pair, sim, certs,
+                                                                    broker, subs):
+    s, st = subs("qliksense/#"), subs(STATUS_TOPIC)
+    each = [harness.merge(mqtt_overrides(broker, "butlerd-%s" % n), qrs_overrides(sim, certs))
+            for n in "ab"]
+    a, b = pair(workers=1, each=each)
+    for n in "ab":
+        st.wait_message(STATUS_TOPIC, status_text(broker.port, "butlerd-" + n), 10)
+    name = "Reload %s" % secrets.token_hex(4)
+    fields = task_fields("failed", task_name=name, task_id=T1, app_id=A1, app_name="App1",
+                         execution_id="3a2b3c4d-0000-4000-8000-%012x" % secrets.randbits(48))
+    mark = s.mark()
+    a.task.send(join(fields))
+    b.task.send(join(fields))
+    s.wait_message("qliksense/task_failure", name, 10, mark)
+    assert harness.wait_until(
+        lambda: any(d.find("handled by another instance") for d in (a, b)), 10)
+    assert [m.payload for m in s.since(mark, "qliksense/task_failure")] == [name.encode()]
+    # the aggregate topics count the users of both instances
+    a.sess.send(start_ev("sense1", "ACME", "anna"))
+    wait_users((b,), ["ACME/anna"])
+    b.sess.send(start_ev("sense2", "ACME", "bert"))
+    s.wait_last("qliksense/users/active/count", "2", 10)
+    s.wait_last("qliksense/users/active/usernames", '["ACME/anna","ACME/bert"]', 10)
 
 
 # ------------------------------------------------------------------ outage
