@@ -280,8 +280,8 @@ static void *thread_main(void *arg)
                 due = retry_at;
             if ((done == k && ur.n) || now >= due)
                 break;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
+            struct timespec ts; /* the condition variable runs on CLOCK_MONOTONIC */
+            clock_gettime(CLOCK_MONOTONIC, &ts);
             int64_t ns = ts.tv_nsec + (due - now) * 1000000;
             ts.tv_sec += ns / 1000000000;
             ts.tv_nsec = ns % 1000000000;
@@ -342,6 +342,14 @@ static void ensure_thread(void)
 {
     if (ur.owner == getpid())
         return;
+    /* Waits time out on the monotonic clock: a step of the wall clock must not
+     * stall the thread. No other thread exists yet to use the variable. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_destroy(&ur.cv);
+    pthread_cond_init(&ur.cv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_t t;
     pthread_attr_t a;
     pthread_attr_init(&a);
