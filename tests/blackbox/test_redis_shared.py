@@ -286,3 +286,49 @@ def test_redis_down_users_503_rest_works_then_resumes(pair, own_redis):
     wait_users((a, b), ["ACME/during%d" % i for i in range(50)] + ["ACME/after"])
     for d in (a, b):
         assert d.running(), d.log_tail()
+
+
+def session_received(d):
+    cp = harness.run_cli(["-S", "-c", d.config_path])
+    assert cp.returncode == 0, cp.stderr
+    return json.loads(cp.stdout)["udp"]["sessionEvents"]["received"]
+
+
+def test_hung_redis_does_not_hold_up_the_intake(pair, own_redis):
+    """A Redis that accepts connections but never answers (SIGSTOP): the master
+    keeps taking session events (it never waits on Redis), the active-user
+    routes answer 503 after the command timeout, the rest is served; SIGCONT ->
+    the queued events are applied."""
+    import signal
+    a, b = pair(server=own_redis, workers=1)
+    a.sess.send(start_ev("sense1", "ACME", "first"))
+    wait_users((a, b), ["ACME/first"])
+    os.kill(own_redis.proc.pid, signal.SIGSTOP)
+    try:
+        before = session_received(a)
+        for i in range(30):
+            a.sess.send(start_ev("sense1", "ACME", "hung%d" % i))
+        assert harness.wait_until(lambda: session_received(a) == before + 30, 10)
+        assert a.get("/v4/butlerping").status == 200
+        r = b.get("/v4/activeusers")
+        assert r.status == 503, r
+        assert a.running() and b.running()
+    finally:
+        os.kill(own_redis.proc.pid, signal.SIGCONT)
+    wait_users((a, b), ["ACME/first"] + ["ACME/hung%d" % i for i in range(30)], timeout=20)
+
+
+def test_rate_limit_fails_open_while_redis_is_down(pair, own_redis):
+    a, b = pair({"butlerd": {"rateLimit": {"enable": True, "maxRequests": 2,
+                                           "windowSeconds": 60}}}, server=own_redis)
+    src = "127.0.0.3"  # a client of its own: the test's other requests do not count
+    own_redis.stop()
+    for d in (a, b):
+        for _ in range(4):
+            r = req(d.port, src=src)
+            assert r.status == 200, r
+            assert r.header("x-ratelimit-remaining") == "2", r
+    own_redis.start()
+    # counted again once the workers reconnect: the budget runs out
+    assert harness.wait_until(lambda: req(a.port, src=src).status == 429, 15), a.log_tail()
+    assert req(b.port, src=src).status == 429
