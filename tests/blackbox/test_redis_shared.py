@@ -176,7 +176,7 @@ def test_rate_limit_budget_shared(pair):
 # ------------------------------------------------------------------ alerts and de-duplication
 
 
-def alert_pair(pair, sim, certs, hook, tmp_path, **kw):
+def alert_pair(pair, sim, certs, hook, tmp_path, server=None, **kw):
     """Two instances with the same webhook alert, each with its own spool."""
     ovs = []
     for n in ("a", "b"):
@@ -184,7 +184,7 @@ def alert_pair(pair, sim, certs, hook, tmp_path, **kw):
                                 hooks_=[(hook.base + "/hook", "POST")], **kw)
         del ov["Butler"]["udpServerConfig"]["portTaskFailure"]  # pair() has its own
         ovs.append(ov)
-    return pair(workers=1, each=ovs)
+    return pair(server=server, workers=1, each=ovs)
 
 
 def test_one_event_to_both_instances_gives_one_alert(pair, sim, certs, hooks, tmp_path):
@@ -332,3 +332,21 @@ def test_rate_limit_fails_open_while_redis_is_down(pair, own_redis):
     # counted again once the workers reconnect: the budget runs out
     assert harness.wait_until(lambda: req(a.port, src=src).status == 429, 15), a.log_tail()
     assert req(b.port, src=src).status == 429
+
+
+def test_event_handled_by_both_while_redis_is_down(pair, own_redis, sim, certs, hooks,
+                                                   tmp_path):
+    """De-duplication fails open: without Redis each instance handles the event
+    (an alert twice is better than none)."""
+    hook = hooks()
+    a, b = alert_pair(pair, sim, certs, hook, tmp_path, server=own_redis)
+    own_redis.stop()
+    fields = task_fields("failed", task_name="Reload task of App1", task_id=T1, app_id=A1,
+                         app_name="App1", message="Max retries reached",
+                         execution_id="4a2b3c4d-0000-4000-8000-%012x" % secrets.randbits(48))
+    a.task.send(join(fields))
+    b.task.send(join(fields))
+    hook.wait(2)
+    for d in (a, b):
+        assert d.running(), d.log_tail()
+        assert not d.find("handled by another instance")
