@@ -11,7 +11,6 @@
  * (rl_redis.c), shared by every instance; when Redis cannot be reached the request
  * is served (fail open; redis_conn.c logs the outage once). */
 #include "ratelimit.h"
-#include "log.h"
 #include "redis_conn.h"
 #include "rl_redis.h"
 #include "shm_region.h"
