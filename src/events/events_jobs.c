@@ -2,6 +2,8 @@
 #include "events_jobs.h"
 #include "cfg.h"
 #include "log.h"
+#include "redis_conn.h"
+#include "rl_redis.h"
 #include "stats.h"
 #include "task.h"
 #include "taskevent.h"
@@ -60,12 +62,38 @@ static void start_from_mqtt(const struct cfg *c, char *p, size_t len)
         log_warnx("MQTT start task: starting task %s failed: %s", id, msg);
 }
 
+/* With several instances on one Redis, each may get the same task event (Qlik
+ * Sense sends to every Butler): its execution ID is claimed with SET NX PX for the
+ * de-duplication TTL, and only the instance that claims it handles it (butlerd-api(7),
+ * UDP EVENTS). The master's own ring already dropped this instance's repeats; the
+ * claim is made here because the master must not wait on Redis. 1 = handle it. */
+static int claim_execution(const struct cfg *c, const char *job)
+{
+    if (!redis_in_use() || !c->udp.dedupEnable)
+        return 1;
+    json_object *j = json_tokener_parse(job), *fields;
+    const char *id = NULL;
+    if (j && json_object_object_get_ex(j, "fields", &fields) &&
+        json_object_array_length(fields) > 9)
+        id = json_object_get_string(json_object_array_get_idx(fields, 9));
+    int rc = 1;
+    if (id && *id) {
+        rc = rl_redis_claim("exec", id, (int64_t)c->udp.dedupTtlMinutes * 60000);
+        if (rc == 0)
+            log_info("UDP task event, execution %s: handled by another instance", id);
+        rc = rc != 0; /* Redis unreachable: handle it (an alert twice beats none) */
+    }
+    json_object_put(j);
+    return rc;
+}
+
 void events_jobs_run(const struct cfg *c, int kind, char *data, size_t len)
 {
     if (kind == EV_START_TASK) {
         STAT_INC(mqtt_task_starts);
         start_from_mqtt(c, data, len);
     } else if (kind == EV_TASK_EVENT) {
-        taskevent_handle(c, data);
+        if (claim_execution(c, data))
+            taskevent_handle(c, data);
     }
 }

@@ -6,6 +6,8 @@
 #include "log.h"
 #include "notify_check.h"
 #include "outbox.h"
+#include "redis_conn.h"
+#include "rl_redis.h"
 #include "stats.h"
 #include "taskevent.h"
 #include "tmpl.h"
@@ -51,12 +53,21 @@ static int rl_open(size_t i, int64_t now, int64_t until)
     return 0;
 }
 
-/* 1 if the event passes (and opens a window), 0 if it is dropped. */
+/* 1 if the event passes (and opens a window), 0 if it is dropped. On Redis the
+ * window is one key set with NX PX, so it passes once across all instances; when
+ * Redis cannot be reached this instance's own window decides. */
 static int rl_pass(int dest, int kind, const char *key, int window_s)
 {
     if (window_s <= 0)
         return 1;
     char *k = xasprintf("%d|%d|%s", dest, kind, key);
+    if (redis_in_use()) {
+        int won = rl_redis_claim("alert", k, (int64_t)window_s * 1000);
+        if (won >= 0) {
+            free(k);
+            return won;
+        }
+    }
     uint64_t h = rl_hash(k);
     free(k);
     int64_t now = now_ms(), until = now + (int64_t)window_s * 1000;

@@ -724,6 +724,7 @@ static int open_socket(const struct cfg *c, int port, const char *what)
 int udp_start(const struct cfg *c)
 {
     u.cfg = c;
+    users_configure(c);
     if (!c->udp.enable)
         return 0;
     u.fd[UDP_TASK] = open_socket(c, c->udp.portTaskFailure, "task event");
@@ -748,6 +749,7 @@ int udp_start(const struct cfg *c)
 void udp_set_cfg(const struct cfg *c)
 {
     u.cfg = c;
+    users_configure(c);
     if (c->udp.enable)
         resolve_allowed(c);
 }
@@ -791,6 +793,9 @@ int udp_timers(void)
                 u.users_dirty = 1;
             }
         }
+        /* Redis: other instances change the list too (butlerd(8), ACTIVE USERS) */
+        if (u.fd[UDP_SESSION] >= 0 && users_poll())
+            u.users_dirty = 1;
     }
     if (u.users_dirty) {
         if (now - u.last_aggregate >= AGGREGATE_MS)

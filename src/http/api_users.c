@@ -1,13 +1,25 @@
 /* Active users (butlerd-api(7), active users; butlerd-api(7), Legacy /v2 routes): read from
- * the shared table the master keeps. */
+ * the shared table the master keeps, or from Redis (butlerd(8), ACTIVE USERS). */
 #include "api.h"
 #include "http.h"
 #include "users.h"
 
+/* The view, or a 503 sent (Redis cannot be reached) and -1. */
+static int view(struct req *r, struct users_view *v)
+{
+    if (users_view(v) == 0)
+        return 0;
+    users_view_free(v);
+    http_reply_error(r, 503, NULL, "Active users unavailable: their Redis server cannot be "
+                                   "reached, try again later");
+    return -1;
+}
+
 static void reply_count(struct req *r, int bare)
 {
     struct users_view v;
-    users_view(&v);
+    if (view(r, &v) < 0)
+        return;
     json_object *n = json_object_new_int64((int64_t)v.nusers);
     users_view_free(&v);
     if (bare) {
@@ -22,7 +34,8 @@ static void reply_count(struct req *r, int bare)
 static void reply_list(struct req *r)
 {
     struct users_view v;
-    users_view(&v);
+    if (view(r, &v) < 0)
+        return;
     http_reply_json(r, 200, users_view_json(&v));
     users_view_free(&v);
 }

@@ -5,8 +5,14 @@
  * count and never a damaged table; the stripe lock is robust (shm_lock.c). The
  * table's size is butlerd.rateLimit.maxClients (butlerd.conf(5)); when a stripe is
  * full its least recently seen client is dropped. Small tables (up to 256 clients)
- * have one stripe, so there the dropped entry is exactly the least recently seen. */
+ * have one stripe, so there the dropped entry is exactly the least recently seen.
+ *
+ * With butlerd.store.backend = "redis" the window is kept in Redis instead
+ * (rl_redis.c), shared by every instance; when Redis cannot be reached the request
+ * is served (fail open; redis_conn.c logs the outage once). */
 #include "ratelimit.h"
+#include "redis_conn.h"
+#include "rl_redis.h"
 #include "shm_region.h"
 #include "shm_table.h"
 
@@ -50,6 +56,15 @@ static int oldest_cb(struct shm_slot *sl, void *arg)
 void rl_hit(const void *key, size_t klen, int max, int window_s, int64_t now,
             struct rl_verdict *v)
 {
+    if (redis_in_use()) {
+        if (rl_redis_hit(key, klen, max, window_s, v) == 0)
+            return;
+        v->limit = max; /* fail open (butlerd-api(7), "Rate limiting") */
+        v->remaining = max;
+        v->limited = 0;
+        v->reset_s = window_s > 0 ? window_s : 1;
+        return;
+    }
     struct shm_table *t = tbl();
     uint32_t h = shm_hash(key, klen, shm.hdr->hash_seed);
     uint32_t s = shm_table_stripe_of(t, h);

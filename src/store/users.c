@@ -1,9 +1,13 @@
 /* Active users in shared memory. One stripe: the master is the only writer and the
  * table is small (butlerd.shm.maxActiveUsers), so readers copy it out under the lock
- * and do the sorting and de-duplication outside it. */
+ * and do the sorting and de-duplication outside it. With butlerd.store.backend =
+ * "redis" every call branches to users_redis.c (the flag is set before any fork);
+ * the view is built from its entries by the same code. */
 #include "users.h"
+#include "redis_conn.h"
 #include "shm_region.h"
 #include "shm_table.h"
+#include "users_redis.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -25,12 +29,36 @@ static size_t make_key(char k[USERS_KEY_MAX], const char *host, const char *dir,
     return n;
 }
 
+static int changed;        /* Redis: the list changed since the last users_poll */
+static unsigned gone_later; /* Redis: expired entries seen by users_poll */
+
+void users_configure(const struct cfg *c)
+{
+    if (redis_in_use())
+        users_redis_configure(c);
+}
+
+int users_poll(void)
+{
+    if (!redis_in_use())
+        return 0;
+    int c = 0;
+    gone_later += users_redis_tick(&c);
+    c |= changed;
+    changed = 0;
+    return c;
+}
+
 int users_add(const char *host, const char *dir, const char *user, int64_t now)
 {
     char k[USERS_KEY_MAX];
     size_t n = make_key(k, host, dir, user);
     if (!n)
         return USERS_TOO_LONG;
+    if (redis_in_use()) {
+        users_redis_queue(1, k, n);
+        return USERS_QUEUED;
+    }
     struct shm_table *t = tbl();
     uint32_t h = shm_hash(k, n, shm.hdr->hash_seed);
     uint64_t seq = __atomic_add_fetch(&shm.hdr->seq, 1, __ATOMIC_RELAXED);
@@ -46,6 +74,10 @@ int users_remove(const char *host, const char *dir, const char *user)
     size_t n = make_key(k, host, dir, user);
     if (!n)
         return 0;
+    if (redis_in_use()) {
+        users_redis_queue(-1, k, n);
+        return 0;
+    }
     struct shm_table *t = tbl();
     uint32_t h = shm_hash(k, n, shm.hdr->hash_seed);
     shm_table_lock(t, 0);
@@ -72,6 +104,13 @@ static int expire_cb(struct shm_slot *sl, void *arg)
 
 unsigned users_expire(int64_t cutoff)
 {
+    if (redis_in_use()) {
+        int c = 0;
+        unsigned gone = users_redis_tick(&c) + gone_later; /* the thread expires them */
+        gone_later = 0;
+        changed |= c;
+        return gone;
+    }
     struct expire_arg a = {cutoff, 0};
     struct shm_table *t = tbl();
     shm_table_lock(t, 0);
@@ -130,42 +169,66 @@ static int by_seq(const void *x, const void *y)
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+/* Distinct pairs of the N entries (keys in A->keys, seq in A->e), each with its
+ * earliest entry, then in order of that entry. */
+static void build(struct users_view *v, struct copy_arg *a)
+{
+    v->nentries = a->n;
+    v->hosts = xcalloc(a->n + 1, sizeof *v->hosts);
+    for (size_t i = 0; i < a->n; i++) {
+        const char *k = a->keys.p + a->off[i];
+        a->e[i].host = k;
+        a->e[i].dir = k + strlen(k) + 1;
+        a->e[i].user = a->e[i].dir + strlen(a->e[i].dir) + 1;
+        v->hosts[i] = (char *)a->e[i].host;
+    }
+    /* With no entry a->e is NULL, which qsort(3) must not get even for 0 elements. */
+    size_t m = 0;
+    if (a->n > 0) {
+        qsort(a->e, a->n, sizeof *a->e, by_pair);
+        for (size_t i = 0; i < a->n; i++)
+            if (m == 0 || strcmp(a->e[i].dir, a->e[m - 1].dir) ||
+                strcmp(a->e[i].user, a->e[m - 1].user))
+                a->e[m++] = a->e[i];
+        qsort(a->e, m, sizeof *a->e, by_seq);
+    }
+    v->nusers = m;
+    v->names = xcalloc(m + 1, sizeof *v->names);
+    for (size_t i = 0; i < m; i++)
+        v->names[i] = xasprintf("%s/%s", a->e[i].dir, a->e[i].user);
+    free(a->e);
+    free(a->off);
+    v->mem = a->keys.p; /* hosts point into it */
+}
+
+static int view_redis(struct users_view *v)
+{
+    struct users_raw r;
+    int rc = users_redis_read(&r);
+    struct copy_arg a = {0};
+    a.n = r.n;
+    a.e = r.n ? xcalloc(r.n, sizeof *a.e) : NULL;
+    for (size_t i = 0; i < r.n; i++)
+        a.e[i].seq = r.seq[i];
+    a.off = r.off;
+    a.keys.p = r.keys;
+    a.keys.len = r.klen;
+    free(r.seq);
+    build(v, &a);
+    return rc;
+}
+
 int users_view(struct users_view *v)
 {
     memset(v, 0, sizeof *v);
+    if (redis_in_use())
+        return view_redis(v);
     struct copy_arg a = {0};
     struct shm_table *t = tbl();
     shm_table_lock(t, 0);
     shm_table_visit(t, 0, copy_cb, &a);
     shm_table_unlock(t, 0);
-
-    v->nentries = a.n;
-    v->hosts = xcalloc(a.n + 1, sizeof *v->hosts);
-    for (size_t i = 0; i < a.n; i++) {
-        const char *k = a.keys.p + a.off[i];
-        a.e[i].host = k;
-        a.e[i].dir = k + strlen(k) + 1;
-        a.e[i].user = a.e[i].dir + strlen(a.e[i].dir) + 1;
-        v->hosts[i] = (char *)a.e[i].host;
-    }
-    /* Distinct pairs, each with its earliest entry, then in order of that entry.
-     * With no entry a.e is NULL, which qsort(3) must not get even for 0 elements. */
-    size_t m = 0;
-    if (a.n > 0) {
-        qsort(a.e, a.n, sizeof *a.e, by_pair);
-        for (size_t i = 0; i < a.n; i++)
-            if (m == 0 || strcmp(a.e[i].dir, a.e[m - 1].dir) ||
-                strcmp(a.e[i].user, a.e[m - 1].user))
-                a.e[m++] = a.e[i];
-        qsort(a.e, m, sizeof *a.e, by_seq);
-    }
-    v->nusers = m;
-    v->names = xcalloc(m + 1, sizeof *v->names);
-    for (size_t i = 0; i < m; i++)
-        v->names[i] = xasprintf("%s/%s", a.e[i].dir, a.e[i].user);
-    free(a.e);
-    free(a.off);
-    v->mem = a.keys.p; /* hosts point into it */
+    build(v, &a);
     return 0;
 }
 

@@ -9,7 +9,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { USERS_NEW = 1, USERS_REFRESHED = 0, USERS_FULL = -1, USERS_TOO_LONG = -2 };
+enum { USERS_NEW = 1, USERS_REFRESHED = 0, USERS_FULL = -1, USERS_TOO_LONG = -2,
+       USERS_QUEUED = 2 /* Redis: applied later by the master's thread (users_redis.h) */ };
+
+struct cfg;
+
+/* The idle expiry and capacity for the Redis backend (butlerd(8), ACTIVE USERS);
+ * the master, at start and on every reload. Nothing to do with shared memory. */
+void users_configure(const struct cfg *c);
+/* Redis: 1 if the list changed since the last call in a way this process did not
+ * see happen (another instance, the thread applying queued events); else 0. */
+int users_poll(void);
 
 /* Adds (host, dir, user) or refreshes its last-seen time NOW (CLOCK_REALTIME ms). */
 int users_add(const char *host, const char *dir, const char *user, int64_t now);
@@ -18,7 +28,9 @@ int users_remove(const char *host, const char *dir, const char *user);
 /* Removes entries last seen before CUTOFF; returns how many. */
 unsigned users_expire(int64_t cutoff);
 
-/* A consistent copy of the table, taken under its lock. */
+/* A consistent copy of the table, taken under its lock. On Redis: read from Redis
+ * in a worker, the master thread's copy in the master; -1 (and V empty) when Redis
+ * cannot be reached. */
 struct users_view {
     size_t nusers;   /* distinct (dir, user) pairs */
     char **names;    /* "dir/user", in order of first addition */

@@ -1,0 +1,78 @@
+/* Rate limits and de-duplication on Redis (rl_redis.h).
+ *
+ * Layout under the prefix P (butlerd.conf(5), butlerd.store.redis.keyPrefix):
+ *   P rl:ADDR      the REST request count of client ADDR (hex) in its window; the
+ *                  key expires with the window
+ *   P c:KIND:KEY   a claim (alert windows, execution IDs), expiring after its TTL
+ * Claims are SET NX PX, so of two instances claiming at once exactly one wins. */
+#include "rl_redis.h"
+#include "ratelimit.h"
+#include "redis_conn.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ARGV: P addr window_ms. Returns {count, ms left in the window}. */
+static struct redis_script hit_lua = {
+    "local k, w = ARGV[1] .. 'rl:' .. ARGV[2], tonumber(ARGV[3])\n"
+    "local n = redis.call('INCR', k)\n"
+    "local left = redis.call('PTTL', k)\n"
+    "if n == 1 or left < 0 then\n" /* a new window, or one left without expiry */
+    "  redis.call('PEXPIRE', k, w)\n"
+    "  left = w\n"
+    "end\n"
+    "return {n, left}\n",
+    ""};
+
+int rl_redis_hit(const void *key, size_t klen, int max, int window_s, struct rl_verdict *v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char addr[2 * RL_KEY_MAX + 1], win[24];
+    const unsigned char *p = key;
+    if (klen > RL_KEY_MAX)
+        klen = RL_KEY_MAX;
+    for (size_t i = 0; i < klen; i++) {
+        addr[2 * i] = hex[p[i] >> 4];
+        addr[2 * i + 1] = hex[p[i] & 15];
+    }
+    int wn = snprintf(win, sizeof win, "%lld", (long long)window_s * 1000);
+    const char *args[] = {addr, win};
+    size_t lens[] = {2 * klen, (size_t)wn};
+    int rc;
+    redisReply *r = redis_script("rate limit", &hit_lua, 2, args, lens, &rc);
+    if (!r)
+        return -1;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(r);
+        return -1;
+    }
+    long long count = r->element[0]->integer, left = r->element[1]->integer;
+    freeReplyObject(r);
+    v->limit = max;
+    v->remaining = count >= max ? 0 : max - (int)count;
+    v->limited = count > max;
+    v->reset_s = (int)((left + 999) / 1000);
+    if (v->reset_s < 1)
+        v->reset_s = 1;
+    return 0;
+}
+
+int rl_redis_claim(const char *kind, const char *key, int64_t ttl_ms)
+{
+    char *k = xasprintf("%sc:%s:%s", redis_prefix(), kind, key), ttl[24];
+    int tn = snprintf(ttl, sizeof ttl, "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 1));
+    const char *argv[] = {"SET", k, "1", "NX", "PX", ttl};
+    size_t len[] = {3, strlen(k), 1, 2, 2, (size_t)tn};
+    int rc;
+    redisReply *r = redis_cmd("claim", 6, argv, len, &rc);
+    free(k);
+    if (!r)
+        return -1;
+    int won = r->type == REDIS_REPLY_STATUS;  /* +OK; nil when it was set */
+    int bad = r->type == REDIS_REPLY_ERROR;
+    freeReplyObject(r);
+    return bad ? -1 : won;
+}
