@@ -136,7 +136,29 @@ static void conn_free(void *p)
     free(k);
 }
 
-static void conn_key_make(void) { pthread_key_create(&conn_key, conn_free); }
+/* fork() while another thread (the master's active-users thread) holds conns_mu
+ * would leave the child a lock nobody releases; and the child must not share its
+ * parent's Redis sockets. So conns_mu is held across fork(), and the child closes
+ * every connection it inherited (a thread's own is made anew on its next use). */
+static void fork_prepare(void) { pthread_mutex_lock(&conns_mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&conns_mu); }
+static void fork_child(void)
+{
+    for (struct conn *k = conns; k; k = k->next)
+        if (k->c) {
+            redisFree(k->c);
+            k->c = NULL;
+            k->retry_at = 0;
+            k->backoff = 0;
+        }
+    pthread_mutex_unlock(&conns_mu);
+}
+
+static void conn_key_make(void)
+{
+    pthread_key_create(&conn_key, conn_free);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
 
 /* Closes K's connection without counting a failure: the next use makes a new one. */
 static void conn_drop(struct conn *k)
