@@ -11,14 +11,58 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static __thread CURL *easy;
+
+/* This thread's open QRS sockets (its easy handle's connections), recorded as
+ * libcurl opens and closes them: at the end of an answer's head, the ACK the
+ * kernel may be holding back for the head goes out at once (TCP_QUICKACK). A QRS
+ * that writes the head and the body separately with Nagle on waits for that ACK
+ * before it sends the body, and on a kept-alive connection in request/answer
+ * rhythm Linux delays it by up to 40 ms (butlerd(8), "QRS connection"). libcurl
+ * does not say which connection a transfer uses until it ends, so every open one
+ * gets it: a few setsockopt calls per answer, harmless on an idle connection. */
+#define QA_MAX 8
+static __thread curl_socket_t qa_fds[QA_MAX];
+static __thread int qa_n;
+
+static int on_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    if (purpose == CURLSOCKTYPE_IPCXN && qa_n < QA_MAX)
+        qa_fds[qa_n++] = fd;
+    return CURL_SOCKOPT_OK;
+}
+
+static int on_close(void *arg, curl_socket_t fd)
+{
+    for (int i = 0; i < qa_n; i++)
+        if (qa_fds[i] == fd) {
+            qa_fds[i] = qa_fds[--qa_n];
+            break;
+        }
+    return close(fd);
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *arg)
+{
+    size_t len = size * n;
+    if (len <= 2 && (len == 0 || line[0] == '\r' || line[0] == '\n')) {
+        int one = 1;
+        for (int i = 0; i < qa_n; i++)
+            (void)setsockopt(qa_fds[i], IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
+    return len;
+}
 
 /* The process's TLS session cache, made on first use (after the fork). */
 static CURLSH *share;
@@ -291,6 +335,9 @@ static int perform(const struct cfg *c, const char *method, const char *path,
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close);
     struct sink sink = {&out->body, (size_t)c->qrsMaxReplyBytes, 0};
     struct stream st = {&sink, e, fn, fnarg};
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, fn ? on_stream : on_data);
