@@ -23,6 +23,7 @@ TLS session resumption, every start after the first should be a resumed one.
 Prints (bench/README.md, "taskstart.py"):
   ROW taskstart_added  butlerd=<start - direct, p50>ms reference=-  ratio=-
   ROW taskstart        butlerd=<start p50>ms reference=<direct p50>ms ratio=<x>
+  ROW taskstart_cpu    butlerd=<worker CPU per start>us reference=<per apps GET>us ratio=<x>
   ROW taskstart_resumed butlerd=<% of starts with a resumed handshake>% reference=<% for direct>% ratio=-
   ROW qrs_get_split    butlerd=<apps p50, split-writes QRS>ms reference=<apps p50, normal QRS>ms ratio=<x>
 
@@ -31,6 +32,7 @@ Environment: BUTLERD=path to the binary (default ../src/butlerd next to this scr
 """
 
 import argparse
+import glob
 import http.client
 import json
 import os
@@ -138,6 +140,19 @@ def timed_get(c, method, path, body=None, hdrs=None):
 CLIENTS, ROUNDS = 8, 3
 
 
+def cpu_ns(d):
+    """CPU time of butlerd's workers (all threads), ns."""
+    total = 0
+    for pid in d.worker_pids():
+        for p in glob.glob("/proc/%d/task/*/schedstat" % pid):
+            try:
+                with open(p) as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+
+
 def concurrent_gets(d, per, warm):
     """CLIENTS threads, each WARM + PER GET /v4/apps/list on its own connection;
     returns the times of the last PER of each."""
@@ -204,6 +219,7 @@ def main():
             if i == a.W:
                 hs0 = sim.handshakes()
                 direct.resumed = 0
+                cpu0 = cpu_ns(bd)
             t, body = timed_get(c, "PUT", spath, b"[]", jh)
             if i == 0 and TASK not in body.decode():
                 sys.exit("taskstart.py: the start did not start the task: %r" % body[:300])
@@ -217,6 +233,11 @@ def main():
                 directs.append(td)
                 del hs_mid, hs_after
         hs1 = sim.handshakes()
+        cpu_start = (cpu_ns(bd) - cpu0) / 1000.0 / a.n
+        cpu0 = cpu_ns(bd)
+        for i in range(a.n):
+            timed_get(c, "GET", "/v4/apps/list")
+        cpu_get = (cpu_ns(bd) - cpu0) / 1000.0 / a.n
         # CLIENTS clients at once, so butlerd's QRS connections are in request/answer
         # rhythm (Linux then delays ACKs); the two butlerds in turn, ROUNDS times
         per = max(1, a.n // (CLIENTS * ROUNDS))
@@ -237,7 +258,11 @@ def main():
         print("GET /v4/apps/list, %d clients at once: p50 %.2f ms p90 %.2f ms (QRS writes "
               "head+body at once), p50 %.2f ms p90 %.2f ms (QRS writes them apart, Nagle on)"
               % (CLIENTS, p50(apps), pct(apps, 0.9), p50(apps_split), pct(apps_split, 0.9)))
+        print("butlerd worker CPU: %.0f us per start (new TLS connection, resumed), "
+              "%.0f us per GET /v4/apps/list (kept-alive QRS connection)" % (cpu_start, cpu_get))
         print("ROW taskstart_added butlerd=%.2fms reference=- ratio=-" % p50(added))
+        print("ROW taskstart_cpu butlerd=%.0fus reference=%.0fus ratio=%.2f"
+              % (cpu_start, cpu_get, cpu_start / cpu_get))
         print("ROW taskstart butlerd=%.2fms reference=%.2fms ratio=%.2f"
               % (p50(starts), p50(directs), p50(starts) / p50(directs)))
         print("ROW taskstart_resumed butlerd=%.0f%% reference=%.0f%% ratio=-"
