@@ -7,6 +7,7 @@ Content-Length. Each test runs on the shared-memory and the Redis backend."""
 import json
 import os
 import random
+import socket
 
 import harness
 from harness import JSON_CT
@@ -49,6 +50,24 @@ def test_long_list_is_streamed_in_creation_order(kvd):
     want = [k for k in keys if k not in gone]
     body = chunked_list(d, "long")
     assert body == keylist_body("long", want)
+    # HEAD: the same status and type, no body
+    r = d.request("HEAD", "/v4/keylist/long")
+    assert (r.status, r.body, r.header("Content-Type")) == (200, b"", JSON_CT), r
+    # HEAD through a POST override: the length of the body it does not send
+    # (answered with the head alone, then the connection is closed)
+    with socket.create_connection(("127.0.0.1", d.port), timeout=30) as c:
+        c.sendall(b"POST /v4/keylist/long HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                  b"X-HTTP-Method-Override: HEAD\r\n\r\n")
+        got = b""
+        for _ in range(1000):
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    head, _, rest = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), got[:300]
+    assert b"\r\ncontent-length: %d\r\n" % len(body) in head.lower() + b"\r\n", head
+    assert rest == b"", got[:300]
     # the same list again, and a second namespace is not mixed in
     fill(d, "other", ["o1", "o2"])
     assert chunked_list(d, "long") == body
