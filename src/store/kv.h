@@ -50,9 +50,10 @@ int kv_keys(const char *ns, size_t nslen, struct kv_list *out);
 /* A namespace's keys one page at a time, for listings of any length
  * (butlerd(8), KEY-VALUE STORE, "Long key lists"). Start with a zeroed page; each
  * call replaces the page with the next keys in creation order after the cursor
- * (ID, AFTER), N == 0 at the end. A key created during the listing appears if it
- * comes after the cursor (new keys always do), a key deleted before its page is
- * read does not, and no key appears twice. If the namespace is deleted meanwhile,
+ * (ID, AFTER), N == 0 at the end. A key created during the listing appears (new
+ * keys come after the cursor), a key deleted before its page is read does not, an
+ * overwritten key keeps its place; only a key deleted and created again after its
+ * page can appear twice (it is a new key). If the namespace is deleted meanwhile,
  * the listing ends. KV_NO_NS only on the first page. S[i] are not NUL-terminated;
  * they stay valid until the next call or kv_page_free. */
 struct kv_page {
