@@ -154,7 +154,7 @@ static void set_blob(CURL *e, CURLoption opt, const struct blob *b)
 /* The credentials parsed once per process, for every new TLS connection: libcurl
  * builds a new SSL_CTX per connection and, given PEM blobs, decodes the client
  * certificate, its key and the CA certificates into it each time - with OpenSSL 3,
- * most of the CPU a task start costs butlerd (each start has a connection of its
+ * a third of the CPU a task start costs butlerd (each start has a connection of its
  * own). Here a new SSL_CTX only takes references to ready objects (butlerd(8),
  * "QRS connection"). Used when all three PEM blobs are there and parse cleanly,
  * with a key that matches the certificate; otherwise libcurl decodes them as
