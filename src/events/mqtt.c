@@ -15,6 +15,9 @@
 
 #include <errno.h>
 #include <mosquitto.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,6 +351,23 @@ void mqtt_event(const char *topic, const void *payload, size_t len)
 }
 
 void mqtt_event_str(const char *topic, const char *text) { mqtt_event(topic, text, strlen(text)); }
+
+void mqtt_batch(int on)
+{
+    static int corked_fd = -1;
+    if (on && corked_fd < 0 && mq.m && mq.connected) {
+        int fd = mosquitto_socket(mq.m), one = 1;
+        if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one) == 0)
+            corked_fd = fd;
+    } else if (!on && corked_fd >= 0) {
+        /* the socket may have been closed meanwhile (a lost connection): only the
+         * same descriptor, still libmosquitto's, is uncorked */
+        int zero = 0;
+        if (mq.m && mosquitto_socket(mq.m) == corked_fd)
+            (void)setsockopt(corked_fd, IPPROTO_TCP, TCP_CORK, &zero, sizeof zero);
+        corked_fd = -1;
+    }
+}
 
 void mqtt_event_on_connect(const char *topic, const char *text)
 {

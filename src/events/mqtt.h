@@ -32,6 +32,10 @@ int mqtt_connected(void);
 /* Event publication (QoS 0, no retain); dropped with a warning if not connected. */
 void mqtt_event(const char *topic, const void *payload, size_t len);
 void mqtt_event_str(const char *topic, const char *text);
+/* Between mqtt_batch(1) and mqtt_batch(0), event publications are held back by the
+ * kernel (TCP_CORK) and leave together: for a burst of UDP events, a few large
+ * segments to the broker instead of one per event (butlerd(8), PERFORMANCE). */
+void mqtt_batch(int on);
 /* Publishes TEXT on TOPIC now if connected, else right after the next connect. */
 void mqtt_event_on_connect(const char *topic, const char *text);
 /* Called after every successful connect. */

@@ -41,6 +41,8 @@
 #define MAX_HOSTS 10000      /* proxy hosts remembered for per-server counts */
 #define WARN_BUDGET 60       /* intake warnings per minute before they are summarised */
 #define AGGREGATE_MS 100     /* at most ten sets of active-user aggregates a second */
+#define AGGREGATE_SHARE 10   /* ... and at most a tenth of the master's time on them */
+#define AGGREGATE_MAX_MS 5000
 
 struct addr {
     int family;
@@ -71,11 +73,21 @@ static struct {
     size_t nhosts;
     int users_dirty;
     int64_t next_expiry, full_warned_at, last_aggregate;
+    int64_t aggregate_gap; /* ms between two sets of aggregates (publish_users) */
 } u = {.fd = {-1, -1}};
 
 /* ------------------------------------------------------------ text */
 
-void udp_sanitise(char *s, size_t max_cp) { utf8_strip_controls(s, max_cp); }
+/* Printable ASCII within MAX_CP characters - nearly every field - is left as it is
+ * without the code point by code point rewrite. */
+void udp_sanitise(char *s, size_t max_cp)
+{
+    size_t i = 0;
+    while ((unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7F)
+        i++;
+    if (s[i] || i > max_cp)
+        utf8_strip_controls(s, max_cp);
+}
 
 /* Splits TEXT on ';' into at most MAX fields, the last one keeping the rest. */
 static size_t split(char *text, char **f, size_t max)
@@ -367,13 +379,23 @@ static void remember_host(const char *host)
     u.hosts[u.nhosts++] = xstrdup(host);
 }
 
+/* The gap before the next set of aggregates. A set costs time in proportion to the
+ * active users (the whole list is one message), so with many users the sets come
+ * less often than every AGGREGATE_MS: at most an AGGREGATE_SHARE-th of the
+ * master's time, which must go to reading datagrams (butlerd(8), ACTIVE USERS,
+ * "MQTT messages"). */
+static int64_t aggregate_gap(void) { return u.aggregate_gap ? u.aggregate_gap : AGGREGATE_MS; }
+
 static void publish_users(void)
 {
     const struct cfg *c = u.cfg;
     u.users_dirty = 0;
     u.last_aggregate = now_ms();
+    u.aggregate_gap = AGGREGATE_MS;
     if (!c->mqtt.enable || !mqtt_connected())
         return; /* republished as a whole after the next connect (udp_on_connect) */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     struct users_view v;
     users_view(&v);
     char num[32];
@@ -396,6 +418,10 @@ static void publish_users(void)
     }
     free(counts);
     users_view_free(&v);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t took = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    int64_t gap = took * AGGREGATE_SHARE;
+    u.aggregate_gap = gap < AGGREGATE_MS ? AGGREGATE_MS : gap > AGGREGATE_MAX_MS ? AGGREGATE_MAX_MS : gap;
 }
 
 static int64_t realtime_ms(void)
@@ -562,7 +588,19 @@ static int task_event(enum udp_ttype t, char **f, size_t n)
 void udp_parse(int sock, const void *p, size_t len, struct udp_msg *m)
 {
     size_t tlen;
-    char *text = utf8_repair(p, len, &tlen);
+    char *text;
+    const unsigned char *b = p;
+    size_t ascii = 0;
+    while (ascii < len && b[ascii] < 0x80)
+        ascii++;
+    if (ascii == len) { /* ASCII: nothing to repair, one copy */
+        text = xmalloc(len + 1);
+        memcpy(text, p, len);
+        text[len] = '\0';
+        tlen = len;
+    } else {
+        text = utf8_repair(p, len, &tlen);
+    }
     char *semi = strchr(text, ';');
     size_t t0 = semi ? (size_t)(semi - text) : tlen;
     char type[64];
@@ -647,7 +685,7 @@ static void datagram(int s, const unsigned char *p, size_t len, int truncated,
     free(text);
 }
 
-static void drain_socket(int s)
+static void drain_batches(int s)
 {
     struct mmsghdr mm[BATCH];
     struct iovec iov[BATCH];
@@ -672,6 +710,8 @@ static void drain_socket(int s)
             }
             return;
         }
+        if (n == BATCH && u.cfg->mqtt.enable)
+            mqtt_batch(1); /* a burst: its publications leave together */
         for (int i = 0; i < n; i++) {
             size_t len = mm[i].msg_len;
             int trunc = (mm[i].msg_hdr.msg_flags & MSG_TRUNC) || len > BUFSZ;
@@ -681,6 +721,12 @@ static void drain_socket(int s)
         if (n < BATCH)
             return;
     }
+}
+
+static void drain_socket(int s)
+{
+    drain_batches(s);
+    mqtt_batch(0); /* nothing to do unless a burst was corked */
 }
 
 /* ------------------------------------------------------------ sockets */
@@ -772,7 +818,7 @@ void udp_handle(const struct pollfd *p, int n)
         for (int s = 0; s < UDP_NSOCK; s++)
             if (p[i].revents && p[i].fd == u.fd[s])
                 drain_socket(s);
-    if (u.users_dirty && now_ms() - u.last_aggregate >= AGGREGATE_MS)
+    if (u.users_dirty && now_ms() - u.last_aggregate >= aggregate_gap())
         publish_users();
 }
 
@@ -798,10 +844,10 @@ int udp_timers(void)
             u.users_dirty = 1;
     }
     if (u.users_dirty) {
-        if (now - u.last_aggregate >= AGGREGATE_MS)
+        if (now - u.last_aggregate >= aggregate_gap())
             publish_users();
-        else if (u.last_aggregate + AGGREGATE_MS < u.next_expiry)
-            return (int)(u.last_aggregate + AGGREGATE_MS - now);
+        else if (u.last_aggregate + aggregate_gap() < u.next_expiry)
+            return (int)(u.last_aggregate + aggregate_gap() - now);
     }
     return (int)(u.next_expiry - now);
 }

@@ -4,6 +4,8 @@
 #include "cfg.h"
 #include "http.h"
 #include "kvstore.h"
+#include "log.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -206,28 +208,171 @@ static void del_ns_job(struct req *r)
     free(ns);
 }
 
-/* A namespace can hold a million keys: listing them takes a while, so it runs on a
- * job thread and the worker goes on serving other requests meanwhile. */
+/* ------------------------------------------------------------------ keylist */
+
+/* butlerd(8), KEY-VALUE STORE, "Long key lists": a namespace can hold a million
+ * keys, so its list is made as the client reads it, a page of keys at a time
+ * (kvstore->keys_page), never all of it at once. The bytes are those json-c made
+ * when the list was built whole: {"namespace":NS,"keys":[{"key":K},...]}. */
+struct keylist {
+    char *ns;
+    size_t nslen;
+    struct kv_page page;
+    size_t next;  /* the page's next key */
+    int state;    /* KL_KEYS: keys to come; KL_TAIL: "]}" to come; KL_END */
+    int first;    /* no key written yet */
+    char *pend;   /* bytes made, not yet handed out: [off, len) */
+    size_t off, len, cap;
+    int rc;       /* of the store's last failure */
+};
+enum { KL_KEYS, KL_TAIL, KL_END };
+#define WHOLE (1u << 20)
+
+static void kl_room(struct keylist *k, size_t n)
+{
+    if (k->len + n > k->cap) {
+        k->cap = (k->len + n) * 2;
+        k->pend = xrealloc(k->pend, k->cap);
+    }
+}
+
+static void kl_put(struct keylist *k, const char *s, size_t n)
+{
+    kl_room(k, n);
+    memcpy(k->pend + k->len, s, n);
+    k->len += n;
+}
+
+/* A JSON string as json-c writes it with JSON_C_TO_STRING_NOSLASHESCAPE: the
+ * two-character escapes, \u00xx for other control bytes, every other byte as is. */
+static void kl_string(struct keylist *k, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    kl_room(k, n * 6 + 2);
+    char *o = k->pend + k->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *e = NULL;
+        switch (c) {
+        case '\b': e = "\\b"; break;
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        case '\f': e = "\\f"; break;
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        default:
+            if (c < 0x20) {
+                memcpy(o, "\\u00", 4);
+                o[4] = hex[c >> 4];
+                o[5] = hex[c & 15];
+                o += 6;
+            } else {
+                *o++ = (char)c;
+            }
+            continue;
+        }
+        *o++ = e[0];
+        *o++ = e[1];
+    }
+    *o++ = '"';
+    k->len = (size_t)(o - k->pend);
+}
+
+/* Makes at least WANT bytes (or all that remain); -1 if the store failed. */
+static int kl_make(struct keylist *k, size_t want)
+{
+    while (k->len - k->off < want && k->state != KL_END) {
+        if (k->state == KL_TAIL) {
+            kl_put(k, "]}", 2);
+            k->state = KL_END;
+            break;
+        }
+        if (k->next == k->page.n) {
+            if ((k->rc = kvstore->keys_page(k->ns, k->nslen, &k->page)) != KV_OK)
+                return -1;
+            k->next = 0;
+            if (!k->page.n) {
+                k->state = KL_TAIL;
+                continue;
+            }
+        }
+        kl_put(k, k->first ? "{\"key\":" : ",{\"key\":", k->first ? 7 : 8);
+        k->first = 0;
+        kl_string(k, k->page.s[k->next], k->page.len[k->next]);
+        kl_put(k, "}", 1);
+        k->next++;
+    }
+    return 0;
+}
+
+static long kl_fill(void *cls, char *buf, size_t max)
+{
+    struct keylist *k = cls;
+    if (k->off == k->len) /* all handed out: start the buffer again */
+        k->off = k->len = 0;
+    if (kl_make(k, max) < 0) {
+        log_warnx("key list of namespace %.*s cut short: the key-value store failed",
+                  (int)k->nslen, k->ns);
+        return -1;
+    }
+    size_t n = k->len - k->off < max ? k->len - k->off : max;
+    memcpy(buf, k->pend + k->off, n);
+    k->off += n;
+    if (k->off == k->len)
+        k->off = k->len = 0;
+    return (long)n;
+}
+
+static void kl_done(void *cls)
+{
+    struct keylist *k = cls;
+    kv_page_free(&k->page);
+    free(k->ns);
+    free(k->pend);
+    free(k);
+}
+
+/* Runs on a job thread: the first page answers whether the namespace exists (on
+ * Redis a round trip), the rest is made on the MHD thread as the client reads. */
 static void keylist_job(struct req *r)
 {
     size_t nslen;
     char *ns = http_param(r, 0, &nslen);
     if (!ns)
         return;
-    struct kv_list l;
-    if (!kv_error(r, kvstore->keys(ns, nslen, &l), ns, nslen, NULL, 0)) {
-        json_object *o = json_object_new_object(), *a = json_object_new_array();
-        json_object_object_add(o, "namespace", str(ns, nslen));
-        for (size_t i = 0; i < l.n; i++) {
-            json_object *e = json_object_new_object();
-            json_object_object_add(e, "key", str(l.s[i], l.len[i]));
-            json_object_array_add(a, e);
-        }
-        json_object_object_add(o, "keys", a);
-        kv_list_free(&l);
-        http_reply_json(r, 200, o);
+    struct keylist *k = xcalloc(1, sizeof *k);
+    int rc = kvstore->keys_page(ns, nslen, &k->page);
+    if (kv_error(r, rc, ns, nslen, NULL, 0)) {
+        kv_page_free(&k->page);
+        free(k);
+        free(ns);
+        return;
     }
-    free(ns);
+    k->ns = ns;
+    k->nslen = nslen;
+    k->first = 1;
+    k->state = k->page.n ? KL_KEYS : KL_TAIL;
+    kl_put(k, "{\"namespace\":", 13);
+    kl_string(k, ns, nslen);
+    kl_put(k, ",\"keys\":[", 9);
+    /* A list that ends within WHOLE bytes goes out in one piece, with its length, as
+     * every other reply; only a longer one is streamed (chunked). */
+    int made = kl_make(k, WHOLE);
+    if (made < 0) {
+        kv_error(r, k->rc, k->ns, k->nslen, NULL, 0);
+        kl_done(k);
+        return;
+    }
+    if (k->state == KL_END) {
+        struct buf b = {0};
+        buf_append(&b, k->pend, k->len);
+        kl_done(k);
+        http_reply_json_buf(r, 200, &b);
+        return;
+    }
+    http_reply_stream(r, 200, NULL, kl_fill, kl_done, k);
 }
 
 void api_kv_keylist(struct req *r) { http_defer(r, keylist_job); }

@@ -169,6 +169,8 @@ static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
 
 static void queue_reply(struct req *r, unsigned status, const char *ctype, const char *body,
                         size_t len, int owned);
+static void queue_response(struct req *r, unsigned status, const char *ctype,
+                           struct MHD_Response *resp, int fake_head);
 
 /* A reply made on a job thread is kept until MHD calls us back after the resume:
  * responses may only be queued from the access handler. */
@@ -228,6 +230,13 @@ static void queue_reply(struct req *r, unsigned status, const char *ctype, const
                         len, (void *)body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
     if (owned && (fake_head || !resp))
         free((void *)body);
+    queue_response(r, status, ctype, resp, fake_head);
+}
+
+/* Adds the headers every reply carries to RESP and queues it (consumed either way). */
+static void queue_response(struct req *r, unsigned status, const char *ctype,
+                           struct MHD_Response *resp, int fake_head)
+{
     if (!resp) {
         log_errorx("cannot create response");
         return;
@@ -254,6 +263,74 @@ static void queue_reply(struct req *r, unsigned status, const char *ctype, const
         r->status_sent = status;
     MHD_destroy_response(resp);
     r->stage = 2;
+}
+
+/* ---------------------------------------------------------- streamed replies */
+
+struct http_stream {
+    http_fill_fn fill;
+    void (*done)(void *);
+    void *cls;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct http_stream *s = cls;
+    long n = s->fill(s->cls, buf, max);
+    return n > 0 ? (ssize_t)n
+                 : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void stream_free(void *cls)
+{
+    struct http_stream *s = cls;
+    if (s->done)
+        s->done(s->cls);
+    free(s);
+}
+
+/* A streamed body goes out chunked, as it is made. HEAD through a POST override
+ * needs its length: the body is made once and counted, not kept. */
+static void queue_stream(struct req *r, unsigned status, const char *ctype, struct http_stream *s)
+{
+    r->big = 1;
+    if (r->fake_head) {
+        char *scratch = xmalloc(1 << 16);
+        size_t total = 0;
+        long n;
+        while ((n = s->fill(s->cls, scratch, 1 << 16)) > 0)
+            total += (size_t)n;
+        free(scratch);
+        stream_free(s);
+        queue_reply(r, status, ctype, NULL, total, 0);
+        return;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1 << 16, stream_read, s, stream_free);
+    if (!resp)
+        stream_free(s);
+    queue_response(r, status, ctype, resp, 0);
+}
+
+void http_reply_stream(struct req *r, unsigned status, const char *ctype, http_fill_fn fill,
+                       void (*done)(void *), void *cls)
+{
+    struct http_stream *s = xmalloc(sizeof *s);
+    *s = (struct http_stream){fill, done, cls};
+    if (!ctype)
+        ctype = JSON_TYPE;
+    if (r->stage == 2 || r->prepared) {
+        stream_free(s);
+        return;
+    }
+    if (r->deferred) {
+        r->prep_status = status;
+        r->prep_ctype = ctype;
+        r->prep_stream = s;
+        r->prepared = 1;
+        return;
+    }
+    queue_stream(r, status, ctype, s);
 }
 
 void http_reply_json(struct req *r, unsigned status, json_object *o)
@@ -698,6 +775,8 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     json_object_put(r->body);
     json_object_put(r->query);
     free(r->prep_body);
+    if (r->prep_stream)
+        stream_free(r->prep_stream);
     /* A large reply (a long keylist) leaves freed heap behind: give it back. */
     if (r->big)
         malloc_trim(0);
@@ -1054,7 +1133,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->stage == 2)
         return MHD_YES;
     if (r->deferred) { /* called again after the job resumed us */
-        if (r->prepared) {
+        if (r->prepared && r->prep_stream) {
+            queue_stream(r, r->prep_status, r->prep_ctype, r->prep_stream);
+            r->prep_stream = NULL;
+        } else if (r->prepared) {
             queue_reply(r, r->prep_status, r->prep_ctype, r->prep_body, r->prep_len, 1);
             r->prep_body = NULL;
         }

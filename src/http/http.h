@@ -42,6 +42,7 @@ struct req {
     const char *prep_ctype;
     char *prep_body;
     size_t prep_len;
+    struct http_stream *prep_stream; /* or a streamed reply (http_reply_stream) */
     size_t body_bytes;    /* body bytes received so far, kept or not */
     uint8_t peer[17];     /* client address (cidr_key form), peerlen bytes */
     size_t peerlen;
@@ -78,6 +79,14 @@ void http_reply_error_bytes(struct req *r, unsigned status, const char *prefix,
                             const char *data, size_t len);
 /* A JSON body the handler serialised itself: takes B's memory (no copy). */
 void http_reply_json_buf(struct req *r, unsigned status, struct buf *b);
+/* A reply whose body is made piece by piece on the worker's MHD thread as the client
+ * takes it (a long key list: butlerd(8), KEY-VALUE STORE, "Long key lists"): FILL
+ * writes up to MAX bytes at BUF and returns how many, 0 at the end, -1 on an error
+ * (the connection is cut: the client sees a short reply). DONE releases CLS, sent
+ * or not. The body goes out with chunked transfer encoding; CTYPE NULL is JSON's. */
+typedef long (*http_fill_fn)(void *cls, char *buf, size_t max);
+void http_reply_stream(struct req *r, unsigned status, const char *ctype, http_fill_fn fill,
+                       void (*done)(void *), void *cls);
 /* A reply of media type CTYPE (a string constant). */
 void http_reply_typed(struct req *r, unsigned status, const char *ctype, const char *body,
                       size_t len);

@@ -10,15 +10,64 @@
 #include "util.h"
 
 #include <curl/curl.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static __thread CURL *easy;
+
+/* This thread's open QRS sockets (its easy handle's connections), recorded as
+ * libcurl opens and closes them: at the end of an answer's head, the ACK the
+ * kernel may be holding back for the head goes out at once (TCP_QUICKACK). A QRS
+ * that writes the head and the body separately with Nagle on waits for that ACK
+ * before it sends the body, and on a kept-alive connection in request/answer
+ * rhythm Linux delays it by up to 40 ms (butlerd(8), "QRS connection"). libcurl
+ * does not say which connection a transfer uses until it ends, so every open one
+ * gets it: a few setsockopt calls per answer, harmless on an idle connection. */
+#define QA_MAX 8
+static __thread curl_socket_t qa_fds[QA_MAX];
+static __thread int qa_n;
+
+static int on_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    if (purpose == CURLSOCKTYPE_IPCXN && qa_n < QA_MAX)
+        qa_fds[qa_n++] = fd;
+    return CURL_SOCKOPT_OK;
+}
+
+static int on_close(void *arg, curl_socket_t fd)
+{
+    for (int i = 0; i < qa_n; i++)
+        if (qa_fds[i] == fd) {
+            qa_fds[i] = qa_fds[--qa_n];
+            break;
+        }
+    return close(fd);
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *arg)
+{
+    size_t len = size * n;
+    if (len <= 2 && (len == 0 || line[0] == '\r' || line[0] == '\n')) {
+        int one = 1;
+        for (int i = 0; i < qa_n; i++)
+            (void)setsockopt(qa_fds[i], IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
+    return len;
+}
 
 /* The process's TLS session cache, made on first use (after the fork). */
 static CURLSH *share;
@@ -100,6 +149,97 @@ static void set_blob(CURL *e, CURLoption opt, const struct blob *b)
 {
     struct curl_blob cb = {b->data, b->len, CURL_BLOB_COPY};
     curl_easy_setopt(e, opt, &cb);
+}
+
+/* The credentials parsed once per process, for every new TLS connection: libcurl
+ * builds a new SSL_CTX per connection and, given PEM blobs, decodes the client
+ * certificate, its key and the CA certificates into it each time - with OpenSSL 3,
+ * a third of the CPU a task start costs butlerd (each start has a connection of its
+ * own). Here a new SSL_CTX only takes references to ready objects (butlerd(8),
+ * "QRS connection"). Used when all three PEM blobs are there and parse cleanly,
+ * with a key that matches the certificate; otherwise libcurl decodes them as
+ * before, and reports any problem in its own words. */
+static struct {
+    X509 *cert;
+    STACK_OF(X509) *chain; /* certificates after the first in the client file */
+    EVP_PKEY *key;
+    X509_STORE *store;
+    int ok;
+} pre;
+static pthread_once_t pre_once = PTHREAD_ONCE_INIT;
+
+static BIO *blob_bio(const struct blob *b) { return BIO_new_mem_buf(b->data, (int)b->len); }
+
+static void pre_parse(void)
+{
+    if (!cert_blob.data || !key_blob.data || !ca_blob.data || cert_blob.len > INT_MAX ||
+        key_blob.len > INT_MAX || ca_blob.len > INT_MAX)
+        return;
+    BIO *b = blob_bio(&cert_blob);
+    pre.cert = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    pre.chain = sk_X509_new_null();
+    X509 *x;
+    while (pre.cert && pre.chain && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)))
+        if (!sk_X509_push(pre.chain, x))
+            X509_free(x);
+    BIO_free(b);
+    ERR_clear_error(); /* the end of the file reads as an error */
+    b = blob_bio(&key_blob);
+    pre.key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    pre.store = X509_STORE_new();
+    int cas = 0;
+    b = blob_bio(&ca_blob);
+    STACK_OF(X509_INFO) *infos = b ? PEM_X509_INFO_read_bio(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    for (int i = 0; infos && pre.store && i < sk_X509_INFO_num(infos); i++) {
+        X509_INFO *in = sk_X509_INFO_value(infos, i);
+        if (in->x509 && X509_STORE_add_cert(pre.store, in->x509) == 1)
+            cas++;
+        if (in->crl)
+            X509_STORE_add_crl(pre.store, in->crl);
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    ERR_clear_error();
+    pre.ok = pre.cert && pre.chain && pre.key && pre.store && cas > 0 &&
+             X509_check_private_key(pre.cert, pre.key) == 1;
+    ERR_clear_error();
+}
+
+static CURLcode on_ssl_ctx(CURL *e, void *sslctx, void *arg)
+{
+    SSL_CTX *ctx = sslctx;
+    if (SSL_CTX_use_certificate(ctx, pre.cert) != 1 || SSL_CTX_use_PrivateKey(ctx, pre.key) != 1)
+        return CURLE_SSL_CERTPROBLEM;
+    for (int i = 0; i < sk_X509_num(pre.chain); i++)
+        if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(pre.chain, i)) != 1)
+            return CURLE_SSL_CERTPROBLEM;
+    SSL_CTX_set1_cert_store(ctx, pre.store);
+    return CURLE_OK;
+}
+
+/* Hands the client certificate, its key and the CAs to handle E: parsed once if
+ * possible, else as blobs or files for libcurl to read. */
+static void set_credentials(CURL *e, const struct cfg *c)
+{
+    pthread_once(&pre_once, pre_parse);
+    if (pre.ok && curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx) == CURLE_OK) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, NULL); /* not the system bundle: ours */
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+        return;
+    }
+    if (cert_blob.data)
+        set_blob(e, CURLOPT_SSLCERT_BLOB, &cert_blob);
+    else if (*c->clientCert)
+        curl_easy_setopt(e, CURLOPT_SSLCERT, c->clientCert);
+    if (key_blob.data)
+        set_blob(e, CURLOPT_SSLKEY_BLOB, &key_blob);
+    else if (*c->clientCertKey)
+        curl_easy_setopt(e, CURLOPT_SSLKEY, c->clientCertKey);
+    if (ca_blob.data)
+        set_blob(e, CURLOPT_CAINFO_BLOB, &ca_blob);
+    else if (*c->clientCertCA)
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->clientCertCA);
 }
 
 /* The reply is kept in memory, so it is capped (butlerd.qrs.maxReplyBytes, see
@@ -291,6 +431,9 @@ static int perform(const struct cfg *c, const char *method, const char *path,
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close);
     struct sink sink = {&out->body, (size_t)c->qrsMaxReplyBytes, 0};
     struct stream st = {&sink, e, fn, fnarg};
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, fn ? on_stream : on_data);
@@ -302,18 +445,7 @@ static int perform(const struct cfg *c, const char *method, const char *path,
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->qrsTimeoutMs);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->qrsConnectTimeoutMs);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (cert_blob.data)
-        set_blob(e, CURLOPT_SSLCERT_BLOB, &cert_blob);
-    else if (*c->clientCert)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, c->clientCert);
-    if (key_blob.data)
-        set_blob(e, CURLOPT_SSLKEY_BLOB, &key_blob);
-    else if (*c->clientCertKey)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, c->clientCertKey);
-    if (ca_blob.data)
-        set_blob(e, CURLOPT_CAINFO_BLOB, &ca_blob);
-    else if (*c->clientCertCA)
-        curl_easy_setopt(e, CURLOPT_CAINFO, c->clientCertCA);
+    set_credentials(e, c);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->qrs.rejectUnauthorized ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->qrs.rejectUnauthorized ? 2L : 0L);
 

@@ -602,6 +602,149 @@ int kv_keys(const char *ns, size_t nslen, struct kv_list *out)
     return KV_OK;
 }
 
+/* ------------------------------------------------------------- key pages */
+
+/* butlerd(8), KEY-VALUE STORE, "Long key lists": a page is a run of a namespace's
+ * live keys in creation order after the cursor, picked in one pass over the
+ * stripes into at most MAX fixed cells, so the memory of a listing does not grow
+ * with the namespace. The pass keeps every candidate below a limit; when the cells
+ * are full, the larger half is dropped and the limit comes down to the smallest
+ * creation number dropped, so the page holds exactly the keys between the cursor
+ * and the limit: between MAX/2 and MAX of them, or the rest. A candidate costs O(1)
+ * (a heap would cost O(log MAX) cache misses each, most of a page's time). */
+#define PAGE_BYTES (16u << 20)
+#define PAGE_MAX 262144u
+
+struct pick {
+    uint64_t seq;
+    uint32_t klen, cell;
+};
+
+struct page_scan {
+    uint64_t id, after, limit; /* candidates: after < seq < limit */
+    int64_t now;
+    struct pick *picks;
+    uint32_t *free_cells;
+    size_t n, max, nfree;
+    char *cells;
+    size_t cell_size;
+};
+
+/* Moves the K smallest picks of P[0..N) to the front (quickselect). */
+static void select_smallest(struct pick *p, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        uint64_t piv = p[lo + (hi - lo) / 2].seq;
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (p[i].seq < piv)
+                i++;
+            while (p[j].seq > piv)
+                j--;
+            if (i <= j) {
+                struct pick t = p[i];
+                p[i++] = p[j];
+                p[j] = t;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return;
+    }
+}
+
+static void halve(struct page_scan *c)
+{
+    size_t keep = c->max / 2;
+    select_smallest(c->picks, c->n, keep);
+    uint64_t lim = c->picks[keep].seq;
+    for (size_t i = keep; i < c->n; i++) {
+        if (c->picks[i].seq < lim)
+            lim = c->picks[i].seq;
+        c->free_cells[c->nfree++] = c->picks[i].cell;
+    }
+    c->n = keep;
+    c->limit = lim;
+}
+
+static int page_cb(struct shm_slot *sl, void *arg)
+{
+    struct page_scan *c = arg;
+    if (sl->seq <= c->after || sl->seq >= c->limit || expired(sl, c->now) ||
+        slot_ns_id(sl) != c->id)
+        return 0;
+    if (c->n == c->max) {
+        halve(c);
+        if (sl->seq >= c->limit)
+            return 0;
+    }
+    struct pick *k = &c->picks[c->n++];
+    k->seq = sl->seq;
+    k->klen = sl->klen - 8;
+    k->cell = c->free_cells[--c->nfree];
+    memcpy(c->cells + (size_t)k->cell * c->cell_size, sl->data + 8, k->klen);
+    return 0;
+}
+
+static int pick_by_seq(const void *a, const void *b)
+{
+    const struct pick *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void kv_page_free(struct kv_page *p)
+{
+    free(p->s);
+    free(p->len);
+    free(p->priv);
+    free(p->bytes);
+    memset(p, 0, sizeof *p);
+}
+
+int kv_keys_page(const char *ns, size_t nslen, struct kv_page *p)
+{
+    struct shm_table *t = tbl();
+    if (!p->id && !(p->id = ns_id(ns, nslen)))
+        return KV_NO_NS;
+    size_t cell = t->key_max - 8;
+    size_t max = PAGE_BYTES / (cell + sizeof(struct pick) + sizeof(uint32_t));
+    max = max < 256 ? 256 : max > PAGE_MAX ? PAGE_MAX : max;
+    if (!p->cap) {
+        p->cap = max;
+        p->s = xcalloc(max, sizeof *p->s);
+        p->len = xcalloc(max, sizeof *p->len);
+        p->priv = xcalloc(max, sizeof(struct pick) + sizeof(uint32_t));
+        p->bytes = xmalloc(max * cell + 1);
+    }
+    struct page_scan c = {p->id, p->after, UINT64_MAX, kv_now_ms(), p->priv, NULL, 0,
+                          p->cap, 0, p->bytes, cell};
+    c.free_cells = (uint32_t *)(c.picks + p->cap);
+    for (size_t i = 0; i < p->cap; i++)
+        c.free_cells[c.nfree++] = (uint32_t)(p->cap - 1 - i);
+    for (uint32_t s = 0; s < t->nstripes; s++) {
+        shm_table_lock(t, s);
+        shm_table_visit(t, s, page_cb, &c);
+        shm_table_unlock(t, s);
+    }
+    shm_log_repairs();
+    qsort(c.picks, c.n, sizeof *c.picks, pick_by_seq);
+    for (size_t i = 0; i < c.n; i++) {
+        p->s[i] = c.cells + (size_t)c.picks[i].cell * cell;
+        p->len[i] = c.picks[i].klen;
+    }
+    p->n = c.n;
+    if (c.n)
+        p->after = c.picks[c.n - 1].seq;
+    return KV_OK;
+}
+
 /* ------------------------------------------------------- dump and restore */
 
 struct dkey {

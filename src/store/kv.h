@@ -47,6 +47,27 @@ void kv_list_free(struct kv_list *l);
 int kv_namespaces(struct kv_list *out);
 int kv_keys(const char *ns, size_t nslen, struct kv_list *out);
 
+/* A namespace's keys one page at a time, for listings of any length
+ * (butlerd(8), KEY-VALUE STORE, "Long key lists"). Start with a zeroed page; each
+ * call replaces the page with the next keys in creation order after the cursor
+ * (ID, AFTER), N == 0 at the end. A key created during the listing appears (new
+ * keys come after the cursor), a key deleted before its page is read does not, an
+ * overwritten key keeps its place; only a key deleted and created again after its
+ * page can appear twice (it is a new key). If the namespace is deleted meanwhile,
+ * the listing ends. KV_NO_NS only on the first page. S[i] are not NUL-terminated;
+ * they stay valid until the next call or kv_page_free. */
+struct kv_page {
+    uint64_t id, after; /* the cursor: namespace id, creation number of the last key */
+    size_t n;
+    const char **s;
+    size_t *len;
+    size_t cap;  /* of this backend's buffers */
+    void *priv;
+    char *bytes;
+};
+int kv_keys_page(const char *ns, size_t nslen, struct kv_page *p);
+void kv_page_free(struct kv_page *p);
+
 /* Removes expired keys; returns how many. Run by the master at least once a second. */
 unsigned kv_sweep(void);
 uint64_t kv_mutations(void);

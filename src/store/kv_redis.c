@@ -152,12 +152,32 @@ static const char keys_lua[] =
     "end\n"
     "return out\n";
 
+/* ARGV: P ns id after max. A page of namespace ID's keys (ID "" = look NS up) with
+ * creation numbers after AFTER: {rc, id, creation number of the last key looked
+ * at, live keys...}; an expired key moves the cursor on but is not listed. */
+static const char keypage_lua[] =
+    "local P, id = ARGV[1], ARGV[3]\n"
+    "if id == '' then\n"
+    "  id = redis.call('HGET', P .. 'ns', ARGV[2])\n"
+    "  if not id then return {1} end\n"
+    "end\n"
+    "local out = {0, id, ARGV[4]}\n"
+    "local pre = P .. 'v:' .. id .. ':'\n"
+    "local got = redis.call('ZRANGEBYSCORE', P .. 'o:' .. id, '(' .. ARGV[4], '+inf',\n"
+    "                       'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[5]))\n"
+    "for i = 1, #got, 2 do\n"
+    "  if redis.call('EXISTS', pre .. got[i]) == 1 then out[#out + 1] = got[i] end\n"
+    "  out[3] = got[i + 1]\n"
+    "end\n"
+    "return out\n";
+
 /* ARGV: P. The namespaces in creation order. */
 static const char nslist_lua[] = "return redis.call('ZRANGE', ARGV[1] .. 'nsord', 0, -1)\n";
 
-enum { S_PUT, S_GET, S_DEL, S_DELNS, S_KEYS, S_NSLIST, S_N };
-static struct redis_script scripts[S_N] = {{put_lua, ""},   {get_lua, ""},  {del_lua, ""},
-                                           {delns_lua, ""}, {keys_lua, ""}, {nslist_lua, ""}};
+enum { S_PUT, S_GET, S_DEL, S_DELNS, S_KEYS, S_NSLIST, S_KEYPAGE, S_N };
+static struct redis_script scripts[S_N] = {
+    {put_lua, ""},  {get_lua, ""},    {del_lua, ""},     {delns_lua, ""},
+    {keys_lua, ""}, {nslist_lua, ""}, {keypage_lua, ""}};
 
 /* Runs script S with ARGV = prefix, then the N arguments. Returns the reply, or NULL
  * with *RC set to KV_UNAVAIL or KV_ERROR. */
@@ -308,6 +328,78 @@ static int r_keys(const char *ns, size_t nslen, struct kv_list *out)
     return rc;
 }
 
+/* Keys per page: one script run holds Redis for about a millisecond per thousand. */
+#define PAGE_KEYS 10000
+
+static int page_once(const char *ns, size_t nslen, struct kv_page *p)
+{
+    char id[24], after[24], max[24];
+    if (p->id)
+        snprintf(id, sizeof id, "%llu", (unsigned long long)p->id);
+    else
+        id[0] = 0;
+    snprintf(after, sizeof after, "%llu", (unsigned long long)p->after);
+    snprintf(max, sizeof max, "%d", PAGE_KEYS);
+    const char *a[] = {ns, id, after, max};
+    size_t l[] = {nslen, strlen(id), strlen(after), strlen(max)};
+    int rc;
+    redisReply *r = run(S_KEYPAGE, 4, a, l, &rc);
+    if (!r)
+        return rc;
+    rc = reply_rc(r);
+    if (rc != KV_OK)
+        goto out;
+    size_t n = r->elements > 3 ? r->elements - 3 : 0, total = 1;
+    if (r->elements < 3 || n > PAGE_KEYS) {
+        rc = KV_ERROR;
+        goto out;
+    }
+    for (size_t i = 0; i < 3 + n; i++) {
+        const redisReply *e = r->element[i];
+        if (i && e->type != REDIS_REPLY_STRING) {
+            rc = KV_ERROR;
+            goto out;
+        }
+        if (i >= 3)
+            total += e->len;
+    }
+    if (!p->cap) {
+        p->cap = PAGE_KEYS;
+        p->s = calloc(PAGE_KEYS, sizeof *p->s);
+        p->len = calloc(PAGE_KEYS, sizeof *p->len);
+    }
+    char *bytes = realloc(p->bytes, total);
+    if (!p->s || !p->len || !bytes) {
+        rc = KV_ERROR;
+        goto out;
+    }
+    p->bytes = bytes;
+    p->id = strtoull(r->element[1]->str, NULL, 10);
+    p->after = strtoull(r->element[2]->str, NULL, 10);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = r->element[3 + i];
+        memcpy(bytes, e->str, e->len);
+        p->s[i] = bytes;
+        p->len[i] = e->len;
+        bytes += e->len;
+    }
+    p->n = n;
+out:
+    freeReplyObject(r);
+    return rc;
+}
+
+static int r_keys_page(const char *ns, size_t nslen, struct kv_page *p)
+{
+    for (;;) {
+        uint64_t was = p->after;
+        int rc = page_once(ns, nslen, p);
+        /* A page of expired keys only is empty but not the end: go on past it. */
+        if (rc != KV_OK || p->n || p->after == was)
+            return rc;
+    }
+}
+
 static void r_set_limits(int max_keys_per_ns) { atomic_store(&max_per_ns, max_keys_per_ns); }
 
 const struct kvstore_ops kv_redis_ops = {
@@ -318,6 +410,7 @@ const struct kvstore_ops kv_redis_ops = {
     .del_ns = r_del_ns,
     .namespaces = r_namespaces,
     .keys = r_keys,
+    .keys_page = r_keys_page,
     .set_limits = r_set_limits,
 };
 

@@ -14,6 +14,7 @@ static const struct kvstore_ops shm_ops = {
     .del_ns = kv_del_ns,
     .namespaces = kv_namespaces,
     .keys = kv_keys,
+    .keys_page = kv_keys_page,
     .set_limits = kv_set_limits,
 };
 

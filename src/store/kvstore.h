@@ -19,6 +19,9 @@ struct kvstore_ops {
     int (*del_ns)(const char *ns, size_t nslen);
     int (*namespaces)(struct kv_list *out);
     int (*keys)(const char *ns, size_t nslen, struct kv_list *out);
+    /* The next page of a namespace's keys (kv.h, struct kv_page); the page is
+     * released with kv_page_free whatever the backend. */
+    int (*keys_page)(const char *ns, size_t nslen, struct kv_page *p);
     /* The reloadable limit (Butler.keyValueStore.maxKeysPerNamespace). */
     void (*set_limits)(int max_keys_per_ns);
 };

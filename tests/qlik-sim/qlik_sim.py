@@ -31,6 +31,7 @@ JSON-RPC session (_EngineSession) on the connection (spec section 3).
 """
 
 import argparse
+import collections
 import base64
 import fcntl
 import hashlib
@@ -538,13 +539,17 @@ class _BaseHandler(http.server.BaseHTTPRequestHandler):
     timeout = IDLE_TIMEOUT
 
     def setup(self):
-        try:  # answers are written at once; no Nagle / delayed-ACK stalls
-            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
+        # answers are written at once; no Nagle / delayed-ACK stalls, unless the
+        # simulator is told to write like a server that has them (split_writes)
+        if not self.server.sim.split_writes:
+            try:
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
         if isinstance(self.request, ssl.SSLSocket):
             self.request.settimeout(TLS_HANDSHAKE_TIMEOUT)
             self.request.do_handshake()
+            self.server.sim._note_handshake(self.server.service, self.request.session_reused)
         super().setup()
 
     def log_message(self, fmt, *args):
@@ -697,9 +702,15 @@ class _BaseHandler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
         if self.command == "HEAD":
             data = b""
-        # head and body in one write (one TLS record)
-        self._headers_buffer.append(b"\r\n" + data)
-        self.flush_headers()
+        if self.server.sim.split_writes and data:
+            # head, then body: two writes (two TLS records), Nagle on
+            self._headers_buffer.append(b"\r\n")
+            self.flush_headers()
+            self.wfile.write(data)
+        else:
+            # head and body in one write (one TLS record)
+            self._headers_buffer.append(b"\r\n" + data)
+            self.flush_headers()
         self.server.sim._notify(rec)
 
     def route(self, rec):  # pragma: no cover - overridden
@@ -1551,6 +1562,10 @@ class QlikSim:
         self._saves = []
         self.engine_reorder = True        # answer a batch of requests last-first
         self.engine_fragment_bytes = 0    # >0: send messages in frames of this size
+        # QRS/HTTP answers: head and body in two writes, Nagle left on (as some
+        # servers do); applies to connections accepted afterwards
+        self.split_writes = False
+        self.tls_handshakes = collections.Counter()  # (service, "full"|"resumed") -> count
         self.engine_notify_batches = False  # push a notification before each batch of answers
         self.engine_max_message = 256 << 20
         self.load_fixture(fixture_path)
@@ -1697,6 +1712,15 @@ class QlikSim:
         with self._lock:
             self._started.append({"taskId": task_id, "how": how, "session": session,
                                   "time": time.time()})
+
+    def _note_handshake(self, service, resumed):
+        with self._lock:
+            self.tls_handshakes[(service, "resumed" if resumed else "full")] += 1
+
+    def handshakes(self, service="qrs"):
+        """TLS handshakes completed so far: {"full": n, "resumed": n}."""
+        with self._lock:
+            return {k: self.tls_handshakes[(service, k)] for k in ("full", "resumed")}
 
     def _note_tls_error(self, service, addr, exc):
         with self._cond:
@@ -1961,6 +1985,8 @@ def main(argv=None):
                     help="do not require a client certificate (still verified if presented)")
     ap.add_argument("--no-tls", action="store_true", help="plain HTTP (configQRS.useSSL = false)")
     ap.add_argument("--quiet", action="store_true", help="do not log requests")
+    ap.add_argument("--split-writes", action="store_true",
+                    help="write each answer's head and body separately, with Nagle on")
     a = ap.parse_args(argv)
 
     if a.make_certs:
@@ -1975,6 +2001,7 @@ def main(argv=None):
                   on_request=None if a.quiet else _log_line,
                   on_tls_error=None if a.quiet else _log_tls, engine_port=a.engine_port,
                   on_engine_call=None if a.quiet else _log_engine_call)
+    sim.split_writes = a.split_writes
     if a.large_app:
         sim.add_engine_app(make_large_app("00000000-0000-4000-8000-00000000000a", a.large_app))
     done = threading.Event()
