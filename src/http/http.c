@@ -269,17 +269,105 @@ void http_reply_json_buf(struct req *r, unsigned status, struct buf *b)
 {
     if (!b->p)
         buf_append(b, "", 0);
-    if (r->deferred && r->stage != 2 && !r->prepared) {
-        r->prep_status = status;
-        r->prep_ctype = JSON_TYPE;
-        r->prep_body = b->p;
-        r->prep_len = b->len;
-        r->prepared = 1;
+    if (r->stage != 2 && !r->prepared) {
+        if (r->deferred) {
+            r->prep_status = status;
+            r->prep_ctype = JSON_TYPE;
+            r->prep_body = b->p;
+            r->prep_len = b->len;
+            r->prepared = 1;
+        } else {
+            /* handed to libmicrohttpd as it is, no copy */
+            queue_reply(r, status, JSON_TYPE, b->p, b->len, 1);
+        }
         *b = (struct buf){0};
         return;
     }
-    send_reply(r, status, JSON_TYPE, b->p, b->len);
     buf_free(b);
+}
+
+void http_json_str(struct buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char out[256];
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (o > sizeof out - 8) {
+            buf_append(b, out, o);
+            o = 0;
+        }
+        unsigned char c = (unsigned char)s[i];
+        const char *e = NULL;
+        switch (c) {
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        case '\b': e = "\\b"; break;
+        case '\f': e = "\\f"; break;
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        }
+        if (e) {
+            out[o++] = e[0];
+            out[o++] = e[1];
+        } else if (c < 0x20) {
+            memcpy(out + o, "\\u00", 4);
+            out[o + 4] = hex[c >> 4];
+            out[o + 5] = hex[c & 15];
+            o += 6;
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o++] = '"';
+    buf_append(b, out, o);
+}
+
+/* Replies whose bytes never change (the ping) are built once per worker and queued
+ * again for every request: libmicrohttpd counts a response's users, and adds Date
+ * itself. Only the plain case is kept: a reply that carries rate-limit headers,
+ * closes the connection, answers an overridden HEAD or comes from a job thread is
+ * made as any other. Only the worker's one MHD thread gets here. */
+#define STATIC_REPLIES 4
+static struct {
+    const char *body;
+    unsigned status;
+    struct MHD_Response *resp;
+} statics[STATIC_REPLIES];
+
+void http_reply_static(struct req *r, unsigned status, const char *body, size_t len)
+{
+    if (r->deferred || r->stage == 2 || r->prepared || r->fake_head || r->rl_counted ||
+        r->close || draining || status == 401) {
+        send_reply(r, status, JSON_TYPE, body, len);
+        return;
+    }
+    int i = 0;
+    while (i < STATIC_REPLIES && statics[i].body &&
+           (statics[i].body != body || statics[i].status != status))
+        i++;
+    if (i == STATIC_REPLIES || !statics[i].body) {
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
+        if (!resp || (i == STATIC_REPLIES)) {
+            if (resp)
+                MHD_destroy_response(resp);
+            send_reply(r, status, JSON_TYPE, body, len);
+            return;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_TYPE);
+        MHD_set_response_options(resp, MHD_RF_SEND_KEEP_ALIVE_HEADER, MHD_RO_END);
+        MHD_add_response_header(resp, "Keep-Alive", keepalive_hdr);
+        statics[i].body = body;
+        statics[i].status = status;
+        statics[i].resp = resp;
+    }
+    if (MHD_queue_response(r->conn, status, statics[i].resp) != MHD_YES)
+        log_errorx("cannot queue %u response for %s", status, r->target);
+    else
+        r->status_sent = status;
+    r->stage = 2;
 }
 
 void http_reply_typed(struct req *r, unsigned status, const char *ctype, const char *body,

@@ -78,6 +78,11 @@ void http_reply_error_bytes(struct req *r, unsigned status, const char *prefix,
                             const char *data, size_t len);
 /* A JSON body the handler serialised itself: takes B's memory (no copy). */
 void http_reply_json_buf(struct req *r, unsigned status, struct buf *b);
+/* A reply whose BODY is a string constant, JSON, never changing: built once. */
+void http_reply_static(struct req *r, unsigned status, const char *body, size_t len);
+/* Appends S[0..N) to B as a JSON string, quoted and escaped as json-c does with
+ * JSON_C_TO_STRING_NOSLASHESCAPE. */
+void http_json_str(struct buf *b, const char *s, size_t n);
 /* A reply of media type CTYPE (a string constant). */
 void http_reply_typed(struct req *r, unsigned status, const char *ctype, const char *body,
                       size_t len);
