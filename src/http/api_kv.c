@@ -110,17 +110,41 @@ static void namespaces_job(struct req *r)
     http_reply_json(r, 200, a);
 }
 
+/* "?key=K" and nothing else, K not empty and without '%', '+' or any byte outside
+ * printable ASCII: what nearly every GET sends. Such a K reads the same decoded
+ * or not, so it is taken as it is, without the general query parser (butlerd(8),
+ * PERFORMANCE). Returns K's length, or 0 for any other query. */
+static size_t plain_key_query(const struct req *r, const char **key)
+{
+    const char *q = r->target + r->pathlen;
+    if (strncmp(q, "?key=", 5) != 0)
+        return 0;
+    q += 5;
+    size_t n = 0;
+    for (; q[n]; n++) {
+        unsigned char c = (unsigned char)q[n];
+        if (c <= ' ' || c >= 0x7f || strchr("%+&=;#", c))
+            return 0;
+    }
+    *key = q;
+    return n;
+}
+
 static void get_or_exists(struct req *r, int exists)
 {
     size_t nslen;
     char *ns = http_param(r, 0, &nslen);
     if (!ns)
         return;
-    json_object *q = http_query(r, key_query);
+    const char *key = NULL;
+    size_t klen = exists ? 0 : plain_key_query(r, &key);
+    json_object *q = klen ? NULL : http_query(r, key_query);
     if (q) {
         json_object *k = json_object_object_get(q, "key");
-        const char *key = json_object_get_string(k);
-        size_t klen = (size_t)json_object_get_string_len(k);
+        key = json_object_get_string(k);
+        klen = (size_t)json_object_get_string_len(k);
+    }
+    if (key) {
         struct kv_value v;
         int rc = kvstore->get(ns, nslen, key, klen, &v);
         if (exists && rc == KV_NO_KEY) {

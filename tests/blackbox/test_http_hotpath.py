@@ -191,3 +191,58 @@ def test_head_up_to_max_header_bytes(shared_daemon, butlerd_version, n, size):
         r = c.read_response(timeout=5)
         assert (r.status, r.body) == (431, HEADERS_TOO_LARGE), r
         assert c.closed(3.0), "connection not closed after 431"
+
+
+# ------------------------------------------------------------------ request bodies
+
+INVALID_JSON = json_error(400, "Bad Request",
+                          "Body is not valid JSON but content-type is set to 'application/json'",
+                          "FST_ERR_CTP_INVALID_JSON_BODY")
+
+
+@pytest.mark.parametrize("body,value,ttl", [
+    (b'{"key":"k","value":"v","ttl":0}', "v", 0),
+    (b' {"key" : "k" ,\n"value":"v"\t}\r\n', "v", 0),   # whitespace between tokens
+    (b'{"key":"k","value":"v","ttl":-0}', "v", 0),
+    (b'{"key":"k","value":"v","ttl":-12}', "v", -12),
+    (b'{"key":"k","value":"v","ttl":1.5}', "v", 1),       # a fraction is truncated
+    (b'{"key":"k","value":"v","ttl":1e3}', "v", 1000),
+    (b'{"key":"k","value":"v","ttl":123456789012345}', "v", 123456789012345),
+    (b'{"key":"k","value":"v","ttl":1234567890123456}', "v", 1234567890123456),
+    (b'{"key":"x","key":"k","value":"v"}', "v", 0),      # the last of two wins
+    (b'{"key":"k","value":"b\\u0041\\n"}', "bA\n", 0),   # escapes
+    (b'{"key":"k","value":"\xc3\xa9\xe2\x82\xac"}', "\u00e9\u20ac", 0),
+    (b'{"key":"k","value":true}', "true", 0),
+    (b'{"key":"k","value":"v","x":{"y":[1,2]}}', "v", 0),  # nested, ignored
+    (b'{"":"e","key":"k","value":"v"}', "v", 0),
+])
+def test_kv_post_bodies(shared, body, value, ttl):
+    r = shared.request("POST", "/v4/keyvalues/hotbody", {"Content-Type": "application/json"},
+                       body)
+    assert (r.status, r.body) == (201, jdump({"namespace": "hotbody", "key": "k",
+                                              "value": value, "ttl": ttl})), r
+
+
+@pytest.mark.parametrize("body", [
+    b'{"key":"k","value":"v","ttl":0123}',
+    b'{"key":"k","value":"v",}',
+    b'{"key":"k","value":"v"} x',
+    b'{"key":"k","value":"v"}{}',
+    b'{"key":"k","value":"v","ttl":-}',
+    b'{"key":"k","value":"v"',
+    b'{"key":"k","value":"\xff"}',
+    b'\xef\xbb\xbf{"key":"k","value":"v"}',
+])
+def test_kv_post_bad_bodies(shared, body):
+    r = shared.request("POST", "/v4/keyvalues/hotbad", {"Content-Type": "application/json"},
+                       body)
+    assert (r.status, r.body) == (400, INVALID_JSON), r
+    r = shared.get("/v4/keyvalues/hotbad?key=k")
+    assert r.status == 400, r  # nothing was stored
+
+
+def test_kv_post_bad_utf8_escape(shared):
+    r = shared.request("POST", "/v4/keyvalues/hotbad", {"Content-Type": "application/json"},
+                       b'{"key":"k","value":"\xed\xa0\x80"}')
+    assert r.status == 400, r
+    assert json.loads(r.body)["message"] == "body has a string that is not valid UTF-8", r
