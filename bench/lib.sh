@@ -815,6 +815,15 @@ group_rss_kb() {
     echo "$sum"
 }
 
+# group_pss_kb MASTER: Pss summed over the master and its children.
+group_pss_kb() {
+    local pid sum=0
+    for pid in $(group_pids "$1"); do
+        sum=$((sum + $(pss_kb "$pid")))
+    done
+    echo "$sum"
+}
+
 # wrk_requests FILE: the number of requests wrk completed ("N requests in").
 wrk_requests() {
     awk '$2 == "requests" && $3 == "in" { print $1; found = 1 } END { exit !found }' "$1"

@@ -191,10 +191,10 @@ test_args() {
     fi
 }
 
-# measure_run NAME OUT: one wrk run; appends "cpu_us p99_ms rss_kb rps errs"
-# to $tmp/runs.NAME. RSS is sampled half way through the run.
+# measure_run NAME OUT: one wrk run; appends "cpu_us p99_ms rss_kb rps errs
+# pss_kb" to $tmp/runs.NAME. RSS and PSS are sampled half way through the run.
 measure_run() {
-    local name=$1 out=$2 t0 t1 n rss line rps lat p99 non2xx sock rc=0
+    local name=$1 out=$2 t0 t1 n rss pss line rps lat p99 non2xx sock rc=0
     test_args "$name"
     t0=$(group_cpu_ticks "$t_pid")
     wrk --latency -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" "${t_opts[@]:0:2}" \
@@ -202,6 +202,7 @@ measure_run() {
     client_pid=$!
     sleep "$(awk -v d="$DURATION" 'BEGIN { print d / 2 }')"
     rss=$(group_rss_kb "$t_pid")
+    pss=$(group_pss_kb "$t_pid")
     wait "$client_pid" || rc=$?
     client_pid=
     t1=$(group_cpu_ticks "$t_pid")
@@ -214,8 +215,8 @@ measure_run() {
     line=$(parse_wrk "$out") || die "could not parse wrk output for $name"
     read -r rps lat p99 non2xx sock <<<"$line"
     awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v n="$n" -v p="$p99" -v r="$rss" \
-        -v q="$rps" -v e=$((non2xx + sock)) \
-        'BEGIN { printf "%.3f %.3f %d %.0f %d\n", (b - a) / hz * 1e6 / n, p, r, q, e }' \
+        -v q="$rps" -v e=$((non2xx + sock)) -v s="$pss" \
+        'BEGIN { printf "%.3f %.3f %d %.0f %d %d\n", (b - a) / hz * 1e6 / n, p, r, q, e, s }' \
         >>"$tmp/runs.$name"
 }
 
@@ -241,7 +242,7 @@ info "measuring: $ROUNDS rounds of ${DURATION} s per test, interleaved ${tests[*
 for ((round = 1; round <= ROUNDS; round++)); do
     for name in "${tests[@]}"; do
         measure_run "$name" "$tmp/wrk.$name.$round"
-        read -r cpu p99 rss rps errs < <(tail -n 1 "$tmp/runs.$name")
+        read -r cpu p99 rss rps errs _ < <(tail -n 1 "$tmp/runs.$name")
         printf '   round %d %-13s %9s req/s  CPU %7s us/request  p99 %7s ms  RSS %6s MB  errors %s\n' \
             "$round" "$name" "$rps" "$cpu" "$p99" "$(mb "$rss")" "$errs"
         ((errs == 0)) || warn "$name had $errs non-2xx responses or socket errors in round $round; its numbers are suspect"
@@ -298,6 +299,20 @@ for kind in ping get post; do
     ((v > rn)) && rn=$v
 done
 rows+=("ROW rss_mb_under_load butlerd=$(mb "$rb") reference=$(mb "$rn") ratio=$(ratio "$rb" "$rn") goal=<=20MB")
+pb=0 pn=0
+for kind in ping get post; do
+    v=$(maximum "$kind-butlerd" 6)
+    ((v > pb)) && pb=$v
+    v=$(maximum "$kind-nginx" 6)
+    ((v > pn)) && pn=$v
+done
+# PSS splits each shared page (libraries, copy-on-write, the store) among the
+# processes that map it: what the group really costs the machine.
+rows+=("ROW pss_mb_under_load butlerd=$(mb "$pb") reference=$(mb "$pn") ratio=$(ratio "$pb" "$pn") goal=-")
+if [[ -e $shm_path ]]; then
+    shm_usage
+    rows+=("ROW store_shm_mb_in_use butlerd=$(mb "$shm_used_kb") reference=0 ratio=- goal=-")
+fi
 rows+=("ROW rss_mb_idle butlerd=$(mb "$idle_rss_b") reference=$(mb "$idle_rss_n") ratio=$(ratio "$idle_rss_b" "$idle_rss_n") goal=-")
 [[ -z $soak_line ]] || rows+=("$soak_line")
 
@@ -305,6 +320,8 @@ echo
 echo "wrk -t $THREADS -c $CONNECTIONS -d ${DURATION}s keep-alive, $ROUNDS interleaved rounds, $WORKERS workers each;"
 echo "medians of the rounds; CPU = utime+stime of all server processes / requests answered;"
 echo "RSS = VmRSS summed over all server processes, the largest sample half way through a run"
+echo "(butlerd's shared-memory store counts in the RSS of every process that touched it; PSS"
+echo "divides each shared page among them)"
 host_line
 warn_log butlerd log "$tmp/butlerd.log"
 warn_log nginx "error log" "$tmp/nginx-error.log"
