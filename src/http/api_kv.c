@@ -6,7 +6,7 @@
 #include "kvstore.h"
 
 #include <math.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,9 +93,16 @@ static void entry_buf(struct buf *b, const char *ns, size_t nslen, const char *k
 
 static void ttl_buf(struct buf *b, int64_t ttl)
 {
-    char t[40];
-    int n = snprintf(t, sizeof t, ",\"ttl\":%lld", (long long)ttl);
-    buf_append(b, t, (size_t)n);
+    char t[32];
+    char *e = t + sizeof t, *p = e;
+    uint64_t u = ttl < 0 ? 0 - (uint64_t)ttl : (uint64_t)ttl;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (ttl < 0)
+        *--p = '-';
+    buf_append(b, ",\"ttl\":", 7);
+    buf_append(b, p, (size_t)(e - p));
 }
 
 static void namespaces_job(struct req *r)

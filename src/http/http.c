@@ -807,7 +807,9 @@ static void effective_method(struct req *r, const char *method)
     if (!strcmp(method, "POST"))
         ovr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-HTTP-Method-Override");
     if (!ovr) {
-        snprintf(r->method, sizeof r->method, "%s", method);
+        size_t n = strnlen(method, sizeof r->method - 1);
+        memcpy(r->method, method, n);
+        r->method[n] = '\0';
         return;
     }
     while (isspace((unsigned char)*ovr))
