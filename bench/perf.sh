@@ -100,7 +100,6 @@ read -r port_b port_n < <(free_ports python3)
 shm_name=/butlerd-perf-$$
 shm_path=/dev/shm${shm_name}.$port_b
 url_b="http://127.0.0.1:$port_b$PATH_PING"
-url_n="http://127.0.0.1:$port_n$PATH_PING"
 url_kv_b="http://127.0.0.1:$port_b/v4/keyvalues/$NAMESPACE"
 url_kv_n="http://127.0.0.1:$port_n/v4/keyvalues/$NAMESPACE"
 
@@ -151,11 +150,15 @@ nginx_extra_locations="location = /v4/keyvalues/$NAMESPACE {
 ctype=$ctype_ping
 start_nginx "$port_n" "$PATH_PING" "$WORKERS" "$CONNECTIONS"
 mapfile -t nginx_workers < <(children_of "$nginx_pid")
-curl -fsS --max-time 5 -o "$tmp/body.get.n" "$url_kv_n?key=key-000001" &&
-    cmp -s "$tmp/body.get" "$tmp/body.get.n" || die "nginx's KV GET reply differs from butlerd's"
-curl -fsS --max-time 5 -o "$tmp/body.post.n" -H 'Content-Type: application/json' \
-    --data-binary "$post_data" "$url_kv_n" &&
-    cmp -s "$tmp/body.post" "$tmp/body.post.n" || die "nginx's KV POST reply differs from butlerd's"
+if ! curl -fsS --max-time 5 -o "$tmp/body.get.n" "$url_kv_n?key=key-000001" ||
+    ! cmp -s "$tmp/body.get" "$tmp/body.get.n"; then
+    die "nginx's KV GET reply differs from butlerd's"
+fi
+if ! curl -fsS --max-time 5 -o "$tmp/body.post.n" -H 'Content-Type: application/json' \
+    --data-binary "$post_data" "$url_kv_n" ||
+    ! cmp -s "$tmp/body.post" "$tmp/body.post.n"; then
+    die "nginx's KV POST reply differs from butlerd's"
+fi
 idle_rss_n=$(group_rss_kb "$nginx_pid")
 info "both servers return the same bytes for ping ($body_len), KV GET ($(wc -c <"$tmp/body.get")) and KV POST ($(wc -c <"$tmp/body.post"))"
 
