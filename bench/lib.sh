@@ -425,22 +425,11 @@ fetch_butlerd_body() {
     body_len=$(wc -c <"$tmp/body.butlerd")
 }
 
-# start_nginx PORT PATH WORKERS CONNECTIONS: nginx on 127.0.0.1:PORT serving
-# the bytes of $tmp/body.butlerd with type $ctype at PATH, WORKERS workers;
-# checks that it serves the same bytes as butlerd. With nginx_tls_cert and
-# nginx_tls_key set (PEM files) it serves HTTPS, TLS 1.2 and 1.3, instead.
-start_nginx() {
-    local port=$1 path=$2 workers=$3 conns=$4 url body_escaped dollar_geo user_line
-    local listen_opts="" tls_lines=""
-    url="http://127.0.0.1:$port$path"
-    if [[ -n ${nginx_tls_cert:-} ]]; then
-        url="https://127.0.0.1:$port$path"
-        listen_opts=" ssl"
-        tls_lines="ssl_certificate \"$nginx_tls_cert\"; ssl_certificate_key \"$nginx_tls_key\"; ssl_protocols TLSv1.2 TLSv1.3;"
-    fi
-    # The body as an nginx single-quoted string: escape \ and ' and control
-    # characters; nginx has no escape for '$', so route it through a variable.
-    body_escaped=$(python3 - "$tmp/body.butlerd" <<'PY'
+# nginx_string FILE: FILE's bytes as the inside of an nginx single-quoted
+# string: \ ' and control characters escaped; nginx has no escape for '$',
+# so it becomes ${bench_dollar}, which start_nginx defines when it is used.
+nginx_string() {
+    python3 - "$1" <<'PY'
 import sys
 data = open(sys.argv[1], "rb").read()
 if b"\0" in data:
@@ -456,9 +445,26 @@ for ch in data.decode("latin-1"):
     else: out.append(ch)
 sys.stdout.buffer.write("".join(out).encode("latin-1"))
 PY
-    )
+}
+
+# start_nginx PORT PATH WORKERS CONNECTIONS: nginx on 127.0.0.1:PORT serving
+# the bytes of $tmp/body.butlerd with type $ctype at PATH, WORKERS workers;
+# checks that it serves the same bytes as butlerd. With nginx_tls_cert and
+# nginx_tls_key set (PEM files) it serves HTTPS, TLS 1.2 and 1.3, instead.
+# nginx_extra_locations, if set, goes into the server block as it is (more
+# location blocks; nginx_string escapes their bodies).
+start_nginx() {
+    local port=$1 path=$2 workers=$3 conns=$4 url body_escaped dollar_geo user_line
+    local listen_opts="" tls_lines=""
+    url="http://127.0.0.1:$port$path"
+    if [[ -n ${nginx_tls_cert:-} ]]; then
+        url="https://127.0.0.1:$port$path"
+        listen_opts=" ssl"
+        tls_lines="ssl_certificate \"$nginx_tls_cert\"; ssl_certificate_key \"$nginx_tls_key\"; ssl_protocols TLSv1.2 TLSv1.3;"
+    fi
+    body_escaped=$(nginx_string "$tmp/body.butlerd")
     dollar_geo=
-    if [[ $body_escaped == *"\${bench_dollar}"* ]]; then
+    if [[ $body_escaped${nginx_extra_locations:-} == *"\${bench_dollar}"* ]]; then
         dollar_geo="geo \$bench_dollar { default \"\$\"; }"
     fi
 
@@ -502,6 +508,7 @@ http {
             default_type "$ctype";
             return 200 '$body_escaped';
         }
+        ${nginx_extra_locations:-}
         location / {
             return 404;
         }
@@ -774,4 +781,50 @@ shm_usage() {
     [[ -e $shm_path ]] || die "shared memory $shm_path does not exist"
     shm_size=$(stat -c %s -- "$shm_path")
     shm_used_kb=$(du -k -- "$shm_path" | awk '{ print $1 }')
+}
+
+# ---------------------------------------------------------------- CPU and RSS of a process group
+# group_pids MASTER: the master and its children, one per line.
+group_pids() {
+    echo "$1"
+    children_of "$1"
+}
+
+# group_cpu_ticks MASTER: utime + stime (clock ticks, all threads) of the
+# master and its children from /proc/PID/stat. The fields are counted after
+# the last ")", since the command name may hold spaces.
+group_cpu_ticks() {
+    local pid sum=0 rest
+    local -a f
+    for pid in $(group_pids "$1"); do
+        rest=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        rest=${rest##*) }
+        read -r -a f <<<"$rest"
+        # f[0] is field 3 (state): utime is field 14, stime field 15
+        sum=$((sum + f[11] + f[12]))
+    done
+    echo "$sum"
+}
+
+# group_rss_kb MASTER: VmRSS summed over the master and its children.
+group_rss_kb() {
+    local pid sum=0
+    for pid in $(group_pids "$1"); do
+        sum=$((sum + $(status_kb "$pid" VmRSS)))
+    done
+    echo "$sum"
+}
+
+# group_pss_kb MASTER: Pss summed over the master and its children.
+group_pss_kb() {
+    local pid sum=0
+    for pid in $(group_pids "$1"); do
+        sum=$((sum + $(pss_kb "$pid")))
+    done
+    echo "$sum"
+}
+
+# wrk_requests FILE: the number of requests wrk completed ("N requests in").
+wrk_requests() {
+    awk '$2 == "requests" && $3 == "in" { print $1; found = 1 } END { exit !found }' "$1"
 }

@@ -346,17 +346,105 @@ void http_reply_json_buf(struct req *r, unsigned status, struct buf *b)
 {
     if (!b->p)
         buf_append(b, "", 0);
-    if (r->deferred && r->stage != 2 && !r->prepared) {
-        r->prep_status = status;
-        r->prep_ctype = JSON_TYPE;
-        r->prep_body = b->p;
-        r->prep_len = b->len;
-        r->prepared = 1;
+    if (r->stage != 2 && !r->prepared) {
+        if (r->deferred) {
+            r->prep_status = status;
+            r->prep_ctype = JSON_TYPE;
+            r->prep_body = b->p;
+            r->prep_len = b->len;
+            r->prepared = 1;
+        } else {
+            /* handed to libmicrohttpd as it is, no copy */
+            queue_reply(r, status, JSON_TYPE, b->p, b->len, 1);
+        }
         *b = (struct buf){0};
         return;
     }
-    send_reply(r, status, JSON_TYPE, b->p, b->len);
     buf_free(b);
+}
+
+void http_json_str(struct buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char out[256];
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (o > sizeof out - 8) {
+            buf_append(b, out, o);
+            o = 0;
+        }
+        unsigned char c = (unsigned char)s[i];
+        const char *e = NULL;
+        switch (c) {
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        case '\b': e = "\\b"; break;
+        case '\f': e = "\\f"; break;
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        }
+        if (e) {
+            out[o++] = e[0];
+            out[o++] = e[1];
+        } else if (c < 0x20) {
+            memcpy(out + o, "\\u00", 4);
+            out[o + 4] = hex[c >> 4];
+            out[o + 5] = hex[c & 15];
+            o += 6;
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o++] = '"';
+    buf_append(b, out, o);
+}
+
+/* Replies whose bytes never change (the ping) are built once per worker and queued
+ * again for every request: libmicrohttpd counts a response's users, and adds Date
+ * itself. Only the plain case is kept: a reply that carries rate-limit headers,
+ * closes the connection, answers an overridden HEAD or comes from a job thread is
+ * made as any other. Only the worker's one MHD thread gets here. */
+#define STATIC_REPLIES 4
+static struct {
+    const char *body;
+    unsigned status;
+    struct MHD_Response *resp;
+} statics[STATIC_REPLIES];
+
+void http_reply_static(struct req *r, unsigned status, const char *body, size_t len)
+{
+    if (r->deferred || r->stage == 2 || r->prepared || r->fake_head || r->rl_counted ||
+        r->close || draining || status == 401) {
+        send_reply(r, status, JSON_TYPE, body, len);
+        return;
+    }
+    int i = 0;
+    while (i < STATIC_REPLIES && statics[i].body &&
+           (statics[i].body != body || statics[i].status != status))
+        i++;
+    if (i == STATIC_REPLIES || !statics[i].body) {
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
+        if (!resp || (i == STATIC_REPLIES)) {
+            if (resp)
+                MHD_destroy_response(resp);
+            send_reply(r, status, JSON_TYPE, body, len);
+            return;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_TYPE);
+        MHD_set_response_options(resp, MHD_RF_SEND_KEEP_ALIVE_HEADER, MHD_RO_END);
+        MHD_add_response_header(resp, "Keep-Alive", keepalive_hdr);
+        statics[i].body = body;
+        statics[i].status = status;
+        statics[i].resp = resp;
+    }
+    if (MHD_queue_response(r->conn, status, statics[i].resp) != MHD_YES)
+        log_errorx("cannot queue %u response for %s", status, r->target);
+    else
+        r->status_sent = status;
+    r->stage = 2;
 }
 
 void http_reply_typed(struct req *r, unsigned status, const char *ctype, const char *body,
@@ -798,7 +886,9 @@ static void effective_method(struct req *r, const char *method)
     if (!strcmp(method, "POST"))
         ovr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-HTTP-Method-Override");
     if (!ovr) {
-        snprintf(r->method, sizeof r->method, "%s", method);
+        size_t n = strnlen(method, sizeof r->method - 1);
+        memcpy(r->method, method, n);
+        r->method[n] = '\0';
         return;
     }
     while (isspace((unsigned char)*ovr))
@@ -1056,6 +1146,107 @@ static int lone_surrogate_escape(const char *p, size_t n)
     return 0;
 }
 
+static const char *json_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    return p;
+}
+
+/* A string without escapes at P (after its opening quote): its length, or -1 if it
+ * has an escape or a control character, ends early or is not well-formed UTF-8. */
+static long plain_string(const char *p, const char *end)
+{
+    const char *q = p;
+    while (q < end && *q != '"') {
+        if (*q == '\\' || (unsigned char)*q < 0x20)
+            return -1;
+        q++;
+    }
+    if (q == end || !utf8_valid(p, (size_t)(q - p)))
+        return -1;
+    return q - p;
+}
+
+/* The bodies nearly every POST sends, a flat object of plain strings and small
+ * integers ({"key":"k","value":"v","ttl":0}), are read here without json-c's
+ * tokener, which costs more than the rest of such a request (it sets up a locale
+ * per call). Anything else (an escape, a nested value, a fraction, an error)
+ * returns NULL and takes the general path, so the result and every error stay
+ * those of json-c (butlerd(8), PERFORMANCE). */
+static json_object *flat_object(const char *p, size_t len)
+{
+    const char *end = p + len;
+    p = json_ws(p, end);
+    if (p == end || *p++ != '{')
+        return NULL;
+    json_object *o = json_object_new_object();
+    p = json_ws(p, end);
+    if (p < end && *p == '}') {
+        p++;
+        goto done;
+    }
+    for (;;) {
+        if (p == end || *p++ != '"')
+            goto fail;
+        long nlen = plain_string(p, end);
+        if (nlen < 0 || nlen > 256)
+            goto fail;
+        char name[257];
+        memcpy(name, p, (size_t)nlen);
+        name[nlen] = '\0';
+        if (memchr(name, '\0', (size_t)nlen))
+            goto fail;
+        p = json_ws(p + nlen + 1, end);
+        if (p == end || *p++ != ':')
+            goto fail;
+        p = json_ws(p, end);
+        json_object *v;
+        if (p < end && *p == '"') {
+            long vlen = plain_string(++p, end);
+            if (vlen < 0)
+                goto fail;
+            v = json_object_new_string_len(p, (int)vlen);
+            p += vlen + 1;
+        } else {
+            /* -?(0|[1-9][0-9]{0,14}), not followed by a fraction or exponent */
+            const char *d = p;
+            if (d < end && *d == '-')
+                d++;
+            const char *digits = d;
+            while (d < end && *d >= '0' && *d <= '9' && d - digits < 16)
+                d++;
+            size_t nd = (size_t)(d - digits);
+            if (nd == 0 || nd > 15 || (nd > 1 && *digits == '0') ||
+                (digits > p && nd == 1 && *digits == '0') ||
+                (d < end && (*d == '.' || *d == 'e' || *d == 'E' || (*d >= '0' && *d <= '9'))))
+                goto fail;
+            char num[20];
+            memcpy(num, p, (size_t)(d - p));
+            num[d - p] = '\0';
+            v = json_object_new_int64(strtoll(num, NULL, 10));
+            p = d;
+        }
+        json_object_object_add(o, name, v);
+        p = json_ws(p, end);
+        if (p < end && *p == ',') {
+            p = json_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}') {
+            p++;
+            break;
+        }
+        goto fail;
+    }
+done:
+    if (json_ws(p, end) == end)
+        return o;
+fail:
+    json_object_put(o);
+    return NULL;
+}
+
 static void run_handler(struct req *r)
 {
     if (r->keep_body && r->raw.len > 0) {
@@ -1064,6 +1255,8 @@ static void run_handler(struct req *r)
             ctype++;
         if (!strncasecmp(ctype, "text/plain", 10)) {
             r->body = json_object_new_string_len(r->raw.p, (int)r->raw.len);
+        } else if ((r->body = flat_object(r->raw.p, r->raw.len)) != NULL) {
+            /* read without the tokener: see flat_object */
         } else {
             json_tokener *tok = json_tokener_new_ex(64);
             json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);

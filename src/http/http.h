@@ -87,6 +87,11 @@ void http_reply_json_buf(struct req *r, unsigned status, struct buf *b);
 typedef long (*http_fill_fn)(void *cls, char *buf, size_t max);
 void http_reply_stream(struct req *r, unsigned status, const char *ctype, http_fill_fn fill,
                        void (*done)(void *), void *cls);
+/* A reply whose BODY is a string constant, JSON, never changing: built once. */
+void http_reply_static(struct req *r, unsigned status, const char *body, size_t len);
+/* Appends S[0..N) to B as a JSON string, quoted and escaped as json-c does with
+ * JSON_C_TO_STRING_NOSLASHESCAPE. */
+void http_json_str(struct buf *b, const char *s, size_t n);
 /* A reply of media type CTYPE (a string constant). */
 void http_reply_typed(struct req *r, unsigned status, const char *ctype, const char *body,
                       size_t len);
