@@ -306,35 +306,10 @@ static void kl_put(struct keylist *k, const char *s, size_t n)
  * two-character escapes, \u00xx for other control bytes, every other byte as is. */
 static void kl_string(struct keylist *k, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     kl_room(k, n * 6 + 2);
     char *o = k->pend + k->len;
     *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        const char *e = NULL;
-        switch (c) {
-        case '\b': e = "\\b"; break;
-        case '\n': e = "\\n"; break;
-        case '\r': e = "\\r"; break;
-        case '\t': e = "\\t"; break;
-        case '\f': e = "\\f"; break;
-        case '"': e = "\\\""; break;
-        case '\\': e = "\\\\"; break;
-        default:
-            if (c < 0x20) {
-                memcpy(o, "\\u00", 4);
-                o[4] = hex[c >> 4];
-                o[5] = hex[c & 15];
-                o += 6;
-            } else {
-                *o++ = (char)c;
-            }
-            continue;
-        }
-        *o++ = e[0];
-        *o++ = e[1];
-    }
+    o += http_json_escape(o, s, n);
     *o++ = '"';
     k->len = (size_t)(o - k->pend);
 }

@@ -363,17 +363,11 @@ void http_reply_json_buf(struct req *r, unsigned status, struct buf *b)
     buf_free(b);
 }
 
-void http_json_str(struct buf *b, const char *s, size_t n)
+size_t http_json_escape(char *out, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    char out[256];
     size_t o = 0;
-    out[o++] = '"';
     for (size_t i = 0; i < n; i++) {
-        if (o > sizeof out - 8) {
-            buf_append(b, out, o);
-            o = 0;
-        }
         unsigned char c = (unsigned char)s[i];
         const char *e = NULL;
         switch (c) {
@@ -397,8 +391,18 @@ void http_json_str(struct buf *b, const char *s, size_t n)
             out[o++] = (char)c;
         }
     }
-    out[o++] = '"';
-    buf_append(b, out, o);
+    return o;
+}
+
+void http_json_str(struct buf *b, const char *s, size_t n)
+{
+    char out[6 * 40];
+    buf_append(b, "\"", 1);
+    for (size_t i = 0; i < n; i += 40) {
+        size_t piece = n - i < 40 ? n - i : 40;
+        buf_append(b, out, http_json_escape(out, s + i, piece));
+    }
+    buf_append(b, "\"", 1);
 }
 
 /* Replies whose bytes never change (the ping) are built once per worker and queued

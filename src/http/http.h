@@ -92,6 +92,9 @@ void http_reply_static(struct req *r, unsigned status, const char *body, size_t 
 /* Appends S[0..N) to B as a JSON string, quoted and escaped as json-c does with
  * JSON_C_TO_STRING_NOSLASHESCAPE. */
 void http_json_str(struct buf *b, const char *s, size_t n);
+/* S[0..N) escaped as http_json_str does, without the quotes, into OUT, which has
+ * room for 6 * N bytes; returns the bytes written. */
+size_t http_json_escape(char *out, const char *s, size_t n);
 /* A reply of media type CTYPE (a string constant). */
 void http_reply_typed(struct req *r, unsigned status, const char *ctype, const char *body,
                       size_t len);
