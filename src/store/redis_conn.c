@@ -37,6 +37,7 @@ static atomic_int first_sentinel; /* the Sentinel that answered last is asked fi
 
 struct conn {
     redisContext *c;
+    redisContext *orphan; /* another thread's, inherited across fork(): never used */
     pid_t pid; /* the process that made it: a child never uses its parent's */
     int64_t retry_at;
     int backoff;
@@ -139,18 +140,30 @@ static void conn_free(void *p)
 /* fork() while another thread (the master's active-users thread) holds conns_mu
  * would leave the child a lock nobody releases; and the child must not share its
  * parent's Redis sockets. So conns_mu is held across fork(), and the child closes
- * every connection it inherited (a thread's own is made anew on its next use). */
+ * every connection it inherited (a thread's own is made anew on its next use).
+ * Another thread's context may have been in the middle of a command at the fork
+ * (a buffer just reallocated, its pointer not yet stored): the child only closes
+ * its socket and never frees or reuses it (that thread does not exist here). */
 static void fork_prepare(void) { pthread_mutex_lock(&conns_mu); }
 static void fork_parent(void) { pthread_mutex_unlock(&conns_mu); }
 static void fork_child(void)
 {
-    for (struct conn *k = conns; k; k = k->next)
-        if (k->c) {
+    struct conn *mine = pthread_getspecific(conn_key);
+    for (struct conn *k = conns; k; k = k->next) {
+        if (!k->c)
+            continue;
+        if (k == mine) {
             redisFree(k->c);
-            k->c = NULL;
-            k->retry_at = 0;
-            k->backoff = 0;
+        } else {
+            if (k->c->fd >= 0)
+                close(k->c->fd);
+            k->c->fd = -1;
+            k->orphan = k->c; /* still reachable, for leak checkers */
         }
+        k->c = NULL;
+        k->retry_at = 0;
+        k->backoff = 0;
+    }
     pthread_mutex_unlock(&conns_mu);
 }
 
