@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <openssl/sha.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -388,28 +389,39 @@ static int transient(const char *msg)
            !strncmp(msg, "TRYAGAIN", 8) || !strncmp(msg, "CLUSTERDOWN", 11);
 }
 
-/* Failures that a new connection may not have, on a command the server did not
- * run: it closed this connection while it was idle (its timeout, CLIENT KILL, a
- * restart), or it is a replica now (READONLY: a failover demoted it, and the
- * Sentinels name the new primary). */
-static int worth_retry(const redisContext *c, int err_no, const redisReply *r)
+/* 1 if the server closed C while it was idle (its timeout, CLIENT KILL, a restart),
+ * or sent something nobody asked for: checked before a command goes out on a
+ * connection that has served before. Once a command is sent, a closed connection
+ * no longer tells whether the server ran it (it may have, then closed before the
+ * answer went out), so it is never sent again then: a claim made twice would lose
+ * to itself, a count would go up twice. */
+static int closed_while_idle(const redisContext *c)
 {
-    if (r)
-        return r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "READONLY", 8);
-    return c->err == REDIS_ERR_EOF ||
-           (c->err == REDIS_ERR_IO && (err_no == ECONNRESET || err_no == EPIPE));
+    struct pollfd p = {c->fd, POLLIN, 0};
+    return poll(&p, 1, 0) != 0; /* readable (EOF), hung up, in error, or poll failed */
+}
+
+/* A failure that a new connection may not have, on a command the server did not
+ * run: it is a replica now (READONLY: a failover demoted it, and the Sentinels
+ * name the new primary). */
+static int worth_retry(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "READONLY", 8);
 }
 
 /* Sends ARGV on this thread's connection and sorts the outcome as redis_cmd
- * describes. A connection that had served before and fails as worth_retry says
- * is replaced once, silently, so that neither a request nor the outage warning
- * is spent on it. With NOSCRIPT_OK, a NOSCRIPT error reply is handed back for the
- * caller to retry. */
+ * describes. A connection the server closed while idle is replaced before the
+ * command is sent; one that had served before and answers as worth_retry says is
+ * replaced once and the command sent again, silently, so that neither a request
+ * nor the outage warning is spent on it. With NOSCRIPT_OK, a NOSCRIPT error reply
+ * is handed back for the caller to retry. */
 static redisReply *send_cmd(const char *what, int argc, const char **argv, const size_t *len,
                             int *rc, int noscript_ok)
 {
     struct conn *k = conn_mine();
     for (int attempt = 0;; attempt++) {
+        if (k && k->c && closed_while_idle(k->c))
+            conn_drop(k);
         int reused = k && k->c;
         redisContext *c = conn_get(k);
         if (!c) {
@@ -417,10 +429,8 @@ static redisReply *send_cmd(const char *what, int argc, const char **argv, const
             return NULL;
         }
         redisReply *r = redisCommandArgv(c, argc, argv, len);
-        int err_no = errno;
-        if (attempt == 0 && reused && worth_retry(c, err_no, r)) {
-            if (r)
-                freeReplyObject(r);
+        if (attempt == 0 && reused && worth_retry(r)) {
+            freeReplyObject(r);
             conn_drop(k);
             continue;
         }
