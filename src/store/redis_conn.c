@@ -120,6 +120,16 @@ static void outage_end(void)
         log_info("Redis (%s) reachable again", rc_cfg.where);
 }
 
+/* A write refused because Redis is full: logged at most once a minute. */
+static void full_warn(const char *msg)
+{
+    static atomic_llong last;
+    long long now = mono_ms(), was = atomic_load(&last);
+    if ((!was || now - was >= 60000) && atomic_compare_exchange_strong(&last, &was, now))
+        log_warnx("Redis (%s) is out of memory (%s): writes to the shared state answer 503 "
+                  "until it has room again", rc_cfg.where, msg);
+}
+
 /* ------------------------------------------------------------------ connections */
 
 static void conn_free(void *p)
@@ -442,7 +452,12 @@ static redisReply *send_cmd(const char *what, int argc, const char **argv, const
         if (r->type == REDIS_REPLY_ERROR) {
             if (noscript_ok && !strncmp(r->str, "NOSCRIPT", 8))
                 return r;
-            if (transient(r->str)) {
+            if (!strncmp(r->str, "OOM", 3)) {
+                /* Full (maxmemory): this write is refused, but the server and this
+                 * connection are fine, and reads go on: no outage, no backoff. */
+                full_warn(r->str);
+                *rc = RS_UNAVAIL;
+            } else if (transient(r->str)) {
                 conn_fail(k, r->str);
                 *rc = RS_UNAVAIL;
             } else {
