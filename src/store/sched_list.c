@@ -668,10 +668,15 @@ static void cache_put(redisReply *r, uint64_t have)
     unlock();
     if (wrc == SCHED_IO)
         log_warnx("cannot write the backup copy of the shared schedule list to %s", area->path);
-    if (rc == SCHED_FULL)
+    /* Said once per version refused: the scheduler process asks again every
+     * second while the shared list stays too big. */
+    static uint64_t full_ver;
+    if (rc == SCHED_FULL && full_ver != ver)
         log_errorx("the shared schedule list (%zu schedules, %zu bytes) exceeds this instance's "
                    "butlerd.scheduler.maxSchedules (%u) or its budget: keeping the old copy",
                    l.n, l.compact.len, area->max);
+    if (rc == SCHED_FULL)
+        full_ver = ver;
     else if (rc == SCHED_OK)
         wake();
     lists_free(&l);
