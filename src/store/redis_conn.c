@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <openssl/sha.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@ static atomic_int first_sentinel; /* the Sentinel that answered last is asked fi
 
 struct conn {
     redisContext *c;
+    redisContext *orphan; /* another thread's, inherited across fork(): never used */
     pid_t pid; /* the process that made it: a child never uses its parent's */
     int64_t retry_at;
     int backoff;
@@ -118,6 +120,16 @@ static void outage_end(void)
         log_info("Redis (%s) reachable again", rc_cfg.where);
 }
 
+/* A write refused because Redis is full: logged at most once a minute. */
+static void full_warn(const char *msg)
+{
+    static atomic_llong last;
+    long long now = mono_ms(), was = atomic_load(&last);
+    if ((!was || now - was >= 60000) && atomic_compare_exchange_strong(&last, &was, now))
+        log_warnx("Redis (%s) is out of memory (%s): writes to the shared state answer 503 "
+                  "until it has room again", rc_cfg.where, msg);
+}
+
 /* ------------------------------------------------------------------ connections */
 
 static void conn_free(void *p)
@@ -139,18 +151,30 @@ static void conn_free(void *p)
 /* fork() while another thread (the master's active-users thread) holds conns_mu
  * would leave the child a lock nobody releases; and the child must not share its
  * parent's Redis sockets. So conns_mu is held across fork(), and the child closes
- * every connection it inherited (a thread's own is made anew on its next use). */
+ * every connection it inherited (a thread's own is made anew on its next use).
+ * Another thread's context may have been in the middle of a command at the fork
+ * (a buffer just reallocated, its pointer not yet stored): the child only closes
+ * its socket and never frees or reuses it (that thread does not exist here). */
 static void fork_prepare(void) { pthread_mutex_lock(&conns_mu); }
 static void fork_parent(void) { pthread_mutex_unlock(&conns_mu); }
 static void fork_child(void)
 {
-    for (struct conn *k = conns; k; k = k->next)
-        if (k->c) {
+    struct conn *mine = pthread_getspecific(conn_key);
+    for (struct conn *k = conns; k; k = k->next) {
+        if (!k->c)
+            continue;
+        if (k == mine) {
             redisFree(k->c);
-            k->c = NULL;
-            k->retry_at = 0;
-            k->backoff = 0;
+        } else {
+            if (k->c->fd >= 0)
+                close(k->c->fd);
+            k->c->fd = -1;
+            k->orphan = k->c; /* still reachable, for leak checkers */
         }
+        k->c = NULL;
+        k->retry_at = 0;
+        k->backoff = 0;
+    }
     pthread_mutex_unlock(&conns_mu);
 }
 
@@ -375,28 +399,39 @@ static int transient(const char *msg)
            !strncmp(msg, "TRYAGAIN", 8) || !strncmp(msg, "CLUSTERDOWN", 11);
 }
 
-/* Failures that a new connection may not have, on a command the server did not
- * run: it closed this connection while it was idle (its timeout, CLIENT KILL, a
- * restart), or it is a replica now (READONLY: a failover demoted it, and the
- * Sentinels name the new primary). */
-static int worth_retry(const redisContext *c, int err_no, const redisReply *r)
+/* 1 if the server closed C while it was idle (its timeout, CLIENT KILL, a restart),
+ * or sent something nobody asked for: checked before a command goes out on a
+ * connection that has served before. Once a command is sent, a closed connection
+ * no longer tells whether the server ran it (it may have, then closed before the
+ * answer went out), so it is never sent again then: a claim made twice would lose
+ * to itself, a count would go up twice. */
+static int closed_while_idle(const redisContext *c)
 {
-    if (r)
-        return r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "READONLY", 8);
-    return c->err == REDIS_ERR_EOF ||
-           (c->err == REDIS_ERR_IO && (err_no == ECONNRESET || err_no == EPIPE));
+    struct pollfd p = {c->fd, POLLIN, 0};
+    return poll(&p, 1, 0) != 0; /* readable (EOF), hung up, in error, or poll failed */
+}
+
+/* A failure that a new connection may not have, on a command the server did not
+ * run: it is a replica now (READONLY: a failover demoted it, and the Sentinels
+ * name the new primary). */
+static int worth_retry(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "READONLY", 8);
 }
 
 /* Sends ARGV on this thread's connection and sorts the outcome as redis_cmd
- * describes. A connection that had served before and fails as worth_retry says
- * is replaced once, silently, so that neither a request nor the outage warning
- * is spent on it. With NOSCRIPT_OK, a NOSCRIPT error reply is handed back for the
- * caller to retry. */
+ * describes. A connection the server closed while idle is replaced before the
+ * command is sent; one that had served before and answers as worth_retry says is
+ * replaced once and the command sent again, silently, so that neither a request
+ * nor the outage warning is spent on it. With NOSCRIPT_OK, a NOSCRIPT error reply
+ * is handed back for the caller to retry. */
 static redisReply *send_cmd(const char *what, int argc, const char **argv, const size_t *len,
                             int *rc, int noscript_ok)
 {
     struct conn *k = conn_mine();
     for (int attempt = 0;; attempt++) {
+        if (k && k->c && closed_while_idle(k->c))
+            conn_drop(k);
         int reused = k && k->c;
         redisContext *c = conn_get(k);
         if (!c) {
@@ -404,10 +439,8 @@ static redisReply *send_cmd(const char *what, int argc, const char **argv, const
             return NULL;
         }
         redisReply *r = redisCommandArgv(c, argc, argv, len);
-        int err_no = errno;
-        if (attempt == 0 && reused && worth_retry(c, err_no, r)) {
-            if (r)
-                freeReplyObject(r);
+        if (attempt == 0 && reused && worth_retry(r)) {
+            freeReplyObject(r);
             conn_drop(k);
             continue;
         }
@@ -419,7 +452,12 @@ static redisReply *send_cmd(const char *what, int argc, const char **argv, const
         if (r->type == REDIS_REPLY_ERROR) {
             if (noscript_ok && !strncmp(r->str, "NOSCRIPT", 8))
                 return r;
-            if (transient(r->str)) {
+            if (!strncmp(r->str, "OOM", 3)) {
+                /* Full (maxmemory): this write is refused, but the server and this
+                 * connection are fine, and reads go on: no outage, no backoff. */
+                full_warn(r->str);
+                *rc = RS_UNAVAIL;
+            } else if (transient(r->str)) {
                 conn_fail(k, r->str);
                 *rc = RS_UNAVAIL;
             } else {

@@ -5,9 +5,11 @@
  * timeouts. With butlerd.store.redis.sentinels set, the master's address is asked
  * of the Sentinels (each in turn) at every connect, and the node answering is
  * checked to be a master with ROLE, so a failover is followed by the next
- * reconnect. A connection the server closed while idle, or whose server answers
- * READONLY (a primary demoted by a failover), is replaced at once and the command
- * sent again, once, without counting as a failure. After a failure a thread
+ * reconnect. A connection the server closed while idle is replaced before a
+ * command is sent on it; one whose server answers READONLY (a primary demoted by
+ * a failover) is replaced at once and the command sent again, once; neither
+ * counts as a failure. A connection lost after a command was sent is a failure:
+ * the command may have run, so it is not sent again. After a failure a thread
  * waits 50 ms, doubling to 1 s, before it
  * tries again and meanwhile answers RS_UNAVAIL at once. An outage is logged
  * once per process: it begins with the first failure and ends with the first

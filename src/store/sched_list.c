@@ -638,8 +638,12 @@ int sched_on_redis(void) { return on_redis; }
 static enum sched_rc from_rs(int rc) { return rc == RS_UNAVAIL ? SCHED_UNAVAIL : SCHED_IO; }
 
 /* Makes the list Redis answered (R: {version, item...}) this instance's copy, and
- * writes the schedule file as its backup; the scheduler process is woken. */
-static void cache_put(redisReply *r)
+ * writes the schedule file as its backup; the scheduler process is woken. HAVE is
+ * the copy's version when the list was asked for: another process of this
+ * instance may have put a newer one meanwhile, which an older answer must not
+ * replace (versions only grow, except after Redis lost its data and was seeded
+ * again: that older one is taken only if nobody changed the copy meanwhile). */
+static void cache_put(redisReply *r, uint64_t have)
 {
     uint64_t ver = (uint64_t)r->element[0]->integer;
     struct lists l = {0};
@@ -654,7 +658,7 @@ static void cache_put(redisReply *r)
     lists_end(&l);
     enum sched_rc rc = SCHED_OK, wrc = SCHED_OK;
     lock();
-    if (area->rver != ver) {
+    if (area->rver != ver && (ver > area->rver || area->rver == have)) {
         rc = wrc = commit(&l, 1);
         if (rc == SCHED_IO) /* the copy in memory matters more than its backup */
             rc = commit(&l, 0);
@@ -664,10 +668,15 @@ static void cache_put(redisReply *r)
     unlock();
     if (wrc == SCHED_IO)
         log_warnx("cannot write the backup copy of the shared schedule list to %s", area->path);
-    if (rc == SCHED_FULL)
+    /* Said once per version refused: the scheduler process asks again every
+     * second while the shared list stays too big. */
+    static uint64_t full_ver;
+    if (rc == SCHED_FULL && full_ver != ver)
         log_errorx("the shared schedule list (%zu schedules, %zu bytes) exceeds this instance's "
                    "butlerd.scheduler.maxSchedules (%u) or its budget: keeping the old copy",
                    l.n, l.compact.len, area->max);
+    if (rc == SCHED_FULL)
+        full_ver = ver;
     else if (rc == SCHED_OK)
         wake();
     lists_free(&l);
@@ -717,7 +726,7 @@ static enum sched_rc sync_list(void)
             return from_rs(rc);
         uint64_t ver = (uint64_t)r->element[0]->integer;
         if (ver && ver != have)
-            cache_put(r);
+            cache_put(r, have);
         freeReplyObject(r);
         if (ver)
             return SCHED_OK;

@@ -257,6 +257,31 @@ def test_redis_down_503_then_resumes(tmp_path, own_redis):
         stop_all([d], 60)
 
 
+def test_full_redis_refuses_writes_reads_go_on_one_warning(tmp_path, own_redis):
+    """Redis at maxmemory (noeviction) refuses writes with OOM and still answers
+    reads: writes answer 503, reads are served, and the log says so once, not a
+    "cannot be reached" and "reachable again" pair for every write."""
+    d = _daemon(tmp_path / "d", own_redis, "oom%s:" % secrets.token_hex(4), workers=1,
+                timeout_ms=TIMEOUT_MS)
+    d.start()
+    try:
+        ns = uniq()
+        d.put_ok(ns, "k", "v")
+        mark = d.mark()
+        own_redis.cli("CONFIG", "SET", "maxmemory", "1")
+        try:
+            for i in range(6):
+                assert d.post(q(ns), {"key": "n%d" % i, "value": "v"}).status == 503
+                check(d.kv_get(ns, "k"), 200, entry(ns, "k", "v"))
+        finally:
+            own_redis.cli("CONFIG", "SET", "maxmemory", "0")
+        d.put_ok(ns, "after", "v")
+        assert len(d.find("out of memory", mark)) == 1, d.log_tail()
+        assert not d.find("cannot be reached", mark), d.log_tail()
+    finally:
+        stop_all([d], 60)
+
+
 def test_starts_without_redis(tmp_path, own_redis):
     """Redis down when butlerd starts: it starts, KV answers 503, the rest works;
     Redis up -> KV works."""

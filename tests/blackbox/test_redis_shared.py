@@ -12,7 +12,10 @@ Redis back: everything resumes with no restart."""
 import json
 import os
 import secrets
+import socket
 import sys
+import threading
+import time
 
 import pytest
 
@@ -171,6 +174,105 @@ def test_rate_limit_budget_shared(pair):
     # another client has its own budget on both
     r = req(b.port, src="127.0.0.2")
     assert r.status == 200 and r.header("x-ratelimit-remaining") == "5", r
+
+
+class ReplyDropper:
+    """A TCP proxy in front of a redis-server. drop(marker): the next command holding
+    MARKER is passed on to Redis, which runs it, and the client's connection is
+    then closed before the answer reaches it."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.marker = None
+        self.dropped = threading.Event()
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def drop(self, marker):
+        self.dropped.clear()
+        self.marker = marker
+
+    def close(self):
+        self.ls.close()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+                s = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                return
+            st = {"mute": False}
+            threading.Thread(target=self._up, args=(c, s, st), daemon=True).start()
+            threading.Thread(target=self._down, args=(s, c, st), daemon=True).start()
+
+    def _up(self, c, s, st):
+        try:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                if self.marker and self.marker in data:
+                    self.marker = None
+                    st["mute"] = True
+                    s.sendall(data)
+                    time.sleep(0.3)  # Redis runs it; its answer is thrown away
+                    self.dropped.set()
+                    break
+                s.sendall(data)
+        except OSError:
+            pass
+        for x in (c, s):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    def _down(self, s, c, st):
+        try:
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                if not st["mute"]:
+                    c.sendall(data)
+        except OSError:
+            pass
+
+
+def test_command_lost_after_sending_is_not_sent_again(start_daemon, redis_server):
+    """Redis ran a command but the connection closed before its answer arrived: the
+    command may have run, so it is not sent again on a new connection (a count
+    would go up twice, a claim would lose to itself); the request fails open."""
+    proxy = ReplyDropper(redis_server.port)
+    try:
+        prefix = "lost%s:" % secrets.token_hex(6)
+        ov = redisfix.redis_overrides(proxy, prefix, TIMEOUT_MS)
+        harness.merge(ov, {"butlerd": {"rateLimit": {"enable": True, "maxRequests": 5,
+                                                     "windowSeconds": 60}}})
+        d = start_daemon(ov, workers=1)
+        src = "127.0.0.9"
+        r = req(d.port, src=src)
+        assert r.status == 200 and r.header("x-ratelimit-remaining") == "4", r
+        proxy.drop(b"7f000009")  # the client's address in the rate-limit script
+        r = req(d.port, src=src)
+        assert r.status == 200, r
+        assert proxy.dropped.is_set()
+        key = prefix + "rl:"
+        keys = [k for k in redis_server.cli("--scan", "--pattern", key + "*").split() if k]
+        assert len(keys) == 1, keys
+        # one request counted once by Redis: not a second time by a resend
+        assert redis_server.cli("GET", keys[0]).strip() == "2", d.log_tail()
+        # and the next request is counted on a new connection
+        assert harness.wait_until(lambda: req(d.port, src=src).header("x-ratelimit-remaining")
+                                  in ("1", "2"), 10), d.log_tail()
+    finally:
+        proxy.close()
 
 
 # ------------------------------------------------------------------ alerts and de-duplication

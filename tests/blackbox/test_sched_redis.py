@@ -315,3 +315,25 @@ def test_redis_down_503_no_firing_then_resumes(pair, sim):  # noqa: F811
             sf.check_compact(sf.get(d, s["id"]), [s])
     finally:
         server.close()
+
+
+def test_shared_list_too_big_for_one_instance_logged_once(fire_butler, redis_server, tmp_path):  # noqa: F811
+    """B's butlerd.scheduler.maxSchedules is below the shared list's length: B keeps
+    its old copy and says so once per process, not at every refresh (its scheduler
+    process asks Redis again every lease third)."""
+    prefix = "big%s:" % secrets.token_hex(6)
+    path_a = str(tmp_path / "sched-a.json")
+    one = {"id": "x", "created": "2024-01-01T00:00:00.000Z", "name": "n",
+           "cronSchedule": NEVER_NOW, "timezone": "UTC", "qlikSenseTaskId": TASK,
+           "startupState": "stopped", "tags": []}
+    sf.write_sched_file(path_a, [dict(one, id="big-%d" % i) for i in range(3)])
+    a = fire_butler(configfile=path_a,
+                    more=redis_overrides(redis_server, prefix, leaseMs=LEASE_MS))
+    a.wait_log("seeded the shared schedule list", 10 * SLOW)
+    more = redis_overrides(redis_server, prefix, leaseMs=LEASE_MS)
+    harness.merge(more, {"butlerd": {"scheduler": {"maxSchedules": 2}}})
+    b = fire_butler(configfile=str(tmp_path / "sched-b.json"), more=more)
+    b.wait_log("exceeds this instance", 10 * SLOW)
+    time.sleep(4)  # six refreshes of B's scheduler process
+    # one from the scheduler process, one more if a worker's route refreshed
+    assert len(b.find("exceeds this instance")) <= 2, b.log_tail()
