@@ -361,7 +361,7 @@ static void render_process(struct buf *b, const struct metrics_shm *m)
             ld(&m->respawns));
 }
 
-void api_metrics(struct req *r)
+static void metrics_job(struct req *r)
 {
     struct metrics_shm *m = metrics_shm();
     struct buf b = {0};
@@ -374,6 +374,16 @@ void api_metrics(struct req *r)
     render_alerts(&b, r->cfg);
     http_reply_typed(r, 200, PROM_TYPE, b.p, b.len);
     buf_free(&b);
+}
+
+/* On Redis the store's gauges wait for the network: a "store" job thread then
+ * renders the page, so a hung Redis never holds up the worker's MHD thread. */
+void api_metrics(struct req *r)
+{
+    if (redis_in_use())
+        http_defer(r, metrics_job);
+    else
+        metrics_job(r);
 }
 
 /* ------------------------------------------------------------ health, ready */

@@ -2,6 +2,7 @@
  * the shared table the master keeps, or from Redis (butlerd(8), ACTIVE USERS). */
 #include "api.h"
 #include "http.h"
+#include "redis_conn.h"
 #include "users.h"
 
 /* The view, or a 503 sent (Redis cannot be reached) and -1. */
@@ -40,6 +41,20 @@ static void reply_list(struct req *r)
     users_view_free(&v);
 }
 
-void api_active_user_count(struct req *r) { reply_count(r, 0); }
-void api_v2_active_user_count(struct req *r) { reply_count(r, 1); }
-void api_active_users(struct req *r) { reply_list(r); }
+static void count_job(struct req *r) { reply_count(r, 0); }
+static void v2_count_job(struct req *r) { reply_count(r, 1); }
+
+/* On Redis a read waits for the network: it runs on a "store" job thread, so a
+ * hung Redis holds up only these requests, not the worker's MHD thread (butlerd(8),
+ * SEVERAL INSTANCES). The shared table answers at once, on the MHD thread. */
+static void run(struct req *r, api_handler fn)
+{
+    if (redis_in_use())
+        http_defer(r, fn);
+    else
+        fn(r);
+}
+
+void api_active_user_count(struct req *r) { run(r, count_job); }
+void api_v2_active_user_count(struct req *r) { run(r, v2_count_job); }
+void api_active_users(struct req *r) { run(r, reply_list); }

@@ -20,7 +20,7 @@ enum job_pool {
     JP_FILES,     /* file copy, move, delete, directories */
     JP_OUTBOUND,  /* Slack, the MQTT broker */
     JP_LOCAL,     /* long local work: the key list */
-    JP_STORE,     /* the key-value store when it is on Redis (kvstore.h) */
+    JP_STORE,     /* shared state when it is on Redis: key-value store, active users, metrics */
     JP_COUNT
 };
 

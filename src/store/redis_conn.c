@@ -227,10 +227,30 @@ static redisReply *setup_cmd(redisContext *c, int argc, const char **argv, char 
     return r;
 }
 
+/* This thread's bound on every wait, if lower than the configured ones
+ * (redis_thread_limit). */
+static __thread int thread_limit_ms;
+
+static int limited(int ms) { return thread_limit_ms && thread_limit_ms < ms ? thread_limit_ms : ms; }
+
+void redis_thread_limit(int ms)
+{
+    if (ms == thread_limit_ms)
+        return;
+    thread_limit_ms = ms;
+    pthread_once(&conn_once, conn_key_make);
+    struct conn *k = pthread_getspecific(conn_key);
+    if (k && k->c) {
+        int c = limited(rc_cfg.command_ms);
+        redisSetTimeout(k->c, (struct timeval){c / 1000, (c % 1000) * 1000});
+    }
+}
+
 static redisContext *connect_to(const char *host, int port, char *why, size_t whylen)
 {
-    struct timeval ct = {rc_cfg.connect_ms / 1000, (rc_cfg.connect_ms % 1000) * 1000};
-    struct timeval cmd = {rc_cfg.command_ms / 1000, (rc_cfg.command_ms % 1000) * 1000};
+    int cms = limited(rc_cfg.connect_ms), ms = limited(rc_cfg.command_ms);
+    struct timeval ct = {cms / 1000, (cms % 1000) * 1000};
+    struct timeval cmd = {ms / 1000, (ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(host, port, ct);
     if (!c || c->err) {
         snprintf(why, whylen, "%s:%d: %s", host, port, c ? c->errstr : "out of memory");

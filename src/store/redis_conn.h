@@ -51,6 +51,11 @@ struct redis_script {
 redisReply *redis_script(const char *what, struct redis_script *s, int n, const char **args,
                          const size_t *lens, int *rc);
 
+/* Bounds every wait of this thread's connection (connect, each command) to MS if
+ * that is lower than the configured timeouts; 0 lifts the bound. For a thread that
+ * must not stall long: an HTTP worker's MHD thread asking for the rate limit. */
+void redis_thread_limit(int ms);
+
 /* 1 while this process sees Redis as unreachable (since the last failure, until
  * the next answer). */
 int redis_outage(void);

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define RL_WAIT_MS 100
+
 /* ARGV: P addr window_ms. Returns {count, ms left in the window}. */
 static struct redis_script hit_lua = {
     "local k, w = ARGV[1] .. 'rl:' .. ARGV[2], tonumber(ARGV[3])\n"
@@ -41,6 +43,9 @@ int rl_redis_hit(const void *key, size_t klen, int max, int window_s, struct rl_
     const char *args[] = {addr, win};
     size_t lens[] = {2 * klen, (size_t)wn};
     int rc;
+    /* The MHD thread asks, for every request: a hung Redis may hold it up
+     * RL_WAIT_MS at most, about once a second (the reconnect backoff). */
+    redis_thread_limit(RL_WAIT_MS);
     redisReply *r = redis_script("rate limit", &hit_lua, 2, args, lens, &rc);
     if (!r)
         return -1;

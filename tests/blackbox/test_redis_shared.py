@@ -9,6 +9,7 @@ both, and one failed-reload event sent to both instances gives one alert. Redis
 stopped: the active-user routes answer 503, the rest works, nothing crashes;
 Redis back: everything resumes with no restart."""
 
+import http.client
 import json
 import os
 import secrets
@@ -218,20 +219,11 @@ class ReplyDropper:
                     break
                 if self.marker and self.marker in data:
                     self.marker = None
-                    st["mute"] = True
-                    s.sendall(data)
-                    time.sleep(0.3)  # Redis runs it; its answer is thrown away
-                    self.dropped.set()
-                    break
+                    st["mute"] = True  # Redis runs it; its answer is thrown away
                 s.sendall(data)
         except OSError:
             pass
-        for x in (c, s):
-            try:
-                x.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            x.close()
+        self._close(c, s)
 
     def _down(self, s, c, st):
         try:
@@ -239,10 +231,24 @@ class ReplyDropper:
                 data = s.recv(65536)
                 if not data:
                     break
-                if not st["mute"]:
-                    c.sendall(data)
+                if st["mute"]:
+                    # Redis has run the command and answered: the client's
+                    # connection closes before the answer reaches it
+                    self.dropped.set()
+                    break
+                c.sendall(data)
         except OSError:
             pass
+        self._close(c, s)
+
+    @staticmethod
+    def _close(c, s):
+        for x in (c, s):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
 
 
 def test_command_lost_after_sending_is_not_sent_again(start_daemon, redis_server):
@@ -452,3 +458,40 @@ def test_event_handled_by_both_while_redis_is_down(pair, own_redis, sim, certs, 
     for d in (a, b):
         assert d.running(), d.log_tail()
         assert not d.find("handled by another instance")
+
+
+def test_hung_redis_holds_up_only_its_own_requests(start_daemon, own_redis):
+    """A hung Redis (SIGSTOP) with a long command timeout: on a one-worker
+    instance, a request waiting on Redis (the active users) runs on a job thread,
+    and the rate limit asked by the worker's HTTP thread gives up after a short
+    bound and fails open, so pings keep being answered while Redis is silent."""
+    import signal
+    ov = users_overrides(butlerd={"rateLimit": {"enable": True, "maxRequests": 1000,
+                                                "windowSeconds": 60}})
+    harness.merge(ov, redisfix.redis_overrides(own_redis, timeout_ms=20000))
+    d = start_daemon(ov, workers=1)
+    assert req(d.port).status == 200
+    assert d.get("/v4/activeusers").status == 200
+    os.kill(own_redis.proc.pid, signal.SIGSTOP)
+    slow = {}
+    try:
+        def users_request():
+            c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
+            try:
+                slow["r"] = harness.conn_request(c, "GET", "/v4/activeusers", None)
+            finally:
+                c.close()
+        t = threading.Thread(target=users_request)
+        t.start()
+        time.sleep(0.5)  # the users request is waiting on Redis now
+        # each ping: a rate-limit check on the HTTP thread, which a 20 s command
+        # timeout would hold for 20 s; the client gives up after 10 s
+        for _ in range(3):
+            r = req(d.port)
+            assert r.status == 200, r
+        assert t.is_alive()  # still waiting on the silent Redis
+    finally:
+        os.kill(own_redis.proc.pid, signal.SIGCONT)
+    t.join(60)
+    assert slow["r"].status in (200, 503), slow["r"]
+    assert d.running()
