@@ -48,33 +48,19 @@ Environment: BUTLERD=path to the binary (default $script_dir/../src/butlerd)
 EOF
 }
 
-while getopts ':w:d:c:t:r:n:h' opt; do
-    case $opt in
-        w) WORKERS=$OPTARG ;;
-        d) DURATION=$OPTARG ;;
-        c) CONNECTIONS=$OPTARG ;;
-        t) THREADS=$OPTARG ;;
-        r) ROUNDS=$OPTARG ;;
-        n) TOKENS=$OPTARG ;;
-        h)
-            usage
-            exit 0
-            ;;
-        :) die "option -$OPTARG needs a value (see -h)" ;;
-        *) die "unknown option -$OPTARG (see -h)" ;;
+# own_opt LETTER VALUE: this script's options (parse_opts in lib.sh).
+own_opt() {
+    case $1 in
+        n) TOKENS=$2 ;;
+        *) return 1 ;;
     esac
-done
-shift $((OPTIND - 1))
-(($# == 0)) || die "unexpected argument: $1 (see -h)"
-check_uints "WORKERS:$WORKERS" "SECONDS:$DURATION" "CONNECTIONS:$CONNECTIONS" \
-    "THREADS:$THREADS" "ROUNDS:$ROUNDS" "TOKENS:$TOKENS"
-((CONNECTIONS >= THREADS)) || die "wrk needs CONNECTIONS >= THREADS ($CONNECTIONS < $THREADS)"
+}
+parse_opts 'w:d:c:t:r:n:' "$@"
+check_opts WORKERS DURATION CONNECTIONS THREADS ROUNDS TOKENS
 ((TOKENS >= 1)) || die "-n needs at least one token"
 
-PATH=$PATH:/usr/sbin:/sbin
-need_commands "(nginx-light may be replaced by nginx; this script installs nothing itself.)" \
-    wrk:wrk nginx:nginx-light curl:curl openssl:openssl python3:python3 pgrep:procps
-find_butlerd
+more_commands=(openssl:openssl)
+need_wrk_nginx
 bench_tmp butlerd-auth-bench
 
 # The two extra butlerd instances (token, https); lib.sh's cleanup stops the
