@@ -51,23 +51,17 @@ Environment: BUTLERD=path to the binary (default $script_dir/../src/butlerd)
 EOF
 }
 
-while getopts ':n:W:w:h' opt; do
-    case $opt in
-        n) REQUESTS=$OPTARG ;;
-        W) WARMUP=$OPTARG ;;
-        w) WORKERS=$OPTARG ;;
-        h)
-            usage
-            exit 0
-            ;;
-        :) die "option -$OPTARG needs a value (see -h)" ;;
-        *) die "unknown option -$OPTARG (see -h)" ;;
+# own_opt LETTER VALUE: this script's options (parse_opts in lib.sh).
+own_opt() {
+    case $1 in
+        n) REQUESTS=$2 ;;
+        W) WARMUP=$2 ;;
+        *) return 1 ;;
     esac
-done
-shift $((OPTIND - 1))
-(($# == 0)) || die "unexpected argument: $1 (see -h)"
+}
+parse_opts 'n:W:w:' "$@"
 
-check_uints "REQUESTS:$REQUESTS" "WARMUP:$WARMUP" "WORKERS:$WORKERS"
+check_opts REQUESTS WARMUP WORKERS
 
 # ---------------------------------------------------------------- requirements
 PYTHON=${PYTHON:-/usr/bin/python3}
