@@ -12,22 +12,10 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=kv.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-WORKERS=2
-DURATION=10
-CONNECTIONS=64
-THREADS=2
-ROUNDS=2
-KEYS=10000
-WARMUP=2
 CHECK_SECONDS=1
-REDIS_PORT=
-PATH_PING=/v4/butlerping
-NAMESPACE=bench
 POST_LUA=$script_dir/kv-post.lua
 
 usage() {

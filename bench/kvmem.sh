@@ -12,17 +12,13 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=kvmem.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 KEYS=1000000
 CONNECTIONS=32
-THREADS=2
 SAMPLE=2000
 check_keylist=1
-NAMESPACE=bench
 KEY_BYTES=64
 VALUE_BYTES=64
 

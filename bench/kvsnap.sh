@@ -14,19 +14,14 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=kvsnap.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 KEYS=1000000
-WORKERS=2
 RESTARTS=3
 CONNECTIONS=32
-THREADS=2
 SAMPLE=2000
 json=0
-NAMESPACE=bench
 KEY_BYTES=64
 VALUE_BYTES=64
 

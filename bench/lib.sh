@@ -2,9 +2,15 @@
 # The variables below are read or set by the scripts that source this file:
 # shellcheck disable=SC2034,SC2154
 # bench/lib.sh: the pieces the benchmark scripts in bench/ share. Sourced,
-# never run. Before sourcing it a script sets
-#   prog      its own name, for messages ("ping.sh")
-# and afterwards uses these globals, which the functions below fill in or read:
+# never run, as the first thing a script does; it sets
+#   script_dir  the directory of the scripts (bench/)
+#   prog        the script's own name, for messages ("ping.sh")
+#   the defaults of the options parse_opts knows, which a script changes
+#   after sourcing where its own differ: WORKERS=2 DURATION=10
+#   CONNECTIONS=64 THREADS=2 ROUNDS=2 KEYS=10000 REDIS_PORT= (none), and
+#   WARMUP=2 (seconds of wrk warm-up), PATH_PING, NAMESPACE (of the KV tests)
+# and afterwards the script uses these globals, which the functions below
+# fill in or read:
 #   tmp             the temporary directory (bench_tmp)
 #   butlerd_pid     butlerd's master, butlerd_workers its workers (start_butlerd)
 #   shm_name        the shared-memory name written into butlerd.conf
@@ -17,6 +23,20 @@
 #   client_kill     1: cleanup SIGKILLs a client still there 10 s after SIGTERM
 #   more_commands   COMMAND:PACKAGE pairs need_wrk_nginx checks too
 # The scripts run with set -euo pipefail.
+
+script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+prog=${BASH_SOURCE[-1]##*/}
+
+WORKERS=2
+DURATION=10
+CONNECTIONS=64
+THREADS=2
+ROUNDS=2
+KEYS=10000
+REDIS_PORT=
+WARMUP=2
+PATH_PING=/v4/butlerping
+NAMESPACE=bench
 
 butlerd_pid=
 butlerd_workers=()

@@ -14,22 +14,12 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=perf.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-WORKERS=2
-DURATION=10
-CONNECTIONS=64
-THREADS=2
 ROUNDS=5
-KEYS=10000
 SOAK=180
 OTHERS=1
-WARMUP=2
-PATH_PING=/v4/butlerping
-NAMESPACE=bench
 POST_LUA=$script_dir/kv-post.lua
 OTHER_SCRIPTS=(udp_cost.py keylist.py taskstart.py)
 

@@ -10,18 +10,8 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=ping.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
-
-WORKERS=2
-DURATION=10
-CONNECTIONS=64
-THREADS=2
-ROUNDS=2
-WARMUP=2
-PATH_PING=/v4/butlerping
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
     cat <<EOF

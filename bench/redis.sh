@@ -12,20 +12,10 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=redis.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-WORKERS=2
 DURATION=5
-CONNECTIONS=64
-THREADS=2
-ROUNDS=2
-KEYS=10000
-WARMUP=2
-REDIS_PORT=
-NAMESPACE=bench
 POST_LUA=$script_dir/kv-post.lua
 
 usage() {

@@ -29,14 +29,11 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=udp.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 COUNT=50000
 LADDER="50000 100000 200000 400000 800000"
-WORKERS=2
 BATCH=16
 PYTHON=${PYTHON:-/usr/bin/python3}
 MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
