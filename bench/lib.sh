@@ -722,9 +722,9 @@ run_wrk() {
     fi
 }
 
-# parse_wrk FILE: prints "reqs lat_avg_ms lat_p99_ms non2xx sockerr".
-parse_wrk() {
-    awk '
+# wrk_ms_awk: an awk function ms(V) that turns one of wrk's times ("812.5us",
+# "3.2ms", "1.1s", "2m") into milliseconds.
+wrk_ms_awk='
         function ms(v,   n) {
             n = v + 0
             if (v ~ /us$/) return n / 1000
@@ -732,7 +732,11 @@ parse_wrk() {
             if (v ~ /m$/) return n * 60000
             if (v ~ /s$/) return n * 1000
             return n
-        }
+        }'
+
+# parse_wrk FILE: prints "reqs lat_avg_ms lat_p99_ms non2xx sockerr".
+parse_wrk() {
+    awk "$wrk_ms_awk"'
         $1 == "Latency" && avg == "" { avg = ms($2) }
         $1 == "99%" { p99 = ms($2) }
         /^Requests\/sec:/ { rps = $2 }

@@ -187,14 +187,7 @@ LUA
 # ---------------------------------------------------------------- measuring
 # wrk_pcts FILE: "rps p50_ms p99_ms errors" from a wrk --latency output.
 wrk_pcts() {
-    awk '
-        function ms(v,   n) {
-            n = v + 0
-            if (v ~ /us$/) return n / 1000
-            if (v ~ /ms$/) return n
-            if (v ~ /s$/) return n * 1000
-            return n
-        }
+    awk "$wrk_ms_awk"'
         $1 == "50%" { p50 = ms($2) }
         $1 == "99%" { p99 = ms($2) }
         /^Requests\/sec:/ { rps = $2 }
