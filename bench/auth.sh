@@ -14,19 +14,10 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=auth.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-WORKERS=2
-DURATION=10
-CONNECTIONS=64
-THREADS=2
-ROUNDS=2
-WARMUP=2
 TOKENS=10
-PATH_PING=/v4/butlerping
 
 usage() {
     cat <<EOF
@@ -48,33 +39,19 @@ Environment: BUTLERD=path to the binary (default $script_dir/../src/butlerd)
 EOF
 }
 
-while getopts ':w:d:c:t:r:n:h' opt; do
-    case $opt in
-        w) WORKERS=$OPTARG ;;
-        d) DURATION=$OPTARG ;;
-        c) CONNECTIONS=$OPTARG ;;
-        t) THREADS=$OPTARG ;;
-        r) ROUNDS=$OPTARG ;;
-        n) TOKENS=$OPTARG ;;
-        h)
-            usage
-            exit 0
-            ;;
-        :) die "option -$OPTARG needs a value (see -h)" ;;
-        *) die "unknown option -$OPTARG (see -h)" ;;
+# own_opt LETTER VALUE: this script's options (parse_opts in lib.sh).
+own_opt() {
+    case $1 in
+        n) TOKENS=$2 ;;
+        *) return 1 ;;
     esac
-done
-shift $((OPTIND - 1))
-(($# == 0)) || die "unexpected argument: $1 (see -h)"
-check_uints "WORKERS:$WORKERS" "SECONDS:$DURATION" "CONNECTIONS:$CONNECTIONS" \
-    "THREADS:$THREADS" "ROUNDS:$ROUNDS" "TOKENS:$TOKENS"
-((CONNECTIONS >= THREADS)) || die "wrk needs CONNECTIONS >= THREADS ($CONNECTIONS < $THREADS)"
+}
+parse_opts 'w:d:c:t:r:n:' "$@"
+check_opts WORKERS DURATION CONNECTIONS THREADS ROUNDS TOKENS
 ((TOKENS >= 1)) || die "-n needs at least one token"
 
-PATH=$PATH:/usr/sbin:/sbin
-need_commands "(nginx-light may be replaced by nginx; this script installs nothing itself.)" \
-    wrk:wrk nginx:nginx-light curl:curl openssl:openssl python3:python3 pgrep:procps
-find_butlerd
+more_commands=(openssl:openssl)
+need_wrk_nginx
 bench_tmp butlerd-auth-bench
 
 # The two extra butlerd instances (token, https); lib.sh's cleanup stops the

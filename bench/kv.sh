@@ -12,22 +12,10 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=kv.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-WORKERS=2
-DURATION=10
-CONNECTIONS=64
-THREADS=2
-ROUNDS=2
-KEYS=10000
-WARMUP=2
 CHECK_SECONDS=1
-REDIS_PORT=
-PATH_PING=/v4/butlerping
-NAMESPACE=bench
 POST_LUA=$script_dir/kv-post.lua
 
 usage() {
@@ -60,40 +48,14 @@ Environment: BUTLERD=path to the binary (default $script_dir/../src/butlerd)
 EOF
 }
 
-while getopts ':w:d:c:t:r:k:R:h' opt; do
-    case $opt in
-        w) WORKERS=$OPTARG ;;
-        d) DURATION=$OPTARG ;;
-        c) CONNECTIONS=$OPTARG ;;
-        t) THREADS=$OPTARG ;;
-        r) ROUNDS=$OPTARG ;;
-        k) KEYS=$OPTARG ;;
-        R) REDIS_PORT=$OPTARG ;;
-        h)
-            usage
-            exit 0
-            ;;
-        :) die "option -$OPTARG needs a value (see -h)" ;;
-        *) die "unknown option -$OPTARG (see -h)" ;;
-    esac
-done
-shift $((OPTIND - 1))
-(($# == 0)) || die "unexpected argument: $1 (see -h)"
+parse_opts 'w:d:c:t:r:k:R:' "$@"
 
-check_uints "WORKERS:$WORKERS" "SECONDS:$DURATION" "CONNECTIONS:$CONNECTIONS" \
-    "THREADS:$THREADS" "ROUNDS:$ROUNDS" "KEYS:$KEYS"
-[[ -z $REDIS_PORT ]] || check_uints "REDIS_PORT:$REDIS_PORT"
-((CONNECTIONS >= THREADS)) || die "wrk needs CONNECTIONS >= THREADS ($CONNECTIONS < $THREADS)"
+check_opts WORKERS DURATION CONNECTIONS THREADS ROUNDS KEYS REDIS_PORT
 # key-%06d keeps every key the same length (10 bytes).
 ((KEYS <= 999999)) || die "KEYS must be at most 999999, got $KEYS"
 
 # ---------------------------------------------------------------- requirements
-# nginx lives in /usr/sbin, which is not on every user's PATH.
-PATH=$PATH:/usr/sbin:/sbin
-
-need_commands "(nginx-light may be replaced by nginx; this script installs nothing itself.)" \
-    wrk:wrk nginx:nginx-light curl:curl python3:python3 pgrep:procps
-find_butlerd
+need_wrk_nginx
 [[ -r $POST_LUA ]] || die "wrk script not found: $POST_LUA"
 
 # ---------------------------------------------------------------- state/cleanup
@@ -169,36 +131,16 @@ check_statuses() {
 }
 
 # ---------------------------------------------------------------- start butlerd
-read -r port_b port_n < <(free_ports python3)
-# A shared-memory name of our own, so a butlerd already running on this
-# machine (default "/butlerd") is never touched. butlerd appends ".PORT".
-shm_name=/butlerd-bench-$$
-shm_path=/dev/shm${shm_name}.$port_b
-url_b="http://127.0.0.1:$port_b$PATH_PING"
-url_n="http://127.0.0.1:$port_n$PATH_PING"
+butlerd_nginx_ports butlerd-bench
 url_kv="http://127.0.0.1:$port_b/v4/keyvalues/$NAMESPACE"
 
-info "temp dir $tmp; butlerd on 127.0.0.1:$port_b, nginx on 127.0.0.1:$port_n"
-
-write_butlerd_conf "$port_b" "$WORKERS" warn "    keyValueStore = true;" \
-    "  keyValueStore = {
-    maxKeysPerNamespace = $KEYS;
-  };" \
-    "    kvMaxKeys = $KEYS;
-    kvMaxKeyBytes = 64;
-    kvMaxValueBytes = 64;
-    kvMaxNamespaces = 100;"
+write_kv_conf "$port_b" "$WORKERS" warn
 if [[ -n $REDIS_PORT ]]; then
-    # butlerd.store goes in right after "butlerd = {".
-    sed -i "/^butlerd = {\$/a\\
-  store = { backend = \"redis\"; redis = { port = $REDIS_PORT; keyPrefix = \"kvbench$$:\"; }; };" \
-        "$tmp/butlerd.conf"
+    conf_redis_store "$REDIS_PORT" "kvbench$$:"
     info "key-value store on the Redis at 127.0.0.1:$REDIS_PORT (key prefix kvbench$$:)"
 fi
 
-info "starting butlerd (copy of $BUTLERD_SRC, $WORKERS workers)"
-start_butlerd "$url_b"
-check_workers "$WORKERS"
+start_butlerd_workers "$url_b"
 [[ -e $shm_path ]] || warn "butlerd's shared memory $shm_path does not exist"
 
 # The exact body and content type butlerd serves; nginx will serve the same.

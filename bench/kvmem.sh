@@ -12,17 +12,13 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=kvmem.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 KEYS=1000000
 CONNECTIONS=32
-THREADS=2
 SAMPLE=2000
 check_keylist=1
-NAMESPACE=bench
 KEY_BYTES=64
 VALUE_BYTES=64
 
@@ -46,28 +42,18 @@ Environment: BUTLERD=path to the binary (default $script_dir/../src/butlerd)
 EOF
 }
 
-while getopts ':n:c:t:Lh' opt; do
-    case $opt in
-        n) KEYS=$OPTARG ;;
-        c) CONNECTIONS=$OPTARG ;;
-        t) THREADS=$OPTARG ;;
+# own_opt LETTER VALUE: this script's options (parse_opts in lib.sh).
+own_opt() {
+    case $1 in
+        n) KEYS=$2 ;;
         L) check_keylist=0 ;;
-        h)
-            usage
-            exit 0
-            ;;
-        :) die "option -$OPTARG needs a value (see -h)" ;;
-        *) die "unknown option -$OPTARG (see -h)" ;;
+        *) return 1 ;;
     esac
-done
-shift $((OPTIND - 1))
-(($# == 0)) || die "unexpected argument: $1 (see -h)"
+}
+parse_opts 'n:c:t:L' "$@"
 
-check_uints "KEYS:$KEYS" "CONNECTIONS:$CONNECTIONS" "THREADS:$THREADS"
-((CONNECTIONS >= THREADS)) || die "wrk needs CONNECTIONS >= THREADS ($CONNECTIONS < $THREADS)"
-((KEYS <= 100000000)) || die "KEYS must be at most 100000000 (butlerd's kvMaxKeys limit)"
-((THREADS <= KEYS)) || THREADS=$KEYS
-((CONNECTIONS <= KEYS)) || CONNECTIONS=$KEYS
+check_opts KEYS CONNECTIONS THREADS
+check_load_keys
 
 need_commands "" wrk:wrk curl:curl python3:python3 pgrep:procps
 find_butlerd
@@ -86,14 +72,7 @@ url_ping="http://127.0.0.1:$port/v4/butlerping"
 url_kv="http://127.0.0.1:$port/v4/keyvalues/$NAMESPACE"
 
 info "temp dir $tmp; butlerd on 127.0.0.1:$port"
-write_butlerd_conf "$port" 1 info "    keyValueStore = true;" \
-    "  keyValueStore = {
-    maxKeysPerNamespace = $KEYS;
-  };" \
-    "    kvMaxKeys = $KEYS;
-    kvMaxKeyBytes = $KEY_BYTES;
-    kvMaxValueBytes = $VALUE_BYTES;
-    kvMaxNamespaces = 100;"
+write_kv_conf "$port" 1 info "$KEY_BYTES" "$VALUE_BYTES"
 
 info "starting butlerd (copy of $BUTLERD_SRC, 1 worker, kvMaxKeys = $KEYS)"
 # A large segment takes a moment to initialise: wait up to 30 s.

@@ -14,19 +14,14 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=kvsnap.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 KEYS=1000000
-WORKERS=2
 RESTARTS=3
 CONNECTIONS=32
-THREADS=2
 SAMPLE=2000
 json=0
-NAMESPACE=bench
 KEY_BYTES=64
 VALUE_BYTES=64
 
@@ -52,31 +47,19 @@ Environment: BUTLERD=path to the binary (default $script_dir/../src/butlerd)
 EOF
 }
 
-while getopts ':n:w:r:c:t:Jh' opt; do
-    case $opt in
-        n) KEYS=$OPTARG ;;
-        w) WORKERS=$OPTARG ;;
-        r) RESTARTS=$OPTARG ;;
-        c) CONNECTIONS=$OPTARG ;;
-        t) THREADS=$OPTARG ;;
+# own_opt LETTER VALUE: this script's options (parse_opts in lib.sh).
+own_opt() {
+    case $1 in
+        n) KEYS=$2 ;;
+        r) RESTARTS=$2 ;;
         J) json=1 ;;
-        h)
-            usage
-            exit 0
-            ;;
-        :) die "option -$OPTARG needs a value (see -h)" ;;
-        *) die "unknown option -$OPTARG (see -h)" ;;
+        *) return 1 ;;
     esac
-done
-shift $((OPTIND - 1))
-(($# == 0)) || die "unexpected argument: $1 (see -h)"
+}
+parse_opts 'n:w:r:c:t:J' "$@"
 
-check_uints "KEYS:$KEYS" "WORKERS:$WORKERS" "RESTARTS:$RESTARTS" "CONNECTIONS:$CONNECTIONS" \
-    "THREADS:$THREADS"
-((CONNECTIONS >= THREADS)) || die "wrk needs CONNECTIONS >= THREADS ($CONNECTIONS < $THREADS)"
-((KEYS <= 100000000)) || die "KEYS must be at most 100000000 (butlerd's kvMaxKeys limit)"
-((THREADS <= KEYS)) || THREADS=$KEYS
-((CONNECTIONS <= KEYS)) || CONNECTIONS=$KEYS
+check_opts KEYS WORKERS RESTARTS CONNECTIONS THREADS
+check_load_keys
 
 need_commands "" wrk:wrk curl:curl python3:python3 pgrep:procps
 find_butlerd
@@ -209,14 +192,7 @@ PY
 
 # ---------------------------------------------------------------- API fill
 info "temp dir $tmp; butlerd on 127.0.0.1:$port, snapshot $kv_file"
-write_butlerd_conf "$port" "$WORKERS" info "    keyValueStore = true;" \
-    "  keyValueStore = {
-    maxKeysPerNamespace = $KEYS;
-  };" \
-    "    kvMaxKeys = $KEYS;
-    kvMaxKeyBytes = $KEY_BYTES;
-    kvMaxValueBytes = $VALUE_BYTES;
-    kvMaxNamespaces = 100;"
+write_kv_conf "$port" "$WORKERS" info "$KEY_BYTES" "$VALUE_BYTES"
 
 info "starting butlerd (copy of $BUTLERD_SRC, $WORKERS workers, kvMaxKeys = $KEYS)"
 start_butlerd "$url_ping" 30

@@ -2,9 +2,15 @@
 # The variables below are read or set by the scripts that source this file:
 # shellcheck disable=SC2034,SC2154
 # bench/lib.sh: the pieces the benchmark scripts in bench/ share. Sourced,
-# never run. Before sourcing it a script sets
-#   prog      its own name, for messages ("ping.sh")
-# and afterwards uses these globals, which the functions below fill in or read:
+# never run, as the first thing a script does; it sets
+#   script_dir  the directory of the scripts (bench/)
+#   prog        the script's own name, for messages ("ping.sh")
+#   the defaults of the options parse_opts knows, which a script changes
+#   after sourcing where its own differ: WORKERS=2 DURATION=10
+#   CONNECTIONS=64 THREADS=2 ROUNDS=2 KEYS=10000 REDIS_PORT= (none), and
+#   WARMUP=2 (seconds of wrk warm-up), PATH_PING, NAMESPACE (of the KV tests)
+# and afterwards the script uses these globals, which the functions below
+# fill in or read:
 #   tmp             the temporary directory (bench_tmp)
 #   butlerd_pid     butlerd's master, butlerd_workers its workers (start_butlerd)
 #   shm_name        the shared-memory name written into butlerd.conf
@@ -15,7 +21,22 @@
 #   client_pid      the client (wrk, python) running in the background
 #   stopping        what "interrupted; stopping ..." names (default "the servers")
 #   client_kill     1: cleanup SIGKILLs a client still there 10 s after SIGTERM
+#   more_commands   COMMAND:PACKAGE pairs need_wrk_nginx checks too
 # The scripts run with set -euo pipefail.
+
+script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+prog=${BASH_SOURCE[-1]##*/}
+
+WORKERS=2
+DURATION=10
+CONNECTIONS=64
+THREADS=2
+ROUNDS=2
+KEYS=10000
+REDIS_PORT=
+WARMUP=2
+PATH_PING=/v4/butlerping
+NAMESPACE=bench
 
 butlerd_pid=
 butlerd_workers=()
@@ -28,6 +49,7 @@ shm_path=
 kv_file=
 stopping="the servers"
 client_kill=0
+more_commands=()
 
 # ---------------------------------------------------------------- messages
 die() {
@@ -55,6 +77,82 @@ check_uints() {
     done
 }
 
+# ---------------------------------------------------------------- options
+# The options most scripts share, each filling its global (the defaults are
+# the script's own, set before parse_opts):
+#   -w WORKERS  -d DURATION  -c CONNECTIONS  -t THREADS  -r ROUNDS  -k KEYS
+#   -R REDIS_PORT
+# parse_opts SPEC ARGS...: getopts SPEC (without the leading ':' and the 'h',
+# which are added) over ARGS. Every letter is first offered to the script's
+# own_opt LETTER VALUE, if it defines one; when own_opt returns 1 (or there is
+# none), a letter of the list above sets its variable. -h calls the script's
+# usage and exits 0; an unknown option, a missing value or an argument left
+# over is an error.
+parse_opts() {
+    local spec=$1 opt OPTARG OPTIND=1
+    shift
+    while getopts ":${spec}h" opt; do
+        case $opt in
+            h)
+                usage
+                exit 0
+                ;;
+            :) die "option -$OPTARG needs a value (see -h)" ;;
+            \?) die "unknown option -$OPTARG (see -h)" ;;
+            *)
+                if declare -F own_opt >/dev/null && own_opt "$opt" "${OPTARG:-}"; then
+                    continue
+                fi
+                case $opt in
+                    w) WORKERS=$OPTARG ;;
+                    d) DURATION=$OPTARG ;;
+                    c) CONNECTIONS=$OPTARG ;;
+                    t) THREADS=$OPTARG ;;
+                    r) ROUNDS=$OPTARG ;;
+                    k) KEYS=$OPTARG ;;
+                    R) REDIS_PORT=$OPTARG ;;
+                    *) die "bench/lib.sh: option -$opt has no handler" ;;
+                esac
+                ;;
+        esac
+    done
+    shift $((OPTIND - 1))
+    (($# == 0)) || die "unexpected argument: $1 (see -h)"
+}
+
+# check_opts ITEM...: each ITEM is a variable name (DURATION is called
+# SECONDS in the message) or a NAME:VALUE pair, and must hold a positive
+# integer, checked in the order given; REDIS_PORT only when it is set. With
+# THREADS among them, wrk's CONNECTIONS >= THREADS is checked last.
+check_opts() {
+    local item
+    local -a pairs=()
+    for item in "$@"; do
+        case $item in
+            *:*) pairs+=("$item") ;;
+            DURATION) pairs+=("SECONDS:$DURATION") ;;
+            REDIS_PORT) ;;
+            *) pairs+=("$item:${!item}") ;;
+        esac
+    done
+    check_uints "${pairs[@]}"
+    if [[ " $* " == *" REDIS_PORT "* && -n $REDIS_PORT ]]; then
+        check_uints "REDIS_PORT:$REDIS_PORT"
+    fi
+    if [[ " $* " == *" THREADS "* ]]; then
+        ((CONNECTIONS >= THREADS)) || die "wrk needs CONNECTIONS >= THREADS ($CONNECTIONS < $THREADS)"
+    fi
+}
+
+# check_load_keys: the KEYS limit of the scripts that load a store of
+# KEYS keys with load_keys (butlerd's kvMaxKeys), and no more wrk threads
+# or connections than keys.
+check_load_keys() {
+    ((KEYS <= 100000000)) || die "KEYS must be at most 100000000 (butlerd's kvMaxKeys limit)"
+    ((THREADS <= KEYS)) || THREADS=$KEYS
+    ((CONNECTIONS <= KEYS)) || CONNECTIONS=$KEYS
+}
+
 # need_commands NOTE COMMAND:PACKAGE...: exit with an apt-get hint naming the
 # package of each missing command, then NOTE (a line, if not empty).
 need_commands() {
@@ -70,6 +168,17 @@ need_commands() {
         [[ -z $note ]] || printf '%s\n' "$note" >&2
         exit 1
     fi
+}
+
+# need_wrk_nginx: what the scripts comparing butlerd with nginx under wrk
+# need, plus the COMMAND:PACKAGE pairs in the array more_commands (checked
+# after curl), and the butlerd binary. nginx lives in /usr/sbin, which is not on every
+# user's PATH: it is added.
+need_wrk_nginx() {
+    PATH=$PATH:/usr/sbin:/sbin
+    need_commands "(nginx-light may be replaced by nginx; this script installs nothing itself.)" \
+        wrk:wrk nginx:nginx-light curl:curl "${more_commands[@]}" python3:python3 pgrep:procps
+    find_butlerd
 }
 
 # find_butlerd: sets BUTLERD ($BUTLERD, or ../src/butlerd next to bench/).
@@ -256,6 +365,55 @@ EOF
         echo "  };"
         echo "};"
     } >"$tmp/butlerd.conf"
+}
+
+# write_kv_conf PORT WORKERS LEVEL [KEY_BYTES VALUE_BYTES]: write_butlerd_conf
+# with the key-value store on, room for $KEYS keys in one namespace (and in
+# all), keys and values of up to KEY_BYTES and VALUE_BYTES (64 each).
+write_kv_conf() {
+    write_butlerd_conf "$1" "$2" "$3" "    keyValueStore = true;" \
+        "  keyValueStore = {
+    maxKeysPerNamespace = $KEYS;
+  };" \
+        "    kvMaxKeys = $KEYS;
+    kvMaxKeyBytes = ${4:-64};
+    kvMaxValueBytes = ${5:-64};
+    kvMaxNamespaces = 100;"
+}
+
+# conf_redis_store PORT PREFIX: puts the key-value store of $tmp/butlerd.conf
+# on the Redis at 127.0.0.1:PORT under key prefix PREFIX (butlerd.store goes
+# in right after "butlerd = {").
+conf_redis_store() {
+    sed -i "/^butlerd = {\$/a\\
+  store = { backend = \"redis\"; redis = { port = $1; keyPrefix = \"$2\"; }; };" \
+        "$tmp/butlerd.conf"
+}
+
+# butlerd_nginx_ports SHM: two free ports, port_b for butlerd and port_n for
+# nginx; shm_name /SHM-<our PID> (a name of our own, so a butlerd already
+# running here, default "/butlerd", is never touched; butlerd appends
+# ".PORT") and shm_path; url_b and url_n, the ping URLs of both. Says where
+# they run.
+butlerd_nginx_ports() {
+    read -r port_b port_n < <(free_ports python3)
+    shm_name=/$1-$$
+    shm_path=/dev/shm${shm_name}.$port_b
+    url_b="http://127.0.0.1:$port_b$PATH_PING"
+    url_n="http://127.0.0.1:$port_n$PATH_PING"
+    info "temp dir $tmp; butlerd on 127.0.0.1:$port_b, nginx on 127.0.0.1:$port_n"
+}
+
+# start_butlerd_workers URL: start_butlerd with $WORKERS workers, saying so
+# first, and a warning unless all of them run.
+start_butlerd_workers() {
+    if [[ -n ${BUTLERD_SRC:-} ]]; then
+        info "starting butlerd (copy of $BUTLERD_SRC, $WORKERS workers)"
+    else
+        info "starting butlerd ($BUTLERD, $WORKERS workers)"
+    fi
+    start_butlerd "$1"
+    check_workers "$WORKERS"
 }
 
 # start_butlerd URL [SECONDS]: starts $BUTLERD with $tmp/butlerd.conf, logging
@@ -564,9 +722,9 @@ run_wrk() {
     fi
 }
 
-# parse_wrk FILE: prints "reqs lat_avg_ms lat_p99_ms non2xx sockerr".
-parse_wrk() {
-    awk '
+# wrk_ms_awk: an awk function ms(V) that turns one of wrk's times ("812.5us",
+# "3.2ms", "1.1s", "2m") into milliseconds.
+wrk_ms_awk='
         function ms(v,   n) {
             n = v + 0
             if (v ~ /us$/) return n / 1000
@@ -574,7 +732,11 @@ parse_wrk() {
             if (v ~ /m$/) return n * 60000
             if (v ~ /s$/) return n * 1000
             return n
-        }
+        }'
+
+# parse_wrk FILE: prints "reqs lat_avg_ms lat_p99_ms non2xx sockerr".
+parse_wrk() {
+    awk "$wrk_ms_awk"'
         $1 == "Latency" && avg == "" { avg = ms($2) }
         $1 == "99%" { p99 = ms($2) }
         /^Requests\/sec:/ { rps = $2 }

@@ -14,22 +14,12 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=perf.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-WORKERS=2
-DURATION=10
-CONNECTIONS=64
-THREADS=2
 ROUNDS=5
-KEYS=10000
 SOAK=180
 OTHERS=1
-WARMUP=2
-PATH_PING=/v4/butlerping
-NAMESPACE=bench
 POST_LUA=$script_dir/kv-post.lua
 OTHER_SCRIPTS=(udp_cost.py keylist.py taskstart.py)
 
@@ -58,37 +48,21 @@ Environment: BUTLERD=path to the binary (default $script_dir/../src/butlerd)
 EOF
 }
 
-while getopts ':w:d:c:t:r:k:s:nh' opt; do
-    case $opt in
-        w) WORKERS=$OPTARG ;;
-        d) DURATION=$OPTARG ;;
-        c) CONNECTIONS=$OPTARG ;;
-        t) THREADS=$OPTARG ;;
-        r) ROUNDS=$OPTARG ;;
-        k) KEYS=$OPTARG ;;
-        s) SOAK=$OPTARG ;;
+# own_opt LETTER VALUE: this script's options (parse_opts in lib.sh).
+own_opt() {
+    case $1 in
+        s) SOAK=$2 ;;
         n) OTHERS=0 ;;
-        h)
-            usage
-            exit 0
-            ;;
-        :) die "option -$OPTARG needs a value (see -h)" ;;
-        *) die "unknown option -$OPTARG (see -h)" ;;
+        *) return 1 ;;
     esac
-done
-shift $((OPTIND - 1))
-(($# == 0)) || die "unexpected argument: $1 (see -h)"
+}
+parse_opts 'w:d:c:t:r:k:s:n' "$@"
 
-check_uints "WORKERS:$WORKERS" "SECONDS:$DURATION" "CONNECTIONS:$CONNECTIONS" \
-    "THREADS:$THREADS" "ROUNDS:$ROUNDS" "KEYS:$KEYS"
+check_opts WORKERS DURATION CONNECTIONS THREADS ROUNDS KEYS
 [[ $SOAK == 0 ]] || check_uints "SOAK_SECONDS:$SOAK"
-((CONNECTIONS >= THREADS)) || die "wrk needs CONNECTIONS >= THREADS ($CONNECTIONS < $THREADS)"
 ((KEYS <= 999999)) || die "KEYS must be at most 999999, got $KEYS"
 
-PATH=$PATH:/usr/sbin:/sbin
-need_commands "(nginx-light may be replaced by nginx; this script installs nothing itself.)" \
-    wrk:wrk nginx:nginx-light curl:curl python3:python3 pgrep:procps
-find_butlerd
+need_wrk_nginx
 [[ -r $POST_LUA ]] || die "wrk script not found: $POST_LUA"
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -96,28 +70,13 @@ bench_tmp butlerd-perf
 copy_butlerd
 
 # ---------------------------------------------------------------- start butlerd
-read -r port_b port_n < <(free_ports python3)
-shm_name=/butlerd-perf-$$
-shm_path=/dev/shm${shm_name}.$port_b
-url_b="http://127.0.0.1:$port_b$PATH_PING"
+butlerd_nginx_ports butlerd-perf
 url_kv_b="http://127.0.0.1:$port_b/v4/keyvalues/$NAMESPACE"
 url_kv_n="http://127.0.0.1:$port_n/v4/keyvalues/$NAMESPACE"
 
-info "temp dir $tmp; butlerd on 127.0.0.1:$port_b, nginx on 127.0.0.1:$port_n"
-
 # The configuration of bench/kv.sh.
-write_butlerd_conf "$port_b" "$WORKERS" warn "    keyValueStore = true;" \
-    "  keyValueStore = {
-    maxKeysPerNamespace = $KEYS;
-  };" \
-    "    kvMaxKeys = $KEYS;
-    kvMaxKeyBytes = 64;
-    kvMaxValueBytes = 64;
-    kvMaxNamespaces = 100;"
-
-info "starting butlerd (copy of $BUTLERD_SRC, $WORKERS workers)"
-start_butlerd "$url_b"
-check_workers "$WORKERS"
+write_kv_conf "$port_b" "$WORKERS" warn
+start_butlerd_workers "$url_b"
 sleep 1
 idle_rss_b=$(group_rss_kb "$butlerd_pid")
 

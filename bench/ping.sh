@@ -10,18 +10,8 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=ping.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
-
-WORKERS=2
-DURATION=10
-CONNECTIONS=64
-THREADS=2
-ROUNDS=2
-WARMUP=2
-PATH_PING=/v4/butlerping
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
     cat <<EOF
@@ -41,55 +31,20 @@ Environment: BUTLERD=path to the binary (default $script_dir/../src/butlerd)
 EOF
 }
 
-while getopts ':w:d:c:t:r:h' opt; do
-    case $opt in
-        w) WORKERS=$OPTARG ;;
-        d) DURATION=$OPTARG ;;
-        c) CONNECTIONS=$OPTARG ;;
-        t) THREADS=$OPTARG ;;
-        r) ROUNDS=$OPTARG ;;
-        h)
-            usage
-            exit 0
-            ;;
-        :) die "option -$OPTARG needs a value (see -h)" ;;
-        *) die "unknown option -$OPTARG (see -h)" ;;
-    esac
-done
-shift $((OPTIND - 1))
-(($# == 0)) || die "unexpected argument: $1 (see -h)"
+parse_opts 'w:d:c:t:r:' "$@"
 
-check_uints "WORKERS:$WORKERS" "SECONDS:$DURATION" "CONNECTIONS:$CONNECTIONS" \
-    "THREADS:$THREADS" "ROUNDS:$ROUNDS"
-((CONNECTIONS >= THREADS)) || die "wrk needs CONNECTIONS >= THREADS ($CONNECTIONS < $THREADS)"
+check_opts WORKERS DURATION CONNECTIONS THREADS ROUNDS
 
 # ---------------------------------------------------------------- requirements
-# nginx lives in /usr/sbin, which is not on every user's PATH.
-PATH=$PATH:/usr/sbin:/sbin
-
-need_commands "(nginx-light may be replaced by nginx; this script installs nothing itself.)" \
-    wrk:wrk nginx:nginx-light curl:curl python3:python3 pgrep:procps
-find_butlerd
+need_wrk_nginx
 
 # ---------------------------------------------------------------- state/cleanup
 bench_tmp butlerd-bench
 
 # ---------------------------------------------------------------- start butlerd
-read -r port_b port_n < <(free_ports python3)
-# A shared-memory name of our own, so a butlerd already running on this
-# machine (default "/butlerd") is never touched.
-shm_name=/butlerd-bench-$$
-shm_path=/dev/shm${shm_name}.$port_b
-url_b="http://127.0.0.1:$port_b$PATH_PING"
-url_n="http://127.0.0.1:$port_n$PATH_PING"
-
-info "temp dir $tmp; butlerd on 127.0.0.1:$port_b, nginx on 127.0.0.1:$port_n"
-
+butlerd_nginx_ports butlerd-bench
 write_butlerd_conf "$port_b" "$WORKERS" warn "" "" ""
-
-info "starting butlerd ($BUTLERD, $WORKERS workers)"
-start_butlerd "$url_b"
-check_workers "$WORKERS"
+start_butlerd_workers "$url_b"
 
 # The exact body and content type butlerd serves; nginx will serve the same.
 fetch_butlerd_body "$url_b"

@@ -12,20 +12,10 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=redis.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
-WORKERS=2
 DURATION=5
-CONNECTIONS=64
-THREADS=2
-ROUNDS=2
-KEYS=10000
-WARMUP=2
-REDIS_PORT=
-NAMESPACE=bench
 POST_LUA=$script_dir/kv-post.lua
 
 usage() {
@@ -60,29 +50,8 @@ Environment: BUTLERD=path to the binary (default $script_dir/../src/butlerd)
 EOF
 }
 
-while getopts ':w:d:c:t:r:k:R:h' opt; do
-    case $opt in
-        w) WORKERS=$OPTARG ;;
-        d) DURATION=$OPTARG ;;
-        c) CONNECTIONS=$OPTARG ;;
-        t) THREADS=$OPTARG ;;
-        r) ROUNDS=$OPTARG ;;
-        k) KEYS=$OPTARG ;;
-        R) REDIS_PORT=$OPTARG ;;
-        h)
-            usage
-            exit 0
-            ;;
-        :) die "option -$OPTARG needs a value (see -h)" ;;
-        *) die "unknown option -$OPTARG (see -h)" ;;
-    esac
-done
-shift $((OPTIND - 1))
-(($# == 0)) || die "unexpected argument: $1 (see -h)"
-check_uints "WORKERS:$WORKERS" "SECONDS:$DURATION" "CONNECTIONS:$CONNECTIONS" \
-    "THREADS:$THREADS" "ROUNDS:$ROUNDS" "KEYS:$KEYS"
-[[ -z $REDIS_PORT ]] || check_uints "REDIS_PORT:$REDIS_PORT"
-((CONNECTIONS >= THREADS)) || die "wrk needs CONNECTIONS >= THREADS ($CONNECTIONS < $THREADS)"
+parse_opts 'w:d:c:t:r:k:R:' "$@"
+check_opts WORKERS DURATION CONNECTIONS THREADS ROUNDS KEYS REDIS_PORT
 ((KEYS >= 1 && KEYS <= 999999)) || die "KEYS must be 1..999999, got $KEYS"
 
 need_commands "(this script installs nothing itself.)" \
@@ -139,14 +108,7 @@ info "temp dir $tmp; $redis_what"
 # The same configuration for both; the Redis one adds butlerd.store.
 conf_for() { # conf_for PORT SHMNAME
     shm_name=$2
-    write_butlerd_conf "$1" "$WORKERS" warn "    keyValueStore = true;" \
-        "  keyValueStore = {
-    maxKeysPerNamespace = $KEYS;
-  };" \
-        "    kvMaxKeys = $KEYS;
-    kvMaxKeyBytes = 64;
-    kvMaxValueBytes = 64;
-    kvMaxNamespaces = 100;"
+    write_kv_conf "$1" "$WORKERS" warn
 }
 conf_for "$port_s" "/butlerd-rbench-s$$"
 shm_path=/dev/shm${shm_name}.$port_s
@@ -156,9 +118,7 @@ check_workers "$WORKERS"
 
 conf_for "$port_r" "/butlerd-rbench-r$$"
 shm_path2=/dev/shm${shm_name}.$port_r
-sed -i "/^butlerd = {\$/a\\
-  store = { backend = \"redis\"; redis = { port = $REDIS_PORT; keyPrefix = \"$prefix\"; }; };" \
-    "$tmp/butlerd.conf"
+conf_redis_store "$REDIS_PORT" "$prefix"
 mv "$tmp/butlerd.conf" "$tmp/butlerd-redis.conf"
 info "starting butlerd on Redis (127.0.0.1:$port_r, key prefix $prefix)"
 "$BUTLERD" -f -c "$tmp/butlerd-redis.conf" 2>"$tmp/butlerd-redis.log" &
@@ -227,14 +187,7 @@ LUA
 # ---------------------------------------------------------------- measuring
 # wrk_pcts FILE: "rps p50_ms p99_ms errors" from a wrk --latency output.
 wrk_pcts() {
-    awk '
-        function ms(v,   n) {
-            n = v + 0
-            if (v ~ /us$/) return n / 1000
-            if (v ~ /ms$/) return n
-            if (v ~ /s$/) return n * 1000
-            return n
-        }
+    awk "$wrk_ms_awk"'
         $1 == "50%" { p50 = ms($2) }
         $1 == "99%" { p99 = ms($2) }
         /^Requests\/sec:/ { rps = $2 }

@@ -12,17 +12,14 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=task.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 REQUESTS=2000
 WARMUP=200
 WORKERS=1
 TASK_ID=e3b27f50-b1c0-4879-88fc-c7cdd9c1cf3e
 QLIK_USER="UserDirectory=Internal;UserId=sa_repository"
-PATH_PING=/v4/butlerping
 SIM_DIR=$script_dir/../tests/qlik-sim
 FIXTURE=$SIM_DIR/fixture.json
 
@@ -51,23 +48,17 @@ Environment: BUTLERD=path to the binary (default $script_dir/../src/butlerd)
 EOF
 }
 
-while getopts ':n:W:w:h' opt; do
-    case $opt in
-        n) REQUESTS=$OPTARG ;;
-        W) WARMUP=$OPTARG ;;
-        w) WORKERS=$OPTARG ;;
-        h)
-            usage
-            exit 0
-            ;;
-        :) die "option -$OPTARG needs a value (see -h)" ;;
-        *) die "unknown option -$OPTARG (see -h)" ;;
+# own_opt LETTER VALUE: this script's options (parse_opts in lib.sh).
+own_opt() {
+    case $1 in
+        n) REQUESTS=$2 ;;
+        W) WARMUP=$2 ;;
+        *) return 1 ;;
     esac
-done
-shift $((OPTIND - 1))
-(($# == 0)) || die "unexpected argument: $1 (see -h)"
+}
+parse_opts 'n:W:w:' "$@"
 
-check_uints "REQUESTS:$REQUESTS" "WARMUP:$WARMUP" "WORKERS:$WORKERS"
+check_opts REQUESTS WARMUP WORKERS
 
 # ---------------------------------------------------------------- requirements
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -146,10 +137,8 @@ tt = time.thread_time_ns  # the client's own CPU time, to see what it adds to ea
 ALNUM = string.ascii_letters + string.digits
 rnd = random.Random()
 
-
 def xrfkey():
     return "".join(rnd.choices(ALNUM, k=16))
-
 
 def cpu_ns():
     """CPU time of butlerd's master and workers, all threads, in ns: from
@@ -177,10 +166,8 @@ def cpu_ns():
             total += (int(fields[11]) + int(fields[12])) * 1000000000 // tck
     return total, src
 
-
 def nodelay(conn):
     conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
 
 # butlerd
 bc = http.client.HTTPConnection("127.0.0.1", bport, timeout=60)
@@ -205,12 +192,10 @@ POST_PATH = "/qrs/task/%s/start?xrfkey=" % task
 errors = []
 reconnects = {"butlerd": 0, "direct": 0}
 
-
 def fail(what, detail):
     errors.append("%s: %s" % (what, detail))
     if len(errors) == 1 and phase == "warm-up":
         sys.exit("task.sh client: the first %s failed during warm-up: %s" % (what, detail))
-
 
 def start_task():
     global b_sock
@@ -237,7 +222,6 @@ def start_task():
     if not ok:
         fail("task-start", "HTTP %d %r" % (r.status, data[:300]))
     return t1 - t0, c1 - c0
-
 
 def direct():
     global d_sock
@@ -274,7 +258,6 @@ def direct():
         fail("qrs-direct POST /qrs/task/<id>/start", "HTTP %d %r" % (r2.status, d2[:300]))
     return t2 - t0, t1 - t0, t2 - t1, c2 - c0
 
-
 def ping():
     c0 = tt()
     t0 = pc()
@@ -286,7 +269,6 @@ def ping():
     if r.status != 200:
         fail("butlerd-ping", "HTTP %d %r" % (r.status, data[:300]))
     return t1 - t0, c1 - c0
-
 
 phase = "warm-up"
 for _ in range(warm):
@@ -344,19 +326,16 @@ with open(dump_path) as f:
     for line in f:
         reqs.append(json.loads(line))
 
-
 def pct(sorted_ns, p):
     """nearest-rank percentile, in ms"""
     k = max(0, math.ceil(p / 100 * len(sorted_ns)) - 1)
     return sorted_ns[k] / 1e6
-
 
 def stats(ns):
     s = sorted(ns)
     mean = sum(s) / len(s) / 1e6
     return {"p50": pct(s, 50), "p90": pct(s, 90), "p99": pct(s, 99), "mean": mean,
             "max": s[-1] / 1e6, "rps": 1000 / mean if mean > 0 else 0}
-
 
 rows = [("task-start (butlerd)", "task", "requests/s"),
         ("qrs-direct (GET+POST)", "pair", "pairs/s"),
@@ -415,11 +394,9 @@ for r in b:
     first_seen.setdefault(r[2], r[0])
 new_conns = sum(1 for t in first_seen.values() if R["warm_end"] < t <= R["measure_end"])
 
-
 def service_ms(rs, t0, t1):
     s = sorted(r[1] - r[0] for r in rs if r[1] is not None and t0 < r[0] <= t1)
     return (s[len(s) // 2] * 1000, s[max(0, math.ceil(0.99 * len(s)) - 1)] * 1000) if s else (0, 0)
-
 
 print()
 print("simulator: %d requests from butlerd (expected %d: %d GET /qrs/task, %d POST .../start),"

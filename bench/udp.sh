@@ -29,35 +29,31 @@
 
 set -euo pipefail
 
-script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-prog=udp.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$script_dir/lib.sh"
+. "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 COUNT=50000
 LADDER="50000 100000 200000 400000 800000"
-WORKERS=2
 BATCH=16
 PYTHON=${PYTHON:-/usr/bin/python3}
 MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
 CC=${CC:-cc}
 FLOOD=$script_dir/udp_flood.py
 
-while getopts ':n:l:w:b:h' opt; do
-    case $opt in
-        n) COUNT=$OPTARG ;;
-        l) LADDER=$OPTARG ;;
-        w) WORKERS=$OPTARG ;;
-        b) BATCH=$OPTARG ;;
-        h)
-            sed -n '2,28p' "$0"
-            exit 0
-            ;;
-        :) die "option -$OPTARG needs a value (see -h)" ;;
-        *) die "unknown option -$OPTARG (see -h)" ;;
+usage() {
+    sed -n '2,28p' "$0"
+}
+# own_opt LETTER VALUE: this script's options (parse_opts in lib.sh).
+own_opt() {
+    case $1 in
+        n) COUNT=$2 ;;
+        l) LADDER=$2 ;;
+        b) BATCH=$2 ;;
+        *) return 1 ;;
     esac
-done
-check_uints "COUNT:$COUNT" "WORKERS:$WORKERS" "BATCH:$BATCH"
+}
+parse_opts 'n:l:w:b:' "$@"
+check_opts COUNT WORKERS BATCH
 ((BATCH <= 1024)) || die "BATCH must be at most 1024"
 [[ -n ${LADDER// /} ]] || die "the ladder is empty"
 for r in $LADDER; do check_uints "RATE:$r"; done
