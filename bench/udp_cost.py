@@ -7,7 +7,10 @@ default 100,000) to, side by side in the same run:
   sink          bench/udp_sink.c: reads them as butlerd does and only counts;
   butlerd       session events, MQTT off; received = the master's UDP counter (butlerd -S);
   butlerd+MQTT  the same, MQTT on against a mosquitto started here, so every
-                event also publishes its session topic.
+                event also publishes its session topic; with the default
+                subscription (qliksense/#, MQTT 3.1.1: the broker sends each
+                publication back), narrowed to the start topic, and with
+                butlerd.mqtt.protocolVersion = 5 (No Local: nothing comes back).
 CPU = utime+stime of the receiving process (all threads of butlerd's master,
 which owns the UDP intake and the MQTT client; /proc/PID/task/*/schedstat)
 between the start of the send and the moment everything was received, divided
@@ -17,6 +20,7 @@ Prints (bench/README.md, "udp_cost.py"):
   ROW udp_cpu_session       butlerd=<us>us reference=<sink us>us ratio=<x>
   ROW udp_cpu_session_mqtt  butlerd=<us>us reference=<sink us>us ratio=<x>
   ROW udp_lost_mqtt         butlerd=<datagrams lost at RATE> reference=<sink lost> ratio=-
+  and the same two for _narrow and _mqtt5
 
 Usage: bench/udp_cost.py [-n N] [-r RATE] [--rounds R]
 Environment: BUTLERD (default ../src/butlerd), MOSQUITTO (/usr/sbin/mosquitto), CC (cc).
@@ -110,7 +114,7 @@ def run_sink(tmp, n, rate):
     return (c1 - c0) / 1000.0 / max(got, 1), got, sent
 
 
-def run_butlerd(tmp, n, rate, mosq, mqtt_more=None):
+def run_butlerd(tmp, n, rate, mosq, mqtt_more=None, extra=None):
     sport, tport = udp_port(), udp_port()
     ov = {"Butler": {"restServerEndpointsEnable": {"activeUserCount": True},
                      "udpServerConfig": {"enable": True, "serverHost": "127.0.0.1",
@@ -121,6 +125,8 @@ def run_butlerd(tmp, n, rate, mosq, mqtt_more=None):
           "butlerd": {"shm": {"maxActiveUsers": 2 * n + 10}}}
     if mosq:
         ov = harness.merge(ov, brokerfix.mqtt_overrides(mosq, client_id="butlerd-bench", **(mqtt_more or {})))
+    if extra:
+        ov = harness.merge(ov, extra)
     d = harness.Daemon(os.path.join(tmp, "d%d" % time.monotonic_ns()), ov, workers=1)
     os.makedirs(d.tmpdir)
     d.start()
@@ -179,7 +185,10 @@ def main():
                              ("butlerd+mqtt", lambda: run_butlerd(tmp, a.n, a.rate, mosq)),
                              ("butlerd+mqtt-narrow", lambda: run_butlerd(
                                  tmp, a.n, a.rate, mosq,
-                                 {"subscriptionRootTopic": "qliksense/start_task"}))):
+                                 {"subscriptionRootTopic": "qliksense/start_task"})),
+                             ("butlerd+mqtt5", lambda: run_butlerd(
+                                 tmp, a.n, a.rate, mosq, None,
+                                 {"butlerd": {"mqtt": {"protocolVersion": 5}}}))):
                 us, got, sent = fn()
                 print("round %d %-13s %.2f us/datagram, received %d of %d (sent at %.0f/s)"
                       % (rnd + 1, name, us, got, a.n, sent))
@@ -198,6 +207,10 @@ def main():
         print("ROW udp_cpu_session_mqtt_narrow butlerd=%.2fus reference=%.2fus ratio=%.2f"
               % (w[0], s[0], w[0] / s[0]))
         print("ROW udp_lost_mqtt_narrow butlerd=%d reference=%d ratio=-" % (a.n - w[1], a.n - s[1]))
+        v = best["butlerd+mqtt5"]
+        print("ROW udp_cpu_session_mqtt5 butlerd=%.2fus reference=%.2fus ratio=%.2f"
+              % (v[0], s[0], v[0] / s[0]))
+        print("ROW udp_lost_mqtt5 butlerd=%d reference=%d ratio=-" % (a.n - v[1], a.n - s[1]))
     finally:
         if mosq:
             mosq.stop()
