@@ -21,6 +21,7 @@ Prints (bench/README.md, "udp_cost.py"):
   ROW udp_cpu_session_mqtt  butlerd=<us>us reference=<sink us>us ratio=<x>
   ROW udp_lost_mqtt         butlerd=<datagrams lost at RATE> reference=<sink lost> ratio=-
   and the same two for _narrow and _mqtt5
+  ROW udp_cpu_session_refresh  MQTT off, Start session of users already active
 
 Usage: bench/udp_cost.py [-n N] [-r RATE] [--rounds R]
 Environment: BUTLERD (default ../src/butlerd), MOSQUITTO (/usr/sbin/mosquitto), CC (cc).
@@ -114,7 +115,7 @@ def run_sink(tmp, n, rate):
     return (c1 - c0) / 1000.0 / max(got, 1), got, sent
 
 
-def run_butlerd(tmp, n, rate, mosq, mqtt_more=None, extra=None):
+def run_butlerd(tmp, n, rate, mosq, mqtt_more=None, extra=None, refresh=None):
     sport, tport = udp_port(), udp_port()
     ov = {"Butler": {"restServerEndpointsEnable": {"activeUserCount": True},
                      "udpServerConfig": {"enable": True, "serverHost": "127.0.0.1",
@@ -150,6 +151,13 @@ def run_butlerd(tmp, n, rate, mosq, mqtt_more=None, extra=None):
         sent = blast(tmp, sport, rate, n)
         got = wait_stable(lambda: count() - warm, n)
         c1 = cpu_ns(d.pid)
+        if refresh is not None:
+            # the warm-up users again: every datagram refreshes an existing entry
+            base = count()
+            r0 = cpu_ns(d.pid)
+            blast(tmp, sport, rate, n, "warm.dgrams")
+            rgot = wait_stable(lambda: count() - base, n)
+            refresh.append(((cpu_ns(d.pid) - r0) / 1000.0 / max(rgot, 1), rgot))
         return (c1 - c0) / 1000.0 / max(got, 1), got, sent
     finally:
         d.stop()
@@ -179,9 +187,11 @@ def main():
                             str(a.n), "--kind", "session", "--tag", "W"], stdout=f, check=True)
         mosq = brokerfix.Broker(tmp).start()
         best = {}
+        refreshes = []  # (us, received) of each round's refresh run, MQTT off
         for rnd in range(a.rounds):
             for name, fn in (("sink", lambda: run_sink(tmp, a.n, a.rate)),
-                             ("butlerd", lambda: run_butlerd(tmp, a.n, a.rate, None)),
+                             ("butlerd", lambda: run_butlerd(tmp, a.n, a.rate, None,
+                                                             refresh=refreshes)),
                              ("butlerd+mqtt", lambda: run_butlerd(tmp, a.n, a.rate, mosq)),
                              ("butlerd+mqtt-narrow", lambda: run_butlerd(
                                  tmp, a.n, a.rate, mosq,
@@ -207,6 +217,9 @@ def main():
         print("ROW udp_cpu_session_mqtt_narrow butlerd=%.2fus reference=%.2fus ratio=%.2f"
               % (w[0], s[0], w[0] / s[0]))
         print("ROW udp_lost_mqtt_narrow butlerd=%d reference=%d ratio=-" % (a.n - w[1], a.n - s[1]))
+        f = min(refreshes)
+        print("ROW udp_cpu_session_refresh butlerd=%.2fus reference=%.2fus ratio=%.2f"
+              % (f[0], s[0], f[0] / s[0]))
         v = best["butlerd+mqtt5"]
         print("ROW udp_cpu_session_mqtt5 butlerd=%.2fus reference=%.2fus ratio=%.2f"
               % (v[0], s[0], v[0] / s[0]))
