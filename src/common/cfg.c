@@ -348,6 +348,7 @@ static const struct key keys[] = {
     IR("butlerd.mqtt.keepAliveSeconds", bmqtt.keepAliveSeconds, 60, 5, 65535),
     I("butlerd.mqtt.defaultQos", bmqtt.defaultQos, 0, 0, 2),
     I("butlerd.mqtt.publishTimeoutMs", bmqtt.publishTimeoutMs, 5000, 1, 600000),
+    IR("butlerd.mqtt.protocolVersion", bmqtt.protocolVersion, 4, 4, 5),
     BR("butlerd.mqtt.tls.enable", bmqtt.tlsEnable, 0),
     SR("butlerd.mqtt.tls.caFile", bmqtt.tlsCaFile, ""),
     SR("butlerd.mqtt.tls.certFile", bmqtt.tlsCertFile, ""),

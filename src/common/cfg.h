@@ -204,6 +204,7 @@ struct cfg {
     struct {
         char *clientId, *username, *password;
         int keepAliveSeconds, defaultQos, publishTimeoutMs;
+        int protocolVersion; /* 4 = MQTT 3.1.1, 5 = MQTT 5 with No Local (butlerd(8), MQTT) */
         bool tlsEnable, tlsVerifyPeer;
         char *tlsCaFile, *tlsCertFile, *tlsKeyFile;
     } bmqtt;

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -58,11 +59,19 @@ static struct {
     void (*connect_handler)(void);
     uint64_t dropped_since_warn;
     int64_t last_drop_warn;
+    bool start_covered; /* the subscription covers taskStartTopic */
 } mq = {.listen_fd = -1};
 
 /* ------------------------------------------------------------ callbacks */
 
 static void reply(struct pubconn *c, enum mqtt_result r);
+
+/* No Local on a shared subscription ($share/...) is a protocol error in MQTT 5, so
+ * a shared subscription is made without it (butlerd.conf(5), mqtt.protocolVersion). */
+static int no_local(const struct cfg *c)
+{
+    return c->bmqtt.protocolVersion == 5 && strncmp(c->mqtt.subscriptionRootTopic, "$share/", 7);
+}
 
 static void on_connect(struct mosquitto *m, void *arg, int rc)
 {
@@ -79,7 +88,13 @@ static void on_connect(struct mosquitto *m, void *arg, int rc)
     metrics_note_mqtt(1); /* after the count: a scrape that sees 1 sees it */
     log_info("connected to MQTT broker %s:%d as %s", c->mqtt.brokerHost, c->mqtt.brokerPort,
              mq.client_id);
-    int src = mosquitto_subscribe(m, NULL, c->mqtt.subscriptionRootTopic, 0);
+    /* With MQTT 5 the broker is asked not to send back butlerd's own publications
+     * (No Local): with the default "qliksense/#" every session event would
+     * otherwise come back to the master that published it (butlerd(8), MQTT). */
+    int src = no_local(c)
+                  ? mosquitto_subscribe_v5(m, NULL, c->mqtt.subscriptionRootTopic, 0,
+                                           MQTT_SUB_OPT_NO_LOCAL, NULL)
+                  : mosquitto_subscribe(m, NULL, c->mqtt.subscriptionRootTopic, 0);
     if (src != MOSQ_ERR_SUCCESS)
         log_warnx("MQTT subscribe to %s failed: %s", c->mqtt.subscriptionRootTopic,
                   mosquitto_strerror(src));
@@ -202,7 +217,8 @@ static int configure_client(const struct cfg *c)
         log_error("mosquitto_new");
         return -1;
     }
-    mosquitto_int_option(mq.m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    mosquitto_int_option(mq.m, MOSQ_OPT_PROTOCOL_VERSION,
+                         c->bmqtt.protocolVersion == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
     mosquitto_connect_callback_set(mq.m, on_connect);
     mosquitto_disconnect_callback_set(mq.m, on_disconnect);
     mosquitto_publish_callback_set(mq.m, on_publish);
@@ -281,6 +297,7 @@ int mqtt_start(const struct cfg *c)
         log_warnx("Butler.mqttConfig.taskStartTopic %s is not covered by subscriptionRootTopic "
                   "%s: tasks cannot be started over MQTT",
                   c->mqtt.taskStartTopic, c->mqtt.subscriptionRootTopic);
+    mq.start_covered = covered;
     mq.started = 1;
     attempt();
     return 0;
@@ -438,10 +455,17 @@ static enum mqtt_result publish_request(struct pubconn *c, const unsigned char *
             STAT_INC(mqtt_publish_failed);
             log_warnx("MQTT publish on %s failed: %s", topic, mosquitto_strerror(rc));
             r = MQTT_FAILED;
-        } else if (qos == 0) {
-            STAT_INC(mqtt_published);
-            r = MQTT_OK;
         } else {
+            /* Without No Local a REST publish on the start topic comes back through
+             * the subscription and starts tasks; with it, it starts them here. */
+            if (no_local(mq.cfg) && mq.start_covered && mq.start_handler &&
+                !strcmp(topic, mq.cfg->mqtt.taskStartTopic))
+                mq.start_handler((const char *)d + 8 + tlen, len - 8 - tlen);
+            if (qos == 0) {
+                STAT_INC(mqtt_published);
+                free(topic);
+                return MQTT_OK;
+            }
             c->mid = mid; /* answered by on_publish or the timeout */
             c->deadline = now_ms() + mq.cfg->bmqtt.publishTimeoutMs;
             free(topic);
