@@ -5,6 +5,7 @@
 #include "cfg.h"
 #include "kv_migrate.h"
 #include "kv_ns.h"
+#include "kv_redis.h"
 #include "kv_redis_count.h"
 #include "kv_snapshot.h"
 #include "sched_list.h"
@@ -118,7 +119,7 @@ static json_object *kv_stats(const struct cfg *c)
     json_object *o = json_object_new_object();
     json_object_object_add(o, "backend", json_object_new_string(c->store.backend));
     if (!strcmp(c->store.backend, "redis")) {
-        redis_configure(c);
+        kv_redis_settings(c);
         uint64_t keys, nss;
         int up = kv_redis_usage(&keys, &nss) == 0;
         json_object_object_add(o, "redis", json_object_new_string(redis_where()));

@@ -7,6 +7,7 @@
 #include "cfg.h"
 #include "events.h"
 #include "kv.h"
+#include "kv_backend.h"
 #include "kvstore.h"
 #include "kv_snapshot.h"
 #include "loop.h"

@@ -414,9 +414,28 @@ const struct kvstore_ops kv_redis_ops = {
     .set_limits = r_set_limits,
 };
 
+void kv_redis_settings(const struct cfg *c)
+{
+    struct redis_settings s = {
+        .in_use = !strcmp(c->store.backend, "redis"),
+        .host = c->store.host,
+        .port = c->store.port,
+        .sentinels = c->store.sentinels.v,
+        .nsentinels = c->store.sentinels.n,
+        .master_name = c->store.masterName,
+        .password = c->store.password,
+        .sentinel_password = c->store.sentinelPassword,
+        .prefix = c->store.keyPrefix,
+        .database = c->store.database,
+        .connect_ms = c->store.connectTimeoutMs,
+        .command_ms = c->store.commandTimeoutMs,
+    };
+    redis_configure(&s);
+}
+
 void kv_redis_configure(const struct cfg *c)
 {
-    redis_configure(c);
+    kv_redis_settings(c);
     max_ns = c->shm.kvMaxNamespaces;
     max_keys = c->shm.kvMaxKeys;
     log_info("key-value store on Redis (%s), database %d, key prefix \"%s\"", redis_where(),

@@ -1,12 +1,8 @@
 /* The key-value store's backend table (kvstore.h): a const table per backend, picked
- * once, so a call costs one indirect jump and no lookups. */
+ * once (kv_backend.c), so a call costs one indirect jump and no lookups. */
 #include "kvstore.h"
-#include "cfg.h"
-#include "kv_redis.h"
 
-#include <string.h>
-
-static const struct kvstore_ops shm_ops = {
+const struct kvstore_ops kv_shm_ops = {
     .name = "shm",
     .put = kv_put,
     .get = kv_get,
@@ -18,17 +14,6 @@ static const struct kvstore_ops shm_ops = {
     .set_limits = kv_set_limits,
 };
 
-const struct kvstore_ops *kvstore = &shm_ops;
+const struct kvstore_ops *kvstore = &kv_shm_ops;
 
-void kvstore_select(const struct cfg *c)
-{
-    if (!strcmp(c->store.backend, "redis")) {
-        kv_redis_configure(c);
-        kvstore = &kv_redis_ops;
-    } else {
-        kvstore = &shm_ops;
-    }
-    kvstore->set_limits(c->kvs.maxKeysPerNamespace);
-}
-
-int kvstore_is_redis(void) { return kvstore != &shm_ops; }
+int kvstore_is_redis(void) { return kvstore != &kv_shm_ops; }

@@ -26,11 +26,13 @@ struct kvstore_ops {
     void (*set_limits)(int max_keys_per_ns);
 };
 
-/* The backend in use; the shared-memory one until kvstore_select says otherwise. */
+/* The shared-memory backend: kv.c's operations. */
+extern const struct kvstore_ops kv_shm_ops;
+
+/* The backend in use; the shared-memory one until kvstore_select (kv_backend.h)
+ * says otherwise. */
 extern const struct kvstore_ops *kvstore;
 
-/* Chooses the backend of C (butlerd.store.backend) and hands it its settings. */
-void kvstore_select(const struct cfg *c);
 /* 1 if the Redis backend is in use: the shared-memory store and its snapshot file
  * are then left alone. */
 int kvstore_is_redis(void);

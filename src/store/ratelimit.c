@@ -57,8 +57,16 @@ void rl_hit(const void *key, size_t klen, int max, int window_s, int64_t now,
             struct rl_verdict *v)
 {
     if (redis_in_use()) {
-        if (rl_redis_hit(key, klen, max, window_s, v) == 0)
+        long long count, left;
+        if (rl_redis_hit(key, klen, window_s, &count, &left) == 0) {
+            v->limit = max;
+            v->remaining = count >= max ? 0 : max - (int)count;
+            v->limited = count > max;
+            v->reset_s = (int)((left + 999) / 1000);
+            if (v->reset_s < 1)
+                v->reset_s = 1;
             return;
+        }
         v->limit = max; /* fail open (butlerd-api(7), "Rate limiting") */
         v->remaining = max;
         v->limited = 0;

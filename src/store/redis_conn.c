@@ -1,6 +1,5 @@
 /* Connections to Redis, one per thread, with Sentinel discovery (redis_conn.h). */
 #include "redis_conn.h"
-#include "cfg.h"
 #include "log.h"
 #include "util.h"
 
@@ -74,23 +73,23 @@ static void settings_free(void)
     rc_cfg.in_use = was;
 }
 
-void redis_configure(const struct cfg *c)
+void redis_configure(const struct redis_settings *s)
 {
     settings_free();
-    rc_cfg.in_use = !strcmp(c->store.backend, "redis");
-    rc_cfg.node.host = xstrdup(c->store.host);
-    rc_cfg.node.port = c->store.port;
-    rc_cfg.master_name = xstrdup(c->store.masterName);
-    rc_cfg.password = xstrdup(c->store.password);
-    rc_cfg.sentinel_password = xstrdup(c->store.sentinelPassword);
-    rc_cfg.prefix = xstrdup(c->store.keyPrefix);
-    rc_cfg.database = c->store.database;
-    rc_cfg.connect_ms = c->store.connectTimeoutMs;
-    rc_cfg.command_ms = c->store.commandTimeoutMs;
-    for (size_t i = 0; i < c->store.sentinels.n && rc_cfg.nsentinels < MAX_SENTINELS; i++) {
+    rc_cfg.in_use = s->in_use;
+    rc_cfg.node.host = xstrdup(s->host);
+    rc_cfg.node.port = s->port;
+    rc_cfg.master_name = xstrdup(s->master_name);
+    rc_cfg.password = xstrdup(s->password);
+    rc_cfg.sentinel_password = xstrdup(s->sentinel_password);
+    rc_cfg.prefix = xstrdup(s->prefix);
+    rc_cfg.database = s->database;
+    rc_cfg.connect_ms = s->connect_ms;
+    rc_cfg.command_ms = s->command_ms;
+    for (size_t i = 0; i < s->nsentinels && rc_cfg.nsentinels < MAX_SENTINELS; i++) {
         struct hostport *hp = &rc_cfg.sentinel[rc_cfg.nsentinels];
-        if (hostport_parse(c->store.sentinels.v[i], 26379, &hp->host, &hp->port) == 0)
-            rc_cfg.nsentinels++; /* cfg_check has refused malformed ones */
+        if (hostport_parse(s->sentinels[i], 26379, &hp->host, &hp->port) == 0)
+            rc_cfg.nsentinels++; /* the configuration check has refused malformed ones */
     }
     if (rc_cfg.nsentinels)
         snprintf(rc_cfg.where, sizeof rc_cfg.where, "master \"%s\" via %d Sentinel%s",

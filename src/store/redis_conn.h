@@ -20,14 +20,24 @@
 #include <hiredis/hiredis.h>
 #include <stddef.h>
 
-struct cfg;
 
 enum { RS_OK = 0, RS_UNAVAIL = -1, RS_ERROR = -2 };
 
-/* Takes the butlerd.store.redis settings of C; the master, before it forks (and
- * the command-line tools). Makes no connection. */
-void redis_configure(const struct cfg *c);
-/* 1 once redis_configure has run with butlerd.store.backend = "redis". */
+/* The butlerd.store.redis settings (butlerd.conf(5)); the strings are copied. */
+struct redis_settings {
+    int in_use; /* butlerd.store.backend is "redis" */
+    const char *host;
+    int port;
+    char *const *sentinels; /* "host:port", checked by the configuration check */
+    size_t nsentinels;
+    const char *master_name, *password, *sentinel_password, *prefix;
+    int database, connect_ms, command_ms;
+};
+
+/* Takes the settings S; the master, before it forks (and the command-line tools).
+ * Makes no connection. kv_redis_settings() fills them from a configuration. */
+void redis_configure(const struct redis_settings *s);
+/* 1 once redis_configure has run with in_use set. */
 int redis_in_use(void);
 /* The key prefix (butlerd.store.redis.keyPrefix). */
 const char *redis_prefix(void);

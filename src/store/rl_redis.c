@@ -6,7 +6,6 @@
  *   P c:KIND:KEY   a claim (alert windows, execution IDs), expiring after its TTL
  * Claims are SET NX PX, so of two instances claiming at once exactly one wins. */
 #include "rl_redis.h"
-#include "ratelimit.h"
 #include "redis_conn.h"
 #include "util.h"
 
@@ -28,13 +27,14 @@ static struct redis_script hit_lua = {
     "return {n, left}\n",
     ""};
 
-int rl_redis_hit(const void *key, size_t klen, int max, int window_s, struct rl_verdict *v)
+int rl_redis_hit(const void *key, size_t klen, int window_s, long long *count,
+                 long long *left_ms)
 {
     static const char hex[] = "0123456789abcdef";
-    char addr[2 * RL_KEY_MAX + 1], win[24];
+    char addr[2 * 32 + 1], win[24];
     const unsigned char *p = key;
-    if (klen > RL_KEY_MAX)
-        klen = RL_KEY_MAX;
+    if (klen > 32)
+        klen = 32;
     for (size_t i = 0; i < klen; i++) {
         addr[2 * i] = hex[p[i] >> 4];
         addr[2 * i + 1] = hex[p[i] & 15];
@@ -54,14 +54,9 @@ int rl_redis_hit(const void *key, size_t klen, int max, int window_s, struct rl_
         freeReplyObject(r);
         return -1;
     }
-    long long count = r->element[0]->integer, left = r->element[1]->integer;
+    *count = r->element[0]->integer;
+    *left_ms = r->element[1]->integer;
     freeReplyObject(r);
-    v->limit = max;
-    v->remaining = count >= max ? 0 : max - (int)count;
-    v->limited = count > max;
-    v->reset_s = (int)((left + 999) / 1000);
-    if (v->reset_s < 1)
-        v->reset_s = 1;
     return 0;
 }
 

@@ -9,12 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct rl_verdict;
-
-/* Counts one request of client KEY (KLEN bytes) against MAX per WINDOW_S seconds
- * in one fixed window that starts with the client's first request. 0, or -1 when
- * Redis cannot be reached (V untouched: the caller fails open). */
-int rl_redis_hit(const void *key, size_t klen, int max, int window_s, struct rl_verdict *v);
+/* Counts one request of client KEY (at most 32 bytes used) in its fixed window of
+ * WINDOW_S seconds, which starts with the client's first request: 0 with *COUNT,
+ * the requests in the window so far, and *LEFT_MS, what is left of it; -1 when
+ * Redis cannot be reached (the caller fails open). */
+int rl_redis_hit(const void *key, size_t klen, int window_s, long long *count,
+                 long long *left_ms);
 
 /* SET P c:KIND:KEY 1 NX PX TTL_MS: 1 if this call set it (the first across all
  * instances within TTL_MS), 0 if it was set already, -1 when Redis cannot be
