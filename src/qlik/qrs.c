@@ -421,9 +421,14 @@ static int perform(const struct cfg *c, const char *method, const char *path,
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
     /* libcurl silently re-sends a request whose reused connection died before any
      * answer. For a task start that could start the task twice, so starts (and any
-     * other POST) get a connection of their own. */
-    if (strcmp(method, "GET") != 0)
+     * other POST) get a connection of their own, closed once answered: kept, it
+     * would only sit idle in the handle's cache (up to five per thread, each held
+     * open at QRS), and every later call would check each one and set its
+     * TCP_QUICKACK (butlerd(8), "QRS connection"). */
+    if (strcmp(method, "GET") != 0) {
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
     curl_easy_setopt(e, CURLOPT_URL, url.p);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
