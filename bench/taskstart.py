@@ -193,11 +193,14 @@ def syscalls_per_start(d, c, path, n):
         p.send_signal(2)
         p.wait(timeout=30)
     total = None
-    with open(out) as f:
-        for line in f:
-            w = line.split()
-            if w and w[-1] == "total":
-                total = int(w[3])
+    try:
+        with open(out) as f:
+            for line in f:
+                w = line.split()
+                if w and w[-1] == "total":
+                    total = int(w[3])
+    except (OSError, ValueError, IndexError):
+        return None  # strace could not attach (ptrace not allowed) or wrote no summary
     return None if total is None else total / float(n)
 
 
