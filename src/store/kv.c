@@ -949,9 +949,9 @@ static void *prefault_main(void *arg)
     struct shm_table *t = tbl();
     if (p->stripes)
         populate(shm.base + t->stripes_off, shm.base + t->slots_off);
-    for (uint32_t s = 0; s < t->nstripes; s++)
-        populate(shm_table_slot(t, s, 1), (unsigned char *)shm_table_slot(t, s, p->slots) +
-                                              t->slot_size);
+    /* slots 1..p->slots of every stripe are one run (shm_table.h) */
+    populate(shm_table_slot(t, 0, 1),
+             (unsigned char *)shm_table_slot(t, t->nstripes - 1, p->slots) + t->slot_size);
     return NULL;
 }
 
@@ -965,7 +965,8 @@ struct kv_prefault *kv_prefault_start(size_t nkeys)
         return NULL;
     struct kv_prefault *p = xcalloc(1, sizeof *p);
     p->slots = sure < t->slots_per_stripe - 1 ? (uint32_t)sure : t->slots_per_stripe - 1;
-    p->stripes = avg >= 8.0 * ((double)t->stripe_stride / pg + 1);
+    /* the headers and buckets: when there are keys enough for most of their pages */
+    p->stripes = (double)nkeys >= 8.0 * ((double)(t->slots_off - t->stripes_off) / pg + 1);
     if (pthread_create(&p->thread, NULL, prefault_main, p) != 0) {
         free(p);
         return NULL;

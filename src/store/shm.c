@@ -151,6 +151,23 @@ int shm_chown_region(uid_t uid, gid_t gid)
     return 0;
 }
 
+/* Zeroes LEN bytes at offset OFF of the region. The whole pages inside are handed
+ * back to tmpfs (MADV_REMOVE: they read as zeros again, and take no memory until
+ * written), so a table that is mostly never used is not brought into memory by
+ * clearing it at every start (butlerd(8), PERFORMANCE); the partial pages at the
+ * ends are cleared by hand, and everything is if the kernel refuses. */
+static void shm_zero(uint64_t off, uint64_t len)
+{
+    uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t a = (off + pg - 1) & ~(pg - 1), b = (off + len) & ~(pg - 1);
+    if (b > a && madvise(shm.base + a, b - a, MADV_REMOVE) == 0) {
+        memset(shm.base + off, 0, a - off);
+        memset(shm.base + b, 0, off + len - b);
+        return;
+    }
+    memset(shm.base + off, 0, len);
+}
+
 void shm_reset_volatile(void)
 {
     const struct shm_geometry *g = &shm.hdr->geo;
@@ -158,12 +175,12 @@ void shm_reset_volatile(void)
     /* No other process is attached yet, so the table is simply rebuilt. */
     shm_table_init(shm_ptr(shm.hdr->users_off), shm.hdr->users_off, 1, n, shm_pow2_at_least(n),
                    USERS_KEY_MAX, sizeof(int64_t));
-    memset(shm_ptr(shm.hdr->stats_off), 0, sizeof(struct stats));
+    shm_zero(shm.hdr->stats_off, sizeof(struct stats));
     /* The rate-limit counters too: a window cannot outlive the master that timed it.
      * Zeroed first, as a re-attached segment still holds the old chains. */
-    memset(shm_ptr(shm.hdr->rl_off), 0,
-           shm_table_bytes(g->rl_stripes, g->rl_slots_per_stripe, g->rl_buckets_per_stripe,
-                           RL_KEY_MAX, RL_VALUE_BYTES));
+    shm_zero(shm.hdr->rl_off, shm_table_bytes(g->rl_stripes, g->rl_slots_per_stripe,
+                                              g->rl_buckets_per_stripe, RL_KEY_MAX,
+                                              RL_VALUE_BYTES));
     shm_table_init(shm_ptr(shm.hdr->rl_off), shm.hdr->rl_off, g->rl_stripes,
                    g->rl_slots_per_stripe, g->rl_buckets_per_stripe, RL_KEY_MAX,
                    RL_VALUE_BYTES);

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #define SHM_MAGIC "BUTLERD"
-#define SHM_FORMAT 4
+#define SHM_FORMAT 5
 
 
 /* Everything that fixes the layout; a segment is re-attached only if it matches. */

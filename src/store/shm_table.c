@@ -22,15 +22,18 @@ static uint32_t slot_size_for(uint32_t key_max, uint32_t value_max)
     return (uint32_t)ALIGN64(sizeof(struct shm_slot) + key_max + value_max);
 }
 
-static uint64_t stride_for(uint32_t nbuckets)
+#define STRIPE_STRIDE ALIGN64(sizeof(struct shm_stripe))
+
+static uint64_t buckets_bytes(uint32_t nstripes, uint32_t nbuckets)
 {
-    return ALIGN64(sizeof(struct shm_stripe) + (uint64_t)nbuckets * sizeof(uint32_t));
+    return ALIGN64((uint64_t)nstripes * nbuckets * sizeof(uint32_t));
 }
 
 size_t shm_table_bytes(uint32_t nstripes, uint32_t spp, uint32_t nbuckets, uint32_t key_max,
                        uint32_t value_max)
 {
-    return ALIGN64(sizeof(struct shm_table)) + nstripes * stride_for(nbuckets) +
+    return ALIGN64(sizeof(struct shm_table)) + nstripes * STRIPE_STRIDE +
+           buckets_bytes(nstripes, nbuckets) +
            (uint64_t)nstripes * spp * slot_size_for(key_max, value_max);
 }
 
@@ -45,8 +48,9 @@ int shm_table_init(struct shm_table *t, uint64_t base_off, uint32_t nstripes, ui
     t->value_max = value_max;
     t->slot_size = slot_size_for(key_max, value_max);
     t->stripes_off = base_off + ALIGN64(sizeof(struct shm_table));
-    t->stripe_stride = stride_for(nbuckets);
-    t->slots_off = t->stripes_off + nstripes * t->stripe_stride;
+    t->stripe_stride = STRIPE_STRIDE;
+    t->buckets_off = t->stripes_off + nstripes * t->stripe_stride;
+    t->slots_off = t->buckets_off + buckets_bytes(nstripes, nbuckets);
     for (uint32_t s = 0; s < nstripes; s++) {
         struct shm_stripe *st = shm_table_stripe(t, s);
         if (shm_mutex_init(&st->lock) < 0)
@@ -78,12 +82,12 @@ struct shm_stripe *shm_table_stripe(const struct shm_table *t, uint32_t s)
 
 static uint32_t *buckets(const struct shm_table *t, uint32_t s)
 {
-    return (uint32_t *)((unsigned char *)shm_table_stripe(t, s) + sizeof(struct shm_stripe));
+    return (uint32_t *)(shm.base + t->buckets_off) + (uint64_t)s * t->nbuckets;
 }
 
 struct shm_slot *shm_table_slot(const struct shm_table *t, uint32_t s, uint32_t idx)
 {
-    uint64_t n = (uint64_t)s * t->slots_per_stripe + (idx - 1);
+    uint64_t n = (uint64_t)(idx - 1) * t->nstripes + s; /* interleaved: shm_table.h */
     return (struct shm_slot *)(shm.base + t->slots_off + n * t->slot_size);
 }
 

@@ -43,9 +43,17 @@ struct shm_table {
     uint32_t slots_per_stripe, nbuckets; /* nbuckets is a power of two */
     uint32_t key_max, value_max;
     uint32_t slot_size, pad;
-    uint64_t stripes_off; /* stripe headers, each followed by its buckets */
-    uint64_t stripe_stride;
-    uint64_t slots_off;   /* slots of stripe i start at slots_off + i * spare-sized area */
+    /* The stripe headers (locks and counters) side by side, then every stripe's
+     * buckets, then the slots, interleaved: slot IDX of stripe S is number
+     * (IDX - 1) * nstripes + S. A stripe takes its slots from the lowest numbers up, so
+     * the slots in use fill the area from its start, whatever the stripe, and the
+     * pages of the slack (slots no stripe has reached yet) are never touched: the
+     * memory in use follows the keys stored, not the slots configured (butlerd(8),
+     * PERFORMANCE). */
+    uint64_t stripes_off;
+    uint64_t stripe_stride; /* bytes per stripe header */
+    uint64_t buckets_off;
+    uint64_t slots_off;
 };
 
 /* Layout helpers used when the region is sized and built. */
