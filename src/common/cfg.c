@@ -303,6 +303,7 @@ static const struct key keys[] = {
     S("butlerd.logging.file", log.file, ""),
     I("butlerd.http.maxBodyBytes", http.maxBodyBytes, 1048576, 1, 1 << 30),
     I("butlerd.http.maxHeaderBytes", http.maxHeaderBytes, 16384, 1024, 1 << 20),
+    I("butlerd.http.maxHeaderFields", http.maxHeaderFields, 128, 8, 10000),
     I("butlerd.http.keepAliveTimeout", http.keepAliveTimeout, 72, 1, 86400),
     I("butlerd.http.requestTimeout", http.requestTimeout, 30, 1, 3600),
     I("butlerd.http.maxConnections", http.maxConnections, 1024, 1, 1000000),

@@ -167,7 +167,7 @@ struct cfg {
         char *destination, *level, *syslogFacility, *ident, *file;
     } log;
     struct {
-        int maxBodyBytes, maxHeaderBytes, keepAliveTimeout, requestTimeout, maxConnections;
+        int maxBodyBytes, maxHeaderBytes, maxHeaderFields, keepAliveTimeout, requestTimeout, maxConnections;
         int headerTimeout, maxConnectionsPerClient;
         struct strlist allowFrom;
         struct cidrlist allowNets; /* allowFrom parsed; empty: every address */

@@ -926,11 +926,12 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
     return MHD_YES;
 }
 
-/* Request line plus headers, as the client sent them (up to whitespace). */
-static size_t head_size(struct req *r, const char *method, const char *version)
+/* Request line plus headers, as the client sent them (up to whitespace); *FIELDS is
+ * set to the number of header fields. */
+static size_t head_size(struct req *r, const char *method, const char *version, int *fields)
 {
     size_t n = strlen(method) + strlen(r->target) + strlen(version) + 4;
-    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_header_size, &n);
+    *fields = MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_header_size, &n);
     return n + 2;
 }
 
@@ -1048,7 +1049,9 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
         http_reply_error(r, 400, NULL, "Transfer-Encoding and Content-Length together");
         return MHD_YES;
     }
-    if (head_size(r, method, version) > (size_t)cfg->http.maxHeaderBytes)
+    int fields;
+    if (head_size(r, method, version, &fields) > (size_t)cfg->http.maxHeaderBytes ||
+        fields > cfg->http.maxHeaderFields)
         status = 431;
     else if (expect && strcasecmp(expect, "100-continue") != 0)
         status = 417;
@@ -1417,9 +1420,13 @@ struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tl
     if (tls_cert)
         flags |= MHD_USE_TLS;
     tls_on = tls_cert != NULL;
-    /* Each header also takes a 56-byte record from the pool: room for a head of
-     * maxHeaderBytes and several hundred headers besides the I/O buffers. */
-    size_t pool = 2 * (size_t)c->http.maxHeaderBytes + 16384;
+    /* libmicrohttpd keeps a connection's request head in this pool, and a 56-byte
+     * record for each header field and query parameter; a head that does not fit is
+     * refused by the library itself (431, HTML). It zeroes the whole pool after every
+     * request, and the pool stays resident while the connection lives, so it is sized
+     * for the limits and no more: a head of maxHeaderBytes with maxHeaderFields
+     * fields, and the reply's head (butlerd(8), PERFORMANCE). */
+    size_t pool = (size_t)c->http.maxHeaderBytes + 64 * (size_t)c->http.maxHeaderFields + 4096;
     struct MHD_OptionItem tls_opts[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)tls_cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)tls_key},

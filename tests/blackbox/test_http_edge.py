@@ -96,12 +96,35 @@ def test_query_longer_than_max_header_bytes_is_431_json(kvd):
     assert closed
 
 
-def test_six_hundred_small_headers_are_served(kvd):
-    hdrs = "".join("h%d: v\r\n" % i for i in range(600))
+def test_header_fields_up_to_max_header_fields(kvd):
+    # butlerd.http.maxHeaderFields, default 128, counting Host: 127 more are served
+    hdrs = "".join("h%d: v\r\n" % i for i in range(127))
     data, _, _ = exchange(kvd.port, ("GET /v4/keyvaluesnamespaces HTTP/1.1\r\nHost: x\r\n%s"
-                                     "Connection: close\r\n\r\n" % hdrs).encode())
+                                     "Connection: close\r\n\r\n" % hdrs[:-len("h126: v\r\n")]
+                                     ).encode())
     rs = responses(data)
     assert len(rs) == 1 and rs[0][0] == 200, data
+    # one field more than the limit: a JSON 431, the connection closed, nothing done
+    hdrs = "".join("h%d: v\r\n" % i for i in range(128))
+    body = b'{"key":"f","value":"v"}'
+    data, took, closed = exchange(kvd.port, post_head(
+        hdrs.encode() + b"Content-Length: %d\r\n" % len(body), body))
+    one_json_error(data, 431)
+    assert closed and took < 4, (closed, took)
+    assert kvd.get("/v4/keyvaluesnamespaces").body == b"[]"
+
+
+def test_six_hundred_header_fields_when_allowed(tmp_path):
+    d = harness.Daemon(tmp_path, {"butlerd": {"http": {"maxHeaderFields": 700}}})
+    d.start()
+    try:
+        hdrs = "".join("h%d: v\r\n" % i for i in range(600))
+        data, _, _ = exchange(d.port, ("GET /v4/butlerping HTTP/1.1\r\nHost: x\r\n%s"
+                                       "Connection: close\r\n\r\n" % hdrs).encode())
+        rs = responses(data)
+        assert len(rs) == 1 and rs[0][0] == 200, data
+    finally:
+        d.stop()
 
 
 @pytest.mark.parametrize("te", [b"gzip", b"gzip, chunked", b"identity", b"chunked, gzip",
