@@ -5,6 +5,7 @@
  * the view is built from its entries by the same code. */
 #include "users.h"
 #include "redis_conn.h"
+#include "shm_layout.h"
 #include "shm_region.h"
 #include "shm_table.h"
 #include "users_redis.h"
@@ -58,7 +59,12 @@ int users_poll(void)
  * next new slot is populated a quarter megabyte at a time with one madvise(2),
  * before the lock is taken (no syscalls under a stripe lock). The master is the
  * only writer of the table, so its unlocked look at the stripe's bump counter is
- * its own last value. Memory still grows with the data, a chunk ahead at most. */
+ * its own last value. Memory still grows with the data, a chunk ahead at most.
+ * Even a populated page costs microseconds at its first touch on a virtual machine
+ * that shadows the page tables, so the slots are split (USERS_SLOT_HEAD, set up by
+ * shm_reset_volatile): 32 slot heads share a page instead of 5 whole slots, and
+ * keys longer than the head's share write a tail elsewhere (butlerd(8),
+ * PERFORMANCE). */
 #define POPULATE_CHUNK (256u * 1024)
 
 static void populate_ahead(struct shm_table *t)
@@ -68,10 +74,11 @@ static void populate_ahead(struct shm_table *t)
     const struct shm_stripe *st = shm_table_stripe(t, 0);
     if (unsupported || st->free_head || st->bump >= t->slots_per_stripe)
         return; /* a recycled slot, or no fresh one left: nothing to fault */
-    uint64_t need = t->slots_off + ((uint64_t)st->bump + 1) * t->slot_size;
+    uint64_t stride = t->head_size ? t->head_size : t->slot_size; /* the heads only */
+    uint64_t need = t->slots_off + ((uint64_t)st->bump + 1) * stride;
     if (need <= done)
         return;
-    uint64_t end = t->slots_off + (uint64_t)t->slots_per_stripe * t->slot_size;
+    uint64_t end = t->slots_off + (uint64_t)t->slots_per_stripe * stride;
     uint64_t from = done > t->slots_off ? done : t->slots_off;
     long pg = sysconf(_SC_PAGESIZE);
     from &= ~(uint64_t)(pg - 1);
@@ -85,6 +92,22 @@ static void populate_ahead(struct shm_table *t)
     }
 #endif
     unsupported = 1; /* the pages are then faulted one by one, as before */
+}
+
+void users_table_init(void)
+{
+    const struct shm_geometry *g = &shm.hdr->geo;
+    uint32_t n = shm_users_slots(g);
+    struct shm_table *t = tbl();
+    shm_table_init(t, shm.hdr->users_off, 1, n, shm_pow2_at_least(n), USERS_KEY_MAX,
+                   sizeof(int64_t));
+    struct shm_stripe *st = shm_table_stripe(t, 0);
+    if (st->bump) { /* a re-attached region: its chains may use another slot layout */
+        memset(st, 0, t->stripe_stride);
+        shm_table_init(t, shm.hdr->users_off, 1, n, shm_pow2_at_least(n), USERS_KEY_MAX,
+                       sizeof(int64_t));
+    }
+    shm_table_split(t, USERS_SLOT_HEAD);
 }
 
 int users_add(const char *host, const char *dir, const char *user, int64_t now)
@@ -134,7 +157,7 @@ static int expire_cb(struct shm_slot *sl, void *arg)
 {
     struct expire_arg *a = arg;
     int64_t seen;
-    memcpy(&seen, sl->data + sl->klen, sizeof seen);
+    shm_slot_read(tbl(), sl, sl->klen, &seen, sizeof seen);
     if (seen >= a->cutoff)
         return 0;
     a->n++;
@@ -181,9 +204,11 @@ static int copy_cb(struct shm_slot *sl, void *arg)
         a->off = xrealloc(a->off, a->cap * sizeof *a->off);
     }
     uint32_t klen = sl->klen < USERS_KEY_MAX ? sl->klen : USERS_KEY_MAX;
+    char k[USERS_KEY_MAX];
+    shm_slot_read(tbl(), sl, 0, k, klen);
     a->off[a->n] = a->keys.len;
     a->e[a->n].seq = sl->seq;
-    buf_append(&a->keys, sl->data, klen);
+    buf_append(&a->keys, k, klen);
     buf_append(&a->keys, "\0\0\0", 3); /* a damaged key still yields three strings */
     a->n++;
     return 0;

@@ -21,6 +21,15 @@ void users_configure(const struct cfg *c);
  * see happen (another instance, the thread applying queued events); else 0. */
 int users_poll(void);
 
+/* Bytes of each slot kept in the dense head array of the table (shm_table_split):
+ * the slot header and 96 bytes of "host\0dir\0user" and last-seen time, which
+ * holds most real keys. */
+#define USERS_SLOT_HEAD 128
+
+/* (Re)builds the empty shared-memory table; the master, before any other process
+ * is attached (shm_reset_volatile). */
+void users_table_init(void);
+
 /* Adds (host, dir, user) or refreshes its last-seen time NOW (CLOCK_REALTIME ms). */
 int users_add(const char *host, const char *dir, const char *user, int64_t now);
 /* Removes that one entry; returns 1 if it was there. */
