@@ -29,7 +29,8 @@ With --compare OLD, only one configuration (--config: off, mqtt, narrow or mqtt5
 default off) is measured, with the binary OLD and with BUTLERD alternately, in the
 order swapped every round, and the sink in each round: a change shows in the same
 run, side by side. Prints each round, then the median and the range of each:
-  COMPARE old=<median>us [<min>-<max>] new=<median>us [<min>-<max>] sink=<median>us ratio=<new/old>
+  COMPARE old=<median>us [<min>-<max>] new=<median>us [<min>-<max>] sink=<median>us
+          ratio=<new/old> worst_lost_old=<datagrams> worst_lost_new=<datagrams>
 
 Usage: bench/udp_cost.py [-n N] [-r RATE] [--rounds R] [--compare OLD [--config C]]
 Environment: BUTLERD (default ../src/butlerd), MOSQUITTO (/usr/sbin/mosquitto), CC (cc).
@@ -200,6 +201,7 @@ def compare(tmp, a, mosq):
     new = os.environ["BUTLERD"]
     more, extra = CONFIGS[a.config]
     res = {"old": [], "new": [], "sink": []}
+    lost = {"old": 0, "new": 0}
     for rnd in range(a.rounds):
         us, got, sent = run_sink(tmp, a.n, a.rate)
         res["sink"].append(us)
@@ -213,13 +215,14 @@ def compare(tmp, a, mosq):
             finally:
                 os.environ["BUTLERD"] = new
             res[label].append(us)
+            lost[label] = max(lost[label], a.n - got)
             print("round %d %s %.2f us/datagram, received %d of %d (sent at %.0f/s)"
                   % (rnd + 1, label, us, got, a.n, sent), flush=True)
     o, n, k = median(res["old"]), median(res["new"]), median(res["sink"])
     print("COMPARE config=%s old=%.2fus [%.2f-%.2f] new=%.2fus [%.2f-%.2f] sink=%.2fus "
-          "[%.2f-%.2f] ratio=%.2f"
+          "[%.2f-%.2f] ratio=%.2f worst_lost_old=%d worst_lost_new=%d"
           % (a.config, o, min(res["old"]), max(res["old"]), n, min(res["new"]), max(res["new"]),
-             k, min(res["sink"]), max(res["sink"]), n / o))
+             k, min(res["sink"]), max(res["sink"]), n / o, lost["old"], lost["new"]))
 
 
 def main():

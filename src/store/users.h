@@ -42,7 +42,8 @@ unsigned users_expire(int64_t cutoff);
  * cannot be reached. */
 struct users_view {
     size_t nusers;   /* distinct (dir, user) pairs */
-    char **names;    /* "dir/user", in order of first addition */
+    char **names;    /* "dir/user", in order of first addition (in NAMES_MEM) */
+    char *names_mem;
     size_t nentries; /* entries, i.e. (host, dir, user) triples */
     char **hosts;    /* host of each entry (pointers into the copy) */
     void *mem;
@@ -54,5 +55,9 @@ void users_view_host_counts(const struct users_view *v, const char *const *hosts
                             size_t *counts);
 /* ["dir/user", ...] */
 json_object *users_view_json(const struct users_view *v);
+/* The same as text, byte for byte what json-c writes with JSON_C_TO_STRING_PLAIN |
+ * JSON_C_TO_STRING_NOSLASHESCAPE, without a tree of objects; malloc'd, *LEN its
+ * length. */
+char *users_view_json_text(const struct users_view *v, size_t *len);
 
 #endif

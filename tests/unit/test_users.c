@@ -113,6 +113,65 @@ int main(void)
         CHECK(shm_table_check(t, 0) == 0);
     }
 
+    /* The view: distinct (dir, user) pairs in order of their earliest entry, the
+     * per-host counts, and the JSON text, byte for byte what json-c writes, for
+     * names with every character JSON escapes. */
+    users_table_init();
+    const char *hs[] = {"h1", "h2", "h3"};
+    const char *us[] = {"b", "a", "q\"uote", "back\\slash/", "ctl\x01\x1f\b\f\n\r\t\x7f",
+                        "utf8-\xc3\xa9\xe2\x82\xac"};
+    int nadd = 0;
+    for (int i = 0; i < 14; i++) { /* pairs come back on other hosts, out of order */
+        int ui = (i * 5) % 6, hi = i % 3;
+        int rc = users_add(hs[hi], i % 4 == 3 ? "LAB" : "ACME", us[ui], 5000 + i);
+        CHECK(rc == USERS_NEW || rc == USERS_REFRESHED);
+        nadd += rc == USERS_NEW;
+    }
+    CHECK(users_view(&v) == 0);
+    CHECK(v.nentries == (size_t)nadd);
+    /* the reference, in O(n^2): the same adds, in order, first time each pair */
+    char want_names[14][64];
+    int nwant = 0;
+    for (int i = 0; i < 14; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "%s/%s", i % 4 == 3 ? "LAB" : "ACME", us[(i * 5) % 6]);
+        int seen = 0;
+        for (int j = 0; j < nwant; j++)
+            seen |= !strcmp(want_names[j], nm);
+        if (!seen)
+            strcpy(want_names[nwant++], nm);
+    }
+    CHECK(v.nusers == (size_t)nwant);
+    for (int i = 0; i < nwant && (size_t)i < v.nusers; i++)
+        CHECK_STR(v.names[i], want_names[i]);
+    json_object *jv = users_view_json(&v);
+    size_t tlen;
+    char *text = users_view_json_text(&v, &tlen);
+    const char *js = json_object_to_json_string_ext(jv, JSON_C_TO_STRING_PLAIN |
+                                                            JSON_C_TO_STRING_NOSLASHESCAPE);
+    CHECK_STR(text, js);
+    CHECK(tlen == strlen(js));
+    free(text);
+    json_object_put(jv);
+    const char *q[] = {"h2", "none", "h1", "h2", "h3"};
+    size_t qc[5];
+    users_view_host_counts(&v, q, 5, qc);
+    size_t per[3] = {0, 0, 0};
+    for (size_t e = 0; e < v.nentries; e++)
+        for (int h = 0; h < 3; h++)
+            per[h] += !strcmp(v.hosts[e], hs[h]);
+    CHECK(qc[0] == per[1] && qc[1] == 0 && qc[2] == per[0] && qc[3] == per[1] &&
+          qc[4] == per[2]);
+    CHECK(per[0] + per[1] + per[2] == v.nentries);
+    users_view_host_counts(&v, q, 0, qc); /* no host asked: nothing written */
+    users_view_free(&v);
+    users_table_init(); /* empty: "[]" as text too */
+    CHECK(users_view(&v) == 0);
+    text = users_view_json_text(&v, &tlen);
+    CHECK_STR(text, "[]");
+    free(text);
+    users_view_free(&v);
+
     /* a re-attached region's table starts empty too */
     users_table_init();
     check_view("[]", 0);
