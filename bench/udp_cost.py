@@ -25,7 +25,14 @@ Prints (bench/README.md, "udp_cost.py"):
   and the same two for _narrow and _mqtt5
   ROW udp_cpu_session_refresh  MQTT off, Start session of users already active
 
-Usage: bench/udp_cost.py [-n N] [-r RATE] [--rounds R]
+With --compare OLD, only one configuration (--config: off, mqtt, narrow or mqtt5;
+default off) is measured, with the binary OLD and with BUTLERD alternately, in the
+order swapped every round, and the sink in each round: a change shows in the same
+run, side by side. Prints each round, then the median and the range of each:
+  COMPARE old=<median>us [<min>-<max>] new=<median>us [<min>-<max>] sink=<median>us
+          ratio=<new/old> worst_lost_old=<datagrams> worst_lost_new=<datagrams>
+
+Usage: bench/udp_cost.py [-n N] [-r RATE] [--rounds R] [--compare OLD [--config C]]
 Environment: BUTLERD (default ../src/butlerd), MOSQUITTO (/usr/sbin/mosquitto), CC (cc).
 """
 
@@ -179,14 +186,57 @@ def run_butlerd(tmp, n, rate, mosq, mqtt_more=None, extra=None, refresh=None):
         d.stop()
 
 
+CONFIGS = {"off": (None, None), "mqtt": (True, None),
+           "narrow": ({"subscriptionRootTopic": "qliksense/start_task"}, None),
+           "mqtt5": (True, {"butlerd": {"mqtt": {"protocolVersion": 5}}})}
+
+
+def median(v):
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
+def compare(tmp, a, mosq):
+    """--compare: the old and the new binary alternately, the sink in each round."""
+    new = os.environ["BUTLERD"]
+    more, extra = CONFIGS[a.config]
+    res = {"old": [], "new": [], "sink": []}
+    lost = {"old": 0, "new": 0}
+    for rnd in range(a.rounds):
+        us, got, sent = run_sink(tmp, a.n, a.rate)
+        res["sink"].append(us)
+        print("round %d sink %.2f us/datagram, received %d of %d" % (rnd + 1, us, got, a.n))
+        order = (("old", a.compare), ("new", new))
+        for label, binary in (order if rnd % 2 == 0 else order[::-1]):
+            os.environ["BUTLERD"] = binary
+            try:
+                us, got, sent = run_butlerd(tmp, a.n, a.rate, mosq if more else None,
+                                            more if isinstance(more, dict) else None, extra)
+            finally:
+                os.environ["BUTLERD"] = new
+            res[label].append(us)
+            lost[label] = max(lost[label], a.n - got)
+            print("round %d %s %.2f us/datagram, received %d of %d (sent at %.0f/s)"
+                  % (rnd + 1, label, us, got, a.n, sent), flush=True)
+    o, n, k = median(res["old"]), median(res["new"]), median(res["sink"])
+    print("COMPARE config=%s old=%.2fus [%.2f-%.2f] new=%.2fus [%.2f-%.2f] sink=%.2fus "
+          "[%.2f-%.2f] ratio=%.2f worst_lost_old=%d worst_lost_new=%d"
+          % (a.config, o, min(res["old"]), max(res["old"]), n, min(res["new"]), max(res["new"]),
+             k, min(res["sink"]), max(res["sink"]), n / o, lost["old"], lost["new"]))
+
+
 def main():
     ap = argparse.ArgumentParser(description="CPU per UDP session datagram")
     ap.add_argument("-n", type=int, default=100000)
     ap.add_argument("-r", "--rate", type=int, default=100000)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--compare", metavar="OLD", help="an older butlerd binary, run alternately")
+    ap.add_argument("--config", choices=sorted(CONFIGS), default="off")
     a = ap.parse_args()
     if a.n < 100 or a.rate < 1 or a.rounds < 1:
         sys.exit("udp_cost.py: -n >= 100, -r >= 1, --rounds >= 1")
+    if a.compare and not os.access(a.compare, os.X_OK):
+        sys.exit("udp_cost.py: --compare %s: not an executable" % a.compare)
     tmp = tempfile.mkdtemp(prefix="bench-udpcost-")
     os.chmod(tmp, 0o755)
     mosq = None
@@ -202,6 +252,9 @@ def main():
             subprocess.run([sys.executable, os.path.join(HERE, "udp_flood.py"), "gen", "--count",
                             str(a.n), "--kind", "session", "--tag", "W"], stdout=f, check=True)
         mosq = brokerfix.Broker(tmp).start()
+        if a.compare:
+            compare(tmp, a, mosq)
+            return
         best = {}
         refreshes = []  # (us, received) of each round's refresh run, MQTT off
         for rnd in range(a.rounds):
@@ -219,10 +272,8 @@ def main():
                 print("round %d %-13s %.2f us/datagram, received %d of %d (sent at %.0f/s)"
                       % (rnd + 1, name, us, got, a.n, sent))
                 b = best.get(name)
-                if b is None or us < b[0]:
-                    best[name] = (us, got)
-                if name in best and got < best[name][1]:
-                    best[name] = (best[name][0], got)  # the worst loss is the one to report
+                # the best CPU, and the worst loss, of the rounds
+                best[name] = (us if b is None else min(us, b[0]), got if b is None else min(got, b[1]))
         s, b, m = best["sink"], best["butlerd"], best["butlerd+mqtt"]
         print("ROW udp_cpu_session butlerd=%.2fus reference=%.2fus ratio=%.2f"
               % (b[0], s[0], b[0] / s[0]))

@@ -401,12 +401,10 @@ static void publish_users(void)
     char num[32];
     snprintf(num, sizeof num, "%zu", v.nusers);
     mqtt_event_str(c->mqtt.activeUserCountTopic, num);
-    json_object *a = users_view_json(&v);
     size_t len;
-    const char *js = json_object_to_json_string_length(
-        a, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    char *js = users_view_json_text(&v, &len); /* no tree of one object per user */
     mqtt_event(c->mqtt.activeUsersTopic, js, len);
-    json_object_put(a);
+    free(js);
     size_t *counts = xcalloc(u.nhosts + 1, sizeof *counts);
     users_view_host_counts(&v, (const char *const *)u.hosts, u.nhosts, counts);
     for (size_t i = 0; i < u.nhosts; i++) {

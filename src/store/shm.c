@@ -11,6 +11,7 @@
 #include "shm_layout.h"
 #include "shm_table.h"
 #include "stats.h"
+#include "users.h"
 #include "util.h"
 
 #include <errno.h>
@@ -171,10 +172,8 @@ static void shm_zero(uint64_t off, uint64_t len)
 void shm_reset_volatile(void)
 {
     const struct shm_geometry *g = &shm.hdr->geo;
-    uint32_t n = shm_users_slots(g);
     /* No other process is attached yet, so the table is simply rebuilt. */
-    shm_table_init(shm_ptr(shm.hdr->users_off), shm.hdr->users_off, 1, n, shm_pow2_at_least(n),
-                   USERS_KEY_MAX, sizeof(int64_t));
+    users_table_init();
     shm_zero(shm.hdr->stats_off, sizeof(struct stats));
     /* The rate-limit counters too: a window cannot outlive the master that timed it.
      * Zeroed first, as a re-attached segment still holds the old chains. */

@@ -47,6 +47,7 @@ int shm_table_init(struct shm_table *t, uint64_t base_off, uint32_t nstripes, ui
     t->key_max = key_max;
     t->value_max = value_max;
     t->slot_size = slot_size_for(key_max, value_max);
+    t->head_size = 0;
     t->stripes_off = base_off + ALIGN64(sizeof(struct shm_table));
     t->stripe_stride = STRIPE_STRIDE;
     t->buckets_off = t->stripes_off + nstripes * t->stripe_stride;
@@ -58,6 +59,14 @@ int shm_table_init(struct shm_table *t, uint64_t base_off, uint32_t nstripes, ui
         /* Buckets and slots are left as the zero pages ftruncate gave us: slots are
          * touched only when first used, so memory grows with the data. */
     }
+    return 0;
+}
+
+int shm_table_split(struct shm_table *t, uint32_t head)
+{
+    if (head % 64 || head <= sizeof(struct shm_slot) || head >= t->slot_size)
+        return -1;
+    t->head_size = head;
     return 0;
 }
 
@@ -88,7 +97,64 @@ static uint32_t *buckets(const struct shm_table *t, uint32_t s)
 struct shm_slot *shm_table_slot(const struct shm_table *t, uint32_t s, uint32_t idx)
 {
     uint64_t n = (uint64_t)(idx - 1) * t->nstripes + s; /* interleaved: shm_table.h */
-    return (struct shm_slot *)(shm.base + t->slots_off + n * t->slot_size);
+    return (struct shm_slot *)(shm.base + t->slots_off +
+                               n * (t->head_size ? t->head_size : t->slot_size));
+}
+
+/* Split slots (shm_table_split): data bytes [0, INLINE) are in the head, the rest
+ * at the same position of the tail array, which follows all the heads. */
+static uint32_t inline_bytes(const struct shm_table *t)
+{
+    return t->head_size ? t->head_size - (uint32_t)sizeof(struct shm_slot) : UINT32_MAX;
+}
+
+static unsigned char *tail_of(const struct shm_table *t, const struct shm_slot *sl)
+{
+    uint64_t all = (uint64_t)t->nstripes * t->slots_per_stripe;
+    uint64_t n = ((const unsigned char *)sl - (shm.base + t->slots_off)) / t->head_size;
+    return shm.base + t->slots_off + all * t->head_size + n * (t->slot_size - t->head_size);
+}
+
+void shm_slot_read(const struct shm_table *t, const struct shm_slot *sl, uint32_t off,
+                   void *dst, uint32_t len)
+{
+    uint32_t in = inline_bytes(t);
+    unsigned char *d = dst;
+    if (off < in) {
+        uint32_t k = len < in - off ? len : in - off;
+        memcpy(d, sl->data + off, k);
+        d += k;
+        off += k;
+        len -= k;
+    }
+    if (len)
+        memcpy(d, tail_of(t, sl) + (off - in), len);
+}
+
+static void slot_write(const struct shm_table *t, struct shm_slot *sl, uint32_t off,
+                       const void *src, uint32_t len)
+{
+    uint32_t in = inline_bytes(t);
+    const unsigned char *p = src;
+    if (off < in) {
+        uint32_t k = len < in - off ? len : in - off;
+        memcpy(sl->data + off, p, k);
+        p += k;
+        off += k;
+        len -= k;
+    }
+    if (len)
+        memcpy(tail_of(t, sl) + (off - in), p, len);
+}
+
+static int key_is(const struct shm_table *t, const struct shm_slot *sl, const void *key,
+                  uint32_t klen)
+{
+    uint32_t in = inline_bytes(t);
+    if (klen <= in)
+        return memcmp(sl->data, key, klen) == 0;
+    return memcmp(sl->data, key, in) == 0 &&
+           memcmp(tail_of(t, sl), (const unsigned char *)key + in, klen - in) == 0;
 }
 
 static uint32_t bucket_of(const struct shm_table *t, uint32_t hash)
@@ -126,7 +192,7 @@ static uint32_t *find_link(const struct shm_table *t, uint32_t s, uint32_t hash,
     uint32_t *link = &buckets(t, s)[bucket_of(t, hash)];
     while (*link) {
         struct shm_slot *sl = shm_table_slot(t, s, *link);
-        if (sl->hash == hash && sl->klen == klen && memcmp(sl->data, key, klen) == 0)
+        if (sl->hash == hash && sl->klen == klen && key_is(t, sl, key, klen))
             return link;
         link = &sl->next;
     }
@@ -158,8 +224,9 @@ static void free_slot(const struct shm_table *t, uint32_t s, struct shm_stripe *
     st->free_head = idx;
 }
 
-static void fill(struct shm_slot *sl, uint32_t hash, const void *key, uint32_t klen,
-                 const void *val, uint32_t vlen, int64_t expires, uint64_t seq, uint32_t next)
+static void fill(const struct shm_table *t, struct shm_slot *sl, uint32_t hash, const void *key,
+                 uint32_t klen, const void *val, uint32_t vlen, int64_t expires, uint64_t seq,
+                 uint32_t next)
 {
     sl->next = next;
     sl->hash = hash;
@@ -167,9 +234,9 @@ static void fill(struct shm_slot *sl, uint32_t hash, const void *key, uint32_t k
     sl->vlen = vlen;
     sl->seq = seq;
     sl->expires = expires;
-    memcpy(sl->data, key, klen);
+    slot_write(t, sl, 0, key, klen);
     if (vlen)
-        memcpy(sl->data + klen, val, vlen);
+        slot_write(t, sl, klen, val, vlen);
 }
 
 uint32_t shm_table_room(const struct shm_table *t, uint32_t s)
@@ -196,7 +263,7 @@ int shm_table_put(struct shm_table *t, uint32_t s, uint32_t hash, const void *ke
         }
         st->op.slot = idx;
         SHM_STEP(2);
-        fill(shm_table_slot(t, s, idx), hash, key, klen, val, vlen, expires,
+        fill(t, shm_table_slot(t, s, idx), hash, key, klen, val, vlen, expires,
              keep_seq ? os->seq : seq, os->next);
         SHM_STEP(3);
         __atomic_store_n(link, idx, __ATOMIC_RELEASE);
@@ -215,7 +282,7 @@ int shm_table_put(struct shm_table *t, uint32_t s, uint32_t hash, const void *ke
     st->op.slot = idx;
     SHM_STEP(12);
     uint32_t *head = &buckets(t, s)[bucket_of(t, hash)];
-    fill(shm_table_slot(t, s, idx), hash, key, klen, val, vlen, expires, seq, *head);
+    fill(t, shm_table_slot(t, s, idx), hash, key, klen, val, vlen, expires, seq, *head);
     SHM_STEP(13);
     __atomic_store_n(head, idx, __ATOMIC_RELEASE);
     SHM_STEP(14);

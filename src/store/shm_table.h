@@ -42,7 +42,8 @@ struct shm_table {
     uint32_t nstripes, stripe_shift; /* nstripes is a power of two */
     uint32_t slots_per_stripe, nbuckets; /* nbuckets is a power of two */
     uint32_t key_max, value_max;
-    uint32_t slot_size, pad;
+    uint32_t slot_size;
+    uint32_t head_size; /* 0, or split slots: see shm_table_split */
     /* The stripe headers (locks and counters) side by side, then every stripe's
      * buckets, then the slots, interleaved: slot IDX of stripe S is number
      * (IDX - 1) * nstripes + S. A stripe takes its slots from the lowest numbers up, so
@@ -62,6 +63,19 @@ size_t shm_table_bytes(uint32_t nstripes, uint32_t slots_per_stripe, uint32_t nb
 int shm_table_init(struct shm_table *t, uint64_t base_off, uint32_t nstripes,
                    uint32_t slots_per_stripe, uint32_t nbuckets, uint32_t key_max,
                    uint32_t value_max);
+
+/* Splits every slot of a fresh table (before any slot is used) into a head of HEAD
+ * bytes (a multiple of 64: the slot header and the first data bytes), kept with
+ * the other heads in one dense array, and a tail of the remaining bytes in a
+ * second array, touched only by keys and values that do not fit in the head. The
+ * total size is that of shm_table_bytes. A table of short keys under a large key
+ * limit then touches a few pages instead of many (butlerd(8), PERFORMANCE).
+ * Returns -1 if HEAD does not fit the geometry. */
+int shm_table_split(struct shm_table *t, uint32_t head);
+/* Copies LEN data bytes (the key, then the value) of SL from offset OFF into DST;
+ * the only way to read a split slot's data (sl->data holds just the head's part). */
+void shm_slot_read(const struct shm_table *t, const struct shm_slot *sl, uint32_t off,
+                   void *dst, uint32_t len);
 
 uint32_t shm_hash(const void *key, size_t len, uint64_t seed);
 static inline uint32_t shm_table_stripe_of(const struct shm_table *t, uint32_t hash)

@@ -21,6 +21,15 @@ void users_configure(const struct cfg *c);
  * see happen (another instance, the thread applying queued events); else 0. */
 int users_poll(void);
 
+/* Bytes of each slot kept in the dense head array of the table (shm_table_split):
+ * the slot header and 96 bytes of "host\0dir\0user" and last-seen time, which
+ * holds most real keys. */
+#define USERS_SLOT_HEAD 128
+
+/* (Re)builds the empty shared-memory table; the master, before any other process
+ * is attached (shm_reset_volatile). */
+void users_table_init(void);
+
 /* Adds (host, dir, user) or refreshes its last-seen time NOW (CLOCK_REALTIME ms). */
 int users_add(const char *host, const char *dir, const char *user, int64_t now);
 /* Removes that one entry; returns 1 if it was there. */
@@ -33,7 +42,8 @@ unsigned users_expire(int64_t cutoff);
  * cannot be reached. */
 struct users_view {
     size_t nusers;   /* distinct (dir, user) pairs */
-    char **names;    /* "dir/user", in order of first addition */
+    char **names;    /* "dir/user", in order of first addition (in NAMES_MEM) */
+    char *names_mem;
     size_t nentries; /* entries, i.e. (host, dir, user) triples */
     char **hosts;    /* host of each entry (pointers into the copy) */
     void *mem;
@@ -45,5 +55,9 @@ void users_view_host_counts(const struct users_view *v, const char *const *hosts
                             size_t *counts);
 /* ["dir/user", ...] */
 json_object *users_view_json(const struct users_view *v);
+/* The same as text, byte for byte what json-c writes with JSON_C_TO_STRING_PLAIN |
+ * JSON_C_TO_STRING_NOSLASHESCAPE, without a tree of objects; malloc'd, *LEN its
+ * length. */
+char *users_view_json_text(const struct users_view *v, size_t *len);
 
 #endif
