@@ -1421,7 +1421,7 @@ struct MHD_Daemon *http_start(const struct cfg *c, int listen_fd, const char *tl
         flags |= MHD_USE_TLS;
     tls_on = tls_cert != NULL;
     /* libmicrohttpd keeps a connection's request head in this pool, and a 56-byte
-     * record for each header field and query parameter; a head that does not fit is
+     * record for each header field; a head that does not fit is
      * refused by the library itself (431, HTML). It zeroes the whole pool after every
      * request, and the pool stays resident while the connection lives, so it is sized
      * for the limits and no more: a head of maxHeaderBytes with maxHeaderFields
