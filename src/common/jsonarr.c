@@ -22,35 +22,56 @@ void jsonarr_init(struct jsonarr *a, void (*fn)(json_object *, void *), void *ar
 
 /* Where the element being read ends in P[I..LEN) (one past it), or LEN if it goes
  * on into the next piece. Brackets are counted outside strings; the element itself
- * is checked by json-c. A scalar ends before the separator or bracket after it. */
+ * is checked by json-c. A scalar ends before the separator or bracket after it.
+ * The state is kept in locals while scanning: this loop sees every byte of a reply
+ * (butlerd(8), PERFORMANCE). */
 static size_t elem_end(struct jsonarr *a, const char *p, size_t i, size_t len)
 {
+    int depth = a->depth, in_str = a->in_str, esc = a->esc;
+    size_t end = len;
     for (; i < len; i++) {
         char c = p[i];
-        if (a->in_str) {
-            if (a->esc)
-                a->esc = 0;
-            else if (c == '\\')
-                a->esc = 1;
-            else if (c == '"') {
-                a->in_str = 0;
-                if (a->depth == 0)
-                    return i + 1;
+        if (in_str) {
+            if (esc) {
+                esc = 0;
+                continue;
+            }
+            /* most bytes of a QRS object are string text: skip it in one go */
+            while (c != '"' && c != '\\' && ++i < len)
+                c = p[i];
+            if (i == len)
+                break;
+            if (c == '\\') {
+                esc = 1;
+            } else {
+                in_str = 0;
+                if (depth == 0) {
+                    end = i + 1;
+                    break;
+                }
             }
         } else if (c == '"') {
-            a->in_str = 1;
+            in_str = 1;
         } else if (c == '{' || c == '[') {
-            a->depth++;
+            depth++;
         } else if (c == '}' || c == ']') {
-            if (a->depth == 0)
-                return i;
-            if (--a->depth == 0)
-                return i + 1;
-        } else if (a->depth == 0 && (c == ',' || is_ws(c))) {
-            return i;
+            if (depth == 0) {
+                end = i;
+                break;
+            }
+            if (--depth == 0) {
+                end = i + 1;
+                break;
+            }
+        } else if (depth == 0 && (c == ',' || is_ws(c))) {
+            end = i;
+            break;
         }
     }
-    return len;
+    a->depth = depth;
+    a->in_str = in_str;
+    a->esc = esc;
+    return end;
 }
 
 /* One complete element in TEXT[0..LEN): parsed when it is an object or array. */
