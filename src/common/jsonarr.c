@@ -20,15 +20,15 @@ void jsonarr_init(struct jsonarr *a, void (*fn)(json_object *, void *), void *ar
     a->state = S_OPEN;
 }
 
-/* Where the element being read ends in P[I..LEN) (one past it), or LEN if it goes
- * on into the next piece. Brackets are counted outside strings; the element itself
+/* Where the element being read ends in P[I..LEN) (one past it), or SIZE_MAX if it
+ * goes on into the next piece. Brackets are counted outside strings; the element itself
  * is checked by json-c. A scalar ends before the separator or bracket after it.
  * The state is kept in locals while scanning: this loop sees every byte of a reply
  * (butlerd(8), PERFORMANCE). */
 static size_t elem_end(struct jsonarr *a, const char *p, size_t i, size_t len)
 {
     int depth = a->depth, in_str = a->in_str, esc = a->esc;
-    size_t end = len;
+    size_t end = SIZE_MAX;
     for (; i < len; i++) {
         char c = p[i];
         if (in_str) {
@@ -129,7 +129,7 @@ int jsonarr_feed(struct jsonarr *a, const char *p, size_t len)
             break;
         case S_ELEM: {
             size_t end = elem_end(a, p, i, len);
-            if (end == len) { /* cut by the piece's end: kept until complete */
+            if (end == SIZE_MAX) { /* cut by the piece's end: kept until complete */
                 buf_append(&a->part, p + start, len - start);
                 i = len;
                 break;

@@ -80,6 +80,16 @@ int main(void)
     same_in_pieces("[{\"a\":1},\"open", -1);
     same_in_pieces("[{\"a\":1},12", -1);
 
+    /* an element that ends where a piece ends is seen at once, not with the next piece */
+    struct buf early = {0};
+    struct jsonarr ea;
+    jsonarr_init(&ea, note, &early);
+    CHECK(jsonarr_feed(&ea, "[{\"a\":1}", 8) == 0);
+    CHECK_STR(early.p, "{\"a\":1}\n");
+    CHECK(jsonarr_feed(&ea, "]", 1) == 0);
+    CHECK(jsonarr_end(&ea) == 1);
+    buf_free(&early);
+
     /* a fault stops the elements: none after it is seen, even in later pieces */
     struct buf seen = {0};
     struct jsonarr a;
