@@ -1,6 +1,7 @@
 /* The list of apps (butlerd-api(7), apps list): the id and name of every app QRS knows. Knows
  * nothing about HTTP. */
 #include "apps.h"
+#include "jsonarr.h"
 #include "log.h"
 #include "qrs.h"
 #include "util.h"
@@ -33,14 +34,30 @@ static void app_entry(json_object *a, void *arg)
     json_object_put(e);
 }
 
+/* QRS's reply is read as it arrives: each app is rendered once complete and its
+ * bytes dropped, so a worker holds one app object and the answer (about 80 bytes an
+ * app), not the reply of a few KB an app (butlerd(8), PERFORMANCE). The answer is
+ * still built whole before it is sent, so a reply that fails half way gives the same
+ * error as one that fails at once. A reply that is not an array is read to its end
+ * without parsing, as before, so QRS's connection stays usable. */
+static int on_chunk(void *arg, const char *p, size_t len)
+{
+    jsonarr_feed(arg, p, len);
+    return 0;
+}
+
 enum apps_rc apps_list(const struct cfg *c, struct buf *out, char *err, size_t errsz)
 {
     struct qrs_resp q;
-    long n = -1;
+    struct jsonarr arr;
+    long n;
     enum apps_rc rc;
     buf_append(out, "[", 1);
-    if (qrs_call(c, "GET", "app", NULL, NULL, &q) == 0 && q.status == 200)
-        n = jsonarr_each(q.body.p, q.body.len, app_entry, out);
+    jsonarr_init(&arr, app_entry, out);
+    int called = qrs_get_list(c, "app", NULL, on_chunk, &arr, &q);
+    n = jsonarr_end(&arr);
+    if (called != 0 || q.status != 200)
+        n = -1;
     if (q.too_large) {
         log_errorx("apps list: QRS %s", q.error);
         snprintf(err, errsz, "%s", q.error);

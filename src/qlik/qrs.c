@@ -336,27 +336,36 @@ static const char *reason(CURLcode rc, long oserr, int fresh_tls)
 
 static int perform(const struct cfg *c, const char *method, const char *path,
                    const char *filter, const char *query, const char *body,
-                   qrs_chunk_fn fn, void *fnarg, struct qrs_resp *out);
+                   qrs_chunk_fn fn, void *fnarg, int capped, struct qrs_resp *out);
 
 int qrs_call(const struct cfg *c, const char *method, const char *path, const char *filter,
              const char *body, struct qrs_resp *out)
 {
-    return perform(c, method, path, filter, NULL, body, NULL, NULL, out);
+    return perform(c, method, path, filter, NULL, body, NULL, NULL, 0, out);
 }
 
 int qrs_get_stream(const struct cfg *c, const char *path, const char *query, qrs_chunk_fn fn,
                    void *arg, struct qrs_resp *out)
 {
-    return perform(c, "GET", path, NULL, query, NULL, fn, arg, out);
+    return perform(c, "GET", path, NULL, query, NULL, fn, arg, 0, out);
+}
+
+int qrs_get_list(const struct cfg *c, const char *path, const char *filter, qrs_chunk_fn fn,
+                 void *arg, struct qrs_resp *out)
+{
+    return perform(c, "GET", path, filter, NULL, NULL, fn, arg, 1, out);
 }
 
 /* A streamed reply: the chunks go to the caller (a 200 only; other bodies are kept
- * for the log as usual, under the cap). */
+ * for the log as usual, under the cap). A capped one (a list read as it arrives)
+ * still ends at butlerd.qrs.maxReplyBytes, with the same error as a kept reply. */
 struct stream {
     struct sink *sink;
     CURL *e;
     qrs_chunk_fn fn;
     void *arg;
+    int capped;
+    size_t seen;
 };
 
 static size_t on_stream(char *p, size_t size, size_t n, void *arg)
@@ -366,12 +375,19 @@ static size_t on_stream(char *p, size_t size, size_t n, void *arg)
     curl_easy_getinfo(st->e, CURLINFO_RESPONSE_CODE, &code);
     if (code != 200)
         return on_data(p, size, n, st->sink);
+    if (st->capped) {
+        if (size * n > st->sink->max - st->seen) {
+            st->sink->too_large = 1;
+            return 0;
+        }
+        st->seen += size * n;
+    }
     return st->fn(st->arg, p, size * n) == 0 ? size * n : 0;
 }
 
 static int perform(const struct cfg *c, const char *method, const char *path,
                    const char *filter, const char *query, const char *body,
-                   qrs_chunk_fn fn, void *fnarg, struct qrs_resp *out)
+                   qrs_chunk_fn fn, void *fnarg, int capped, struct qrs_resp *out)
 {
     memset(out, 0, sizeof *out);
     if (!*c->qrs.host) {
@@ -440,11 +456,11 @@ static int perform(const struct cfg *c, const char *method, const char *path,
     curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close);
     struct sink sink = {&out->body, (size_t)c->qrsMaxReplyBytes, 0};
-    struct stream st = {&sink, e, fn, fnarg};
+    struct stream st = {&sink, e, fn, fnarg, capped, 0};
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, fn ? on_stream : on_data);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, fn ? (void *)&st : (void *)&sink);
     /* A Content-Length above the cap fails before any of the body is read. */
-    if (!fn)
+    if (!fn || capped)
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->qrsMaxReplyBytes);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->qrsTimeoutMs);

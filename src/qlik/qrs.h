@@ -31,6 +31,13 @@ typedef int (*qrs_chunk_fn)(void *arg, const char *p, size_t len);
  * file in memory). Otherwise as qrs_call(). */
 int qrs_get_stream(const struct cfg *cfg, const char *path, const char *query,
                    qrs_chunk_fn fn, void *arg, struct qrs_resp *out);
+/* GET /qrs/PATH[?filter=FILTER] with a 200 body handed to FN chunk by chunk as it
+ * arrives, for a list read element by element (jsonarr_feed): unlike
+ * qrs_get_stream() the reply still counts against butlerd.qrs.maxReplyBytes, and
+ * passing it ends the call as in qrs_call() (too_large, the same error and log line).
+ * Otherwise as qrs_call(). */
+int qrs_get_list(const struct cfg *cfg, const char *path, const char *filter,
+                 qrs_chunk_fn fn, void *arg, struct qrs_resp *out);
 /* Frees the calling thread's connection; for threads that end (app reloads). */
 void qrs_thread_done(void);
 

@@ -465,7 +465,7 @@ class Behaviour:
         self.status, self.delay, self.hang, self.body = status, delay, hang, body
         self.times, self.method, self.drop = times, method.upper() if method else None, drop
         self.headers = dict(headers or {})
-        self.stream_bytes, self.chunked = None, False
+        self.stream_bytes, self.chunked, self.cut_at = None, False, None
         self.applied = 0
         self.released = threading.Event()
 
@@ -622,6 +622,8 @@ class _BaseHandler(http.server.BaseHTTPRequestHandler):
             return self._stream(rec, beh.stream_bytes, beh.chunked)
 
         res = self.route(rec)
+        if beh is not None and beh.cut_at is not None and res[0] == 200:
+            return self._answer_cut(rec, res[1], res[2], beh.cut_at)
         if beh is not None and beh.status is not None and res[0] not in (401, 403):
             b = beh.body
             if isinstance(b, (dict, list)):
@@ -682,6 +684,18 @@ class _BaseHandler(http.server.BaseHTTPRequestHandler):
             pass  # the client gave up
         self.close_connection = True
         self.server.sim._notify(rec)
+
+    def _answer_cut(self, rec, body, ctype, cut_at):
+        """A 200 whose head promises the whole body, and whose connection ends
+        after CUT_AT bytes of it."""
+        data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+        self.server.sim._answered(rec, 200)
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self._headers_buffer.append(b"\r\n" + data[:cut_at])
+        self.flush_headers()
+        self._abandon(rec)
 
     def _answer(self, rec, status, body, ctype, extra=None):
         if isinstance(body, (dict, list)):
@@ -909,7 +923,16 @@ class _QrsHandler(_BaseHandler):
         return 204, b"", self.TEXT
 
     def r_app_list(self, rec):
-        return self._filtered(rec, self.data.apps, _condensed_app)
+        if not self.data.full_app_list:
+            return self._filtered(rec, self.data.apps, _condensed_app)
+        if any(k.lower() == "filter" for k in rec.params):
+            return self._filtered(rec, self.data.apps, dict)
+        # the whole list is encoded once: a bench asks for it many times
+        key = (id(self.data.apps), len(self.data.apps))
+        if self.data._app_list_cache[0] != key:
+            self.data._app_list_cache = (key, json.dumps(self.data.apps, ensure_ascii=False)
+                                         .encode("utf-8"))
+        return 200, self.data._app_list_cache[1], self.JSON
 
     def r_app_full(self, rec):
         return self._filtered(rec, self.data.apps, dict)
@@ -1037,6 +1060,33 @@ def _json_path(obj, path):
 
 def _qdata(src, qdata):
     return {k: _json_path(src, v) for k, v in (qdata or {}).items() if isinstance(v, str)}
+
+
+def make_many_apps(count, app_bytes=2048):
+    """COUNT apps shaped as QRS's full app objects, each about APP_BYTES of JSON
+    (the description pads them), named "Many apps 000000", ... in that order."""
+    apps = []
+    for i in range(count):
+        a = {"id": "%08x-7e57-4a99-8000-%012x" % (0x5a000000 + i, i),
+             "name": "Many apps %06d" % i, "appId": "",
+             "publishTime": "2026-10-01T08:00:00.000Z", "published": i % 3 != 0,
+             "stream": {"id": "aaec8d41-5201-43ab-809f-3063750dfafd", "name": "Everyone"},
+             "tags": [{"id": "cd58c4ab-6d0a-5016-af13-%012x" % (i % 7), "name": "Tag %d" % (i % 7)}],
+             "customProperties": [{"id": "0e2a7f9c-6a61-4c5e-9d55-%012x" % i,
+                                   "value": "group %d" % (i % 11),
+                                   "definition": {"id": "9b1c2d3e-4f50-4a6b-8c7d-000000000001",
+                                                  "name": "taskGroup"}}],
+             "owner": {"id": "6abbda84-780c-5ce0-8819-94b1ecce4a3a", "userId": "joe",
+                       "userDirectory": "LAB", "name": "Joe Smith"},
+             "lastReloadTime": "2026-11-22T10:01:00.000Z", "fileSize": 1048576 + i,
+             "description": "", "createdDate": "2026-09-01T08:00:00.000Z",
+             "modifiedDate": "2026-11-22T10:01:00.000Z",
+             "modifiedByUserName": "INTERNAL\\sa_repository", "schemaPath": "App"}
+        pad = app_bytes - len(json.dumps(a))
+        a["description"] = ("App %d of a large site, \"quoted\", [bracketed] {braced}. " % i
+                            * (pad // 40 + 1))[:max(pad, 0)]
+        apps.append(a)
+    return apps
 
 
 def make_large_app(app_id, count=1000, payload_bytes=1000, title="Large app"):
@@ -1565,6 +1615,10 @@ class QlikSim:
         # QRS/HTTP answers: head and body in two writes, Nagle left on (as some
         # servers do); applies to connections accepted afterwards
         self.split_writes = False
+        # GET /qrs/app answers the full app objects (a few KB each) rather than the
+        # condensed ones: what the apps list costs butlerd on a large site
+        self.full_app_list = False
+        self._app_list_cache = (None, b"")
         self.tls_handshakes = collections.Counter()  # (service, "full"|"resumed") -> count
         self.engine_notify_batches = False  # push a notification before each batch of answers
         self.engine_max_message = 256 << 20
@@ -1895,7 +1949,7 @@ class QlikSim:
     # ---- behaviours
     def set_behaviour(self, path_regex, status=None, delay=0.0, hang=False, body=None, times=None,
                       method=None, drop=False, headers=None, service="qrs", stream_bytes=None,
-                      chunked=False):
+                      chunked=False, cut_at=None):
         """Change how requests whose path (no query) matches path_regex
         (re.search) and method (None = any) are answered:
           delay   seconds to wait before answering (or before hang/drop)
@@ -1911,10 +1965,12 @@ class QlikSim:
                   bytes long, generated while it is sent (a huge reply that the
                   simulator never holds in memory); chunked: without a
                   Content-Length, in chunked transfer encoding
+          cut_at  a normal 200 answer whose connection ends after this many
+                  bytes of its body (the Content-Length is the whole body's)
         The first installed behaviour that matches applies. Returns the
         Behaviour; clear_behaviour(b) removes just that one."""
         b = Behaviour(path_regex, status, delay, hang, body, times, method, drop, headers)
-        b.stream_bytes, b.chunked = stream_bytes, chunked
+        b.stream_bytes, b.chunked, b.cut_at = stream_bytes, chunked, cut_at
         b.service = service
         with self._lock:
             self._behaviours.append(b)
@@ -1981,6 +2037,10 @@ def main(argv=None):
     ap.add_argument("--engine-port", type=int, default=4747, help="0 = any free port")
     ap.add_argument("--large-app", metavar="N", type=int, default=0,
                     help="also serve app 00000000-0000-4000-8000-00000000000a with N objects of each kind")
+    ap.add_argument("--many-apps", metavar="N", type=int, default=0,
+                    help="also serve N generated apps, and GET /qrs/app with full app objects")
+    ap.add_argument("--app-bytes", metavar="B", type=int, default=2048,
+                    help="size of each app of --many-apps in JSON (default: %(default)s)")
     ap.add_argument("--no-client-cert", action="store_true",
                     help="do not require a client certificate (still verified if presented)")
     ap.add_argument("--no-tls", action="store_true", help="plain HTTP (configQRS.useSSL = false)")
@@ -2002,6 +2062,9 @@ def main(argv=None):
                   on_tls_error=None if a.quiet else _log_tls, engine_port=a.engine_port,
                   on_engine_call=None if a.quiet else _log_engine_call)
     sim.split_writes = a.split_writes
+    if a.many_apps:
+        sim.apps.extend(make_many_apps(a.many_apps, a.app_bytes))
+        sim.full_app_list = True
     if a.large_app:
         sim.add_engine_app(make_large_app("00000000-0000-4000-8000-00000000000a", a.large_app))
     done = threading.Event()
