@@ -172,13 +172,24 @@ stats() {
         printf "%.2f %.2f %.2f\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
 }
 
+# paired KIND: "median min max" of new/old within each round (the two runs of a
+# round are next to each other, under about the same load of the host).
+paired() {
+    paste "$tmp/runs.$1-new" "$tmp/runs.$1-old" | awk '{ printf "%.4f\n", $1 / $2 }' | sort -g |
+        awk '{ v[NR] = $1 } END {
+            printf "%.3f %.3f %.3f\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'
+}
+
 echo
-echo "CPU us/request, median [min-max] of $ROUNDS interleaved rounds of ${DURATION} s, $WORKERS workers each:"
-printf '%-5s %-22s %-22s %s\n' test old new new/old
+echo "CPU us/request, median [min-max] of $ROUNDS interleaved rounds of ${DURATION} s, $WORKERS workers each;"
+echo "new/old: of the medians, and the median [min-max] of the ratios within each round:"
+printf '%-5s %-22s %-22s %-8s %s\n' test old new new/old "per round"
 for kind in ping get post; do
     read -r om omin omax < <(stats "$kind-old")
     read -r nm nmin nmax < <(stats "$kind-new")
-    printf '%-5s %-22s %-22s %s\n' "$kind" "$om [$omin-$omax]" "$nm [$nmin-$nmax]" "$(ratio "$nm" "$om")"
+    read -r pm pmin pmax < <(paired "$kind")
+    printf '%-5s %-22s %-22s %-8s %s\n' "$kind" "$om [$omin-$omax]" "$nm [$nmin-$nmax]" \
+        "$(ratio "$nm" "$om")" "$pm [$pmin-$pmax]"
     echo "ROW cpu_us_per_request_${kind}_vs_old butlerd=$nm reference=$om ratio=$(ratio "$nm" "$om") goal=<1"
 done
 host_line
