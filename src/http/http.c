@@ -1230,17 +1230,6 @@ static long plain_string(const char *p, const char *end)
  * per call). Anything else (an escape, a nested value, a fraction, an error)
  * returns NULL and takes the general path, so the result and every error stay
  * those of json-c (butlerd(8), PERFORMANCE). */
-/* The member names of the KV POST body, the hot one (butlerd(8), PERFORMANCE): the
- * object refers to these constants instead of a copy of each name. */
-static const char *constant_name(const char *name)
-{
-    static const char *const names[] = {"key", "value", "ttl"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(names[i], name))
-            return names[i];
-    return NULL;
-}
-
 static json_object *flat_object(const char *p, size_t len)
 {
     const char *end = p + len;
@@ -1294,11 +1283,7 @@ static json_object *flat_object(const char *p, size_t len)
             v = json_object_new_int64(strtoll(num, NULL, 10));
             p = d;
         }
-        const char *known = constant_name(name);
-        if (known)
-            json_object_object_add_ex(o, known, v, JSON_C_OBJECT_KEY_IS_CONSTANT);
-        else
-            json_object_object_add(o, name, v);
+        json_object_object_add(o, name, v);
         p = json_ws(p, end);
         if (p < end && *p == ',') {
             p = json_ws(p + 1, end);
