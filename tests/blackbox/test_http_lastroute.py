@@ -1,0 +1,94 @@
+"""The per-request shortcuts of the HTTP layer (butlerd(8), PERFORMANCE) answer
+exactly as a lookup from scratch: the route of a thread's previous request is
+reused only for the same method and path (its parameters are always taken from
+the path at hand), and the request head's fields are found in one pass, by
+name whatever its case, the first of a repeated name winning."""
+
+import json
+
+import harness
+from harness import JSON_CT
+from kvfix import entry, ns_not_found, q, shared, uniq  # noqa: F401 (pytest fixture)
+
+
+def test_same_path_other_methods_on_one_connection(shared):
+    ns = uniq("lr")
+    path = "/v4/keyvalues/" + q(ns)
+    body = json.dumps({"key": "k1", "value": "v1"})
+    c = shared.conn()
+    try:
+        for i in range(3):
+            r = harness.conn_request(c, "POST", path, {"Content-Type": "application/json"}, body)
+            assert (r.status, r.body) == (201, entry(ns, "k1", "v1", 0)), (i, r)
+            r = harness.conn_request(c, "GET", path + "?key=k1")
+            assert (r.status, r.body) == (200, entry(ns, "k1", "v1")), (i, r)
+            assert r.header("Content-Type") == JSON_CT, r
+            r = harness.conn_request(c, "DELETE", path)
+            assert (r.status, r.body) == (204, b""), (i, r)
+            r = harness.conn_request(c, "GET", path + "?key=k1")
+            assert (r.status, r.body) == (400, ns_not_found(ns)), (i, r)
+            # a method the path has no route for, right after those that have one
+            r = harness.conn_request(c, "PUT", path)
+            assert r.status == 404, (i, r)
+            assert json.loads(r.body)["message"] == "Route PUT:%s not found" % path, r
+    finally:
+        c.close()
+
+
+def test_same_length_paths_take_their_own_parameters(shared):
+    a = uniq("pa")
+    b = "pb" + a[2:]
+    shared.put_ok(a, "k", "in-a")
+    shared.put_ok(b, "k", "in-b")
+    c = shared.conn()
+    try:
+        for i in range(4):
+            for ns, value in ((a, "in-a"), (a, "in-a"), (b, "in-b")):
+                r = harness.conn_request(c, "GET", "/v4/keyvalues/%s?key=k" % q(ns))
+                assert (r.status, r.body) == (200, entry(ns, "k", value)), (i, ns, r)
+            # same length, a static route: no parameter left over from the last one
+            r = harness.conn_request(c, "GET", "/v4/keyvaluesnamespaces")
+            assert r.status == 200 and a in json.loads(r.body), (i, r)
+    finally:
+        c.close()
+
+
+def test_unknown_path_after_a_known_one_of_the_same_length(shared):
+    c = shared.conn()
+    try:
+        for i in range(3):
+            r = harness.conn_request(c, "GET", "/v4/butlerping")
+            assert r.status == 200, (i, r)
+            r = harness.conn_request(c, "GET", "/v4/butlerpinG")
+            assert r.status == 404, (i, r)
+            # the /v2 routes ignore case, the /v4 ones do not
+            r = harness.conn_request(c, "GET", "/v2/butlerping")
+            assert r.status in (200, 404), (i, r)
+            want = r.status
+            r = harness.conn_request(c, "GET", "/v2/butlerPING")
+            assert r.status == want, (i, r)
+    finally:
+        c.close()
+
+
+def test_head_fields_by_name_in_any_case(shared):
+    ns = uniq("hc")
+    path = "/v4/keyvalues/" + q(ns)
+    body = json.dumps({"key": "k", "value": "v"})
+    with shared.raw() as c:
+        c.send(("POST %s HTTP/1.1\r\nHost: x\r\ncontent-TYPE: application/json\r\n"
+                "CONTENT-LENGTH: %d\r\n\r\n%s" % (path, len(body), body)).encode())
+        r = c.read_response()
+        assert (r.status, r.body) == (201, entry(ns, "k", "v", 0)), r
+    # the first of two Content-Type fields decides, as before
+    with shared.raw() as c:
+        c.send(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: text/html\r\n"
+                "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (path, len(body), body)).encode())
+        r = c.read_response()
+        assert r.status == 415, r
+    # Connection: close in any case closes the connection after the reply
+    with shared.raw() as c:
+        c.send(b"GET /v4/butlerping HTTP/1.1\r\nHost: x\r\nCONNECTION: Close\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.header("Connection", "").lower() == "close", r
