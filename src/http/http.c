@@ -804,10 +804,10 @@ static int64_t mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Per request, butlerd itself does one allocation (the record and its copy of the
- * target together), reads the clock twice (here and in on_done; the milliseconds
- * are the same CLOCK_MONOTONIC reading) and looks the connection's record up once
- * (butlerd(8), PERFORMANCE). */
+/* Per request, the HTTP layer's bookkeeping makes one allocation (the record and
+ * its copy of the target together), reads the clock twice (here and in on_done; the
+ * milliseconds come from the same CLOCK_MONOTONIC reading) and looks the
+ * connection's sweeper record up once (butlerd(8), PERFORMANCE). */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     size_t ulen = strlen(uri);
