@@ -65,7 +65,9 @@ cp -- "$OLD" "$tmp/butlerd.old"
 
 # The old butlerd is stopped by our own trap; lib.sh's cleanup stops the
 # new one (butlerd_pid) and removes the temporary directory.
-old_pid= old_workers=() old_shm_path=
+old_pid=''
+old_workers=()
+old_shm_path=''
 cleanup_ab() {
     local rc=$?
     set +e
