@@ -1230,13 +1230,19 @@ static long plain_string(const char *p, const char *end)
  * per call). Anything else (an escape, a nested value, a fraction, an error)
  * returns NULL and takes the general path, so the result and every error stay
  * those of json-c (butlerd(8), PERFORMANCE). */
-static json_object *flat_object(const char *p, size_t len)
+/* One member of a flat object: NAME (NUL-terminated), and either the string STR of
+ * SLEN bytes (no escapes, valid UTF-8) or, when STR is NULL, the integer NUM.
+ * Returns 0 to go on, -1 to give up. */
+typedef int (*flat_fn)(void *ctx, const char *name, const char *str, size_t slen, long long num);
+
+/* Reads P as a flat object (see flat_object), calling FN for each member in order.
+ * Returns 0, or -1 if P is not such an object or FN gave up. */
+static int flat_scan(const char *p, size_t len, flat_fn fn, void *ctx)
 {
     const char *end = p + len;
     p = json_ws(p, end);
     if (p == end || *p++ != '{')
-        return NULL;
-    json_object *o = json_object_new_object();
+        return -1;
     p = json_ws(p, end);
     if (p < end && *p == '}') {
         p++;
@@ -1244,25 +1250,23 @@ static json_object *flat_object(const char *p, size_t len)
     }
     for (;;) {
         if (p == end || *p++ != '"')
-            goto fail;
+            return -1;
         long nlen = plain_string(p, end);
         if (nlen < 0 || nlen > 256)
-            goto fail;
+            return -1;
         char name[257];
         memcpy(name, p, (size_t)nlen);
         name[nlen] = '\0';
         if (memchr(name, '\0', (size_t)nlen))
-            goto fail;
+            return -1;
         p = json_ws(p + nlen + 1, end);
         if (p == end || *p++ != ':')
-            goto fail;
+            return -1;
         p = json_ws(p, end);
-        json_object *v;
         if (p < end && *p == '"') {
             long vlen = plain_string(++p, end);
-            if (vlen < 0)
-                goto fail;
-            v = json_object_new_string_len(p, (int)vlen);
+            if (vlen < 0 || fn(ctx, name, p, (size_t)vlen, 0) < 0)
+                return -1;
             p += vlen + 1;
         } else {
             /* -?(0|[1-9][0-9]{0,14}), not followed by a fraction or exponent */
@@ -1276,14 +1280,14 @@ static json_object *flat_object(const char *p, size_t len)
             if (nd == 0 || nd > 15 || (nd > 1 && *digits == '0') ||
                 (digits > p && nd == 1 && *digits == '0') ||
                 (d < end && (*d == '.' || *d == 'e' || *d == 'E' || (*d >= '0' && *d <= '9'))))
-                goto fail;
+                return -1;
             char num[20];
             memcpy(num, p, (size_t)(d - p));
             num[d - p] = '\0';
-            v = json_object_new_int64(strtoll(num, NULL, 10));
+            if (fn(ctx, name, NULL, 0, strtoll(num, NULL, 10)) < 0)
+                return -1;
             p = d;
         }
-        json_object_object_add(o, name, v);
         p = json_ws(p, end);
         if (p < end && *p == ',') {
             p = json_ws(p + 1, end);
@@ -1293,14 +1297,63 @@ static json_object *flat_object(const char *p, size_t len)
             p++;
             break;
         }
-        goto fail;
+        return -1;
     }
 done:
-    if (json_ws(p, end) == end)
+    return json_ws(p, end) == end ? 0 : -1;
+}
+
+static int flat_add(void *ctx, const char *name, const char *str, size_t slen, long long num)
+{
+    json_object_object_add(ctx, name,
+                           str ? json_object_new_string_len(str, (int)slen)
+                               : json_object_new_int64(num));
+    return 0;
+}
+
+static json_object *flat_object(const char *p, size_t len)
+{
+    json_object *o = json_object_new_object();
+    if (flat_scan(p, len, flat_add, o) == 0)
         return o;
-fail:
     json_object_put(o);
     return NULL;
+}
+
+/* The body of a key-value POST (R_KVBODY) as its handler reads it, without json-c:
+ * key and value strings, ttl an integer, other members ignored, the last of a
+ * repeated name winning, as in the json-c object. Any other type for key, value
+ * or ttl gives up, and the body takes the general path with its coercions and
+ * messages (butlerd(8), PERFORMANCE). */
+static int kv_member(void *ctx, const char *name, const char *str, size_t slen, long long num)
+{
+    struct req *r = ctx;
+    if (!strcmp(name, "key")) {
+        if (!str)
+            return -1;
+        r->kvbody.key = str;
+        r->kvbody.klen = slen;
+    } else if (!strcmp(name, "value")) {
+        if (!str)
+            return -1;
+        r->kvbody.value = str;
+        r->kvbody.vlen = slen;
+    } else if (!strcmp(name, "ttl")) {
+        if (str)
+            return -1;
+        r->kvbody.has_ttl = 1;
+        r->kvbody.ttl = num;
+    }
+    return 0;
+}
+
+/* Returns 1 if R's body was read into r->kvbody; 0 leaves r->kvbody empty. */
+static int kv_body(struct req *r)
+{
+    if (flat_scan(r->raw.p, r->raw.len, kv_member, r) == 0)
+        return r->kvbody.ok = 1;
+    memset(&r->kvbody, 0, sizeof r->kvbody);
+    return 0;
 }
 
 static void run_handler(struct req *r)
@@ -1311,6 +1364,8 @@ static void run_handler(struct req *r)
             ctype++;
         if (!strncasecmp(ctype, "text/plain", 10)) {
             r->body = json_object_new_string_len(r->raw.p, (int)r->raw.len);
+        } else if ((r->route->opts & R_KVBODY) && kv_body(r)) {
+            /* read without json-c: see kv_member */
         } else if ((r->body = flat_object(r->raw.p, r->raw.len)) != NULL) {
             /* read without the tokener: see flat_object */
         } else {

@@ -60,6 +60,14 @@ struct req {
         const char *connection, *expect, *content_length, *transfer_encoding,
             *content_type, *method_override, *authorization;
     } hdr;
+    /* A key-value POST body read without json-c (R_KVBODY, http.c): ok set when it
+     * is, and then key and value are NULL if absent, else slices of raw. */
+    struct {
+        int ok, has_ttl;
+        const char *key, *value;
+        size_t klen, vlen;
+        long long ttl;
+    } kvbody;
 };
 
 /* Starts libmicrohttpd on LISTEN_FD with one internal epoll thread. */

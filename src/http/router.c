@@ -25,7 +25,7 @@ static const struct route routes[] = {
     {"GET", "/v4/keyvaluesnamespaces", api_kv_namespaces, F(keyValueStore), 0, JP_STORE, "keyvalues:read"},
     {"GET", "/v4/keyvalues/:namespace", api_kv_get, F(keyValueStore), 0, JP_STORE, "keyvalues:read"},
     {"GET", "/v4/keyvalues/:namespace/keyexists", api_kv_exists, F(keyValueStore), 0, JP_STORE, "keyvalues:read"},
-    {"POST", "/v4/keyvalues/:namespace", api_kv_post, F(keyValueStore), 0, JP_STORE, "keyvalues:write"},
+    {"POST", "/v4/keyvalues/:namespace", api_kv_post, F(keyValueStore), R_KVBODY, JP_STORE, "keyvalues:write"},
     {"DELETE", "/v4/keyvalues/:namespace/:key", api_kv_del, F(keyValueStore), 0, JP_STORE, "keyvalues:write"},
     {"DELETE", "/v4/keyvalues/:namespace", api_kv_del_ns, F(keyValueStore), 0, JP_STORE, "keyvalues:write"},
     {"GET", "/v4/keylist/:namespace", api_kv_keylist, F(keyValueStore), 0, JP_LOCAL, "keyvalues:read"},

@@ -92,3 +92,42 @@ def test_head_fields_by_name_in_any_case(shared):
         c.send(b"GET /v4/butlerping HTTP/1.1\r\nHost: x\r\nCONNECTION: Close\r\n\r\n")
         r = c.read_response()
         assert r.status == 200 and r.header("Connection", "").lower() == "close", r
+
+
+# ------------------------------------------------------------------ KV POST body
+
+# (body, what the general path answers: (key, value, ttl) of the 201, or the status
+# and message of the error). The first of each group is read without json-c, the
+# ones with an escape (\u006b is "k") or a non-string go through json-c.
+KV_BODIES = [
+    (b'{"key":"k","value":"v","ttl":0}', ("k", "v", 0)),
+    (b'{"key":"\\u006b","value":"v","ttl":0}', ("k", "v", 0)),
+    (b'{"ttl":-7,"value":"v","key":"k"}', ("k", "v", -7)),
+    (b'{"key":"a","value":"v","key":"k"}', ("k", "v", 0)),
+    (b'{"key":"k","value":"v","value":"w","ttl":5,"ttl":6}', ("k", "w", 6)),
+    (b'{"key":5,"value":"v"}', ("5", "v", 0)),
+    (b'{"key":"k","key":5,"value":"v"}', ("5", "v", 0)),
+    (b'{"key":5,"key":"k","value":"v"}', ("k", "v", 0)),
+    (b'{"key":"k","value":12}', ("k", "12", 0)),
+    (b'{"key":"k","value":"v","ttl":"5000"}', ("k", "v", 5000)),
+    (b'{"key":"k","value":"v","other":"x","n":1}', ("k", "v", 0)),
+    (b'{"key":"k","value":""}', ("k", "", 0)),
+    (b'{"key":"","value":"v"}', (400, "Required parameter is missing")),
+    (b'{"key":"k"}', (400, "Required parameter is missing")),
+    (b'{"value":"v"}', (400, "Required parameter is missing")),
+    (b'{}', (400, "Required parameter is missing")),
+    (b'{"key":"k","value":"v","ttl":"abc"}', (400, "body/ttl must be number")),
+]
+
+
+def test_kv_post_bodies_answer_as_the_general_path(shared):
+    for body, want in KV_BODIES:
+        ns = uniq("kb")
+        r = shared.post(ns, body)
+        if isinstance(want[0], int):
+            assert r.status == want[0] and json.loads(r.body)["message"] == want[1], (body, r)
+            continue
+        key, value, ttl = want
+        assert (r.status, r.body) == (201, entry(ns, key, value, ttl)), (body, r)
+        r = shared.kv_get(ns, key)
+        assert r.status == 200 and json.loads(r.body)["value"] == value, (body, r)
