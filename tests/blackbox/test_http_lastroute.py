@@ -2,7 +2,8 @@
 exactly as a lookup from scratch: the route of a thread's previous request is
 reused only for the same method and path (its parameters are always taken from
 the path at hand), and the request head's fields are found in one pass, by
-name whatever its case, the first of a repeated name winning."""
+name whatever its case, the first of a repeated name winning; and a key-value
+POST body read without json-c answers as the general path does."""
 
 import json
 
