@@ -198,17 +198,38 @@ static void post_job(struct req *r)
     char *ns = http_param(r, 0, &nslen);
     if (!ns)
         return;
-    json_object *b = http_body(r, props), *k, *v, *t;
-    if (!b)
-        goto out;
-    int has_k = json_object_object_get_ex(b, "key", &k);
-    int has_v = json_object_object_get_ex(b, "value", &v);
-    size_t klen = has_k ? (size_t)json_object_get_string_len(k) : 0;
+    const char *key, *val;
+    size_t klen, vlen;
+    int has_v;
+    int64_t ttl = 0;
+    if (r->kvbody.ok) {
+        /* the flat body, read without json-c (http.c, kv_member) */
+        key = r->kvbody.key;
+        klen = key ? r->kvbody.klen : 0;
+        val = r->kvbody.value;
+        vlen = val ? r->kvbody.vlen : 0;
+        has_v = val != NULL;
+        if (r->kvbody.has_ttl)
+            ttl = r->kvbody.ttl;
+    } else {
+        json_object *b = http_body(r, props), *k, *v, *t;
+        if (!b)
+            goto out;
+        int has_k = json_object_object_get_ex(b, "key", &k);
+        has_v = json_object_object_get_ex(b, "value", &v);
+        klen = has_k ? (size_t)json_object_get_string_len(k) : 0;
+        key = has_k ? json_object_get_string(k) : NULL;
+        vlen = has_v ? (size_t)json_object_get_string_len(v) : 0;
+        val = has_v ? json_object_get_string(v) : NULL;
+        if (json_object_object_get_ex(b, "ttl", &t)) {
+            double d = trunc(json_object_get_double(t));
+            ttl = d > 9e15 ? (int64_t)9e15 : d < -9e15 ? (int64_t)-9e15 : (int64_t)d;
+        }
+    }
     if (!klen || !has_v || !nslen) {
         http_reply_error(r, 400, NULL, "Required parameter is missing");
         goto out;
     }
-    size_t vlen = (size_t)json_object_get_string_len(v);
     if (nslen > (size_t)c->shm.kvMaxKeyBytes) {
         http_reply_error(r, 400, NULL, "Namespace too long (max %d bytes)", c->shm.kvMaxKeyBytes);
         goto out;
@@ -221,16 +242,10 @@ static void post_job(struct req *r)
         http_reply_error(r, 413, NULL, "Value too large (max %d bytes)", c->shm.kvMaxValueBytes);
         goto out;
     }
-    int64_t ttl = 0;
-    if (json_object_object_get_ex(b, "ttl", &t)) {
-        double d = trunc(json_object_get_double(t));
-        ttl = d > 9e15 ? (int64_t)9e15 : d < -9e15 ? (int64_t)-9e15 : (int64_t)d;
-    }
-    const char *key = json_object_get_string(k);
-    int rc = kvstore->put(ns, nslen, key, klen, json_object_get_string(v), vlen, ttl);
+    int rc = kvstore->put(ns, nslen, key, klen, val, vlen, ttl);
     if (!kv_error(r, rc, ns, nslen, key, klen)) {
         struct buf o = {0};
-        entry_buf(&o, ns, nslen, key, klen, json_object_get_string(v), vlen);
+        entry_buf(&o, ns, nslen, key, klen, val, vlen);
         ttl_buf(&o, ttl);
         buf_append(&o, "}", 1);
         http_reply_json_buf(r, 201, &o);

@@ -709,11 +709,8 @@ static struct hconn *hc_head;
 static unsigned hc_count;
 static unsigned long long hc_swept[4];
 
-static void hc_set(struct MHD_Connection *conn, int phase, int64_t since)
+static void hc_set(struct hconn *h, int phase, int64_t since)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    struct hconn *h = ci ? ci->socket_context : NULL;
     if (!h)
         return;
     __atomic_store_n(&h->since_ms, since, __ATOMIC_RELAXED);
@@ -807,19 +804,28 @@ static int64_t mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Per request, the HTTP layer's bookkeeping makes one allocation (the record and
+ * its copy of the target together), reads the clock twice (here and in on_done; the
+ * milliseconds come from the same CLOCK_MONOTONIC reading) and looks the
+ * connection's sweeper record up once (butlerd(8), PERFORMANCE). */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    struct req *r = xcalloc(1, sizeof *r);
+    size_t ulen = strlen(uri);
+    struct req *r = xmalloc(sizeof *r + ulen + 1);
+    memset(r, 0, sizeof *r);
     r->conn = conn;
     r->cfg = cfg;
-    r->target = xstrdup(uri);
+    r->target = memcpy((char *)(r + 1), uri, ulen + 1);
     r->pathlen = strcspn(uri, "?");
-    r->started_ms = now_ms();
     r->started_us = mono_us();
+    r->started_ms = r->started_us / 1000;
     const union MHD_ConnectionInfo *ai =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     r->peerlen = ai ? cidr_key(ai->client_addr, r->peer) : 0;
-    hc_set(conn, PH_HEAD, r->started_ms);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    r->hc = ci ? ci->socket_context : NULL;
+    hc_set(r->hc, PH_HEAD, r->started_ms);
     uri_conn = conn;
     __atomic_add_fetch(&inflight, 1, __ATOMIC_RELAXED);
     /* The query string is parsed by http_query() from our copy of the target, never
@@ -844,6 +850,7 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct req *r = *con_cls;
     if (!r)
         return;
+    int64_t now_us = mono_us(), now = now_us / 1000;
     if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
         reply_raw(r, 408, NULL, "Request Timeout");
     else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK &&
@@ -856,13 +863,13 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->status_sent && cfg->metrics.enable)
         metrics_request(r->route ? router_index(r->route) : METRICS_ROUTES - 1,
                         router_family(r->route), r->status_sent,
-                        (uint64_t)(mono_us() - r->started_us));
+                        (uint64_t)(now_us - r->started_us));
     if (r->route && !(r->route->opts & R_OPEN) && audit_enabled() &&
         scope_changes(r->route->scope)) {
         char client[64];
         cidr_key_text(r->peer, r->peerlen, client, sizeof client);
         audit_request(client, r->who, r->method, r->target, r->pathlen, r->status_sent,
-                      now_ms() - r->started_ms);
+                      now - r->started_ms);
     }
     json_object_put(r->body);
     json_object_put(r->query);
@@ -872,13 +879,13 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     /* A large reply (a long keylist) leaves freed heap behind: give it back. */
     if (r->big)
         malloc_trim(0);
+    struct hconn *hc = r->hc;
     buf_free(&r->raw);
-    free(r->target);
-    free(r);
+    free(r); /* and the target with it (on_uri) */
     *con_cls = NULL;
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
                               (unsigned)cfg->http.keepAliveTimeout);
-    hc_set(conn, PH_IDLE, now_ms());
+    hc_set(hc, PH_IDLE, now);
     if (uri_conn == conn)
         uri_conn = NULL;
     __atomic_sub_fetch(&inflight, 1, __ATOMIC_RELAXED);
@@ -888,7 +895,7 @@ static void effective_method(struct req *r, const char *method)
 {
     const char *ovr = NULL;
     if (!strcmp(method, "POST"))
-        ovr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-HTTP-Method-Override");
+        ovr = r->hdr.method_override;
     if (!ovr) {
         size_t n = strnlen(method, sizeof r->method - 1);
         memcpy(r->method, method, n);
@@ -919,20 +926,63 @@ static int media_ok(const char *ctype)
            (n == 10 && !strncasecmp(ctype, "text/plain", 10));
 }
 
-static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
-                                      const char *value)
+struct head_scan {
+    struct req *r;
+    size_t size;
+};
+
+/* KEY is NAME, compared as libmicrohttpd's lookup does (ignoring case); the first
+ * field of a name wins, as it does there. */
+static void keep_field(const char **slot, const char *key, size_t klen, const char *name,
+                       size_t nlen, const char *value)
 {
-    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    if (!*slot && klen == nlen && !strcasecmp(key, name))
+        *slot = value;
+}
+
+static enum MHD_Result scan_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    struct head_scan *hs = cls;
+    size_t klen = strlen(key);
+    hs->size += klen + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    if (!value)
+        return MHD_YES;
+    struct req *r = hs->r;
+    switch (klen) {
+    case 6:
+        keep_field(&r->hdr.expect, key, klen, "Expect", 6, value);
+        break;
+    case 10:
+        keep_field(&r->hdr.connection, key, klen, "Connection", 10, value);
+        break;
+    case 12:
+        keep_field(&r->hdr.content_type, key, klen, "Content-Type", 12, value);
+        break;
+    case 13:
+        keep_field(&r->hdr.authorization, key, klen, "Authorization", 13, value);
+        break;
+    case 14:
+        keep_field(&r->hdr.content_length, key, klen, "Content-Length", 14, value);
+        break;
+    case 17:
+        keep_field(&r->hdr.transfer_encoding, key, klen, "Transfer-Encoding", 17, value);
+        break;
+    case 22:
+        keep_field(&r->hdr.method_override, key, klen, "X-HTTP-Method-Override", 22, value);
+        break;
+    }
     return MHD_YES;
 }
 
-/* Request line plus headers, as the client sent them (up to whitespace); *FIELDS is
- * set to the number of header fields. */
-static size_t head_size(struct req *r, const char *method, const char *version, int *fields)
+/* One pass over the head: the fields of r->hdr, and the size of the request line
+ * plus headers as the client sent them (up to whitespace); *FIELDS is set to the
+ * number of header fields. */
+static size_t scan_head(struct req *r, const char *method, const char *version, int *fields)
 {
-    size_t n = strlen(method) + strlen(r->target) + strlen(version) + 4;
-    *fields = MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_header_size, &n);
-    return n + 2;
+    struct head_scan hs = {r, strlen(method) + strlen(r->target) + strlen(version) + 4};
+    *fields = MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_field, &hs);
+    return hs.size + 2;
 }
 
 /* The verified client certificate's subject of R's connection, or NULL; a 401 reason
@@ -982,8 +1032,7 @@ static unsigned authenticate(struct req *r)
     if (!cfg->auth.enable)
         return 0;
     struct auth_result ar;
-    const char *authz = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-                                                    MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *authz = r->hdr.authorization;
     unsigned st = auth_check(cfg, authz, subject, r->peer, r->peerlen, r->route->scope, &ar);
     r->who = ar.who;
     r->auth_invalid = ar.invalid;
@@ -995,7 +1044,8 @@ static unsigned authenticate(struct req *r)
  * reply queued here (body unread) makes MHD close the connection afterwards. */
 static enum MHD_Result on_head(struct req *r, const char *method, const char *version)
 {
-    struct MHD_Connection *c = r->conn;
+    int fields;
+    size_t head_bytes = scan_head(r, method, version, &fields);
     effective_method(r, method);
     const char *rm = !strcmp(r->method, "HEAD") ? "GET" : r->method;
     const struct route *rt = router_match(rm, r->target, r->pathlen, &r->params);
@@ -1010,15 +1060,15 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
         r->rl_counted = 1;
     }
 
-    const char *conn_hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Connection");
+    const char *conn_hdr = r->hdr.connection;
     if (conn_hdr && strcasestr(conn_hdr, "close"))
         r->close = 1;
     if (!strcmp(version, MHD_HTTP_VERSION_1_0) && !(conn_hdr && strcasestr(conn_hdr, "keep-alive")))
         r->close = 1;
 
-    const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
+    const char *expect = r->hdr.expect;
+    const char *cl = r->hdr.content_length;
+    const char *te = r->hdr.transfer_encoding;
     unsigned long long clen = 0;
     if (cl && content_length(cl, &clen)) {
         /* libmicrohttpd refuses these before calling us (see cl_refused), but
@@ -1049,8 +1099,7 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
         http_reply_error(r, 400, NULL, "Transfer-Encoding and Content-Length together");
         return MHD_YES;
     }
-    int fields;
-    if (head_size(r, method, version, &fields) > (size_t)cfg->http.maxHeaderBytes ||
+    if (head_bytes > (size_t)cfg->http.maxHeaderBytes ||
         fields > cfg->http.maxHeaderFields)
         status = 431;
     else if (expect && strcasecmp(expect, "100-continue") != 0)
@@ -1070,7 +1119,7 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
     if (!status && clen > (unsigned long long)cfg->http.maxBodyBytes)
         status = 413;
     else if (!status && has_body && !bodyless &&
-             !media_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type")))
+             !media_ok(r->hdr.content_type))
         status = 415;
 
     r->keep_body = has_body && !bodyless && !status;
@@ -1181,13 +1230,19 @@ static long plain_string(const char *p, const char *end)
  * per call). Anything else (an escape, a nested value, a fraction, an error)
  * returns NULL and takes the general path, so the result and every error stay
  * those of json-c (butlerd(8), PERFORMANCE). */
-static json_object *flat_object(const char *p, size_t len)
+/* One member of a flat object: NAME (NUL-terminated), and either the string STR of
+ * SLEN bytes (no escapes, valid UTF-8) or, when STR is NULL, the integer NUM.
+ * Returns 0 to go on, -1 to give up. */
+typedef int (*flat_fn)(void *ctx, const char *name, const char *str, size_t slen, long long num);
+
+/* Reads P as a flat object (see flat_object), calling FN for each member in order.
+ * Returns 0, or -1 if P is not such an object or FN gave up. */
+static int flat_scan(const char *p, size_t len, flat_fn fn, void *ctx)
 {
     const char *end = p + len;
     p = json_ws(p, end);
     if (p == end || *p++ != '{')
-        return NULL;
-    json_object *o = json_object_new_object();
+        return -1;
     p = json_ws(p, end);
     if (p < end && *p == '}') {
         p++;
@@ -1195,25 +1250,23 @@ static json_object *flat_object(const char *p, size_t len)
     }
     for (;;) {
         if (p == end || *p++ != '"')
-            goto fail;
+            return -1;
         long nlen = plain_string(p, end);
         if (nlen < 0 || nlen > 256)
-            goto fail;
+            return -1;
         char name[257];
         memcpy(name, p, (size_t)nlen);
         name[nlen] = '\0';
         if (memchr(name, '\0', (size_t)nlen))
-            goto fail;
+            return -1;
         p = json_ws(p + nlen + 1, end);
         if (p == end || *p++ != ':')
-            goto fail;
+            return -1;
         p = json_ws(p, end);
-        json_object *v;
         if (p < end && *p == '"') {
             long vlen = plain_string(++p, end);
-            if (vlen < 0)
-                goto fail;
-            v = json_object_new_string_len(p, (int)vlen);
+            if (vlen < 0 || fn(ctx, name, p, (size_t)vlen, 0) < 0)
+                return -1;
             p += vlen + 1;
         } else {
             /* -?(0|[1-9][0-9]{0,14}), not followed by a fraction or exponent */
@@ -1227,14 +1280,14 @@ static json_object *flat_object(const char *p, size_t len)
             if (nd == 0 || nd > 15 || (nd > 1 && *digits == '0') ||
                 (digits > p && nd == 1 && *digits == '0') ||
                 (d < end && (*d == '.' || *d == 'e' || *d == 'E' || (*d >= '0' && *d <= '9'))))
-                goto fail;
+                return -1;
             char num[20];
             memcpy(num, p, (size_t)(d - p));
             num[d - p] = '\0';
-            v = json_object_new_int64(strtoll(num, NULL, 10));
+            if (fn(ctx, name, NULL, 0, strtoll(num, NULL, 10)) < 0)
+                return -1;
             p = d;
         }
-        json_object_object_add(o, name, v);
         p = json_ws(p, end);
         if (p < end && *p == ',') {
             p = json_ws(p + 1, end);
@@ -1244,24 +1297,75 @@ static json_object *flat_object(const char *p, size_t len)
             p++;
             break;
         }
-        goto fail;
+        return -1;
     }
 done:
-    if (json_ws(p, end) == end)
+    return json_ws(p, end) == end ? 0 : -1;
+}
+
+static int flat_add(void *ctx, const char *name, const char *str, size_t slen, long long num)
+{
+    json_object_object_add(ctx, name,
+                           str ? json_object_new_string_len(str, (int)slen)
+                               : json_object_new_int64(num));
+    return 0;
+}
+
+static json_object *flat_object(const char *p, size_t len)
+{
+    json_object *o = json_object_new_object();
+    if (flat_scan(p, len, flat_add, o) == 0)
         return o;
-fail:
     json_object_put(o);
     return NULL;
+}
+
+/* The body of a key-value POST (R_KVBODY) as its handler reads it, without json-c:
+ * key and value strings, ttl an integer, other members ignored, the last of a
+ * repeated name winning, as in the json-c object. Any other type for key, value
+ * or ttl gives up, and the body takes the general path with its coercions and
+ * messages (butlerd(8), PERFORMANCE). */
+static int kv_member(void *ctx, const char *name, const char *str, size_t slen, long long num)
+{
+    struct req *r = ctx;
+    if (!strcmp(name, "key")) {
+        if (!str)
+            return -1;
+        r->kvbody.key = str;
+        r->kvbody.klen = slen;
+    } else if (!strcmp(name, "value")) {
+        if (!str)
+            return -1;
+        r->kvbody.value = str;
+        r->kvbody.vlen = slen;
+    } else if (!strcmp(name, "ttl")) {
+        if (str)
+            return -1;
+        r->kvbody.has_ttl = 1;
+        r->kvbody.ttl = num;
+    }
+    return 0;
+}
+
+/* Returns 1 if R's body was read into r->kvbody; 0 leaves r->kvbody empty. */
+static int kv_body(struct req *r)
+{
+    if (flat_scan(r->raw.p, r->raw.len, kv_member, r) == 0)
+        return r->kvbody.ok = 1;
+    memset(&r->kvbody, 0, sizeof r->kvbody);
+    return 0;
 }
 
 static void run_handler(struct req *r)
 {
     if (r->keep_body && r->raw.len > 0) {
-        const char *ctype = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+        const char *ctype = r->hdr.content_type;
         while (isspace((unsigned char)*ctype))
             ctype++;
         if (!strncasecmp(ctype, "text/plain", 10)) {
             r->body = json_object_new_string_len(r->raw.p, (int)r->raw.len);
+        } else if ((r->route->opts & R_KVBODY) && kv_body(r)) {
+            /* read without json-c: see kv_member */
         } else if ((r->body = flat_object(r->raw.p, r->raw.len)) != NULL) {
             /* read without the tokener: see flat_object */
         } else {
@@ -1306,7 +1410,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_NO;
     if (r->stage == 0) {
         r->stage = 1;
-        hc_set(conn, PH_BODY, r->started_ms);
+        hc_set(r->hc, PH_BODY, r->started_ms);
         return on_head(r, method, version);
     }
     if (*upload_data_size) {
@@ -1342,7 +1446,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return r->abort ? MHD_NO : MHD_YES;
     }
-    hc_set(conn, PH_BUSY, now_ms());
+    /* the sweeper never looks at the time of a busy connection */
+    hc_set(r->hc, PH_BUSY, r->started_ms);
     if (r->pending)
         reply_status(r, (unsigned)r->pending);
     else

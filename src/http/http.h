@@ -14,6 +14,7 @@
 struct cfg;
 struct MHD_Connection;
 struct MHD_Daemon;
+struct hconn;
 
 struct req {
     struct MHD_Connection *conn;
@@ -52,6 +53,21 @@ struct req {
     int auth_invalid;     /* 401 for a wrong token: say so in WWW-Authenticate */
     char auth_msg[192];   /* message of a 401 or 403 decided from the head */
     unsigned status_sent; /* status of the reply, for the audit trail */
+    struct hconn *hc;     /* the connection's sweeper record (http.c), or NULL */
+    /* The request head's fields http.c looks at, each the first of its name, found
+     * in one pass over the head (butlerd(8), PERFORMANCE); NULL if absent. */
+    struct {
+        const char *connection, *expect, *content_length, *transfer_encoding,
+            *content_type, *method_override, *authorization;
+    } hdr;
+    /* A key-value POST body read without json-c (R_KVBODY, http.c): ok set when it
+     * is, and then key and value are NULL if absent, else slices of raw. */
+    struct {
+        int ok, has_ttl;
+        const char *key, *value;
+        size_t klen, vlen;
+        long long ttl;
+    } kvbody;
 };
 
 /* Starts libmicrohttpd on LISTEN_FD with one internal epoll thread. */

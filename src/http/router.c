@@ -25,7 +25,7 @@ static const struct route routes[] = {
     {"GET", "/v4/keyvaluesnamespaces", api_kv_namespaces, F(keyValueStore), 0, JP_STORE, "keyvalues:read"},
     {"GET", "/v4/keyvalues/:namespace", api_kv_get, F(keyValueStore), 0, JP_STORE, "keyvalues:read"},
     {"GET", "/v4/keyvalues/:namespace/keyexists", api_kv_exists, F(keyValueStore), 0, JP_STORE, "keyvalues:read"},
-    {"POST", "/v4/keyvalues/:namespace", api_kv_post, F(keyValueStore), 0, JP_STORE, "keyvalues:write"},
+    {"POST", "/v4/keyvalues/:namespace", api_kv_post, F(keyValueStore), R_KVBODY, JP_STORE, "keyvalues:write"},
     {"DELETE", "/v4/keyvalues/:namespace/:key", api_kv_del, F(keyValueStore), 0, JP_STORE, "keyvalues:write"},
     {"DELETE", "/v4/keyvalues/:namespace", api_kv_del_ns, F(keyValueStore), 0, JP_STORE, "keyvalues:write"},
     {"GET", "/v4/keylist/:namespace", api_kv_keylist, F(keyValueStore), 0, JP_LOCAL, "keyvalues:read"},
@@ -118,12 +118,22 @@ static long match(const struct route *rt, const char *path, size_t len,
  * nearly all of them with one comparison (butlerd(8), PERFORMANCE). */
 static size_t lit_len[NROUTES];
 static unsigned char lit_all[NROUTES];
+static unsigned char family[NROUTES];
+
+static unsigned family_of(const struct route *rt)
+{
+    for (unsigned i = 0; rt->scope && scope_names[i]; i++)
+        if (!strcmp(scope_names[i], rt->scope))
+            return i + 1;
+    return 0;
+}
 
 __attribute__((constructor)) static void router_init(void)
 {
     for (size_t i = 0; i < NROUTES; i++) {
         lit_len[i] = strcspn(routes[i].pattern, ":");
         lit_all[i] = routes[i].pattern[lit_len[i]] == '\0';
+        family[i] = (unsigned char)family_of(&routes[i]);
     }
 }
 
@@ -138,8 +148,19 @@ static int may_match(size_t i, const char *path, size_t len)
                                    : !memcmp(routes[i].pattern, path, n);
 }
 
-const struct route *router_match(const char *method, const char *path, size_t pathlen,
-                                 struct route_params *params)
+/* The last lookup of this thread: a client on a keep-alive connection mostly asks
+ * for the same path again, and the answer depends on the method and the path only,
+ * so the table is not walked again for it (butlerd(8), PERFORMANCE). */
+#define LAST_PATH 96
+static __thread struct {
+    char method[16];
+    char path[LAST_PATH];
+    size_t len; /* 0: nothing kept */
+    const struct route *rt;
+} last;
+
+static const struct route *walk(const char *method, const char *path, size_t pathlen,
+                                struct route_params *params)
 {
     const struct route *best = NULL;
     long best_score = -1;
@@ -160,6 +181,28 @@ const struct route *router_match(const char *method, const char *path, size_t pa
     return best;
 }
 
+const struct route *router_match(const char *method, const char *path, size_t pathlen,
+                                 struct route_params *params)
+{
+    size_t mlen = strlen(method);
+    if (last.len && last.len == pathlen && mlen < sizeof last.method &&
+        !memcmp(last.path, path, pathlen) && !strcmp(last.method, method)) {
+        if (last.rt && params)
+            match(last.rt, path, pathlen, params);
+        return last.rt;
+    }
+    const struct route *rt = walk(method, path, pathlen, params);
+    if (pathlen && pathlen <= LAST_PATH && mlen < sizeof last.method) {
+        memcpy(last.method, method, mlen + 1);
+        memcpy(last.path, path, pathlen);
+        last.len = pathlen;
+        last.rt = rt;
+    } else {
+        last.len = 0;
+    }
+    return rt;
+}
+
 int router_enabled(const struct route *rt, const struct cfg *cfg)
 {
     if (!cfg->rest.enable || !cfg_flag(cfg, rt->flag))
@@ -177,13 +220,7 @@ const struct route *router_at(size_t i) { return i < NROUTES ? &routes[i] : NULL
 
 unsigned router_index(const struct route *rt) { return (unsigned)(rt - routes); }
 
-unsigned router_family(const struct route *rt)
-{
-    for (unsigned i = 0; rt && rt->scope && scope_names[i]; i++)
-        if (!strcmp(scope_names[i], rt->scope))
-            return i + 1;
-    return 0;
-}
+unsigned router_family(const struct route *rt) { return rt ? family[rt - routes] : 0; }
 
 const char *router_family_name(unsigned f)
 {

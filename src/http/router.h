@@ -11,6 +11,7 @@ typedef void (*api_handler)(struct req *r);
 #define R_V2 1u    /* legacy /v2 route: case-insensitive, needs butlerd.v2Api.enable */
 #define R_SCHED 2u /* scheduler route: needs Butler.scheduler.enable */
 #define R_OPEN 4u  /* no authentication, even when butlerd.auth is on (/health, /ready) */
+#define R_KVBODY 8u /* a flat JSON body is read into req.kvbody (http.c), not json-c */
 
 /* The job pool a route's handler runs on when it defers (http_defer): one pool per
  * kind of waiting, so that one kind stuck (a hung QRS) never delays another. */
