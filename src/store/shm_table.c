@@ -89,7 +89,7 @@ struct shm_stripe *shm_table_stripe(const struct shm_table *t, uint32_t s)
     return (struct shm_stripe *)(shm.base + t->stripes_off + s * t->stripe_stride);
 }
 
-static uint32_t *buckets(const struct shm_table *t, uint32_t s)
+uint32_t *shm_table_buckets(const struct shm_table *t, uint32_t s)
 {
     return (uint32_t *)(shm.base + t->buckets_off) + (uint64_t)s * t->nbuckets;
 }
@@ -189,7 +189,7 @@ void shm_table_unlock(struct shm_table *t, uint32_t s)
 static uint32_t *find_link(const struct shm_table *t, uint32_t s, uint32_t hash, const void *key,
                            uint32_t klen)
 {
-    uint32_t *link = &buckets(t, s)[bucket_of(t, hash)];
+    uint32_t *link = &shm_table_buckets(t, s)[bucket_of(t, hash)];
     while (*link) {
         struct shm_slot *sl = shm_table_slot(t, s, *link);
         if (sl->hash == hash && sl->klen == klen && key_is(t, sl, key, klen))
@@ -281,7 +281,7 @@ int shm_table_put(struct shm_table *t, uint32_t s, uint32_t hash, const void *ke
     uint32_t idx = alloc_slot(t, s, st);
     st->op.slot = idx;
     SHM_STEP(12);
-    uint32_t *head = &buckets(t, s)[bucket_of(t, hash)];
+    uint32_t *head = &shm_table_buckets(t, s)[bucket_of(t, hash)];
     fill(t, shm_table_slot(t, s, idx), hash, key, klen, val, vlen, expires, seq, *head);
     SHM_STEP(13);
     __atomic_store_n(head, idx, __ATOMIC_RELEASE);
@@ -321,7 +321,7 @@ int shm_table_del(struct shm_table *t, uint32_t s, uint32_t hash, const void *ke
 
 void shm_table_visit(struct shm_table *t, uint32_t s, shm_visit_fn fn, void *arg)
 {
-    uint32_t *b = buckets(t, s);
+    uint32_t *b = shm_table_buckets(t, s);
     for (uint32_t i = 0; i < t->nbuckets; i++) {
         uint32_t *link = &b[i];
         while (*link) {
@@ -339,7 +339,7 @@ void shm_table_visit(struct shm_table *t, uint32_t s, shm_visit_fn fn, void *arg
 static int walk(struct shm_table *t, uint32_t s, int fix, uint32_t *count, uint32_t *ttl)
 {
     struct shm_stripe *st = shm_table_stripe(t, s);
-    uint32_t *b = buckets(t, s);
+    uint32_t *b = shm_table_buckets(t, s);
     int bad = 0;
     *count = *ttl = 0;
     for (uint32_t i = 1; i <= st->bump; i++)

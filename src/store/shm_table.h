@@ -85,6 +85,8 @@ static inline uint32_t shm_table_stripe_of(const struct shm_table *t, uint32_t h
 
 struct shm_stripe *shm_table_stripe(const struct shm_table *t, uint32_t s);
 struct shm_slot *shm_table_slot(const struct shm_table *t, uint32_t s, uint32_t idx);
+/* Stripe S's bucket array (nbuckets chain heads, 0 = empty). */
+uint32_t *shm_table_buckets(const struct shm_table *t, uint32_t s);
 
 /* All of the following require the stripe lock, and neither allocate nor log. */
 void shm_table_lock(struct shm_table *t, uint32_t s);

@@ -49,7 +49,9 @@ def test_20000_apps_complete_and_in_order(sim, butler):
     # the worker held one app at a time and the answer (~1.5 MB), not QRS's 40 MB
     peak = peak_rss(d.worker_pids())
     print("peak worker RSS with a %.0f MiB apps reply: %.1f MiB" % (len(reply) / MiB, peak / MiB))
-    assert peak < 32 * MiB, peak
+    # a sanitizer build's shadow memory and quarantine dwarf what is measured
+    if not harness.sanitizers_active():
+        assert peak < 32 * MiB, peak
 
 
 def test_reply_cut_off_in_the_middle(sim, butler):

@@ -137,10 +137,10 @@ int main(void)
     }
     CHECK(s < t->nstripes);
     if (s < t->nstripes) {
-        struct shm_stripe *st = shm_table_stripe(t, s);
-        uint32_t *b = (uint32_t *)((unsigned char *)st + sizeof *st), bi;
-        for (bi = 0; !b[bi]; bi++) {
+        uint32_t *b = shm_table_buckets(t, s), bi;
+        for (bi = 0; bi < t->nbuckets && !b[bi]; bi++) {
         }
+        CHECK(bi < t->nbuckets);
         struct shm_slot *first = shm_table_slot(t, s, b[bi]);
         uint32_t saved = first->next;
         first->next = b[bi]; /* self-loop */

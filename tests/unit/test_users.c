@@ -104,10 +104,10 @@ int main(void)
     CHECK(users_add("h1", "D", "short", 4001) == USERS_NEW);
     CHECK(shm_table_check(t, 0) == 0);
     {
-        struct shm_stripe *st = shm_table_stripe(t, 0);
-        uint32_t *b = (uint32_t *)((unsigned char *)st + sizeof *st), bi;
-        for (bi = 0; !b[bi]; bi++) {
+        uint32_t *b = shm_table_buckets(t, 0), bi;
+        for (bi = 0; bi < t->nbuckets && !b[bi]; bi++) {
         }
+        CHECK(bi < t->nbuckets);
         shm_table_slot(t, 0, b[bi])->next = b[bi]; /* a chain that loops */
         CHECK(shm_table_check(t, 0) != 0);
         CHECK(shm_table_repair(t, 0) == 1);
