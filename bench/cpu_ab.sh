@@ -20,6 +20,7 @@ ROUNDS=6
 DURATION=5
 OLD=
 POST_LUA=$script_dir/kv-post.lua
+GET_LUA=$script_dir/kv-get.lua
 
 usage() {
     cat <<EOF
@@ -103,20 +104,6 @@ old_pid=$butlerd_pid old_workers=("${butlerd_workers[@]}")
 butlerd_pid=
 start_one "$port_b" "$BUTLERD"
 
-cat >"$tmp/kv-get.lua" <<'LUA'
--- written by bench/cpu_ab.sh: GET <url path>?key=key-NNNNNN, a random key
--- among KEYS (argument 1).
-local keys, prefix
-function init(args)
-   keys = tonumber(args[1]) or 10000
-   prefix = wrk.path .. "?key=key-"
-   math.randomseed(os.time() * 1000 + math.random(1, 100000))
-end
-function request()
-   return wrk.format("GET", prefix .. string.format("%06d", math.random(1, keys)))
-end
-LUA
-
 # run KIND WHICH OUT: one wrk run of KIND (ping, get, post) against WHICH (old,
 # new); appends the CPU per request (us) to $tmp/runs.KIND-WHICH.
 run() {
@@ -125,7 +112,7 @@ run() {
     if [[ $which == old ]]; then port=$port_o pid=$old_pid; else port=$port_b pid=$butlerd_pid; fi
     case $kind in
         ping) url=http://127.0.0.1:$port$PATH_PING ;;
-        get) url=http://127.0.0.1:$port/v4/keyvalues/$NAMESPACE opts=(-s "$tmp/kv-get.lua") ;;
+        get) url=http://127.0.0.1:$port/v4/keyvalues/$NAMESPACE opts=(-s "$GET_LUA") ;;
         post) url=http://127.0.0.1:$port/v4/keyvalues/$NAMESPACE opts=(-s "$POST_LUA") ;;
     esac
     t0=$(group_cpu_ticks "$pid")

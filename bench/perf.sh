@@ -21,6 +21,7 @@ ROUNDS=5
 SOAK=180
 OTHERS=1
 POST_LUA=$script_dir/kv-post.lua
+GET_LUA=$script_dir/kv-get.lua
 OTHER_SCRIPTS=(udp_cost.py keylist.py taskstart.py)
 
 usage() {
@@ -121,27 +122,13 @@ fi
 idle_rss_n=$(group_rss_kb "$nginx_pid")
 info "both servers return the same bytes for ping ($body_len), KV GET ($(wc -c <"$tmp/body.get")) and KV POST ($(wc -c <"$tmp/body.post"))"
 
-cat >"$tmp/kv-get.lua" <<'LUA'
--- written by bench/perf.sh: GET <url path>?key=key-NNNNNN, a random key
--- among KEYS (argument 1).
-local keys, prefix
-function init(args)
-   keys = tonumber(args[1]) or 10000
-   prefix = wrk.path .. "?key=key-"
-   math.randomseed(os.time() * 1000 + math.random(1, 100000))
-end
-function request()
-   return wrk.format("GET", prefix .. string.format("%06d", math.random(1, keys)))
-end
-LUA
-
 # ---------------------------------------------------------------- load
 # test NAME = KIND-SERVER; both servers get the same wrk script.
 tests=(ping-butlerd ping-nginx get-butlerd get-nginx post-butlerd post-nginx)
 test_args() {
     case ${1%-*} in
         ping) t_url=$url_b t_opts=() ;;
-        get) t_url=$url_kv_b t_opts=(-s "$tmp/kv-get.lua" -- "$KEYS") ;;
+        get) t_url=$url_kv_b t_opts=(-s "$GET_LUA" -- "$KEYS") ;;
         post) t_url=$url_kv_b t_opts=(-s "$POST_LUA" -- "$KEYS") ;;
         *) die "unknown test $1" ;;
     esac

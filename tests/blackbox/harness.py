@@ -810,3 +810,14 @@ def check_204(r):
 
 def not_found(method, target):
     return json_error(404, "Not Found", "Route %s:%s not found" % (method, target))
+
+
+def peak_rss(pids):
+    """The largest VmHWM (peak resident set) of PIDS, in bytes."""
+    peak = 0
+    for pid in pids:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) * 1024)
+    return peak

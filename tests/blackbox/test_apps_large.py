@@ -27,16 +27,6 @@ def many(sim):
     return expected, json.dumps(sim.apps, ensure_ascii=False).encode()
 
 
-def peak_rss(pids):
-    """The largest VmHWM (peak resident set) of PIDS, in bytes."""
-    peak = 0
-    for pid in pids:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]) * 1024)
-    return peak
-
 
 def test_20000_apps_complete_and_in_order(sim, butler):
     d = butler(workers=1)
@@ -47,7 +37,7 @@ def test_20000_apps_complete_and_in_order(sim, butler):
         check_bytes(r, 200, expected)
     assert [(q.method, q.path) for q in sim.requests] == [("GET", "/qrs/app")] * 2
     # the worker held one app at a time and the answer (~1.5 MB), not QRS's 40 MB
-    peak = peak_rss(d.worker_pids())
+    peak = harness.peak_rss(d.worker_pids())
     print("peak worker RSS with a %.0f MiB apps reply: %.1f MiB" % (len(reply) / MiB, peak / MiB))
     # a sanitizer build's shadow memory and quarantine dwarf what is measured
     if not harness.sanitizers_active():

@@ -34,16 +34,6 @@ def too_large(limit):
     return "QRS request failed: reply larger than butlerd.qrs.maxReplyBytes (%d bytes)" % limit
 
 
-def peak_rss(pids):
-    """The largest VmHWM (peak resident set) of PIDS, in bytes."""
-    peak = 0
-    for pid in pids:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]) * 1024)
-    return peak
-
 
 def gets(sim, path):
     return [r for r in sim.requests if r.method == "GET" and r.path == path]
@@ -65,7 +55,7 @@ def test_huge_apps_reply_is_502_and_memory_stays_bounded(sim, butler, chunked):
     assert b.applied == 1
     d.wait_log(re.compile(r"QRS GET /qrs/app failed: reply larger than "
                           r"butlerd\.qrs\.maxReplyBytes"), 5, start=mark)
-    peak = peak_rss(d.worker_pids())
+    peak = harness.peak_rss(d.worker_pids())
     # the body is capped at 64 MiB and never parsed; before the fix a 300 MB reply
     # took a worker past 2 GB
     print("peak worker RSS with a %d MiB reply: %.1f MiB" % (HUGE // MiB, peak / MiB))
@@ -87,7 +77,7 @@ def test_large_apps_reply_under_the_limit_is_read_element_by_element(sim, butler
     apps = json.loads(r.body)
     assert len(apps) > 100000 and apps[0] == apps[-1] == {
         "id": "3d5a6b7c-1e2f-4a3b-9c4d-5e6f7a8b9c01", "name": "A huge reply"}, len(apps)
-    peak = peak_rss(d.worker_pids())
+    peak = harness.peak_rss(d.worker_pids())
     print("peak worker RSS with a 24 MiB apps list: %.1f MiB" % (peak / MiB))
     assert peak < 24 * MiB + 64 * MiB, peak
 
