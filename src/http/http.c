@@ -1056,7 +1056,7 @@ static enum MHD_Result on_head(struct req *r, const char *method, const char *ve
      * open routes: a load balancer's health checks must not eat its clients' budget. */
     if (r->route && !(r->route->opts & R_OPEN) && cfg->rateLimit.enable && r->peerlen) {
         rl_hit(r->peer, r->peerlen, cfg->rateLimit.maxRequests, cfg->rateLimit.windowSeconds,
-               now_ms(), &r->rl);
+               &r->rl);
         r->rl_counted = 1;
     }
 

@@ -30,6 +30,15 @@ _Static_assert(sizeof(struct rl_entry) == RL_VALUE_BYTES, "RL_VALUE_BYTES");
 
 static struct shm_table *tbl(void) { return shm_ptr(shm.hdr->rl_off); }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t (*rl_clock_ns)(void) = mono_ns;
+
 struct oldest {
     int64_t seen;
     uint32_t klen;
@@ -53,8 +62,7 @@ static int oldest_cb(struct shm_slot *sl, void *arg)
     return 0;
 }
 
-void rl_hit(const void *key, size_t klen, int max, int window_s, int64_t now,
-            struct rl_verdict *v)
+void rl_hit(const void *key, size_t klen, int max, int window_s, struct rl_verdict *v)
 {
     if (redis_in_use()) {
         long long count, left;
@@ -77,9 +85,15 @@ void rl_hit(const void *key, size_t klen, int max, int window_s, int64_t now,
     uint32_t h = shm_hash(key, klen, shm.hdr->hash_seed);
     uint32_t s = shm_table_stripe_of(t, h);
     int64_t window = (int64_t)window_s * 1000;
-    struct rl_entry e = {now, now, 0, 0};
 
     shm_table_lock(t, s);
+    /* The clock is read with the stripe held. Read before it, a worker that waited
+     * for the lock could hold an earlier time than the window another worker has
+     * just opened, take that window for one from before a reboot and start the
+     * count again: more than maxRequests in a window. */
+    int64_t now_ns = rl_clock_ns();
+    int64_t now = now_ns / 1000000;
+    struct rl_entry e = {now, now_ns, 0, 0};
     struct shm_slot *sl = shm_table_find(t, s, h, key, (uint32_t)klen);
     if (sl && sl->vlen == sizeof e) {
         memcpy(&e, sl->data + sl->klen, sizeof e);
@@ -92,9 +106,7 @@ void rl_hit(const void *key, size_t klen, int max, int window_s, int64_t now,
     }
     if (e.count < UINT32_MAX)
         e.count++;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    e.seen_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    e.seen_ns = now_ns;
     int rc = shm_table_put(t, s, h, key, (uint32_t)klen, &e, sizeof e, 0, 0, 1);
     if (rc < 0) {
         /* Full: drop the client seen least recently, then try once more. */

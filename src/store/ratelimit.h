@@ -19,11 +19,13 @@ struct rl_verdict {
     int reset_s;   /* whole seconds until the window ends, rounded up (at least 1) */
 };
 
-/* Counts one request of client KEY (KLEN bytes, at most RL_KEY_MAX) at NOW_MS
- * (CLOCK_MONOTONIC ms) against MAX requests per WINDOW_S seconds. When the table is
- * full the entry seen least recently (in KEY's stripe) is dropped to make room. */
-void rl_hit(const void *key, size_t klen, int max, int window_s, int64_t now_ms,
-            struct rl_verdict *v);
+/* Counts one request of client KEY (KLEN bytes, at most RL_KEY_MAX) now against MAX
+ * requests per WINDOW_S seconds. When the table is full the entry seen least
+ * recently (in KEY's stripe) is dropped to make room. */
+void rl_hit(const void *key, size_t klen, int max, int window_s, struct rl_verdict *v);
+/* The clock rl_hit reads, under the stripe lock (CLOCK_MONOTONIC in ns); unit tests
+ * put their own in its place. */
+extern int64_t (*rl_clock_ns)(void);
 /* Number of clients in the table (for tests and butlerd -S). */
 uint32_t rl_clients(void);
 /* Locks every stripe in turn (repairing one a dead process left) and checks its

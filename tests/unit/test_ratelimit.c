@@ -6,8 +6,11 @@
 #include "ratelimit.h"
 #include "shm_fixture.h"
 #include "shm_lock.h"
+#include "shm_region.h"
+#include "shm_table.h"
 #include "unit.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +28,19 @@ static void key(uint8_t k[5], int n)
     k[4] = (uint8_t)n;
 }
 
+/* rl_hit reads its clock under the stripe lock; here the clock is the NOW of each
+ * call, plus a nanosecond more per call so that the last-seen order stays exact. */
+static int64_t fake_ms, fake_ticks;
+
+static int64_t fake_clock(void) { return fake_ms * 1000000 + ++fake_ticks % 1000000; }
+
 static struct rl_verdict hit(int client, int max, int64_t now)
 {
     uint8_t k[5];
     struct rl_verdict v;
     key(k, client);
-    rl_hit(k, sizeof k, max, 60, now, &v);
+    fake_ms = now;
+    rl_hit(k, sizeof k, max, 60, &v);
     return v;
 }
 
@@ -65,6 +75,40 @@ static void eviction(void)
     CHECK(!hit(3, 1, 2000).limited);
     CHECK(rl_clients() == MAX_CLIENTS);
     CHECK(rl_check() == 0);
+}
+
+/* The clock is read with the client's stripe locked. Read before, a worker that
+ * waited for the lock could hold a time earlier than the window another worker had
+ * just opened and would start the count again (CI saw 52 of a budget of 50 pass). */
+static int clock_reads, clock_unlocked;
+
+static int64_t locked_clock(void)
+{
+    struct shm_table *t = shm_ptr(shm.hdr->rl_off);
+    pthread_mutex_t *mu = &shm_table_stripe(t, 0)->lock.mu; /* the one stripe */
+    clock_reads++;
+    /* an error-checking mutex: EDEADLK when this thread holds it */
+    if (pthread_mutex_trylock(mu) != EDEADLK) {
+        clock_unlocked++;
+        pthread_mutex_unlock(mu);
+    }
+    return fake_clock();
+}
+
+static void clock_under_lock(void)
+{
+    struct shm_table *t = shm_ptr(shm.hdr->rl_off);
+    CHECK(t->nstripes == 1);
+    rl_clock_ns = locked_clock;
+    fake_ms = 5000;
+    uint8_t k[5];
+    struct rl_verdict v;
+    key(k, 100);
+    rl_hit(k, sizeof k, 3, 60, &v);
+    rl_hit(k, sizeof k, 3, 60, &v);
+    CHECK(clock_reads >= 2);
+    CHECK(clock_unlocked == 0);
+    rl_clock_ns = fake_clock;
 }
 
 static const int steps[] = {1, 2, 3, 4, 5, 11, 12, 13, 14, 15, 21, 22, 23};
@@ -108,11 +152,13 @@ static void crashes(void)
 int main(void)
 {
     fixture_rl_clients = MAX_CLIENTS;
+    rl_clock_ns = fake_clock;
     fixture_open(16, 16, 16, 4, 16);
     shm_reset_volatile(); /* as the master does: builds the rate-limit table */
     alarm(120);
     windows();
     eviction();
+    clock_under_lock();
     crashes();
     fixture_close();
     return UNIT_DONE();
