@@ -148,7 +148,9 @@ def stop_all(daemons, tail=200):
 def _start(tmpdir, workers=2, redis=None, **kw):
     ov = kv_overrides(**kw)
     if redis is not None:
-        ov = harness.merge(ov, redisfix.redis_overrides(redis))
+        # These suites test the store, not Redis outages: a command timeout with room
+        # for a loaded CI host (one 1 s timeout gave a 503 once under load 8-10).
+        ov = harness.merge(ov, redisfix.redis_overrides(redis, timeout_ms=5000))
     d = KvDaemon(tmpdir, ov, workers)
     d.backend = "shm" if redis is None else "redis"
     os.makedirs(d.tmpdir, exist_ok=True)
