@@ -425,8 +425,26 @@ static void chunk_task(json_object *t, void *arg)
     c->unmatched |= !hit;
 }
 
+static void clear_tasks(struct start *s, const size_t *ks, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        json_object_put(s->keys[ks[j]].tasks);
+        s->keys[ks[j]].tasks = json_object_new_array();
+    }
+}
+
+static int feed_tasks(void *arg, const char *p, size_t len)
+{
+    jsonarr_feed(arg, p, len);
+    return 0;
+}
+
 /* Looks up keys KS[0..N) with one filter. Returns 0 if QRS answered (an error
- * status or a body that is no array means: nothing found), -1 if not. */
+ * status or a body that is no array means: nothing found), -1 if not. QRS's list
+ * is read as it arrives, one task at a time (butlerd(8), PERFORMANCE): a tag on
+ * thousands of tasks costs their IDs and names, not the whole task/full reply.
+ * What was read of a list that then fails is dropped, so a partial list starts
+ * nothing and an ID it named stays unchecked. */
 static int lookup_chunk(struct start *s, const size_t *ks, size_t n)
 {
     enum kind kind = s->keys[ks[0]].kind;
@@ -443,22 +461,24 @@ static int lookup_chunk(struct start *s, const size_t *ks, size_t n)
     }
     struct qrs_resp q;
     const char *path = kind == K_ID ? "task" : "task/full";
-    if (qrs_call(s->c, "GET", path, f.p, NULL, &q) < 0) {
+    struct chunk ch = {s, ks, n, kind, 0, 0};
+    struct jsonarr arr;
+    jsonarr_init(&arr, chunk_task, &ch);
+    int called = qrs_get_list(s->c, path, f.p, feed_tasks, &arr, &q);
+    long got = jsonarr_end(&arr);
+    if (called < 0) {
+        clear_tasks(s, ks, n);
         snprintf(s->err, sizeof s->err, "%s", q.error);
         s->too_large |= q.too_large;
         qrs_resp_free(&q);
         buf_free(&f);
         return -1;
     }
-    struct chunk ch = {s, ks, n, kind, 0, 0};
-    if ((q.status != 200 || jsonarr_each(q.body.p, q.body.len, chunk_task, &ch) < 0)) {
+    if (q.status != 200 || got < 0) {
         log_warnx("QRS lookup %s for \"%.200s\" answered HTTP %ld without a task list", path,
                   f.p, q.status);
         /* as before this change: a list that is not an array counts as empty */
-        for (size_t j = 0; j < n; j++) {
-            json_object_put(s->keys[ks[j]].tasks);
-            s->keys[ks[j]].tasks = json_object_new_array();
-        }
+        clear_tasks(s, ks, n);
         ch.unmatched = 0;
     }
     int unmatched = ch.unmatched;
@@ -466,11 +486,7 @@ static int lookup_chunk(struct start *s, const size_t *ks, size_t n)
     if (unmatched) {
         log_info("QRS lookup %s for %zu values returned a task that matches none of them "
                  "here; asking for each value alone", path, n);
-        for (size_t j = 0; j < n; j++) {
-            struct key *k = &s->keys[ks[j]];
-            json_object_put(k->tasks);
-            k->tasks = json_object_new_array();
-        }
+        clear_tasks(s, ks, n);
         for (size_t j = 0; j < n; j++)
             if (lookup_chunk(s, &ks[j], 1) < 0) {
                 buf_free(&f);

@@ -1,0 +1,119 @@
+"""Task lookups read as QRS sends them (issue 19; butlerd(8) PERFORMANCE and "Start
+task"): the task/full list of a tag is read one task at a time, so a worker holds
+the IDs and names it found, never QRS's whole reply; a list that fails half way
+(cut off, corrupt, over butlerd.qrs.maxReplyBytes) gives the answer it gave when
+the reply was read whole first, and a partial list starts nothing.
+
+The tasks here carry 40 custom properties each (about 8 KB of JSON in task/full),
+as a site that tags its tasks richly does."""
+
+import json
+import re
+
+import harness
+from qlik_sim import _condensed_task, _generic_full_task
+from taskfix import (FAILED_STARTING, NAMES, T1, T2, T3, T4, check_bytes, check_json, err,
+                     item_id, item_kv, item_tag, kv_get, once, result, start, started)
+from taskfix import butler, certs, sim  # noqa: F401 (pytest fixtures)
+
+MiB = 1 << 20
+TAG = "Bulk"
+
+
+def bulk_tasks(sim, n):
+    """N reload tasks tagged TAG, about 8 KB each in task/full, after the fixture's;
+    returns their IDs in QRS's order (their names go into NAMES)."""
+    base = sim.find_task(T1)
+    ids = []
+    for i in range(n):
+        tid = "%08x-b0b0-4c1d-8e2f-%012x" % (0x6b000000 + i, i)
+        NAMES[tid] = "Bulk reload %05d" % i
+        cps = [{"id": "0e2a7f9c-6a61-4c5e-9d55-%012x" % (i * 40 + j),
+                "value": "value %d of task %d, padded to look like a real one" % (j, i),
+                "definition": {"id": "9b1c2d3e-4f50-4a6b-8c7d-%012x" % j,
+                               "name": "property%02d" % j}} for j in range(40)]
+        sim.tasks.append(dict(base, id=tid, name=NAMES[tid], customProperties=cps,
+                              tags=[{"id": "6e0c9d7f-0000-4000-8000-00000000b01c",
+                                     "name": TAG}]))
+        ids.append(tid)
+    return ids
+
+
+def full_reply(sim, ids):
+    """The bytes of the simulator's GET /qrs/task/full answer listing IDS."""
+    return json.dumps([_generic_full_task(sim.find_task(t)) for t in ids],
+                      ensure_ascii=False).encode()
+
+
+def test_tag_on_many_tasks_starts_them_all_without_holding_the_reply(sim, butler):
+    d = butler(workers=1)
+    ids = bulk_tasks(sim, 300)
+    assert len(full_reply(sim, ids)) > 1 * MiB
+    r = start(d, "-", [item_tag(TAG)], timeout=120)
+    check_json(r, result(tag=ids))
+    assert started(sim) == once(*ids)
+    assert [q.path for q in sim.requests if q.method == "GET"] == ["/qrs/task/full"]
+
+
+def test_large_corrupt_list_counts_as_empty_and_memory_stays_bounded(sim, butler):
+    """A 40 MB task/full reply whose last bytes are not JSON: as before, a list
+    that is not an array counts as empty (no task found, nothing started, one log
+    line); the worker never held the reply."""
+    d = butler(workers=1)
+    ids = bulk_tasks(sim, 5000)
+    reply = full_reply(sim, ids)
+    assert len(reply) > 40 * 1000 * 1000
+    bad = reply[:-2] + b"}}}"
+    b = sim.set_behaviour(r"^/qrs/task/full$", status=200, body=bad, times=1)
+    mark = d.mark()
+    r = start(d, "-", [item_tag(TAG), item_kv("ns", "k", "v")], timeout=120)
+    check_json(r, result())
+    assert b.applied == 1
+    assert sim.starts() == []
+    d.wait_log('QRS lookup task/full for "tags.name eq \'%s\'" answered HTTP 200 without '
+               'a task list' % TAG, 5, start=mark)
+    assert json.loads(kv_get(d, "ns", "k").body)["value"] == "v"
+    peak = harness.peak_rss(d.worker_pids())
+    print("peak worker RSS with a %.0f MiB task/full reply: %.1f MiB"
+          % (len(bad) / MiB, peak / MiB))
+    # a sanitizer build's shadow memory and quarantine dwarf what is measured
+    if not harness.sanitizers_active():
+        assert peak < 32 * MiB, peak
+
+
+def test_tag_list_cut_off_half_way_starts_nothing(sim, butler):
+    """The connection ends in the middle of the list: the start fails as it did
+    when the reply was read whole (500), no task of the half read is
+    started, and a key-value item before the tag is stored, one after it is not."""
+    d = butler(workers=1, short=True)
+    ids = bulk_tasks(sim, 200)
+    reply = full_reply(sim, ids)
+    b = sim.set_behaviour(r"^/qrs/task/full$", cut_at=len(reply) // 2, times=1)
+    mark = d.mark()
+    r = start(d, "-", [item_kv("ns", "before", "1"), item_tag(TAG),
+                       item_kv("ns", "after", "2")], timeout=60)
+    check_bytes(r, 500, FAILED_STARTING)
+    assert b.applied == 1
+    assert sim.starts() == []
+    d.wait_log(re.compile(r"QRS GET /qrs/task/full failed: .+"), 5, start=mark)
+    assert json.loads(kv_get(d, "ns", "before").body)["value"] == "1"
+    check_bytes(kv_get(d, "ns", "after"), 400, err(400, "Key 'after' not found in namespace: ns"))
+    # the same worker reads the next list whole
+    check_json(start(d, "-", [item_tag(TAG)], timeout=60), result(tag=ids))
+
+
+def test_id_check_cut_off_after_some_tasks_leaves_them_unchecked(sim, butler):
+    """IDs are checked in one GET /qrs/task; when its answer ends after the first
+    tasks arrived whole, those IDs are as unchecked as the rest: invalid, and not
+    started (as when the reply was read whole and the call failed)."""
+    d = butler(workers=1, short=True)
+    order = [t["id"] for t in sim.tasks if t["id"] in (T1, T2, T3, T4)]
+    first = len(json.dumps([_condensed_task(sim.find_task(order[0]))]).encode())
+    b = sim.set_behaviour(r"^/qrs/task$", cut_at=first + 20, times=1)
+    r = start(d, "-", [item_id(t) for t in (T1, T2, T3, T4)], timeout=60)
+    check_json(r, result(invalid=[T1, T2, T3, T4]))
+    assert b.applied == 1
+    assert sim.starts() == []
+    # and when QRS answers whole, they are started
+    check_json(start(d, "-", [item_id(t) for t in (T1, T2, T3, T4)], timeout=60),
+               result(started=[T1, T2, T3, T4]))
