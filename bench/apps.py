@@ -26,7 +26,15 @@ Prints the medians with the spread (min-max) of each, then (bench/README.md,
   ROW apps_list_time   butlerd=<ms> reference=<old's ms> ratio=<new/old>
   ROW apps_list_cpu    butlerd=<ms> reference=<old's ms> ratio=<new/old>
 
-Usage: bench/apps.py [-n N] [-r ROUNDS] [--app-bytes B] [--old PATH]
+With --tasks, the same for the task lookup of a start by tag instead: the
+simulator serves N generated reload tasks (default 1,000) of about --task-bytes
+each in task/full (default 8192: an 8 MB reply for 1,000 tasks), all tagged
+"Bulk", and each round is one PUT /v4/reloadtask/-/start with that tag, checked
+to list every task in order (so each round also starts N tasks: time and cpu
+include the starts). The rows are task_lookup_peak, _growth, _time and _cpu.
+
+Usage: bench/apps.py [--tasks] [-n N] [-r ROUNDS] [--app-bytes B] [--task-bytes B]
+                     [--old PATH]
 Environment: BUTLERD=path to the binary (default ../src/butlerd next to this script).
 """
 
@@ -48,14 +56,14 @@ if not os.environ.get("BUTLERD"):
 
 import harness  # noqa: E402
 from harness import Raw, FIXTURE, X_QLIK_USER  # noqa: E402
-from qlik_sim import QlikSim, make_certs, make_many_apps  # noqa: E402
+from qlik_sim import QlikSim, make_certs, make_many_apps, make_many_tasks  # noqa: E402
 
 TICK_MS = 1e3 / os.sysconf("SC_CLK_TCK")
 
 
 def butlerd_for(tmp, sim, certs, name, binary):
     ov = {"Butler": {
-        "restServerEndpointsEnable": {"senseListApps": True},
+        "restServerEndpointsEnable": {"senseListApps": True, "senseStartTask": True},
         "cert": {"clientCert": certs["client.pem"], "clientCertKey": certs["client_key.pem"],
                  "clientCertCA": certs["root.pem"]},
         "configQRS": {"host": "127.0.0.1", "port": sim.qrs_port, "useSSL": True,
@@ -89,8 +97,8 @@ def cpu_ms(pid):
 class Side:
     """One butlerd, its worker and a kept-alive connection to it."""
 
-    def __init__(self, name, d):
-        self.name, self.d = name, d
+    def __init__(self, name, d, req):
+        self.name, self.d, self.req = name, d, req
         self.pid = d.worker_pids()[0]
         self.conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=120)
         self.time, self.cpu, self.peak, self.growth = [], [], [], []
@@ -99,11 +107,12 @@ class Side:
         with open("/proc/%d/clear_refs" % self.pid, "w") as f:
             f.write("5")  # VmHWM := VmRSS
         rss, c0, t0 = status_kb(self.pid, "VmRSS"), cpu_ms(self.pid), time.perf_counter()
-        self.conn.request("GET", "/v4/apps/list")
+        method, path, body, pick = self.req
+        self.conn.request(method, path, body, {"Content-Type": "application/json"})
         r = self.conn.getresponse()
         body = r.read()
         t = (time.perf_counter() - t0) * 1000
-        if r.status != 200 or json.loads(body) != expected:
+        if r.status != 200 or pick(json.loads(body)) != expected:
             sys.exit("apps.py: %s answered %d with a wrong list" % (self.name, r.status))
         # the worker's CPU ticks are counted once the answer has left it
         hwm, c1 = status_kb(self.pid, "VmHWM"), cpu_ms(self.pid)
@@ -119,12 +128,20 @@ def spread(xs, unit):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="GET /v4/apps/list of a large site, old vs new")
-    ap.add_argument("-n", type=int, default=20000, help="generated apps (default 20000)")
+    ap = argparse.ArgumentParser(description="GET /v4/apps/list (or with --tasks, a start "
+                                 "by tag) of a large site, old vs new")
+    ap.add_argument("--tasks", action="store_true",
+                    help="measure the task lookup of a start by tag instead of the apps list")
+    ap.add_argument("-n", type=int, default=None,
+                    help="generated apps or tasks (default 20000 apps, 1000 tasks)")
     ap.add_argument("-r", type=int, default=7, help="rounds (default 7)")
     ap.add_argument("--app-bytes", type=int, default=2048, help="JSON bytes per app (default 2048)")
+    ap.add_argument("--task-bytes", type=int, default=8192,
+                    help="JSON bytes per task in task/full (default 8192)")
     ap.add_argument("--old", metavar="PATH", help="the reference binary (default: the same)")
     a = ap.parse_args()
+    if a.n is None:
+        a.n = 1000 if a.tasks else 20000
     if a.n < 1 or a.r < 1:
         sys.exit("apps.py: -n and -r must be >= 1")
     new = os.path.abspath(os.environ["BUTLERD"])
@@ -135,17 +152,30 @@ def main():
     try:
         certs = make_certs(os.path.join(tmp, "certs"))
         sim = QlikSim(fixture_path=FIXTURE, certs_dir=os.path.dirname(certs["root.pem"]))
-        sim.apps.extend(make_many_apps(a.n, a.app_bytes))
-        sim.full_app_list = True
+        if a.tasks:
+            tasks = make_many_tasks(sim.tasks[0], a.n, "Bulk", a.task_bytes)
+            sim.tasks.extend(tasks)
+            expected = [{"taskId": x["id"], "taskName": x["name"]} for x in tasks]
+            req = ("PUT", "/v4/reloadtask/-/start",
+                   b'[{"type":"starttasktag","payload":{"tag":"Bulk"}}]', lambda o: o["tasksTag"])
+            listed = [{k: v for k, v in x.items() if k not in ("app", "operational")}
+                      for x in tasks]
+            what, prefix = "tasks", "task_lookup"
+        else:
+            sim.apps.extend(make_many_apps(a.n, a.app_bytes))
+            sim.full_app_list = True
+            expected = [{"id": x["id"], "name": x["name"]} for x in sim.apps]
+            req = ("GET", "/v4/apps/list", None, lambda o: o)
+            listed, what, prefix = sim.apps, "apps", "apps_list"
         sim.start()
-        expected = [{"id": x["id"], "name": x["name"]} for x in sim.apps]
-        sides = [Side("new", butlerd_for(tmp, sim, certs, "new", new)),
-                 Side("old", butlerd_for(tmp, sim, certs, "old", old))]
+        sides = [Side("new", butlerd_for(tmp, sim, certs, "new", new), req),
+                 Side("old", butlerd_for(tmp, sim, certs, "old", old), req)]
         for s in sides:
             s.get(expected)  # warm-up: connections to butlerd and to QRS, the reply encoded
-        reply = len(json.dumps(sim.apps, ensure_ascii=False).encode())
-        print("%d apps, QRS reply %.1f MB, butlerd's answer %.1f MB" % (
-            len(expected), reply / 1e6, len(json.dumps(expected, separators=(",", ":"))) / 1e6))
+        reply = len(json.dumps(listed, ensure_ascii=False).encode())
+        print("%d %s, QRS reply %.1f MB, butlerd's answer %.1f MB" % (
+            len(expected), what, reply / 1e6,
+            len(json.dumps(expected, separators=(",", ":"))) / 1e6))
         for i in range(a.r):
             order = sides if i % 2 == 0 else sides[::-1]
             line = []
@@ -159,10 +189,10 @@ def main():
                 s.name, spread(s.time, "ms"), spread(s.cpu, "ms"), spread(s.peak, "MB"),
                 spread(s.growth, "MB")))
         n, o = sides
-        for row, attr, unit in (("apps_list_peak", "peak", "MB"),
-                                ("apps_list_growth", "growth", "MB"),
-                                ("apps_list_time", "time", "ms"),
-                                ("apps_list_cpu", "cpu", "ms")):
+        for row, attr, unit in ((prefix + "_peak", "peak", "MB"),
+                                (prefix + "_growth", "growth", "MB"),
+                                (prefix + "_time", "time", "ms"),
+                                (prefix + "_cpu", "cpu", "ms")):
             b = statistics.median(getattr(n, attr))
             r = statistics.median(getattr(o, attr))
             print("ROW %s butlerd=%.1f%s reference=%.1f%s ratio=%s" % (

@@ -1089,6 +1089,28 @@ def make_many_apps(count, app_bytes=2048):
     return apps
 
 
+def make_many_tasks(base, count, tag="Bulk", task_bytes=8192):
+    """COUNT reload tasks made from the fixture task BASE, all tagged TAG, each about
+    TASK_BYTES of JSON in task/full (40 custom properties, padded to the size), with
+    the IDs %08x-b0b0-4c1d-8e2f-... and names "Bulk reload 00000", ... in that order,
+    as a site that tags thousands of tasks richly has."""
+    tasks = []
+    for i in range(count):
+        tid = "%08x-b0b0-4c1d-8e2f-%012x" % (0x6b000000 + i, i)
+        cps = [{"id": "0e2a7f9c-6a61-4c5e-9d55-%012x" % (i * 40 + j),
+                "value": "value %d of task %d" % (j, i),
+                "definition": {"id": "9b1c2d3e-4f50-4a6b-8c7d-%012x" % j,
+                               "name": "property%02d" % j}} for j in range(40)]
+        t = dict(base, id=tid, name="Bulk reload %05d" % i, customProperties=cps,
+                 tags=[{"id": "6e0c9d7f-0000-4000-8000-00000000b01c", "name": tag}])
+        pad = task_bytes - len(json.dumps({k: v for k, v in t.items()
+                                           if k not in ("app", "operational")}))
+        if pad > 0:
+            cps[0]["value"] += " " + "x" * (pad - 1)
+        tasks.append(t)
+    return tasks
+
+
 def make_large_app(app_id, count=1000, payload_bytes=1000, title="Large app"):
     """An engine app with `count` objects of each kind (sheets, master objects,
     dimensions, measures, bookmarks, variables, fields), each with about
