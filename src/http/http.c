@@ -597,12 +597,14 @@ struct jpool {
     {.name = n, .threads = t, .trim = tr, .mu = PTHREAD_MUTEX_INITIALIZER,                   \
      .cv = PTHREAD_COND_INITIALIZER}
 /* Qlik Sense work (QRS lists, TLS connections, app dumps) leaves freed heap in the
- * malloc arena of each job thread that did it: about 1.6 MB a thread after a start
- * of 1,000 tasks, kept by glibc for that thread, 13 MB over eight threads. The
- * sweeper gives it back (malloc_trim) once the pool has been quiet for TRIM_QUIET_MS:
- * once a burst, off the request path, where a trim after every job would add half a
- * millisecond of CPU to each start (butlerd(8), PERFORMANCE). */
+ * malloc arena of each job thread that did it, which glibc keeps for that thread.
+ * The sweeper gives it back (malloc_trim) once the pool has been quiet for
+ * TRIM_QUIET_MS, so once a burst and off the request path (a trim after every job
+ * would add half a millisecond of CPU to each start); under steady work, at a tick
+ * that finds the pool idle and at most every TRIM_BUSY_MS (butlerd(8),
+ * PERFORMANCE). */
 #define TRIM_QUIET_MS 1000
+#define TRIM_BUSY_MS 30000
 static struct jpool jpools[JP_COUNT] = {
     [JP_QLIK] = JPOOL("qlik", 8, 1),
     [JP_FILES] = JPOOL("files", 4, 0),
@@ -651,24 +653,28 @@ static void *job_thread(void *arg)
     return NULL;
 }
 
-/* Called by the sweeper: one malloc_trim for the pools that ran jobs and have been
- * quiet since for TRIM_QUIET_MS. */
+/* Called by the sweeper: one malloc_trim for the pools that ran jobs and are idle,
+ * quiet for TRIM_QUIET_MS or last trimmed TRIM_BUSY_MS ago. */
 static void jpools_trim(int64_t now)
 {
+    static int64_t last_trim;
     int trim = 0;
     for (int k = 0; k < JP_COUNT; k++) {
         struct jpool *p = &jpools[k];
         if (!p->trim)
             continue;
         pthread_mutex_lock(&p->mu);
-        if (p->dirty && !p->running && !p->head && now - p->ended_ms >= TRIM_QUIET_MS) {
+        if (p->dirty && !p->running && !p->head &&
+            (now - p->ended_ms >= TRIM_QUIET_MS || now - last_trim >= TRIM_BUSY_MS)) {
             p->dirty = 0;
             trim = 1;
         }
         pthread_mutex_unlock(&p->mu);
     }
-    if (trim)
+    if (trim) {
+        last_trim = now;
         malloc_trim(0);
+    }
 }
 
 /* A pool's threads start with its first job (under its lock), so a worker carries

@@ -3,7 +3,7 @@
 #ifndef QRS_H
 #define QRS_H
 
-#include "jsonarr.h" /* QRS lists are read with jsonarr_each() */
+#include "jsonarr.h" /* QRS lists are read with jsonarr_feed() or jsonarr_each() */
 #include "util.h"
 
 #include <json-c/json.h>

@@ -433,6 +433,19 @@ static void clear_tasks(struct start *s, const size_t *ks, size_t n)
     }
 }
 
+/* Takes back the not-a-GUID reports (bad_id) made since S->bad had N0 entries. */
+static void drop_bad_since(struct start *s, size_t n0)
+{
+    size_t n = json_object_array_length(s->bad);
+    for (size_t i = n0; i < n; i++) {
+        json_object *f = json_object_array_get_idx(s->bad, i);
+        json_object_object_del(s->bad_seen,
+                               json_object_get_string(json_object_object_get(f, "taskId")));
+    }
+    if (n > n0)
+        json_object_array_del_idx(s->bad, n0, n - n0);
+}
+
 static int feed_tasks(void *arg, const char *p, size_t len)
 {
     jsonarr_feed(arg, p, len);
@@ -443,8 +456,9 @@ static int feed_tasks(void *arg, const char *p, size_t len)
  * status or a body that is no array means: nothing found), -1 if not. QRS's list
  * is read as it arrives, one task at a time (butlerd(8), PERFORMANCE): a tag on
  * thousands of tasks costs their IDs and names, not the whole task/full reply.
- * What was read of a list that then fails is dropped, so a partial list starts
- * nothing and an ID it named stays unchecked. */
+ * What was read of a list whose call then fails is dropped (found tasks and
+ * not-a-GUID reports), so a partial list starts nothing and an ID it named stays
+ * unchecked. */
 static int lookup_chunk(struct start *s, const size_t *ks, size_t n)
 {
     enum kind kind = s->keys[ks[0]].kind;
@@ -463,11 +477,13 @@ static int lookup_chunk(struct start *s, const size_t *ks, size_t n)
     const char *path = kind == K_ID ? "task" : "task/full";
     struct chunk ch = {s, ks, n, kind, 0, 0};
     struct jsonarr arr;
+    size_t bad0 = json_object_array_length(s->bad);
     jsonarr_init(&arr, chunk_task, &ch);
     int called = qrs_get_list(s->c, path, f.p, feed_tasks, &arr, &q);
     long got = jsonarr_end(&arr);
     if (called < 0) {
         clear_tasks(s, ks, n);
+        drop_bad_since(s, bad0);
         snprintf(s->err, sizeof s->err, "%s", q.error);
         s->too_large |= q.too_large;
         qrs_resp_free(&q);

@@ -1,6 +1,7 @@
-"""Task lookups read as QRS sends them (issue 19; butlerd(8) PERFORMANCE and "Start
-task"): the task/full list of a tag is read one task at a time, so a worker holds
-the IDs and names it found, never QRS's whole reply; a list that fails half way
+"""Task lookups read as QRS sends them (issue 19; butlerd(8) PERFORMANCE and
+"Starting tasks"): the task/full list of a tag is read one task at a time, so a
+worker holds the IDs and names it found, never QRS's whole reply; a list that fails
+half way
 (cut off, corrupt, over butlerd.qrs.maxReplyBytes) gives the answer it gave when
 the reply was read whole first, and a partial list starts nothing.
 
@@ -132,3 +133,18 @@ def test_id_check_cut_off_after_some_tasks_leaves_them_unchecked(sim, butler):
     # and when QRS answers whole, they are started
     check_json(start(d, "-", [item_id(t) for t in (T1, T2, T3, T4)], timeout=60),
                result(started=[T1, T2, T3, T4]))
+
+
+def test_id_check_cut_off_after_a_bad_id_reports_nothing_of_it(sim, butler):
+    """A task ID that is not a GUID, read before the ID check's answer ends: the
+    check failed, so that ID is not reported under tasksFailed either (as when
+    the reply was read whole), only the IDs asked for are invalid."""
+    d = butler(workers=1, short=True)
+    listed = [{"id": "not-a-guid", "name": "Other"}, _condensed_task(sim.find_task(T1)),
+              _condensed_task(sim.find_task(T2))]
+    cut = len(json.dumps(listed[:2]).encode())
+    b = sim.set_behaviour(r"^/qrs/task$", body=listed, cut_at=cut, times=1)
+    r = start(d, "-", [item_id(T1), item_id(T2)], timeout=60)
+    check_json(r, result(invalid=[T1, T2]))
+    assert b.applied == 1
+    assert sim.starts() == []

@@ -623,7 +623,8 @@ class _BaseHandler(http.server.BaseHTTPRequestHandler):
 
         res = self.route(rec)
         if beh is not None and beh.cut_at is not None and res[0] == 200:
-            return self._answer_cut(rec, res[1], res[2], beh.cut_at)
+            body = beh.body if beh.body is not None else res[1]
+            return self._answer_cut(rec, body, res[2], beh.cut_at)
         if beh is not None and beh.status is not None and res[0] not in (401, 403):
             b = beh.body
             if isinstance(b, (dict, list)):
@@ -1987,8 +1988,9 @@ class QlikSim:
                   bytes long, generated while it is sent (a huge reply that the
                   simulator never holds in memory); chunked: without a
                   Content-Length, in chunked transfer encoding
-          cut_at  a normal 200 answer whose connection ends after this many
-                  bytes of its body (the Content-Length is the whole body's)
+          cut_at  a normal 200 answer (or BODY, if given) whose connection ends
+                  after this many bytes of its body (the Content-Length is the
+                  whole body's)
         The first installed behaviour that matches applies. Returns the
         Behaviour; clear_behaviour(b) removes just that one."""
         b = Behaviour(path_regex, status, delay, hang, body, times, method, drop, headers)

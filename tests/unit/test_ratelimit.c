@@ -87,7 +87,8 @@ static int64_t locked_clock(void)
     struct shm_table *t = shm_ptr(shm.hdr->rl_off);
     pthread_mutex_t *mu = &shm_table_stripe(t, 0)->lock.mu; /* the one stripe */
     clock_reads++;
-    /* an error-checking mutex: EDEADLK when this thread holds it */
+    /* a robust error-checking mutex (shm_lock.c): glibc answers EDEADLK when this
+     * thread holds it (POSIX leaves it open; another libc fails here, never passes) */
     if (pthread_mutex_trylock(mu) != EDEADLK) {
         clock_unlocked++;
         pthread_mutex_unlock(mu);
