@@ -1,8 +1,10 @@
 /* The QRS filter builder and the QRS answers of a task start (src/qlik/task.c
  * task_start_run, src/qrs.c qrs_quote and the URL encoding of qrs_call). The real
- * qrs.c is compiled into this harness, but qrs_call is replaced by a stub that
- * builds the filter part of the URL with qrs.c's own encode(), checks it, and
- * answers from the fuzz input instead of a Repository Service.
+ * qrs.c is compiled into this harness, but qrs_call and qrs_get_list are replaced
+ * by stubs that build the filter part of the URL with qrs.c's own encode(), check
+ * it, and answer from the fuzz input instead of a Repository Service; the list
+ * stub hands a 200 body over in pieces of 1 to 7 bytes, as a reply arrives, so
+ * the lookups' incremental reading (jsonarr_feed) meets every cut.
  *
  * Input: one flag byte, a start-task body, then NUL-separated QRS answers (first
  * byte: status class, rest: the body) used in the order the calls come. Flags:
@@ -14,8 +16,10 @@
  * forms task.c builds, joined by " or ", with every quoted string properly escaped:
  * no task-start body can inject filter syntax. */
 #define qrs_call qrs_call_real
+#define qrs_get_list qrs_get_list_real
 #include "qrs.c"
 #undef qrs_call
+#undef qrs_get_list
 
 #include "cfg.h"
 #include "kv.h"
@@ -29,6 +33,8 @@
 
 int qrs_call(const struct cfg *c, const char *method, const char *path, const char *filter,
              const char *body, struct qrs_resp *out);
+int qrs_get_list(const struct cfg *c, const char *path, const char *filter, qrs_chunk_fn fn,
+                 void *arg, struct qrs_resp *out);
 
 static const uint8_t *ans;
 static size_t ans_left;
@@ -163,6 +169,29 @@ int qrs_call(const struct cfg *c, const char *method, const char *path, const ch
         buf_append(&out->body, a, alen);
     buf_append(&out->body, "", 0); /* NUL-terminated, as on_data leaves it */
     return 0;
+}
+
+int qrs_get_list(const struct cfg *c, const char *path, const char *filter, qrs_chunk_fn fn,
+                 void *arg, struct qrs_resp *out)
+{
+    if (qrs_call(c, "GET", path, filter, NULL, out) < 0)
+        return -1;
+    if (out->status != 200)
+        return 0; /* kept, as on_stream keeps a body that is not a 200's */
+    struct buf b = out->body;
+    out->body = (struct buf){0};
+    size_t len = b.len ? b.len - 1 : 0; /* without the NUL qrs_call added */
+    int rc = 0;
+    for (size_t off = 0, piece = 1 + calls % 7; off < len; off += piece) {
+        size_t n = len - off < piece ? len - off : piece;
+        if (fn(arg, b.p + off, n) != 0) {
+            snprintf(out->error, sizeof out->error, "the reader stopped the transfer");
+            rc = -1;
+            break;
+        }
+    }
+    buf_free(&b);
+    return rc;
 }
 
 static struct cfg cfg;
