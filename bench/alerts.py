@@ -20,21 +20,16 @@ import argparse
 import http.server
 import json
 import os
-import sys
 import tempfile
 import threading
 import time
 import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "blackbox"))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "qlik-sim"))
-if not os.environ.get("BUTLERD"):
-    os.environ["BUTLERD"] = os.path.join(HERE, "..", "src", "butlerd")
+import benchpath  # noqa: F401 (the harness on the import path, BUTLERD)
 
 import harness  # noqa: E402
 from harness import Raw  # noqa: E402
-from taskfix import make_certs, QlikSim, FIXTURE, X_QLIK_USER  # noqa: E402
+from taskfix import make_certs, QlikSim, FIXTURE, qrs_overrides  # noqa: E402
 from udp_sender import Sender, join, task_fields  # noqa: E402
 
 got = {}
@@ -90,12 +85,7 @@ def main():
         "webhookNotification": {"enable": True, "reloadTaskFailure": {
             "rateLimit": 0, "webhooks": Raw('( { webhookURL = "http://127.0.0.1:%d/h"; '
                                             'httpMethod = "POST"; } )' % srv.server_address[1])}},
-        "cert": {"clientCert": certs["client.pem"], "clientCertKey": certs["client_key.pem"],
-                 "clientCertCA": certs["root.pem"]},
-        "configQRS": {"host": "127.0.0.1", "port": sim.qrs_port, "useSSL": True,
-                      "rejectUnauthorized": True,
-                      "headers": {"static": Raw('( { name = "X-Qlik-User"; value = "%s"; } )'
-                                                % X_QLIK_USER)}}},
+        **qrs_overrides(sim, certs)},
         "butlerd": {
                     "notifications": {"spoolDirectory": a.spool or os.path.join(tmp, "spool"),
                                       "maxConcurrent": 16}}}

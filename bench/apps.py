@@ -48,14 +48,11 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "blackbox"))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "qlik-sim"))
-if not os.environ.get("BUTLERD"):
-    os.environ["BUTLERD"] = os.path.join(HERE, "..", "src", "butlerd")
+import benchpath  # noqa: F401 (the harness on the import path, BUTLERD)
 
 import harness  # noqa: E402
-from harness import Raw, FIXTURE, X_QLIK_USER  # noqa: E402
+from harness import FIXTURE  # noqa: E402
+from taskfix import qrs_overrides  # noqa: E402
 from qlik_sim import QlikSim, make_certs, make_many_apps, make_many_tasks  # noqa: E402
 
 TICK_MS = 1e3 / os.sysconf("SC_CLK_TCK")
@@ -64,12 +61,7 @@ TICK_MS = 1e3 / os.sysconf("SC_CLK_TCK")
 def butlerd_for(tmp, sim, certs, name, binary):
     ov = {"Butler": {
         "restServerEndpointsEnable": {"senseListApps": True, "senseStartTask": True},
-        "cert": {"clientCert": certs["client.pem"], "clientCertKey": certs["client_key.pem"],
-                 "clientCertCA": certs["root.pem"]},
-        "configQRS": {"host": "127.0.0.1", "port": sim.qrs_port, "useSSL": True,
-                      "rejectUnauthorized": True,
-                      "headers": {"static": Raw('( { name = "X-Qlik-User"; value = "%s"; } )'
-                                                % X_QLIK_USER)}}}}
+        **qrs_overrides(sim, certs)}}
     d = harness.Daemon(os.path.join(tmp, name), ov, workers=1)
     os.makedirs(d.tmpdir)
     saved = os.environ["BUTLERD"]

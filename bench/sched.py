@@ -29,18 +29,13 @@ import json
 import os
 import random
 import re
-import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "blackbox"))
-if not os.environ.get("BUTLERD"):
-    os.environ["BUTLERD"] = os.path.join(HERE, "..", "src", "butlerd")
+import benchpath  # noqa: F401 (the harness on the import path, BUTLERD)
 
 import harness  # noqa: E402
-from harness import Raw  # noqa: E402
-from taskfix import make_certs, QlikSim, FIXTURE, X_QLIK_USER  # noqa: E402
+from taskfix import make_certs, QlikSim, FIXTURE, X_QLIK_USER, qrs_overrides  # noqa: E402
 
 TASK = "e3b27f50-b1c0-4879-88fc-c7cdd9c1cf3e"
 ZONES = ["Europe/Stockholm", "America/New_York", "UTC", "Asia/Kolkata", "Australia/Sydney",
@@ -104,12 +99,7 @@ def run(label, tmp, sim, certs, scheds, duration, workers):
     ov = {"Butler": {
         "restServerEndpointsEnable": {"scheduler": {"getScheduleStatusAll": True}},
         "scheduler": {"enable": True, "configfile": sfile},
-        "cert": {"clientCert": certs["client.pem"], "clientCertKey": certs["client_key.pem"],
-                 "clientCertCA": certs["root.pem"]},
-        "configQRS": {"host": "127.0.0.1", "port": sim.qrs_port, "useSSL": True,
-                      "rejectUnauthorized": True,
-                      "headers": {"static": Raw('( { name = "X-Qlik-User"; value = "%s"; } )'
-                                                % X_QLIK_USER)}}},
+        **qrs_overrides(sim, certs)},
         "butlerd": {"logging": {"level": "debug"}, "scheduler": {"maxSchedules": max(len(scheds), 1)}}}
     d = harness.Daemon(d_dir, ov, workers=workers)
     t0 = time.time()

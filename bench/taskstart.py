@@ -60,14 +60,11 @@ import threading
 import time
 from urllib.parse import quote
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "blackbox"))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "qlik-sim"))
-if not os.environ.get("BUTLERD"):
-    os.environ["BUTLERD"] = os.path.join(HERE, "..", "src", "butlerd")
+import benchpath  # noqa: F401 (the harness on the import path, BUTLERD)
 
 import harness  # noqa: E402
-from harness import Raw, FIXTURE, X_QLIK_USER  # noqa: E402
+from harness import FIXTURE, X_QLIK_USER  # noqa: E402
+from taskfix import qrs_overrides  # noqa: E402
 from qlik_sim import QlikSim, make_certs  # noqa: E402
 
 TASK = "e3b27f50-b1c0-4879-88fc-c7cdd9c1cf3e"
@@ -78,12 +75,7 @@ pc = time.perf_counter
 def butlerd_for(tmp, sim, certs, name, binary=None):
     ov = {"Butler": {
         "restServerEndpointsEnable": {"senseStartTask": True, "senseListApps": True},
-        "cert": {"clientCert": certs["client.pem"], "clientCertKey": certs["client_key.pem"],
-                 "clientCertCA": certs["root.pem"]},
-        "configQRS": {"host": "127.0.0.1", "port": sim.qrs_port, "useSSL": True,
-                      "rejectUnauthorized": True,
-                      "headers": {"static": Raw('( { name = "X-Qlik-User"; value = "%s"; } )'
-                                                % X_QLIK_USER)}},
+        **qrs_overrides(sim, certs),
         "startTaskFilter": {"enable": False}}}
     d = harness.Daemon(os.path.join(tmp, name), ov, workers=1)
     os.makedirs(d.tmpdir)

@@ -47,10 +47,7 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "blackbox"))
-if not os.environ.get("BUTLERD"):
-    os.environ["BUTLERD"] = os.path.join(HERE, "..", "src", "butlerd")
+from benchpath import HERE  # also puts the harness on the import path, sets BUTLERD
 
 import harness  # noqa: E402
 import broker as brokerfix  # noqa: E402

@@ -275,6 +275,20 @@ def filter_cfg(f):
     return {"enable": True, "allowTask": allow}
 
 
+def qrs_overrides(sim, certs, cert="client.pem", key="client_key.pem", ca="root.pem",
+                  reject=True, qrs_port=None):
+    """The Butler.cert and Butler.configQRS settings of a butlerd that talks to SIM
+    with the test PKI CERTS (used by the fixture below and by bench/)."""
+    return {"cert": {"clientCert": certs[cert], "clientCertKey": certs[key],
+                     "clientCertCA": certs[ca]},
+            "configQRS": {
+                "host": "127.0.0.1", "port": qrs_port or sim.qrs_port, "useSSL": True,
+                "rejectUnauthorized": reject,
+                "headers": {"static": Raw('( { name = "X-Qlik-User"; value = "%s"; } )'
+                                          % X_QLIK_USER)},
+            }}
+
+
 @pytest.fixture
 def butler(start_daemon, sim, certs):
     """Factory: butler(filter=None, short=False, cert=, key=, ca=, reject=True,
@@ -285,18 +299,9 @@ def butler(start_daemon, sim, certs):
         ep = {"senseStartTask": True, "senseListApps": True, "keyValueStore": True}
         ep.update(endpoints or {})
         ov = {
-            "Butler": {
-                "restServerEndpointsEnable": ep,
-                "cert": {"clientCert": certs[cert], "clientCertKey": certs[key],
-                         "clientCertCA": certs[ca]},
-                "configQRS": {
-                    "host": "127.0.0.1", "port": qrs_port or sim.qrs_port, "useSSL": True,
-                    "rejectUnauthorized": reject,
-                    "headers": {"static": Raw('( { name = "X-Qlik-User"; value = "%s"; } )'
-                                              % X_QLIK_USER)},
-                },
-                "startTaskFilter": filter_cfg(filter) if filter else {"enable": False},
-            },
+            "Butler": dict(qrs_overrides(sim, certs, cert, key, ca, reject, qrs_port),
+                           restServerEndpointsEnable=ep,
+                           startTaskFilter=filter_cfg(filter) if filter else {"enable": False}),
         }
         if short:
             ov["butlerd"] = {"qrs": {"timeoutMs": TIMEOUT_MS,
